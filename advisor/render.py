@@ -1,0 +1,107 @@
+"""Text and Markdown views of trial results (front-end helpers; nothing here measures)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from advisor.units import format_bytes, format_count, format_rate, format_seconds
+from profilers.records import TrialResult
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool = False) -> str:
+    """A plain aligned table, or a Markdown one."""
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*r) for r in rows]
+    return "\n".join(line.rstrip() for line in out)
+
+
+def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
+    """(figure, value, source) rows describing one trial."""
+    rows: list[tuple[str, str, str]] = [
+        ("model", r.model, ""),
+        ("plan", r.plan, ""),
+        ("device", r.device, ""),
+        ("micro-batch × seq", f"{r.batch_size} × {r.seq_len}", ""),
+        ("status", r.status.value + (f" — {r.reason}" if r.reason else ""), ""),
+    ]
+    if r.accumulation_steps > 1:
+        rows.append(("accumulation steps", str(r.accumulation_steps), ""))
+    if r.params:
+        p = r.params
+        src = p.provenance.value
+        rows += [
+            ("parameters", f"{format_count(p.total)} ({format_bytes(p.parameter_bytes)})", src),
+            ("trainable", f"{format_count(p.trainable)} ({p.trainable_percent:.3g}%)", src),
+        ]
+    if r.tensor_peak:
+        tp = r.tensor_peak
+        b = tp.breakdown
+        src = tp.provenance.value
+        rows += [
+            ("peak tensor memory", f"{format_bytes(tp.peak_bytes, 2)} (in {tp.peak_phase})", src),
+            ("  parameters", format_bytes(b.parameter_bytes + b.buffer_bytes, 2), src),
+            ("  gradients", format_bytes(b.gradient_bytes, 2), src),
+            ("  optimizer state", format_bytes(b.optimizer_state_bytes, 2), src),
+            ("  input batch", format_bytes(b.input_bytes, 2), src),
+            ("  activations + temporaries", format_bytes(b.activation_bytes, 2), src),
+            ("resident between steps", format_bytes(tp.resident_before_step_bytes, 2), src),
+        ]
+    if r.cuda:
+        c = r.cuda
+        src = c.provenance.value
+        rows += [
+            ("CUDA max allocated", format_bytes(c.max_allocated_bytes, 2), src),
+            ("CUDA max reserved", format_bytes(c.max_reserved_bytes, 2), src),
+            ("CUDA max active", format_bytes(c.max_active_bytes, 2), src),
+        ]
+    if r.nvml:
+        n = r.nvml
+        rows.append(
+            ("NVML device used (peak)", format_bytes(n.peak_device_used_bytes, 2), n.provenance.value)
+        )
+        if n.peak_process_used_bytes is not None:
+            rows.append(
+                ("NVML this process (peak)", format_bytes(n.peak_process_used_bytes, 2), n.provenance.value)
+            )
+    if r.timing:
+        t = r.timing
+        src = t.provenance.value
+        rows += [
+            (
+                "step time (median)",
+                f"{format_seconds(t.median_step_time_s)} (min {format_seconds(t.min_step_time_s)}, "
+                f"max {format_seconds(t.max_step_time_s)}, {t.steps} steps)",
+                src,
+            ),
+            (
+                "throughput",
+                f"{format_rate(t.tokens_per_s, 'tok/s')}, {format_rate(t.samples_per_s, 'samples/s')}",
+                src,
+            ),
+        ]
+    if r.host:
+        rows.append(
+            ("host RSS peak (context only)", format_bytes(r.host.rss_peak_bytes), r.host.provenance.value)
+        )
+    return rows
+
+
+def backend_notes(r: TrialResult) -> list[str]:
+    """One line per measurement backend that could not be used, with the reason."""
+    return [f"{b.name}: unavailable — {b.reason}" for b in r.backends if not b.available]
+
+
+def trial_text(r: TrialResult, markdown: bool = False) -> str:
+    """One trial as a readable table (human units, provenance per figure), then backend notes."""
+    text = table(("figure", "value", "source"), trial_rows(r), markdown=markdown)
+    notes = backend_notes(r)
+    if notes:
+        bullet = "- " if markdown else "  "
+        text += "\n\nbackends not used:\n" + "\n".join(bullet + n for n in notes)
+    return text

@@ -1,0 +1,226 @@
+"""Exact live-tensor accounting of a training step, at the storage level.
+
+A :class:`TensorMemoryTracker` is a ``TorchDispatchMode``: every aten op of the step (forward,
+backward, optimizer) passes through it, and each storage an op hands back that the tracker does
+not know yet is counted as allocated, with a weak-reference finalizer that counts it as freed
+when the storage dies. What was resident before the step (parameters, buffers, optimizer state,
+the input batch) is registered up front with its role. The result is the peak of live tensor
+bytes and, by replaying the event log, the role of every byte live at that peak.
+
+It counts tensors, not allocator blocks: on CPU that is the exact figure; on CUDA the caching
+allocator's rounding comes on top. It works the same under ``FakeTensorMode`` (simulation),
+where no real memory exists at all.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from profilers.records import MemoryBreakdown, Provenance, TensorPeak
+
+log = logging.getLogger(__name__)
+
+
+class Role(str, enum.Enum):
+    """What a storage holds."""
+
+    PARAMETER = "parameter"
+    BUFFER = "buffer"
+    GRADIENT = "gradient"
+    OPTIMIZER = "optimizer"
+    INPUT = "input"
+    ACTIVATION = "activation"  # saved activations and temporaries
+
+
+def _storage_of(t: torch.Tensor) -> torch.UntypedStorage | None:
+    try:
+        return t.untyped_storage()
+    except (RuntimeError, NotImplementedError):  # sparse, nested, or tensors without storage
+        return None
+
+
+def tensors_in(obj: Any) -> list[torch.Tensor]:
+    """All tensors in a nested structure (dicts, lists, tuples, HF ``ModelOutput``s)."""
+    leaves, _ = tree_flatten(obj)
+    return [x for x in leaves if isinstance(x, torch.Tensor)]
+
+
+def optimizer_state_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """Every tensor held in an optimizer's per-parameter state."""
+    out: list[torch.Tensor] = []
+    for state in optimizer.state.values():
+        out.extend(tensors_in(dict(state)))
+    return out
+
+
+class TensorMemoryTracker(TorchDispatchMode):
+    """Tracks live tensor bytes on one device type while active; see the module docstring.
+
+    Use: register what is resident, enter the mode, run the step (calling :meth:`set_phase` and
+    :meth:`note_gradients` at its seams), exit, then read :meth:`result`.
+    """
+
+    def __init__(self, device_type: str = "cpu") -> None:
+        super().__init__()
+        self.device_type = device_type
+        self.phase = "forward"
+        self._serial_by_id: dict[int, int] = {}  # id(storage) -> serial, while alive
+        self._bytes: dict[int, int] = {}  # serial -> bytes
+        self._role: dict[int, Role] = {}  # serial -> role (kept after the storage dies)
+        self._events: list[int] = []  # +serial = allocated, -serial = freed
+        self._finalizers: list[weakref.finalize] = []
+        self._next_serial = 1
+        self._live_bytes = 0
+        self._resident_bytes = 0
+        self.peak_bytes = 0
+        self._peak_event = 0  # number of events replayed to reach the peak
+        self.peak_phase = "forward"
+
+    # -- registration ------------------------------------------------------------------------
+
+    def _track(self, storage: torch.UntypedStorage, role: Role) -> int | None:
+        if storage.device.type != self.device_type:
+            return None
+        key = id(storage)
+        serial = self._serial_by_id.get(key)
+        if serial is not None:
+            return serial
+        nbytes = int(storage.nbytes())
+        if nbytes == 0:
+            return None
+        serial = self._next_serial
+        self._next_serial += 1
+        self._serial_by_id[key] = serial
+        self._bytes[serial] = nbytes
+        self._role[serial] = role
+        self._events.append(serial)
+        self._live_bytes += nbytes
+        self._finalizers.append(weakref.finalize(storage, self._freed, key, serial))
+        if self._live_bytes > self.peak_bytes:
+            self.peak_bytes = self._live_bytes
+            self._peak_event = len(self._events)
+            self.peak_phase = self.phase
+        return serial
+
+    def _freed(self, key: int, serial: int) -> None:
+        if self._serial_by_id.get(key) == serial:
+            del self._serial_by_id[key]
+        self._live_bytes -= self._bytes[serial]
+        self._events.append(-serial)
+
+    def register(self, tensors: Iterable[torch.Tensor], role: Role) -> None:
+        """Count these tensors' storages as resident now, with ``role`` (first role wins)."""
+        for t in tensors:
+            storage = _storage_of(t)
+            if storage is not None:
+                self._track(storage, role)
+        self._resident_bytes = self._live_bytes
+
+    def register_training_state(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer | None,
+        batch: Any,
+    ) -> None:
+        """Register everything resident at the start of a step."""
+        self.register((p.detach() for p in model.parameters()), Role.PARAMETER)
+        self.register(model.buffers(), Role.BUFFER)
+        self.register((p.grad for p in model.parameters() if p.grad is not None), Role.GRADIENT)
+        if optimizer is not None:
+            self.register(optimizer_state_tensors(optimizer), Role.OPTIMIZER)
+        self.register(tensors_in(batch), Role.INPUT)
+
+    def note_gradients(self, params: Iterable[torch.Tensor]) -> None:
+        """Mark the storages now held in ``.grad`` as gradients (call after each backward)."""
+        for p in params:
+            if p.grad is None:
+                continue
+            storage = _storage_of(p.grad)
+            if storage is None:
+                continue
+            serial = self._track(storage, Role.GRADIENT)
+            if serial is not None:
+                self._role[serial] = Role.GRADIENT
+
+    def note_optimizer_state(self, optimizer: torch.optim.Optimizer) -> None:
+        """Mark the optimizer's state storages (needed when state is created during the step)."""
+        for t in optimizer_state_tensors(optimizer):
+            storage = _storage_of(t)
+            if storage is None:
+                continue
+            serial = self._track(storage, Role.OPTIMIZER)
+            if serial is not None:
+                self._role[serial] = Role.OPTIMIZER
+
+    def set_phase(self, phase: str) -> None:
+        self.phase = phase
+
+    # -- the dispatch hook ---------------------------------------------------------------------
+
+    def __torch_dispatch__(
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for t in tensors_in(out):
+            storage = _storage_of(t)
+            if storage is not None:
+                self._track(storage, Role.ACTIVATION)
+        return out
+
+    def close(self) -> None:
+        """Stop listening for frees (call once the numbers are read)."""
+        for fin in self._finalizers:
+            fin.detach()
+        self._finalizers.clear()
+
+    # -- results -----------------------------------------------------------------------------
+
+    @property
+    def live_bytes(self) -> int:
+        return self._live_bytes
+
+    def breakdown_at_peak(self) -> MemoryBreakdown:
+        """Replay the event log to the peak and split the live bytes there by role."""
+        live: set[int] = set()
+        for ev in self._events[: self._peak_event]:
+            if ev > 0:
+                live.add(ev)
+            else:
+                live.discard(-ev)
+        by_role = {role: 0 for role in Role}
+        for serial in live:
+            by_role[self._role[serial]] += self._bytes[serial]
+        return MemoryBreakdown(
+            parameter_bytes=by_role[Role.PARAMETER],
+            buffer_bytes=by_role[Role.BUFFER],
+            gradient_bytes=by_role[Role.GRADIENT],
+            optimizer_state_bytes=by_role[Role.OPTIMIZER],
+            input_bytes=by_role[Role.INPUT],
+            activation_bytes=by_role[Role.ACTIVATION],
+        )
+
+    def result(self, provenance: Provenance = Provenance.MEASURED) -> TensorPeak:
+        breakdown = self.breakdown_at_peak()
+        if breakdown.total_bytes != self.peak_bytes:  # the replay must agree with the counter
+            raise AssertionError(
+                f"tracker replay {breakdown.total_bytes} B != running peak {self.peak_bytes} B"
+            )
+        return TensorPeak(
+            peak_bytes=self.peak_bytes,
+            breakdown=breakdown,
+            resident_before_step_bytes=self._resident_bytes,
+            peak_phase=self.peak_phase,
+            provenance=provenance,
+        )
