@@ -14,6 +14,7 @@ import logging
 import statistics
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -300,6 +301,8 @@ def run_trial(
             else:
                 status, reason = TrialStatus.ERROR, f"{type(exc).__name__}: {_first_line(exc)}"
                 log.debug("trial %s/%s failed", spec.model, spec.plan, exc_info=True)
+            # the traceback's frames hold the model, activations and gradients: let them go
+            traceback.clear_frames(exc.__traceback__)
         finally:
             del prog  # free the model, optimizer state and batch before the next trial
     return TrialResult(

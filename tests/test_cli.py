@@ -1,0 +1,56 @@
+"""The command line: help, profile output and JSON, and one clear error for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from advisor.cli import main
+
+
+def test_help_lists_the_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "profile" in out and "models" in out
+
+
+def test_profile_prints_a_table_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "p.json"
+    code = main(["profile", "--model", "tiny-gpt2", "--batch", "2", "--seq", "32", "--steps", "1", "--device", "cpu", "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "peak tensor memory" in text and "measured" in text and "tok/s" in text
+    doc = json.loads(out.read_text())
+    assert doc["schema_version"] == 1 and doc["kind"] == "vram-advisor/profile"
+    result = doc["result"]
+    assert result["status"] == "ok" and result["tensor_peak"]["provenance"] == "measured"
+    b = result["tensor_peak"]["breakdown"]
+    parts = ("parameter_bytes", "buffer_bytes", "gradient_bytes", "optimizer_state_bytes", "input_bytes", "activation_bytes")
+    assert sum(b[k] for k in parts) == result["tensor_peak"]["peak_bytes"]
+    assert doc["environment"]["torch"]
+
+
+def test_unknown_model_is_one_clear_error_and_exit_code_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["profile", "--model", "no-such-model"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "error: unknown model 'no-such-model'" in err
+    assert "Traceback" not in err
+
+
+def test_bad_batch_is_rejected_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["profile", "--batch", "0"])
+    assert info.value.code == 2
+    assert "must be ≥ 1" in capsys.readouterr().err
+
+
+def test_importing_advisor_does_not_import_textual() -> None:
+    code = "import sys, advisor, advisor.cli; sys.exit(1 if 'textual' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
