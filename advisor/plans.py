@@ -8,14 +8,19 @@ three places, in this order:
 2. :meth:`Cut.apply_model` transforms the built model (LoRA, freezing, checkpointing, …);
 3. :meth:`Cut.wrap_program` adjusts the finished :class:`StepProgram` (autocast, offload, …).
 
+Before any of that, :meth:`Cut.check_available` and :meth:`Cut.check_device` raise
+``UnsupportedConfiguration`` with the reason when the cut cannot run here (no bitsandbytes, no
+CUDA). The cuts themselves live in :mod:`advisor.cuts`.
+
 Building is split in two (:func:`build_model`, then :func:`finish_program`) so that simulation
 can swap the parameters for fake tensors in between.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -23,7 +28,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from advisor.errors import InvalidInputError
+from advisor.errors import InvalidInputError, PlanError
 from advisor.models import ModelSource
 from profilers.trial import StepProgram
 
@@ -66,29 +71,49 @@ class BuildContext:
 
 
 class Cut:
-    """One cost-cutting technique; subclasses set the class attributes and override hooks."""
+    """One cost-cutting technique; subclasses set the class attributes and override hooks.
+
+    Concrete cuts are frozen dataclasses whose fields are their parameters (see
+    :mod:`advisor.cuts`); :meth:`params` and :meth:`label` read those fields.
+    """
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     # names of cuts that cannot be combined with this one, and of cuts that make it pointless
     conflicts: ClassVar[frozenset[str]] = frozenset()
     redundant_with: ClassVar[frozenset[str]] = frozenset()
-    order: ClassVar[int] = 50  # model transforms run in ascending order
+    redundancy_reason: ClassVar[str] = ""  # why ``redundant_with`` makes this cut pointless
+    # cuts of the same group choose the same thing (the optimizer, the precision, …): one only
+    group: ClassVar[str | None] = None
+    order: ClassVar[int] = 50  # model transforms run in ascending order; also the name order
+    opt_in: ClassVar[bool] = False  # left out of the default sweep (e.g. torch.compile)
 
     def label(self) -> str:
         """The cut with its non-default parameters, e.g. ``lora(r=16)``."""
         params = self.params()
         if not params:
             return self.name
-        inner = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+        inner = ",".join(f"{k}={_format_value(v)}" for k, v in sorted(params.items()))
         return f"{self.name}({inner})"
 
     def params(self) -> dict[str, Any]:
         """Parameters that differ from the defaults (JSON-safe)."""
-        return {}
+        if not dataclasses.is_dataclass(self):
+            return {}
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.default is not dataclasses.MISSING and value == f.default:
+                continue
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
 
     def check_available(self) -> None:
         """Raise ``UnsupportedConfiguration`` with the reason when this cut cannot run here."""
+
+    def check_device(self, device: torch.device) -> None:
+        """Raise ``UnsupportedConfiguration`` when this cut cannot run (or means nothing) on
+        ``device``."""
 
     def configure(self, recipe: Recipe) -> None:
         """Edit the recipe before the model is built."""
@@ -102,11 +127,49 @@ class Cut:
         return prog
 
 
+def _format_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "|".join(str(v) for v in value)
+    return str(value)
+
+
+def conflict_between(a: Cut, b: Cut) -> str | None:
+    """Why ``a`` and ``b`` cannot be in one plan, or ``None`` when they can."""
+    if a.name == b.name:
+        return f"{a.name} appears twice"
+    if b.name in a.conflicts or a.name in b.conflicts:
+        return f"{a.name} conflicts with {b.name}"
+    if a.group is not None and a.group == b.group:
+        return f"{a.name} and {b.name} both choose the {a.group}"
+    return None
+
+
+def redundancy_in(cuts: Iterable[Cut]) -> str | None:
+    """Why one of ``cuts`` is pointless next to another, or ``None``."""
+    cuts = list(cuts)
+    names = {c.name for c in cuts}
+    for cut in cuts:
+        by = sorted(cut.redundant_with & names)
+        if by:
+            why = f": {cut.redundancy_reason}" if cut.redundancy_reason else ""
+            return f"{cut.name} is redundant under {by[0]}{why}"
+    return None
+
+
 @dataclass(frozen=True)
 class Plan:
-    """A set of cuts; the empty set is the baseline."""
+    """A set of cuts; the empty set is the baseline.
+
+    Build plans with :meth:`of` to get the canonical cut order, so that the same set always has
+    the same :attr:`name` (sweeps resume by name).
+    """
 
     cuts: tuple[Cut, ...] = ()
+
+    @classmethod
+    def of(cls, cuts: Iterable[Cut]) -> Plan:
+        """The plan of ``cuts`` in canonical order (by ``order``, then name)."""
+        return cls(tuple(sorted(cuts, key=lambda c: (c.order, c.name, c.label()))))
 
     @property
     def name(self) -> str:
@@ -115,6 +178,19 @@ class Plan:
     @property
     def cut_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.cuts)
+
+    def conflict(self) -> str | None:
+        """Why this plan cannot run (two cuts that exclude each other), or ``None``."""
+        for i, a in enumerate(self.cuts):
+            for b in self.cuts[i + 1 :]:
+                why = conflict_between(a, b)
+                if why is not None:
+                    return why
+        return None
+
+    def redundancy(self) -> str | None:
+        """Why one of this plan's cuts is pointless next to another, or ``None``."""
+        return redundancy_in(self.cuts)
 
 
 def make_optimizer(recipe: Recipe, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -138,13 +214,44 @@ def _adamw(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, **kwargs)
 
 
+def _sgd(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
+    kwargs: dict[str, Any] = {"lr": recipe.lr, "momentum": 0.0}
+    kwargs.update(recipe.optimizer_kwargs)
+    return torch.optim.SGD(params, **kwargs)
+
+
+def _adafactor(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
+    kwargs: dict[str, Any] = {"lr": recipe.lr}
+    kwargs.update(recipe.optimizer_kwargs)
+    factory = getattr(torch.optim, "Adafactor", None)
+    if factory is not None:  # torch ≥ 2.5: factored second moments, no first moment
+        return factory(params, **kwargs)  # type: ignore[no-any-return]
+    from transformers.optimization import Adafactor
+
+    return Adafactor(params, scale_parameter=False, relative_step=False, warmup_init=False, **kwargs)
+
+
+def _adamw8bit(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
+    import bitsandbytes as bnb
+
+    kwargs: dict[str, Any] = {"lr": recipe.lr}
+    kwargs.update(recipe.optimizer_kwargs)
+    return bnb.optim.AdamW8bit(params, **kwargs)  # type: ignore[no-any-return]
+
+
 OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], Recipe], torch.optim.Optimizer]] = {
     "adamw": _adamw,
+    "sgd": _sgd,
+    "adafactor": _adafactor,
+    "adamw8bit": _adamw8bit,
 }
 
 
 def prepare(plan: Plan, batch_size: int, seq_len: int) -> Recipe:
     """Check the plan's cuts can run here and let them fill in the recipe."""
+    conflict = plan.conflict()
+    if conflict is not None:
+        raise PlanError(f"plan {plan.name} cannot run: {conflict}", "drop one of the two cuts")
     recipe = Recipe(batch_size=batch_size, seq_len=seq_len)
     for cut in plan.cuts:
         cut.check_available()
@@ -203,6 +310,8 @@ def program_builder(
     source.check_sizes(batch_size, seq_len)
 
     def build(device: torch.device) -> StepProgram:
+        for cut in plan.cuts:
+            cut.check_device(device)
         recipe = prepare(plan, batch_size, seq_len)
         ctx = BuildContext(source, device, recipe)
         model = build_model(plan, ctx)

@@ -1,0 +1,355 @@
+"""The cuts on their own: parsing, plan enumeration, and what each does to a built model.
+
+Models are built (not trained) here; measured trials are in test_plans.py.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from advisor.cuts import (
+    CUTS,
+    LoRA,
+    combinations,
+    default_cuts,
+    default_lora_targets,
+    find_repeated_blocks,
+    parse_cut,
+    parse_cuts,
+    parse_plan,
+    parse_plans,
+    user_plans,
+)
+from advisor.errors import PlanError
+from advisor.models import resolve_model
+from advisor.plans import BuildContext, Plan, build_model, prepare
+from profilers.trial import UnsupportedConfiguration
+
+TOY = Path(__file__).resolve().parents[1] / "fixtures" / "toy_module.py"
+TOY_SPEC = f"{TOY}:build"
+TOY_TIED_SPEC = f"{TOY}:build_tied"
+
+# tiny-llama: hidden 256, 4 heads, 2 kv heads (k/v out 128), 2 layers, vocab 4096, untied
+LLAMA_HIDDEN, LLAMA_KV, LLAMA_LAYERS, LLAMA_VOCAB, LLAMA_TOTAL = 256, 128, 2, 4096, 3_548_416
+# the toy module: hidden 64, FFN 256, 2 blocks, vocab 4096
+TOY_HIDDEN, TOY_FFN, TOY_LAYERS, TOY_VOCAB, TOY_TOTAL = 64, 256, 2, 4096, 624_384
+
+
+def built(model: str, plan: str | Plan, batch: int = 1, seq: int = 8, device: str = "cpu") -> nn.Module:
+    plan = parse_plan(plan) if isinstance(plan, str) else plan
+    source = resolve_model(model)
+    recipe = prepare(plan, batch, seq)
+    return build_model(plan, BuildContext(source, torch.device(device), recipe))
+
+
+def trainable(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def total(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# -- parsing -----------------------------------------------------------------------------------
+
+
+def test_parse_cut_defaults_parameters_and_aliases() -> None:
+    assert parse_cut("lora") == LoRA()
+    cut = parse_cut("lora(r=16,lora_alpha=16,targets=q_proj|k_proj, dropout=0)")
+    assert cut == LoRA(r=16, alpha=16, dropout=0.0, targets=("q_proj", "k_proj"))
+    assert cut.label() == "lora(alpha=16,dropout=0.0,r=16,targets=q_proj|k_proj)"
+    assert parse_cut(cut.label()) == cut  # labels parse back
+    assert parse_cut("lora(targets=auto)") == LoRA()
+    assert parse_cut("frozen-emb(path=/tmp/e.npy)").params() == {"path": "/tmp/e.npy"}
+    # one spelling per value, so one plan name per plan
+    assert parse_cut("qlora(compute_dtype=bf16)").label() == "qlora(compute_dtype=bfloat16)"
+
+
+def test_parse_cut_errors_name_the_fix() -> None:
+    with pytest.raises(PlanError, match="unknown cut 'lorra'") as exc:
+        parse_cut("lorra")
+    assert "did you mean lora" in str(exc.value)
+    with pytest.raises(PlanError, match="parameters of lora: r, alpha, dropout, targets"):
+        parse_cut("lora(rank=4)")
+    with pytest.raises(PlanError, match="r=x is not a valid int"):
+        parse_cut("lora(r=x)")
+    with pytest.raises(PlanError, match="bits must be 4 or 8"):
+        parse_cut("qlora(bits=3)")
+    with pytest.raises(PlanError, match="unbalanced"):
+        parse_cuts("lora(r=4,grad-ckpt")
+
+
+def test_parse_cuts_and_plans() -> None:
+    cuts = parse_cuts("lora(r=16,targets=q_proj|v_proj),grad-ckpt, bf16")
+    assert [c.name for c in cuts] == ["lora", "grad-ckpt", "bf16"]
+    plans = parse_plans("lora+grad-ckpt; sgd ;baseline")
+    assert [p.name for p in plans] == ["grad-ckpt+lora", "sgd", "baseline"]
+    # the name is canonical: the same set of cuts is the same plan whatever the order
+    assert parse_plan("grad-ckpt+lora").name == parse_plan("lora+grad-ckpt").name
+    assert parse_plan("lora(r=4)+sgd") == parse_plan("sgd+lora(r=4)")
+
+
+def test_default_cuts_leave_out_opt_in_compile() -> None:
+    names = [c.name for c in default_cuts()]
+    assert "compile" in CUTS and "compile" not in names
+    for name in ("lora", "qlora", "frozen-emb", "freeze-layers", "grad-ckpt", "scratch", "bf16", "fp16",
+                 "bf16-weights", "sgd", "adafactor", "adamw8bit", "accum", "eager-attn", "sdpa-attn",
+                 "offload"):  # fmt: skip
+        assert name in names
+
+
+# -- plan enumeration ----------------------------------------------------------------------------
+
+
+def test_combinations_prune_conflicts_and_redundancy_with_reasons() -> None:
+    cuts = parse_cuts("lora,grad-ckpt,bf16,frozen-emb,sgd,adamw8bit")
+    space = combinations(cuts, 3)
+    names = [p.name for p in space.plans]
+    assert names[0] == "baseline"
+    assert len(names) == len(set(names))
+    pruned = {p.plan: p for p in space.pruned}
+    assert pruned["lora+frozen-emb"].kind == "redundant"
+    assert "LoRA freezes every base weight" in pruned["lora+frozen-emb"].reason
+    assert pruned["adamw8bit+sgd"].reason == "adamw8bit and sgd both choose the optimizer"
+    assert "grad-ckpt+lora+frozen-emb" in pruned and "grad-ckpt+lora+sgd" in names
+    # 6 singles + C(6,2)=15 pairs + C(6,3)=20 triples, every one either kept or pruned once
+    assert len(space.plans) - 1 + len(space.pruned) == 6 + 15 + 20
+    for plan in space.plans:
+        assert plan.conflict() is None and plan.redundancy() is None
+
+
+def test_groups_and_explicit_conflicts() -> None:
+    assert parse_plan("bf16+fp16").conflict() == "bf16 and fp16 both choose the precision"
+    assert parse_plan("eager-attn+sdpa-attn").conflict() is not None
+    assert parse_plan("qlora+lora").conflict() == "qlora conflicts with lora"
+    assert parse_plan("qlora+bf16-weights").conflict() is not None
+    assert parse_plan("freeze-layers+qlora").redundancy() is not None
+    with pytest.raises(PlanError, match="cannot run: qlora conflicts with lora"):
+        prepare(parse_plan("qlora+lora"), 4, 16)
+
+
+def test_user_plans_put_the_baseline_first_and_drop_duplicates() -> None:
+    space = user_plans(["sgd", "lora+grad-ckpt", "grad-ckpt+lora", "sgd+adafactor"])
+    assert [p.name for p in space.plans] == ["baseline", "sgd", "grad-ckpt+lora"]
+    assert [p.plan for p in space.pruned] == ["adafactor+sgd"]
+
+
+# -- structure helpers ------------------------------------------------------------------------
+
+
+def test_repeated_blocks_of_hf_and_plain_models() -> None:
+    path, blocks = find_repeated_blocks(resolve_model("tiny-llama").build("meta"))
+    assert path == "model.layers" and len(blocks) == LLAMA_LAYERS
+    path, blocks = find_repeated_blocks(resolve_model(TOY_SPEC).build("meta"))
+    assert path == "blocks" and len(blocks) == TOY_LAYERS
+    assert default_lora_targets(resolve_model(TOY_SPEC).build("meta")) == ("q", "k", "v", "o", "fc1", "fc2")
+    assert default_lora_targets(resolve_model("tiny-llama").build("meta")) == ("q_proj", "v_proj")
+    assert default_lora_targets(resolve_model("tiny-bert").build("meta")) == ("query", "value")
+
+
+# -- LoRA ----------------------------------------------------------------------------------------
+
+
+def lora_closed_form(r: int, shapes: list[tuple[int, int]], layers: int) -> int:
+    """r × (in + out) per targeted linear layer, over all layers."""
+    return layers * sum(r * (fan_in + fan_out) for fan_in, fan_out in shapes)
+
+
+def test_lora_trainable_count_is_the_closed_form_on_tiny_llama() -> None:
+    model = built("tiny-llama", "lora")
+    # q_proj 256 → 256, v_proj 256 → 128 (2 kv heads), r = 8, 2 layers
+    expected = lora_closed_form(8, [(LLAMA_HIDDEN, LLAMA_HIDDEN), (LLAMA_HIDDEN, LLAMA_KV)], LLAMA_LAYERS)
+    assert expected == 8 * (256 + 256) * 2 + 8 * (256 + 128) * 2 == 14_336
+    assert trainable(model) == expected
+    assert total(model) == LLAMA_TOTAL + expected
+    assert trainable(model) / total(model) < 0.01  # 0.40 %
+    model = built("tiny-llama", "lora(r=4,targets=q_proj|k_proj|v_proj|o_proj)")
+    assert trainable(model) == lora_closed_form(4, [(256, 256), (256, 128), (256, 128), (256, 256)], 2)
+
+
+def test_lora_trainable_count_is_the_closed_form_on_a_plain_module() -> None:
+    h, f = TOY_HIDDEN, TOY_FFN
+    model = built(TOY_SPEC, "lora")  # default targets: every linear in the blocks
+    assert trainable(model) == lora_closed_form(8, [(h, h)] * 4 + [(h, f), (f, h)], TOY_LAYERS) == 18_432
+    model = built(TOY_SPEC, "lora(targets=q|v)")
+    assert trainable(model) == lora_closed_form(8, [(h, h), (h, h)], TOY_LAYERS) == 4_096
+    assert total(model) == TOY_TOTAL + 4_096
+    assert trainable(model) / total(model) < 0.01  # 0.65 %
+
+
+def test_lora_targets_that_match_nothing_list_the_modules_there() -> None:
+    with pytest.raises(PlanError) as exc:
+        built("tiny-llama", "lora(targets=q_proj|query_key)")
+    text = str(exc.value)
+    assert "LoRA target query_key match" in text
+    assert "q_proj (Linear ×2)" in text and "down_proj (Linear ×2)" in text
+    with pytest.raises(PlanError, match=r"fc1 \(Linear ×2\)"):
+        built(TOY_SPEC, "lora(targets=c_attn)")
+
+
+def test_lora_works_on_the_meta_device() -> None:
+    model = built("tiny-llama", "lora", device="meta")
+    assert trainable(model) == 14_336
+
+
+def test_qlora_quantizes_the_blocks_and_keeps_the_lora_count() -> None:
+    pytest.importorskip("bitsandbytes")
+    import bitsandbytes as bnb
+
+    model = built("tiny-llama", "qlora")
+    quantized = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert len(quantized) == 7 * LLAMA_LAYERS  # q, k, v, o, gate, up, down in each layer
+    assert trainable(model) == 14_336
+    model8 = built(TOY_SPEC, "qlora(bits=8,targets=q|v)")
+    assert sum(isinstance(m, bnb.nn.Linear8bitLt) for m in model8.modules()) == 6 * TOY_LAYERS
+    assert trainable(model8) == 4_096
+
+
+def test_qlora_and_adamw8bit_unavailable_without_bitsandbytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import now raises ImportError
+    for name in ("qlora", "adamw8bit"):
+        with pytest.raises(UnsupportedConfiguration, match="bitsandbytes is not importable"):
+            parse_cut(name).check_available()
+
+
+# -- warm-start embeddings and layers ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "vocab_x_hidden", "tied_to"),
+    [
+        ("tiny-llama", LLAMA_VOCAB * LLAMA_HIDDEN, []),
+        ("tiny-gpt2", 4096 * 128, ["lm_head.weight"]),  # tied: counted once
+        (TOY_SPEC, TOY_VOCAB * TOY_HIDDEN, []),
+        (TOY_TIED_SPEC, TOY_VOCAB * TOY_HIDDEN, ["head.weight"]),
+    ],
+)
+def test_frozen_embeddings_remove_exactly_vocab_x_hidden(
+    model: str, vocab_x_hidden: int, tied_to: list[str]
+) -> None:
+    base = built(model, "baseline")
+    plan = parse_plan("frozen-emb")
+    recipe = prepare(plan, 1, 8)
+    frozen = build_model(plan, BuildContext(resolve_model(model), torch.device("cpu"), recipe))
+    assert trainable(base) - trainable(frozen) == vocab_x_hidden
+    assert recipe.notes["frozen_embedding_params"] == vocab_x_hidden
+    assert recipe.notes["embeddings_tied_to"] == tied_to
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".npy", ".safetensors"])
+def test_frozen_embeddings_copied_from_a_file(tmp_path: Path, suffix: str) -> None:
+    matrix = torch.randn(TOY_VOCAB, TOY_HIDDEN)
+    path = tmp_path / f"emb{suffix}"
+    if suffix == ".pt":
+        torch.save(matrix, path)
+    elif suffix == ".npy":
+        np.save(path, matrix.numpy())
+    else:
+        from safetensors.torch import save_file
+
+        save_file({"weight": matrix}, str(path))
+    model = built(TOY_SPEC, f"frozen-emb(path={path})")
+    assert torch.equal(model.embed.weight, matrix)
+    assert not model.embed.weight.requires_grad
+    assert trainable(model) == TOY_TOTAL - TOY_VOCAB * TOY_HIDDEN
+
+
+def test_embedding_shape_mismatch_names_both_shapes(tmp_path: Path) -> None:
+    path = tmp_path / "emb.pt"
+    torch.save(torch.zeros(1000, 64), path)
+    with pytest.raises(PlanError) as exc:
+        built("tiny-llama", f"frozen-emb(path={path})")
+    text = str(exc.value)
+    assert "(1000, 64)" in text and "(4096, 256)" in text and "hint:" in text
+    with pytest.raises(PlanError, match="no embedding file"):
+        built("tiny-llama", f"frozen-emb(path={tmp_path / 'missing.pt'})")
+
+
+def test_freeze_layers() -> None:
+    base = built("tiny-llama", "baseline")
+    layer = sum(p.numel() for p in base.model.layers[0].parameters())
+    assert trainable(built("tiny-llama", "freeze-layers")) == LLAMA_TOTAL - layer
+    assert trainable(built("tiny-llama", "freeze-layers(k=2)")) == LLAMA_TOTAL - 2 * layer
+    with pytest.raises(PlanError, match=r"freeze-layers\(k=3\) but model.layers has 2 layers"):
+        built("tiny-llama", "freeze-layers(k=3)")
+
+
+# -- gradient checkpointing -------------------------------------------------------------------
+
+
+def test_grad_ckpt_uses_the_non_deprecated_hf_api() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # a deprecated call would raise here
+        model = built("tiny-llama", "grad-ckpt")
+    assert model.is_activation_checkpointing
+    assert model.config.use_cache is False
+
+
+def test_grad_ckpt_on_a_plain_module_recomputes_with_the_same_gradients() -> None:
+    source = resolve_model(TOY_SPEC)
+    batch = source.make_batch(2, 16)
+    grads = []
+    for plan in ("baseline", "grad-ckpt"):
+        torch.manual_seed(0)
+        model = built(TOY_SPEC, plan)
+        source.loss(model, batch).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+        if plan == "grad-ckpt":
+            assert all(getattr(b, "_vram_advisor_checkpointed", False) for b in model.blocks)
+    assert grads[0].keys() == grads[1].keys()  # parameter names unchanged by the wrapping
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name])
+
+
+def test_grad_ckpt_without_repeated_blocks_is_a_plan_error() -> None:
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    with pytest.raises(PlanError, match="no repeated blocks"):
+        built(model, "grad-ckpt")  # type: ignore[arg-type]
+
+
+# -- the rest -----------------------------------------------------------------------------------
+
+
+def test_attention_cuts_set_the_hf_implementation_and_refuse_plain_modules() -> None:
+    assert built("tiny-llama", "eager-attn").config._attn_implementation == "eager"
+    assert built("tiny-llama", "sdpa-attn").config._attn_implementation == "sdpa"
+    with pytest.raises(UnsupportedConfiguration, match="runs its own attention code"):
+        built(TOY_SPEC, "eager-attn")
+
+
+def test_offload_is_unsupported_on_cpu_with_a_reason() -> None:
+    with pytest.raises(UnsupportedConfiguration, match="in host memory already"):
+        parse_cut("offload").check_device(torch.device("cpu"))
+    parse_cut("offload").check_device(torch.device("cuda"))  # fine where it means something
+
+
+def test_accumulation_splits_the_batch() -> None:
+    recipe = prepare(parse_plan("accum"), 8, 16)
+    assert (recipe.micro_batch, recipe.accumulation_steps) == (2, 4)
+    with pytest.raises(PlanError, match="divisible by 3"):
+        prepare(parse_plan("accum(steps=3)"), 4, 16)
+
+
+def test_scratch_and_bf16_weights() -> None:
+    assert prepare(parse_plan("scratch"), 1, 8).pretrained is False
+    model = built("tiny-llama", "bf16-weights")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+
+
+def test_compile_is_opt_in_and_wraps_the_model_lazily() -> None:
+    from advisor.plans import finish_program
+
+    plan = parse_plan("compile(backend=eager)")
+    source = resolve_model(TOY_SPEC)
+    recipe = prepare(plan, 1, 8)
+    ctx = BuildContext(source, torch.device("cpu"), recipe)
+    prog = finish_program(plan, build_model(plan, ctx), ctx)
+    assert isinstance(prog.model, torch._dynamo.eval_frame.OptimizedModule)  # compiles on first call
+    assert prog.extra["compiled_backend"] == "eager"
