@@ -240,7 +240,7 @@ def run_trial(
     started = time.perf_counter()
     device = resolve_device(spec.device)
     backends = _backend_statuses(device)
-    base = dict(
+    base: dict[str, Any] = dict(
         model=spec.model,
         plan=spec.plan,
         cuts=spec.cuts,
@@ -293,13 +293,9 @@ def run_trial(
             if spec.track_memory:
                 say("measuring the peak of one step")
                 peak, cuda_mem = _tracked_step(prog, device)
-        except UnsupportedConfiguration as exc:
-            status, reason = TrialStatus.UNSUPPORTED, str(exc)
         except Exception as exc:
-            if is_oom(exc):
-                status, reason = TrialStatus.OOM, f"out of memory: {_first_line(exc)}"
-            else:
-                status, reason = TrialStatus.ERROR, f"{type(exc).__name__}: {_first_line(exc)}"
+            status, reason = classify_failure(exc)
+            if status is TrialStatus.ERROR:
                 log.debug("trial %s/%s failed", spec.model, spec.plan, exc_info=True)
             # the traceback's frames hold the model, activations and gradients: let them go
             traceback.clear_frames(exc.__traceback__)
@@ -335,6 +331,15 @@ def _tracked_step(prog: StepProgram, device: torch.device) -> tuple[TensorPeak, 
         tracker.close()
     cuda_mem = cuda_backend.read_peaks(device) if device.type == "cuda" else None
     return peak, cuda_mem
+
+
+def classify_failure(exc: BaseException) -> tuple[TrialStatus, str]:
+    """The status and reason a trial records for an exception (shared with simulation)."""
+    if isinstance(exc, UnsupportedConfiguration):
+        return TrialStatus.UNSUPPORTED, str(exc)
+    if is_oom(exc):
+        return TrialStatus.OOM, f"out of memory: {_first_line(exc)}"
+    return TrialStatus.ERROR, f"{type(exc).__name__}: {_first_line(exc)}"
 
 
 def _first_line(exc: BaseException) -> str:

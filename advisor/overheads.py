@@ -1,0 +1,279 @@
+"""What a CUDA GPU needs beyond the tensor peak: the target's overheads, in one small model.
+
+The tensor peak (measured or simulated) counts live tensor bytes. A process training on a
+CUDA GPU holds more:
+
+* the **caching allocator**'s blocks and segments: requests are rounded up and carved out of
+  cached segments, so ``max_memory_reserved`` exceeds the live bytes. A simulated result
+  carries its step replayed through a model of the allocator
+  (:func:`profilers.simulate.replay_caching_allocator`); a result measured on CUDA carries the
+  real figure; anything else gets :data:`CONSTANTS` ``allocator_fallback_fraction``;
+* the **CUDA context** (driver state, loaded kernel modules), outside PyTorch's allocator;
+* **library workspaces**: one cuBLAS workspace per (handle, stream), and training uses two
+  handles (the forward on the main thread, the backward on autograd's device thread);
+* **attention kernels** whose memory differs between the CPU and CUDA implementations: both
+  save the output and a float32 log-sum-exp (the replay counts those exactly), but the CUDA
+  FlashAttention backward also holds a float32 ``dq`` accumulator for its duration.
+
+Every constant lives in :data:`CONSTANTS` with its value, unit and source. None is measured on
+a GPU in this project yet (no GPU was available); :func:`observed_overheads` reads them off a
+result measured on CUDA, for calibration.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from profilers.records import Provenance, TrialResult
+from profilers.simulate import CachingAllocatorModel
+
+if TYPE_CHECKING:
+    from advisor.gpus import GpuSpec
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CONSTANTS",
+    "Constant",
+    "PredictedNeed",
+    "allocator_model",
+    "cublas_workspace_bytes",
+    "observed_overheads",
+    "predict_gpu_need",
+]
+
+_MIB = 2**20
+_ALLOC = "PyTorch c10/cuda/CUDACachingAllocator.cpp (constants in c10/core/AllocatorConfig.h)"
+_CUBLAS = "PyTorch aten/src/ATen/cuda/CublasHandlePool.cpp, parseChosenWorkspaceSize()"
+
+
+@dataclass(frozen=True)
+class Constant:
+    """One constant of the overhead model, with where it comes from."""
+
+    value: float
+    unit: str
+    source: str
+
+
+CONSTANTS: MappingProxyType[str, Constant] = MappingProxyType(
+    {
+        # the caching allocator (default PYTORCH_CUDA_ALLOC_CONF)
+        "allocator_min_block_bytes": Constant(
+            512, "B", f"{_ALLOC}: kMinBlockSize, every request rounded up to it"
+        ),
+        "allocator_small_size_bytes": Constant(
+            1 * _MIB, "B", f"{_ALLOC}: kSmallSize, largest small-pool request"
+        ),
+        "allocator_small_segment_bytes": Constant(
+            2 * _MIB, "B", f"{_ALLOC}: kSmallBuffer, small-pool segment size"
+        ),
+        "allocator_large_segment_bytes": Constant(
+            20 * _MIB, "B", f"{_ALLOC}: kLargeBuffer, segment for requests of 1–10 MiB"
+        ),
+        "allocator_min_large_alloc_bytes": Constant(
+            10 * _MIB, "B", f"{_ALLOC}: kMinLargeAlloc, from here a request gets its own segment"
+        ),
+        "allocator_round_large_bytes": Constant(
+            2 * _MIB, "B", f"{_ALLOC}: kRoundLarge, own segments rounded up to it"
+        ),
+        "allocator_fallback_fraction": Constant(
+            0.10,
+            "of the tensor peak",
+            "estimate, not calibrated: reserved exceeds allocated by a few to ~20% in transformer "
+            "training; used only when a result has neither a simulated allocator replay nor a "
+            "CUDA measurement",
+        ),
+        # the CUDA context
+        "cuda_context_bytes": Constant(
+            450 * _MIB,
+            "B",
+            "published figures with lazy module loading (CUDA ≥ 11.7, PyTorch's default): "
+            "287,047,680 B after a first tensor (pytorch/pytorch PR #86509), 'around 400MB' "
+            "(pytorch/pytorch issue #109888), 426 MiB on an RTX 6000 Ada with torch 2.10+cu130 "
+            "(unslothai/unsloth-zoo PR #1053); training loads more kernels, so the upper end, "
+            "rounded up. Not measured here: no GPU was available",
+        ),
+        # library workspaces
+        "cublas_workspace_bytes_hopper_blackwell": Constant(
+            32 * _MIB, "B", f"{_CUBLAS}: 4096 KiB × 8 for compute capability 9.x, 10.x, 12.x"
+        ),
+        "cublas_workspace_bytes_other": Constant(
+            4096 * 1024 * 2 + 16 * 1024 * 8, "B", f"{_CUBLAS}: ':4096:2:16:8' default before Hopper"
+        ),
+        "hipblas_workspace_bytes": Constant(32 * _MIB, "B", f"{_CUBLAS}: ROCm default"),
+        "hipblas_workspace_bytes_cdna3": Constant(128 * _MIB, "B", f"{_CUBLAS}: ROCm gfx94x/gfx95x (MI300)"),
+        "cublas_handles_training": Constant(
+            2,
+            "handles",
+            "a workspace per (handle, stream) and a handle per thread: the forward runs on the "
+            "main thread, the backward on autograd's device thread",
+        ),
+        # attention kernels
+        "attention_backward_bytes_per_query_element": Constant(
+            4,
+            "B",
+            "FlashAttention backward (flash_api.cpp mha_bwd, vendored in PyTorch's "
+            "aten/src/ATen/native/transformers/cuda/flash_attn): a float32 dq_accum of "
+            "batch × seqlen_q × heads × head_dim, live during the backward kernel",
+        ),
+    }
+)
+
+
+def _c(name: str) -> float:
+    return CONSTANTS[name].value
+
+
+def allocator_model() -> CachingAllocatorModel:
+    """The caching-allocator model built from :data:`CONSTANTS`."""
+    return CachingAllocatorModel(
+        min_block_bytes=int(_c("allocator_min_block_bytes")),
+        small_size_bytes=int(_c("allocator_small_size_bytes")),
+        small_buffer_bytes=int(_c("allocator_small_segment_bytes")),
+        large_buffer_bytes=int(_c("allocator_large_segment_bytes")),
+        min_large_alloc_bytes=int(_c("allocator_min_large_alloc_bytes")),
+        round_large_bytes=int(_c("allocator_round_large_bytes")),
+    )
+
+
+_BIG_CUBLAS = {"hopper", "blackwell"}
+
+
+def cublas_workspace_bytes(architecture: str | None, vendor: str | None = None) -> int:
+    """One BLAS workspace on a GPU of ``architecture`` ("Hopper", "Ampere", "CDNA3", …)."""
+    arch = (architecture or "").strip().lower()
+    if (vendor or "").lower() == "amd" or arch.startswith("cdna"):
+        key = "hipblas_workspace_bytes_cdna3" if arch == "cdna3" else "hipblas_workspace_bytes"
+        return int(_c(key))
+    if arch in _BIG_CUBLAS:
+        return int(_c("cublas_workspace_bytes_hopper_blackwell"))
+    return int(_c("cublas_workspace_bytes_other"))
+
+
+@dataclass(frozen=True)
+class PredictedNeed:
+    """What one training step of a plan needs on a CUDA GPU, by component (bytes)."""
+
+    tensor_peak_bytes: int
+    allocator_overhead_bytes: int  # reserved beyond the live tensors (rounding, segments)
+    cuda_context_bytes: int
+    workspace_bytes: int  # cuBLAS/hipBLAS workspaces
+    attention_workspace_bytes: int  # fused-attention backward scratch on CUDA
+    tensor_peak_source: Provenance  # measured or simulated
+    allocator_source: Provenance  # simulated (replay), measured (CUDA) or estimated (fraction)
+    provenance: Provenance = Provenance.ESTIMATED
+
+    @property
+    def total_bytes(self) -> int:
+        return (
+            self.tensor_peak_bytes
+            + self.allocator_overhead_bytes
+            + self.cuda_context_bytes
+            + self.workspace_bytes
+            + self.attention_workspace_bytes
+        )
+
+    @property
+    def reserved_bytes(self) -> int:
+        """What ``torch.cuda.max_memory_reserved`` would show (allocator view, no context)."""
+        return self.tensor_peak_bytes + self.allocator_overhead_bytes
+
+    def fits(self, memory_bytes: int, margin: float = 0.0) -> bool:
+        """Whether the need fits ``memory_bytes`` with a share ``margin`` kept free."""
+        return self.total_bytes <= memory_bytes * (1.0 - margin)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tensor_peak_bytes": self.tensor_peak_bytes,
+            "allocator_overhead_bytes": self.allocator_overhead_bytes,
+            "cuda_context_bytes": self.cuda_context_bytes,
+            "workspace_bytes": self.workspace_bytes,
+            "attention_workspace_bytes": self.attention_workspace_bytes,
+            "total_bytes": self.total_bytes,
+            "tensor_peak_source": self.tensor_peak_source.value,
+            "allocator_source": self.allocator_source.value,
+            "provenance": self.provenance.value,
+        }
+
+
+def _simulation(result: TrialResult) -> dict[str, Any]:
+    sim = result.extra.get("simulation")
+    return sim if isinstance(sim, dict) else {}
+
+
+def predict_gpu_need(
+    result: TrialResult,
+    gpu: GpuSpec | None = None,
+    *,
+    architecture: str | None = None,
+    vendor: str | None = None,
+    context_bytes: int | None = None,
+) -> PredictedNeed:
+    """The GPU memory ``result``'s step needs: its tensor peak plus the target's overheads.
+
+    ``gpu`` (a catalog entry) or ``architecture``/``vendor`` pick the BLAS workspace size;
+    ``context_bytes`` overrides the CUDA context estimate (e.g. one measured on the target).
+    """
+    if result.tensor_peak is None:
+        raise ValueError(f"result of {result.model}/{result.plan} has no tensor peak ({result.reason})")
+    peak = result.tensor_peak.peak_bytes
+    sim = _simulation(result)
+    if gpu is not None:
+        architecture = architecture or gpu.architecture
+        vendor = vendor or gpu.vendor
+
+    replay = sim.get("cuda_allocator")
+    if isinstance(replay, dict) and "max_reserved_bytes" in replay:
+        allocator = max(0, int(replay["max_reserved_bytes"]) - peak)
+        allocator_source = Provenance.SIMULATED
+    elif result.cuda is not None:
+        allocator = max(0, result.cuda.max_reserved_bytes - peak)
+        allocator_source = Provenance.MEASURED
+    else:
+        allocator = int(peak * _c("allocator_fallback_fraction"))
+        allocator_source = Provenance.ESTIMATED
+
+    if context_bytes is None:
+        context_bytes = int(_c("cuda_context_bytes"))
+    workspace = int(_c("cublas_handles_training")) * cublas_workspace_bytes(architecture, vendor)
+
+    attention = 0
+    cost = sim.get("step_cost") or {}
+    fused = any("backward" in name for name in (cost.get("attention_ops") or {}))
+    if fused and result.tensor_peak.peak_phase == "backward":
+        attention = int(cost.get("max_attention_query_elements", 0)) * int(
+            _c("attention_backward_bytes_per_query_element")
+        )
+    return PredictedNeed(
+        tensor_peak_bytes=peak,
+        allocator_overhead_bytes=allocator,
+        cuda_context_bytes=context_bytes,
+        workspace_bytes=workspace,
+        attention_workspace_bytes=attention,
+        tensor_peak_source=result.tensor_peak.provenance,
+        allocator_source=allocator_source,
+    )
+
+
+def observed_overheads(result: TrialResult) -> dict[str, int] | None:
+    """The overheads a result measured on CUDA shows, for calibrating :data:`CONSTANTS`.
+
+    ``allocator_overhead_bytes`` is ``max_memory_reserved`` − tensor peak; ``non_pytorch_bytes``
+    (context, workspaces outside the allocator, other libraries) is NVML's peak for this
+    process − ``max_memory_reserved``. ``None`` when the result was not measured on CUDA.
+    """
+    if result.cuda is None or result.tensor_peak is None:
+        return None
+    out = {
+        "tensor_peak_bytes": result.tensor_peak.peak_bytes,
+        "max_allocated_bytes": result.cuda.max_allocated_bytes,
+        "max_reserved_bytes": result.cuda.max_reserved_bytes,
+        "allocator_overhead_bytes": result.cuda.max_reserved_bytes - result.tensor_peak.peak_bytes,
+    }
+    if result.nvml is not None and result.nvml.peak_process_used_bytes is not None:
+        out["non_pytorch_bytes"] = result.nvml.peak_process_used_bytes - result.cuda.max_reserved_bytes
+    return out

@@ -1,0 +1,278 @@
+"""Simulate mode: any model, any plan, any size, without the hardware and without the weights.
+
+The model is built on the ``meta`` device (no storage, so an 8B model costs nothing), the plan's
+cuts are applied there (LoRA, freezing, checkpointing, precision…), its parameters and buffers
+are swapped for fake tensors, and the optimizer, batch and step program are made under
+``FakeTensorMode``. :func:`profilers.simulate.simulate_trial` then runs the same training step
+as a measured trial: the tensor peak and its breakdown are exact, with provenance ``simulated``.
+
+What cannot be simulated (``SIMULATION_UNSUPPORTED``) comes back as a result with status
+``unsupported`` and the reason, never as a wrong number:
+
+* ``qlora`` and ``adamw8bit``: bitsandbytes packs quantized weights from their real values and
+  runs its 8-bit optimizer in native kernels on raw data pointers; a meta/fake model has
+  neither (the recommender estimates these plans in closed form instead);
+* ``compile``: ``torch.compile`` fuses and reorders ops, so the eager op sequence the replay
+  sees is not what runs (and Inductor would compile kernels for fake tensors);
+* ``offload``: the replay counts every fake storage alike, so memory moved to the host would
+  still be counted as on the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+import torch
+from torch import nn
+from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+from advisor.errors import InvalidInputError
+from advisor.models import ModelSource, resolve_model
+from advisor.overheads import allocator_model
+from advisor.plans import BuildContext, Plan, build_model, finish_program, prepare
+from profilers.records import TrialResult
+from profilers.simulate import FakeBuild, FakeWorld, simulate_trial
+from profilers.trial import Progress, StepProgram, TrialSpec, UnsupportedConfiguration
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "MEASURE_LIMIT_FRACTION",
+    "SIMULATION_UNSUPPORTED",
+    "check_measurable",
+    "fake_builder",
+    "meta_parameter_count",
+    "simulate",
+    "simulate_plans",
+]
+
+SIMULATION_UNSUPPORTED: dict[str, str] = {
+    "qlora": "bitsandbytes quantizes from the real weight values, which a meta/fake model does "
+    "not have; measure it, or estimate it",
+    "adamw8bit": "bitsandbytes' 8-bit optimizer runs native kernels on raw data pointers, which "
+    "fake tensors do not have; measure it, or estimate it",
+    "compile": "torch.compile fuses and reorders ops, so the eager replay would not be what runs; "
+    "simulate without compile (an upper bound) or measure it",
+    "offload": "the replay counts host and device storages alike, so offloaded activations "
+    "would still be counted; measure it on a CUDA GPU",
+}
+
+# a model is too big to measure on a device when full fp32 AdamW training (16 B per parameter)
+# would need more than this share of the device's memory
+MEASURE_LIMIT_FRACTION = 0.5
+_FULL_FT_BYTES_PER_PARAM = 16
+
+
+def unsupported_reason(plan: Plan) -> str | None:
+    """Why ``plan`` cannot be simulated, or ``None`` when it can."""
+    for cut in plan.cuts:
+        why = SIMULATION_UNSUPPORTED.get(cut.name)
+        if why is not None:
+            return f"{cut.name} cannot be simulated: {why}"
+    return None
+
+
+def _fake_batch_source(source: ModelSource, world: FakeWorld) -> ModelSource:
+    """A shallow copy of ``source`` whose batches are made for real, then turned into fakes.
+
+    Batches are made outside the fake mode because masked-LM batches index with data-dependent
+    masks, which fake tensors cannot do; their real values are remembered, so code that reads
+    them (transformers' "is there padding?") gets the true answer. The copy keeps the source's
+    type for the cuts.
+    """
+    fake_source = copy.copy(source)
+    make_real = source.make_batch
+
+    def make_batch(batch_size: int, seq_len: int, device: torch.device | str = "cpu", seed: int = 0) -> Any:
+        with unset_fake_temporarily():
+            real = make_real(batch_size, seq_len, "cpu", seed)
+        return world.batch(real)
+
+    fake_source.make_batch = make_batch  # type: ignore[method-assign]
+    return fake_source
+
+
+@contextlib.contextmanager
+def _transformers_as_on_real_tensors() -> Iterator[None]:
+    """Let transformers take the path it takes on real tensors.
+
+    transformers treats a ``FakeTensor`` as a sign of tracing and then skips its value checks
+    (e.g. an all-ones attention mask is dropped for SDPA's ``is_causal``), so a replay would
+    build masks a real run does not. With this, those checks run on the known batch values.
+    """
+    try:
+        from transformers.utils import import_utils
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        yield
+        return
+    original = import_utils.is_fake_tensor
+    import_utils.is_fake_tensor = lambda x: False
+    try:
+        yield
+    finally:
+        import_utils.is_fake_tensor = original
+
+
+def _chain_forward_context(prog: StepProgram, make: Callable[[], AbstractContextManager[Any]]) -> None:
+    outer = prog.forward_context
+
+    def both() -> AbstractContextManager[Any]:
+        stack = contextlib.ExitStack()
+        stack.enter_context(make())
+        stack.enter_context(outer())
+        return stack
+
+    prog.forward_context = both
+
+
+def fake_builder(
+    plan: Plan, source: ModelSource, batch_size: int, seq_len: int, target: str = "cuda"
+) -> FakeBuild:
+    """A builder for :func:`profilers.simulate.simulate_trial`: the plan on fake tensors."""
+    source.check_sizes(batch_size, seq_len)
+
+    def build(world: FakeWorld) -> StepProgram:
+        reason = unsupported_reason(plan)
+        if reason is not None:
+            raise UnsupportedConfiguration(reason)
+        # on a fake cpu device the cut runs CPU kernels: check it can; a fake cuda device has no
+        # GPU behind it, so only what holds on any device is checked (meta), and the target's
+        # own abilities (bf16 support…) are the recommender's to judge from the GPU catalog
+        check_on = world.device if world.device.type == "cpu" else torch.device("meta")
+        for cut in plan.cuts:
+            check = getattr(cut, "check_device", None)
+            if check is not None:
+                check(check_on)
+        recipe = prepare(plan, batch_size, seq_len)
+        model = build_model(plan, BuildContext(source, torch.device("meta"), recipe))
+        world.fakeify(model)
+        ctx = BuildContext(_fake_batch_source(source, world), world.device, recipe)
+        with world.active():
+            prog = finish_program(plan, model, ctx)
+        _chain_forward_context(prog, _transformers_as_on_real_tensors)
+        return prog
+
+    return build
+
+
+def simulate(
+    model: str | nn.Module | ModelSource,
+    plan: Plan | str | None = None,
+    batch_size: int = 4,
+    seq_len: int = 128,
+    *,
+    target: str = "cuda",
+    fake_device: str = "auto",
+    warmup_steps: int = 1,
+    count_cost: bool = True,
+    progress: Progress | None = None,
+) -> TrialResult:
+    """Replay one training configuration of ``model`` on fake tensors (see the module doc).
+
+    ``target`` is where the step is meant to run: ``"cuda"`` (the optimizer as torch runs it
+    on CUDA, and the caching allocator replayed) or ``"cpu"`` (exactly what this CPU runs).
+    Failures come back as the result's ``status`` and ``reason``; bad input raises
+    :class:`advisor.AdvisorError`.
+    """
+    source = resolve_model(model)
+    if isinstance(plan, str):
+        from advisor.cuts import parse_plan
+
+        plan = parse_plan(plan)  # "lora+grad-ckpt"
+    plan = plan or Plan()
+    if target not in ("cpu", "cuda"):
+        raise InvalidInputError(f"unknown simulation target '{target}'", "use cuda or cpu")
+    build = fake_builder(plan, source, batch_size, seq_len, target)
+    spec = TrialSpec(
+        model=source.name,
+        plan=plan.name,
+        cuts=plan.cut_names,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        device="meta",
+        warmup_steps=warmup_steps,
+        timed_steps=0,
+    )
+    log.info("simulating %s, plan %s, batch %d × seq %d", source.name, plan.name, batch_size, seq_len)
+    return simulate_trial(
+        spec,
+        build,
+        progress,
+        target=target,
+        fake_device=fake_device,
+        allocator=allocator_model(),
+        count_cost=count_cost,
+    )
+
+
+def simulate_plans(
+    model: str | nn.Module | ModelSource,
+    plans: Iterable[Plan],
+    batch_size: int = 4,
+    seq_len: int = 128,
+    *,
+    target: str = "cuda",
+    progress: Progress | None = None,
+    on_result: Callable[[TrialResult], None] | None = None,
+) -> list[TrialResult]:
+    """Simulate each plan in turn (a sweep without hardware); one plan's failure is its result."""
+    source = resolve_model(model)
+    plans = list(plans)
+    results: list[TrialResult] = []
+    say = progress or (lambda _msg: None)
+    for i, plan in enumerate(plans, 1):
+
+        def step(msg: str, i: int = i, plan: Plan = plan) -> None:
+            say(f"plan {i}/{len(plans)} {plan.name}: {msg}")
+
+        result = simulate(source, plan, batch_size, seq_len, target=target, progress=step)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
+
+
+# -- too big to measure here -----------------------------------------------------------------
+
+
+def meta_parameter_count(source: ModelSource) -> int:
+    """Parameters of the source's model (shared tensors once), counted on ``meta``."""
+    model = source.build("meta", pretrained=False)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _device_memory(device: torch.device) -> int:
+    if device.type == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def check_measurable(source: ModelSource, device: torch.device | str, sizes: Sequence[int] = ()) -> None:
+    """Raise :class:`InvalidInputError` when ``source`` is plainly too big to train on ``device``.
+
+    The test is full fp32 AdamW fine-tuning (16 B per parameter) against
+    :data:`MEASURE_LIMIT_FRACTION` of the device's memory (host RAM available on CPU); the hint
+    says how to simulate instead. ``profile`` calls this before building anything.
+    """
+    device = torch.device(device)
+    params = meta_parameter_count(source)
+    need = params * _FULL_FT_BYTES_PER_PARAM
+    have = _device_memory(device)
+    if need <= MEASURE_LIMIT_FRACTION * have:
+        return
+    from advisor.units import format_bytes
+
+    where = "this machine's free memory" if device.type == "cpu" else f"{device}'s memory"
+    raise InvalidInputError(
+        f"{source.name} has {params / 1e9:.2f}B parameters: full training needs about "
+        f"{format_bytes(need)} (16 B per parameter), more than half of {where} "
+        f"({format_bytes(have)}), so it will not be measured here",
+        f"simulate it instead, no weights or GPU needed: vram-advisor simulate --model {source.name}",
+    )

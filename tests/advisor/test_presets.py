@@ -1,0 +1,128 @@
+"""Architecture presets: published shapes, no download; simulate them, refuse to measure big ones."""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from advisor.errors import InvalidInputError, UnknownModelError
+from advisor.models import builtin_models, resolve_model
+from advisor.presets import PRESETS, preset_source
+from advisor.simulate import check_measurable, meta_parameter_count, simulate
+from profilers.records import Provenance, TrialStatus
+
+REQUIRED = {
+    "llama-3.2-1b", "llama-3.1-8b", "mistral-7b", "qwen2.5-0.5b", "qwen2.5-7b", "phi-3-mini",
+    "gpt2", "gpt2-xl", "bert-base",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fast_simulations() -> Iterator[None]:
+    """Each replay collects garbage once; freezing what torch and transformers keep alive
+    makes that cheap. One intra-op thread keeps small real steps from spinning."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
+    torch.set_num_threads(threads)
+
+
+def test_every_required_preset_is_registered_as_a_preset() -> None:
+    kinds = {m.name: m.kind for m in builtin_models()}
+    assert REQUIRED <= set(PRESETS)
+    assert all(kinds[name] == "preset" for name in PRESETS)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_builds_on_meta_with_its_published_parameter_count(name: str) -> None:
+    source = resolve_model(name)
+    assert source.name == name and not source.has_pretrained_weights
+    model = source.build("meta")
+    assert next(model.parameters()).device.type == "meta"
+    assert sum(p.numel() for p in model.parameters()) == PRESETS[name].params
+
+
+def test_preset_names_resolve_case_insensitively_and_misspellings_get_suggestions() -> None:
+    assert resolve_model("Llama-3.1-8B").name == "llama-3.1-8b"
+    with pytest.raises(UnknownModelError, match=re.escape("did you mean llama-3.1-8b")):
+        resolve_model("llama-3.1-8")
+
+
+def test_tied_preset_keeps_one_embedding_when_simulated() -> None:
+    result = simulate("gpt2", None, 1, 16, target="cpu", fake_device="cpu", count_cost=False)
+    assert result.ok, result.reason
+    assert result.params is not None and result.params.total == 124_439_808
+    assert result.params.provenance is Provenance.SIMULATED
+
+
+def test_a_users_config_json_simulates_like_the_preset(tmp_path: Path) -> None:
+    config = preset_source("gpt2").config
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config.to_dict()))
+    from_file = simulate(str(path), None, 1, 32, target="cpu", fake_device="cpu", count_cost=False)
+    from_preset = simulate("gpt2", None, 1, 32, target="cpu", fake_device="cpu", count_cost=False)
+    assert from_file.ok and from_preset.ok
+    assert from_file.tensor_peak is not None and from_preset.tensor_peak is not None
+    assert from_file.tensor_peak.peak_bytes == from_preset.tensor_peak.peak_bytes
+
+
+def test_plans_that_cannot_be_simulated_are_unsupported_with_the_reason() -> None:
+    from advisor.cuts import parse_plan
+
+    for plan in ("qlora", "adamw8bit", "offload", "lora+compile"):
+        result = simulate("tiny-llama", parse_plan(plan), 1, 16, fake_device="cpu")
+        assert result.status is TrialStatus.UNSUPPORTED, plan
+        assert "cannot be simulated" in (result.reason or "")
+
+
+def test_big_presets_are_refused_for_measuring_with_a_hint_to_simulate() -> None:
+    with pytest.raises(InvalidInputError, match=re.escape("vram-advisor simulate --model llama-3.1-8b")):
+        check_measurable(resolve_model("llama-3.1-8b"), "cpu")
+    check_measurable(resolve_model("tiny-llama"), torch.device("cpu"))  # small: fine
+    assert meta_parameter_count(resolve_model("gpt2")) == 124_439_808
+
+
+def test_api_simulate_takes_a_plan_text() -> None:
+    from advisor.api import simulate as api_simulate
+
+    result = api_simulate("tiny-gpt2", batch_size=2, seq_len=16, plan="lora+grad-ckpt")
+    assert result.ok and result.plan == "grad-ckpt+lora"
+    assert result.extra["simulation"]["target"] == "cuda"
+
+
+def test_cli_simulate_prints_the_peak_and_the_gpu_need(capsys: pytest.CaptureFixture[str]) -> None:
+    from advisor.cli import main
+
+    code = main(
+        ["simulate", "--model", "gpt2", "--cuts", "lora,grad-ckpt", "-b", "1", "-s", "64", "--gpu", "h100"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "peak tensor memory" in out and "simulated" in out
+    assert "GPU need on NVIDIA H100" in out and "fits" in out and "step time" in out
+
+
+def test_cli_simulate_sweep_lists_every_plan(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from advisor.cli import main
+
+    out_json = tmp_path / "sim.json"
+    code = main(
+        ["simulate", "-m", "tiny-llama", "--sweep", "--plans", "lora;sgd;qlora", "-b", "1", "-s", "16",
+         "--gpu", "t4", "--json", str(out_json)]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    for plan in ("baseline", "lora", "sgd", "qlora"):
+        assert plan in out
+    assert "unsupported" in out
+    doc = json.loads(out_json.read_text())
+    assert doc["kind"] == "vram-advisor/simulate" and len(doc["results"]) == 4
