@@ -1,0 +1,117 @@
+"""The training job a recommendation is for: sizes, dataset, epochs and the safety margin."""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from advisor.errors import InvalidInputError
+
+__all__ = ["SCRATCH_TOKENS_PER_PARAM", "RankBy", "Workload"]
+
+# Compute-optimal pre-training budget (Hoffmann et al. 2022, "Chinchilla"): ~20 tokens/param.
+SCRATCH_TOKENS_PER_PARAM = 20
+
+
+class RankBy(str, enum.Enum):
+    """How plans that fit are ordered: by time to train the workload, or by its cost."""
+
+    TIME = "time"
+    COST = "cost"
+
+
+def _whole(name: str, value: object, minimum: int, hint: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"{name} must be a whole number, got {value!r}", hint)
+    if value < minimum:
+        raise InvalidInputError(f"{name} must be ≥ {minimum}, got {value}", hint)
+    return value
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One fine-tuning job: what each step sees and how much data the whole run covers.
+
+    ``micro_batch`` is the number of samples in one forward/backward pass (an ``accum`` cut
+    splits it further and accumulates), ``seq_len`` the tokens per sample, ``dataset_tokens``
+    the tokens in one pass over the data, ``epochs`` how many passes, and ``margin`` the share
+    of the GPU's memory kept free (0.10: a plan fits when it needs at most 90% of the memory).
+    """
+
+    micro_batch: int = 4
+    seq_len: int = 128
+    dataset_tokens: int = 10_000_000
+    epochs: float = 1.0
+    margin: float = 0.10
+
+    def __post_init__(self) -> None:
+        _whole("micro-batch", self.micro_batch, 1, "use a micro-batch of 1 or more, e.g. --batch 4")
+        _whole("sequence length", self.seq_len, 1, "use a sequence length of 1 or more, e.g. --seq 512")
+        _whole(
+            "dataset size", self.dataset_tokens, 1,
+            "give the dataset size in tokens, > 0, e.g. --dataset-tokens 50M",
+        )  # fmt: skip
+        epochs = _number(self.epochs)
+        if epochs is None or epochs <= 0:
+            raise InvalidInputError(
+                f"epochs must be a number > 0, got {self.epochs!r}", "e.g. --epochs 1, 3 or 0.5"
+            )
+        margin = _number(self.margin)
+        if margin is None or not 0 <= margin < 1:
+            raise InvalidInputError(
+                f"safety margin must be in [0, 1), got {self.margin!r}",
+                "allowed: 0 (no margin) up to but not including 1; the default 0.1 keeps 10% free",
+            )
+
+    @property
+    def total_tokens(self) -> float:
+        """Tokens the whole run trains on (dataset × epochs)."""
+        return self.dataset_tokens * float(self.epochs)
+
+    @property
+    def tokens_per_micro_batch(self) -> int:
+        return self.micro_batch * self.seq_len
+
+    def usable_bytes(self, memory_bytes: int) -> int:
+        """The part of ``memory_bytes`` a plan may use once the margin is kept free."""
+        return int(memory_bytes * (1.0 - self.margin))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset_tokens": self.dataset_tokens,
+            "epochs": self.epochs,
+            "margin": self.margin,
+            "micro_batch": self.micro_batch,
+            "seq_len": self.seq_len,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Workload:
+        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
+        names = ("micro_batch", "seq_len", "dataset_tokens", "epochs", "margin")
+        return cls(**{k: data[k] for k in names if k in data})
+
+
+def parse_count(text: str) -> int:
+    """``"50M"`` → 50_000_000; accepts k, M, B/G, T suffixes (decimal) and plain numbers."""
+    scales = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
+    raw = text.strip().replace("_", "").replace(",", "")
+    suffix = raw[-1:].lower() if raw[-1:].isalpha() else ""
+    number = raw[:-1] if suffix else raw
+    try:
+        value = float(number) * scales[suffix]
+    except (ValueError, KeyError):
+        raise InvalidInputError(
+            f"cannot read the count {text!r}", "e.g. 50M, 2.5B, 300k or 1000000"
+        ) from None
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidInputError(f"the count {text!r} must be > 0", "e.g. 50M, 2.5B, 300k")
+    return round(value)
