@@ -1,0 +1,418 @@
+"""The Textual app: choose a model and a GPU, watch the sweep, read and export the ranking."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.suggester import SuggestFromList
+from textual.widgets import (
+    Button,
+    DataTable,
+    Footer,
+    Header,
+    Input,
+    Label,
+    OptionList,
+    ProgressBar,
+    RadioButton,
+    RadioSet,
+    SelectionList,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from advisor.errors import AdvisorError
+from advisor.gpus import GpuSpec, get_gpu, list_gpus
+from advisor.tui.help import HelpScreen
+from advisor.tui.session import Cancelled, Session, SessionConfig, default_cut_names, known_cut_names
+from advisor.tui.views import detail_text, result_rows
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GPU = "rtx-4090"
+COLUMNS = ("#", "plan", "fits", "need / budget", "max batch", "tok/s", "train%", "time", "cost", "source")
+
+
+class SweepProgress(Message):
+    """Posted from the worker thread: a line of progress and the share done."""
+
+    def __init__(self, text: str, done: int, total: int) -> None:
+        super().__init__()
+        self.text = text
+        self.done = done
+        self.total = total
+
+
+class VramAdvisorApp(App[None]):
+    """vram-advisor's terminal UI."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "vram-advisor"
+    SUB_TITLE = "which cuts let your model train on your GPU"
+    BINDINGS = [
+        Binding("r", "run", "Run"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("g", "choose_gpu", "GPU"),
+        Binding("e", "export", "Export"),
+        Binding("t", "toggle_rank", "Time/Cost"),
+        Binding("1", "tab('setup')", "Setup", show=False),
+        Binding("2", "tab('results')", "Results", show=False),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        model: str | None = None,
+        gpu: str | None = None,
+        report: str | Path | None = None,
+        export_dir: str | Path = "reports",
+        check_top: int = 1,
+    ) -> None:
+        super().__init__()
+        self.session = Session(check_top=check_top)
+        self.initial_model = model or "tiny-llama"
+        self.initial_gpu = gpu or DEFAULT_GPU
+        self.initial_report = Path(report) if report else None
+        self.export_dir = Path(export_dir)
+        self.gpu: GpuSpec = list_gpus()[0]
+        self.rank_by = "time"
+        self._row_plans: list[str] = []
+        self._started = 0.0
+        self._sort_reverse = False
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("ready — set up a run, then press r", id="status-bar")
+        yield ProgressBar(total=1, show_eta=False, id="progress")
+        with TabbedContent(initial="setup", id="tabs"):
+            with TabPane("Setup", id="setup"), VerticalScroll(id="setup-scroll"):
+                with Horizontal(id="setup-columns"):
+                    with Vertical(classes="setup-column"):
+                        yield Label("Model", classes="form-label")
+                        yield Input(
+                            self.initial_model,
+                            placeholder="tiny-llama, llama-3.1-8b, a path, or module:factory",
+                            suggester=SuggestFromList(self._model_names(), case_sensitive=False),
+                            id="model",
+                        )
+                        yield Label("Target GPU (type to filter)", classes="form-label")
+                        yield Input(placeholder="e.g. 4090, a100, t4", id="gpu-filter")
+                        yield OptionList(id="gpu-list")
+                        yield Label("Budget override (optional)", classes="form-label")
+                        yield Input(placeholder="e.g. 22GiB", id="budget")
+                    with Vertical(classes="setup-column"):
+                        yield Label("Workload: micro-batch · seq · dataset tokens", classes="form-label")
+                        with Horizontal(classes="workload-row"):
+                            yield Input("4", type="integer", id="batch")
+                            yield Input("128", type="integer", id="seq")
+                            yield Input("10M", id="tokens")
+                        yield Label("Cuts to combine (pairs are tried too)", classes="form-label")
+                        yield SelectionList[str](
+                            *[(name, name, name in default_cut_names()) for name in known_cut_names()],
+                            id="cuts",
+                        )
+                        with RadioSet(id="mode"):
+                            yield RadioButton("Simulate (any model, no compute)", value=True, id="simulate")
+                            yield RadioButton("Measure here (small models)", id="measure")
+                        yield Button("Run sweep  [r]", variant="primary", id="run")
+            with TabPane("Results", id="results"):
+                yield Static("", id="summary")
+                yield DataTable(id="results-table", cursor_type="row", zebra_stripes=True)
+                with VerticalScroll(id="detail"):
+                    yield Static("Select a row to see its memory breakdown and snippet.", id="detail-body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#results-table", DataTable)
+        for col in COLUMNS:
+            table.add_column(col, key=col)
+        try:
+            self.gpu = get_gpu(self.initial_gpu)
+        except AdvisorError as exc:
+            self.notify(str(exc), title="Unknown GPU", severity="error", timeout=8)
+        self._fill_gpu_list("")
+        if self.initial_report is not None:
+            self.load_report(self.initial_report)
+
+    @staticmethod
+    def _model_names() -> list[str]:
+        from advisor.models import builtin_models
+
+        return [m.name for m in builtin_models()]
+
+    # -- GPU picker --------------------------------------------------------------------------
+
+    def _fill_gpu_list(self, text: str) -> None:
+        needle = text.lower().replace(" ", "").replace("-", "")
+        gpus = [
+            g for g in list_gpus()
+            if not needle or needle in (g.key + g.name).lower().replace(" ", "").replace("-", "")
+        ]  # fmt: skip
+        options = self.query_one("#gpu-list", OptionList)
+        options.clear_options()
+        for g in gpus:
+            label = f"{g.key:<18} {g.memory_bytes / 2**30:>5.0f} GiB  ${g.price_usd_per_hour:.2f}/h"
+            options.add_option(Option(label, id=g.key))
+        keys = [g.key for g in gpus]
+        if self.gpu.key in keys:
+            options.highlighted = keys.index(self.gpu.key)
+        self._update_status_gpu()
+
+    @on(Input.Changed, "#gpu-filter")
+    def _filter_gpus(self, event: Input.Changed) -> None:
+        self._fill_gpu_list(event.value)
+
+    @on(OptionList.OptionSelected, "#gpu-list")
+    def _gpu_chosen(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id:
+            self.set_gpu(get_gpu(event.option.id))
+
+    def set_gpu(self, gpu: GpuSpec) -> None:
+        """Change the target; results in hand are re-ranked at once, without new trials."""
+        self.gpu = gpu
+        self._update_status_gpu()
+        if self.session.has_results:
+            self.rerank()
+
+    def _budget_gpu(self) -> GpuSpec:
+        from advisor.gpus import parse_memory
+
+        text = self.query_one("#budget", Input).value.strip()
+        if not text:
+            return self.gpu
+        return self.gpu.with_memory(parse_memory(text))
+
+    def _update_status_gpu(self) -> None:
+        self.sub_title = f"target: {self.gpu.key} ({self.gpu.memory_bytes / 2**30:.0f} GiB)"
+
+    # -- running -----------------------------------------------------------------------------
+
+    def _config(self) -> SessionConfig:
+        from advisor.workload import Workload, parse_count
+
+        def whole(widget_id: str, what: str) -> int:
+            raw = self.query_one(f"#{widget_id}", Input).value.strip()
+            try:
+                return int(raw)
+            except ValueError:
+                raise AdvisorError(f"{what} must be a whole number, got {raw!r}", "e.g. 4") from None
+
+        workload = Workload(
+            micro_batch=whole("batch", "micro-batch"),
+            seq_len=whole("seq", "sequence length"),
+            dataset_tokens=parse_count(self.query_one("#tokens", Input).value or "10M"),
+        )
+        cuts = list(self.query_one("#cuts", SelectionList).selected)
+        measure = self.query_one("#measure", RadioButton).value
+        return SessionConfig(
+            model=self.query_one("#model", Input).value.strip(),
+            gpu=self._budget_gpu(),
+            workload=workload,
+            cuts=cuts,
+            mode="measure" if measure else "simulate",
+            rank_by=self.rank_by,
+        )
+
+    def action_run(self) -> None:
+        if self.session.running:
+            self.notify("a sweep is already running (c cancels it)", severity="warning")
+            return
+        try:
+            config = self._config()
+            self.session.prepare(config)  # resolves the model and plans: bad input stops here
+        except AdvisorError as exc:
+            self._error(exc)
+            return
+        self._started = time.perf_counter()
+        self.query_one("#progress", ProgressBar).update(total=max(1, self.session.total_plans), progress=0)
+        self._status(f"running {self.session.total_plans} plans on {config.model} …")
+        self.query_one("#tabs", TabbedContent).active = "results"
+        self._run_worker()
+
+    @on(Button.Pressed, "#run")
+    def _run_pressed(self) -> None:
+        self.action_run()
+
+    @work(thread=True, exclusive=True, group="sweep")
+    def _run_worker(self) -> None:
+        worker = get_current_worker()
+
+        def progress(text: str, done: int, total: int) -> None:
+            if worker.is_cancelled:
+                raise Cancelled()
+            self.post_message(SweepProgress(text, done, total))
+
+        self.session.run(progress)
+
+    def on_sweep_progress(self, message: SweepProgress) -> None:
+        elapsed = time.perf_counter() - self._started
+        bar = self.query_one("#progress", ProgressBar)
+        bar.update(total=max(1, message.total), progress=message.done)
+        self._status(f"plan {min(message.done + 1, message.total)}/{message.total} · {message.text} · {elapsed:.0f} s")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "sweep":
+            return
+        if event.state is WorkerState.SUCCESS:
+            self._status(f"done: {self.session.done_plans} plans in {time.perf_counter() - self._started:.0f} s")
+            self.rerank()
+        elif event.state is WorkerState.CANCELLED:
+            self._status(f"cancelled — keeping {self.session.done_plans} finished plans")
+            self.rerank()
+        elif event.state is WorkerState.ERROR:
+            err = event.worker.error
+            if isinstance(err, Cancelled):
+                self._status(f"cancelled — keeping {self.session.done_plans} finished plans")
+                self.rerank()
+            else:
+                self._error(err if err is not None else RuntimeError("the sweep failed"))
+
+    def action_cancel(self) -> None:
+        if not self.session.running:
+            self.notify("nothing is running")
+            return
+        self.workers.cancel_group(self, "sweep")
+        self.session.cancel()
+        self._status("cancelling after the current step …")
+
+    # -- results -----------------------------------------------------------------------------
+
+    def rerank(self) -> None:
+        """Rank the results in hand for the current GPU, budget and ranking (no new trials)."""
+        try:
+            rec = self.session.rank(self._budget_gpu(), self.rank_by)
+        except AdvisorError as exc:
+            self._error(exc)
+            return
+        if rec is None:
+            return
+        self._show(rec)
+
+    def _show(self, rec: Any) -> None:
+        table = self.query_one("#results-table", DataTable)
+        table.clear()
+        self._row_plans = []
+        for plan, cells, fits in result_rows(rec):
+            style = "green" if fits else ("red" if fits is False else "dim")
+            row = [Text(c, style=style) if i in (1, 2) else c for i, c in enumerate(cells)]
+            table.add_row(*row, key=plan)
+            self._row_plans.append(plan)
+        summary = self.query_one("#summary", Static)
+        best = rec.best
+        budget = rec.budget_bytes / 2**30
+        summary.update(
+            f"{rec.model} on {rec.gpu.key}: budget {budget:.1f} GiB (margin {rec.workload.margin:.0%}) · "
+            + (f"best: [b]{best.plan}[/b]" if best else "[red]no plan fits[/red]")
+            + f" · ranked by {rec.rank_by.value}"
+        )
+        if self._row_plans:
+            table.move_cursor(row=0)
+            self._show_detail(self._row_plans[0])
+
+    @on(DataTable.RowHighlighted, "#results-table")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value:
+            self._show_detail(event.row_key.value)
+
+    @on(DataTable.HeaderSelected, "#results-table")
+    def _sort(self, event: DataTable.HeaderSelected) -> None:
+        table = self.query_one("#results-table", DataTable)
+        self._sort_reverse = not self._sort_reverse
+
+        def key(cell: Any) -> Any:
+            text = cell.plain if isinstance(cell, Text) else str(cell)
+            try:
+                return (0, float(text.split()[0].rstrip("%GiBMk$")))
+            except (ValueError, IndexError):
+                return (1, text)
+
+        table.sort(event.column_key, key=key, reverse=self._sort_reverse)
+
+    def _show_detail(self, plan: str) -> None:
+        rec = self.session.last
+        if rec is None:
+            return
+        self.query_one("#detail-body", Static).update(detail_text(rec, plan))
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def action_export(self) -> None:
+        rec = self.session.last
+        if rec is None:
+            self.notify("nothing to export yet: run a sweep or open a report", severity="warning")
+            return
+        prefix = self.export_dir / f"{_slug(rec.model)}-{rec.gpu.key}"
+        try:
+            paths = rec.save(str(prefix))
+        except (AdvisorError, OSError) as exc:
+            self._error(exc)
+            return
+        names = ", ".join(str(p) for p in paths.values())
+        self.notify(f"wrote {names}", title="Exported", timeout=8)
+        self._status(f"exported {prefix}.json/.md/.svg")
+
+    def load_report(self, path: Path) -> None:
+        """Open a saved report to browse it without re-running."""
+        try:
+            rec = self.session.load(path)
+        except (AdvisorError, OSError) as exc:
+            self._error(exc)
+            return
+        self.gpu = rec.gpu
+        self._update_status_gpu()
+        self.query_one("#model", Input).value = rec.model
+        self._status(f"opened {path}")
+        self._show(rec)
+        self.query_one("#tabs", TabbedContent).active = "results"
+
+    # -- small actions -----------------------------------------------------------------------
+
+    def action_toggle_rank(self) -> None:
+        self.rank_by = "cost" if self.rank_by == "time" else "time"
+        self.notify(f"ranking by {self.rank_by}")
+        if self.session.has_results:
+            self.rerank()
+
+    def action_choose_gpu(self) -> None:
+        self.query_one("#tabs", TabbedContent).active = "setup"
+        self.query_one("#gpu-filter", Input).focus()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = tab
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def _status(self, text: str) -> None:
+        self.query_one("#status-bar", Static).update(text)
+
+    def _error(self, exc: BaseException) -> None:
+        message = str(exc)
+        log.info("tui error: %s", message)
+        self._status(f"[red]error:[/red] {message.splitlines()[0]}")
+        self.notify(message, title="Error", severity="error", timeout=10)
+
+
+def _slug(text: str) -> str:
+    keep = [c if c.isalnum() or c in "-." else "-" for c in text.lower()]
+    return "".join(keep).strip("-") or "model"
+
+
+def run_tui(model: str | None = None, gpu: str | None = None, report: str | None = None) -> None:
+    """Open the app (blocks until the person quits)."""
+    VramAdvisorApp(model=model, gpu=gpu, report=report).run()

@@ -1,0 +1,59 @@
+"""The help screen: what each part of the app does and the keys."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP_TEXT = """\
+# vram-advisor
+
+Which memory-saving techniques (**cuts**) let your model train on your GPU budget.
+
+**Setup** — pick a model (a built-in name such as `tiny-llama` or `llama-3.1-8b`, a Hugging Face
+directory or `config.json`, or `module.path:factory`), a target GPU (type to filter; memory and
+hourly price shown), an optional budget override (`22GiB`), the workload, the cuts to combine,
+and whether to **simulate** (fake tensors: any model, any GPU, no compute) or **measure**
+(run real steps here).
+
+**Run** — every plan (baseline, each cut, pairs of cuts) runs in the background; the bar and
+the line above it show the current plan and step. Cancel keeps what finished.
+
+**Results** — ranked as the recommender ranks: plans that fit the budget first (green), then by
+time to train (or cost). The bar shows the predicted need against the budget. Select a row for
+its memory breakdown, why it ranks there, and a ready-to-paste snippet. Click a column header
+to sort by it. Changing the GPU re-ranks the results in hand at once, without re-running.
+
+Every figure says where it comes from: *measured*, *simulated* or *estimated*.
+
+| key | action |
+|---|---|
+| `r` | run the sweep |
+| `c` | cancel the running sweep |
+| `g` | choose the target GPU |
+| `e` | export the report (JSON + Markdown + SVG chart) |
+| `t` | rank by time ↔ cost |
+| `1` / `2` | Setup / Results tab |
+| `?` | this help |
+| `q` | quit |
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    """A modal with the help text; any of escape, q or ? closes it."""
+
+    BINDINGS = [
+        Binding("escape", "dismiss", "Close"),
+        Binding("q", "dismiss", "Close", show=False),
+        Binding("question_mark", "dismiss", "Close", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Markdown(HELP_TEXT)
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(result)

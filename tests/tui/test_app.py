@@ -1,0 +1,151 @@
+"""The TUI, driven headless with Textual's Pilot as a person would use it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("textual")
+
+from textual.widgets import DataTable, Input, OptionList, SelectionList, Static
+
+from advisor.tui.app import VramAdvisorApp
+
+SIZE = (120, 36)
+
+
+async def _wait_for_sweep(app: VramAdvisorApp, pilot: object, seconds: float = 240) -> None:
+    waited = 0.0
+    while waited < seconds:
+        await pilot.pause(0.2)  # type: ignore[attr-defined]
+        waited += 0.2
+        if not app.session.running and app.session.last is not None and not app.workers:
+            return
+    raise AssertionError(f"the sweep did not finish in {seconds} s")
+
+
+def _rows(app: VramAdvisorApp) -> list[list[str]]:
+    table = app.query_one("#results-table", DataTable)
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def _status(app: VramAdvisorApp) -> str:
+    return str(app.query_one("#status-bar", Static).content)
+
+
+async def _select_cuts(app: VramAdvisorApp, names: list[str]) -> None:
+    cuts = app.query_one("#cuts", SelectionList)
+    cuts.deselect_all()
+    for name in names:
+        cuts.select(name)
+
+
+async def test_pick_gpu_run_sweep_select_row_and_export(tmp_path: Path) -> None:
+    app = VramAdvisorApp(model="tiny-llama", gpu="rtx-4090", export_dir=tmp_path, check_top=0)
+    async with app.run_test(size=SIZE) as pilot:
+        # pick a GPU by typing into the filter and choosing the first match
+        await pilot.click("#gpu-filter")
+        await pilot.press(*"l4")
+        options = app.query_one("#gpu-list", OptionList)
+        assert options.option_count >= 1
+        assert "l4" in str(options.get_option_at_index(0).id)
+        options.focus()
+        options.highlighted = 0
+        await pilot.press("enter")
+        assert app.gpu.key == "l4"
+
+        await _select_cuts(app, ["lora", "grad-ckpt"])
+        app.query_one("#seq", Input).value = "64"
+        await pilot.press("r")
+        await _wait_for_sweep(app, pilot)
+        rows = _rows(app)
+        plans = [r[1].rstrip(" ★") for r in rows]
+        assert {frozenset(p.split("+")) for p in plans} == {
+            frozenset({"baseline"}), frozenset({"lora"}), frozenset({"grad-ckpt"}), frozenset({"lora", "grad-ckpt"})
+        }
+        fits = [r[2] for r in rows]
+        # every plan that fits is ranked above every plan that does not
+        assert fits == sorted(fits, key=lambda f: f != "fits")
+        assert "done: 4 plans" in _status(app)
+
+        # select the second row: its detail shows the breakdown against the budget
+        table = app.query_one("#results-table", DataTable)
+        table.focus()
+        await pilot.press("down")
+        await pilot.pause()
+        detail = str(app.query_one("#detail-body", Static).content)
+        assert plans[1] in detail
+        assert "optimizer" in detail and "budget" in detail and "trainable" in detail
+
+        await pilot.press("e")
+        await pilot.pause()
+        json_file = tmp_path / "tiny-llama-l4.json"
+        md_file = tmp_path / "tiny-llama-l4.md"
+        assert json_file.is_file() and md_file.is_file()
+        assert list(tmp_path.glob("tiny-llama-l4*.svg"))
+        doc = json.loads(json_file.read_text())
+        assert doc["kind"] == "vram-advisor/recommendation" and doc["schema_version"] >= 1
+        assert "tiny-llama" in md_file.read_text()
+
+
+async def test_changing_gpu_reranks_without_new_trials(tmp_path: Path) -> None:
+    app = VramAdvisorApp(model="tiny-gpt2", gpu="rtx-4090", export_dir=tmp_path, check_top=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await _select_cuts(app, ["sgd"])
+        app.query_one("#seq", Input).value = "32"
+        await pilot.press("r")
+        await _wait_for_sweep(app, pilot)
+        trials_before = dict(app.session.trials)
+        budget_before = app.session.last.budget_bytes
+        from advisor.gpus import get_gpu
+
+        app.set_gpu(get_gpu("h100"))
+        await pilot.pause()
+        assert app.session.last.gpu.key == "h100-sxm"
+        assert app.session.last.budget_bytes > budget_before
+        assert app.session.trials == trials_before  # nothing ran again
+        assert len(_rows(app)) == 2
+
+
+async def test_bad_model_name_shows_an_error_and_the_app_stays_up() -> None:
+    app = VramAdvisorApp(model="no-such-model", check_top=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await pilot.pause()
+        assert "unknown model 'no-such-model'" in _status(app)
+        assert app.is_running and not app.session.running
+        # and a bad number too
+        app.query_one("#model", Input).value = "tiny-llama"
+        app.query_one("#batch", Input).value = "0"
+        await pilot.press("r")
+        await pilot.pause()
+        assert "micro-batch" in _status(app)
+
+
+async def test_open_a_saved_report_and_bad_report_path(tmp_path: Path, saved_report: Path) -> None:
+    app = VramAdvisorApp(report=saved_report)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        rows = _rows(app)
+        assert rows and rows[0][0] == "1"
+        assert app.query_one("#tabs").active == "results"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"hello": "world"}')
+    app = VramAdvisorApp(report=bad)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert "not a vram-advisor report" in _status(app)
+        assert _rows(app) == []
+
+
+async def test_help_screen_opens_and_closes() -> None:
+    app = VramAdvisorApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert app.screen.__class__.__name__ == "HelpScreen"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen.__class__.__name__ != "HelpScreen"
