@@ -24,6 +24,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/vram-advisor profile --model tiny-llama --batch 4 --seq 128 --device auto \
 		--json reports/demo-tiny-llama-profile.json --markdown reports/demo-tiny-llama-profile.md
+	$(VENV)/bin/vram-advisor recommend --model tiny-llama --gpu rtx-4090 --check-top 1 \
+		--report reports/demo-tiny-llama-rtx-4090
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -34,6 +36,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/accuracy.py
+	$(PY) benchmarks/speed.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
+from advisor.gpus import GpuSpec
 from advisor.models import ModelSource, resolve_model
-from advisor.plans import Plan, program_builder
+from advisor.plans import Cut, Plan, program_builder
+from advisor.recommend import Recommendation
+from advisor.sweep import SweepProgress, SweepResult
+from advisor.sweep import sweep as run_sweep
+from advisor.workload import Workload
 from profilers.records import TrialResult
 from profilers.trial import TrialSpec, run_trial
+
+if TYPE_CHECKING:
+    from advisor.convergence import ConvergenceResult
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +45,12 @@ def profile(
     library, a model error) come back as the result's ``status`` and ``reason``; bad input
     (unknown model, sizes out of range) raises :class:`advisor.AdvisorError`.
     """
+    from advisor.simulate import check_measurable
+    from profilers.trial import resolve_device
+
     source = resolve_model(model)
     plan = plan or Plan()
+    check_measurable(source, resolve_device(device))  # an 8B preset is simulated, not measured
     build = program_builder(plan, source, batch_size, seq_len)
     spec = TrialSpec(
         model=source.name,
@@ -49,3 +64,231 @@ def profile(
     )
     log.info("profiling %s, plan %s, batch %d × seq %d", source.name, plan.name, batch_size, seq_len)
     return run_trial(spec, build, progress)
+
+
+def advise(
+    model: str | nn.Module | ModelSource,
+    *,
+    gpu: str | GpuSpec | None = None,
+    workload: Workload | None = None,
+    gpu_mem: str | int | None = None,
+    price_usd_per_hour: float | None = None,
+    plans: str | Sequence[Plan | str] | None = None,
+    rank_by: str = "time",
+    mode: str = "auto",
+    check_top: int = 3,
+    progress: Callable[[str], None] | None = None,
+) -> Recommendation:
+    """Rank training plans of ``model`` for the GPU ``gpu`` and the ``workload``.
+
+    ``model`` is a built-in name (``"tiny-llama"``, ``"llama-3.1-8b"``), a Hugging Face
+    directory or config.json, ``"module.path:factory"``, or an ``nn.Module``. ``gpu`` is a
+    catalog name (``"rtx-4090"``, the default; ``"T4"``, ``"a100 80gb"``; see
+    :func:`advisor.list_gpus`) or a :class:`GpuSpec`; ``gpu_mem`` (``"22GiB"`` or bytes)
+    overrides its memory, or alone gives a budget-only target. ``plans`` defaults to the baseline, every single cut and known
+    combinations (``"lora+grad-ckpt;bf16"`` picks your own). ``mode`` ``"auto"`` measures when
+    the target GPU is this machine's, else simulates; ``"simulate"`` / ``"measure"`` force one.
+    ``rank_by`` is ``"time"`` or ``"cost"``.
+
+    Returns a :class:`Recommendation` (``advisor.Advice``): ``.best``, ``.ranked``,
+    ``.excluded``, ``.comparison``, ``.to_json()``, ``.to_markdown()``, ``.save(prefix)``.
+    Unknown GPU or model names and bad workload values raise :class:`advisor.AdvisorError`
+    with the cause and a hint.
+    """
+    from advisor.errors import InvalidInputError
+    from advisor.gpus import custom_gpu, get_gpu, parse_memory
+    from advisor.io import environment
+    from advisor.models import HFModelSource
+    from advisor.recommend import (
+        DEFAULT_GPU,
+        Mode,
+        candidate_plans,
+        cut_settings,
+        default_backends,
+        parse_plan_list,
+        recommend,
+        reproduce_command,
+        target_present,
+    )
+    from advisor.workload import RankBy
+
+    workload = workload or Workload()
+    size = parse_memory(gpu_mem) if isinstance(gpu_mem, str) else gpu_mem
+    if gpu is None:
+        spec = custom_gpu(size) if size is not None else get_gpu(DEFAULT_GPU)
+    else:
+        spec = gpu if isinstance(gpu, GpuSpec) else get_gpu(gpu)
+        if size is not None:
+            spec = spec.with_memory(size)
+    if price_usd_per_hour is not None:
+        spec = spec.with_price(price_usd_per_hour)
+    try:
+        run_mode = Mode(mode)
+        ranking = RankBy(rank_by)
+    except ValueError:
+        raise InvalidInputError(
+            f"mode {mode!r} / rank_by {rank_by!r} not understood",
+            "mode: auto, simulate or measure; rank_by: time or cost",
+        ) from None
+    if run_mode is Mode.AUTO:
+        run_mode = Mode.MEASURE if target_present(spec) else Mode.SIMULATE
+    if run_mode is Mode.MEASURE and not target_present(spec):
+        import torch
+
+        here = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA GPU"
+        raise InvalidInputError(
+            f"cannot measure on the {spec.name}: this machine has {here}",
+            "simulate instead (mode='simulate', or --simulate), or run on that GPU",
+        )
+    source = resolve_model(model)
+    source.check_sizes(workload.micro_batch, workload.seq_len)
+    plan_list = candidate_plans() if plans is None else parse_plan_list(plans)
+    plan_text = plans if isinstance(plans, str) else None
+    if plans is not None and not isinstance(plans, str):
+        plan_text = ";".join(p if isinstance(p, str) else p.name for p in plans)
+    command = ""
+    if isinstance(model, str):
+        command = reproduce_command(
+            model, spec, workload, rank_by=ranking, mode=Mode(mode), plans=plan_text
+        )
+    backends = default_backends(source, spec, workload, run_mode)
+    backends = dataclasses.replace(backends, settings=cut_settings)
+    task = source.task.value if isinstance(source, HFModelSource) else "custom"
+    log.info("advising on %s for %s (%s, %d plans)", source.name, spec.name, run_mode.value, len(plan_list))
+    return recommend(
+        source.name,
+        plan_list,
+        spec,
+        workload,
+        backends,
+        rank_by=ranking,
+        mode=run_mode,
+        check_top=check_top,
+        environment=environment(),
+        command=command,
+        model_task=task,
+        progress=progress,
+    )
+
+
+# advisor.sweep (the module) is imported at the top, not lazily: advisor/__init__ then binds the
+# package attribute ``advisor.sweep`` to this function, and no later first import rebinds it
+def sweep(
+    model: str | nn.Module | ModelSource,
+    *,
+    cuts: str | Sequence[str | Cut] | None = None,
+    plans: str | Sequence[str | Plan] | None = None,
+    max_combo: int = 1,
+    batch_size: int = 4,
+    seq_len: int = 128,
+    device: str = "auto",
+    steps: int = 3,
+    warmup_steps: int = 1,
+    out: str | Path | None = None,
+    progress: Callable[[SweepProgress], None] | None = None,
+    retry_failed: bool = False,
+) -> SweepResult:
+    """Measure the baseline and many plans of ``model``, one trial each.
+
+    Plans are every compatible combination of ``cuts`` (``"lora,grad-ckpt,sgd"`` or a list of
+    cut names / :class:`Cut` objects; default: every cut but the opt-in ones) of up to
+    ``max_combo`` cuts, or the user list ``plans`` (``"lora+grad-ckpt;sgd"``). Conflicting and
+    redundant sets are pruned with the reason (``result.pruned``). A failing plan is recorded
+    with its reason and the sweep goes on; with ``out``, results are appended to that JSON Lines
+    file as they arrive and a re-run resumes (see :mod:`advisor.sweep`).
+    """
+    from advisor.cuts import combinations, default_cuts, parse_cuts, user_plans
+    from advisor.errors import InvalidInputError
+    if cuts is not None and plans is not None:
+        raise InvalidInputError("give cuts or plans, not both", "cuts make combinations; plans are a list")
+    if plans is not None:
+        from advisor.cuts import parse_plans
+
+        items = parse_plans(plans) if isinstance(plans, str) else list(plans)
+        space = user_plans(items)
+    else:
+        if cuts is None:
+            chosen = default_cuts()
+        elif isinstance(cuts, str):
+            chosen = parse_cuts(cuts)
+        else:
+            chosen = []
+            for item in cuts:
+                chosen.extend([item] if isinstance(item, Cut) else parse_cuts(item))
+        space = combinations(chosen, max_combo)
+    return run_sweep(
+        model,
+        space,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        device=device,
+        steps=steps,
+        warmup_steps=warmup_steps,
+        out=out,
+        progress=progress,
+        retry_failed=retry_failed,
+    )
+
+
+def convergence_probe(
+    model: str | nn.Module | ModelSource = "minilm",
+    *,
+    text: str | Path | None = None,
+    steps: int = 30,
+    batch_size: int = 4,
+    seq_len: int = 64,
+    lr: float = 1e-4,
+    threshold: float | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: Callable[[str], None] | None = None,
+) -> ConvergenceResult:
+    """Fine-tune vs train from scratch: ``steps`` steps from pretrained weights and from random
+    init on the same batches, both loss curves, and the steps each needs to reach ``threshold``
+    (default: the best loss the random-init run reached). See :mod:`advisor.convergence`."""
+    from advisor.convergence import convergence_probe as probe
+
+    return probe(
+        model,
+        text=text,
+        steps=steps,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        lr=lr,
+        threshold=threshold,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+
+
+def simulate(
+    model: str | nn.Module | ModelSource,
+    *,
+    batch_size: int = 4,
+    seq_len: int = 128,
+    plan: Plan | str | None = None,
+    target: str = "cuda",
+    count_flops: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> TrialResult:
+    """Replay one training configuration of ``model`` on fake tensors: no GPU, no weights.
+
+    ``model`` is anything :func:`profile` takes, plus the architecture presets
+    (``"llama-3.1-8b"``, ``"mistral-7b"``, … see :func:`advisor.builtin_models`) and any
+    ``config.json``. ``plan`` is a :class:`Plan` or its text (``"lora+grad-ckpt+bf16"``).
+    The tensor peak and its breakdown are exact (provenance ``simulated``); the result's
+    ``extra["simulation"]`` holds the peak of each phase, the step's FLOPs and bytes, and (for
+    ``target="cuda"``) the CUDA caching allocator replayed. Turn it into a GPU need with
+    :func:`advisor.overheads.predict_gpu_need` and a step time with
+    :func:`advisor.flops.estimate_for_gpu`. Plans that cannot be simulated (bitsandbytes,
+    offload, compile) come back with status ``unsupported`` and the reason.
+    """
+    from advisor.cuts import parse_plan
+    from advisor.simulate import simulate as run_simulation
+
+    if isinstance(plan, str):
+        plan = parse_plan(plan)
+    return run_simulation(
+        model, plan, batch_size, seq_len, target=target, count_cost=count_flops, progress=progress
+    )

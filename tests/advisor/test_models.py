@@ -29,7 +29,7 @@ def test_factory_that_does_not_exist_is_a_clear_error() -> None:
         resolve_model("tests.fixtures.plain_model:no_such_factory")
     assert "has no callable 'no_such_factory'" in str(info.value)
     assert "build" in str(info.value)  # the hint lists what is there
-    with pytest.raises(UnknownModelError, match="cannot import module 'no_such_pkg.models'"):
+    with pytest.raises(UnknownModelError, match=r"cannot import module 'no_such_pkg\.models'"):
         resolve_model("no_such_pkg.models:build")
     with pytest.raises(UnknownModelError, match="has no callable 'NOT_A_FACTORY'"):
         resolve_model("tests.fixtures.plain_model:NOT_A_FACTORY")

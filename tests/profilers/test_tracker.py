@@ -12,8 +12,8 @@ from torch.profiler import ProfilerActivity, profile
 from advisor.models import resolve_model
 from advisor.plans import Plan, program_builder
 from profilers.records import TrialStatus
-from profilers.trial import StepProgram, TrialSpec, run_trial, train_step
 from profilers.tracker import TensorMemoryTracker
+from profilers.trial import StepProgram, TrialSpec, run_trial, train_step
 
 N = 10_000  # elements of the single parameter vector
 
