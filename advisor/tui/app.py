@@ -166,7 +166,7 @@ class VramAdvisorApp(App[None]):
         options = self.query_one("#gpu-list", OptionList)
         options.clear_options()
         for g in gpus:
-            label = f"{g.key:<18} {g.memory_bytes / 2**30:>5.0f} GiB  ${g.price_usd_per_hour:.2f}/h"
+            label = f"{g.key:<16} {g.memory_bytes / 2**30:>3.0f}G ${g.price_usd_per_hour:.2f}/h"
             options.add_option(Option(label, id=g.key))
         keys = [g.key for g in gpus]
         if self.gpu.key in keys:
