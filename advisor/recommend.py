@@ -347,10 +347,27 @@ def target_exclusion(
     return None
 
 
-def estimate_max_batch(need: PredictedNeed, batch: int, budget_bytes: int, limit: int = 1 << 16) -> int:
+def estimate_max_batch(
+    need: PredictedNeed,
+    batch: int,
+    budget_bytes: int,
+    limit: int = 1 << 16,
+    trial: TrialResult | None = None,
+) -> int:
     """The largest micro-batch that fits from one trial: activations (and the input) grow
-    with the micro-batch, the rest does not. An estimate; 0 when not even 1 fits."""
-    per_sample = need.part(ACTIVATIONS) / batch
+    with the micro-batch, the rest does not. An estimate; 0 when not even 1 fits.
+
+    When the step's peak falls after the activations are freed (end of backward, optimizer),
+    the peak's own activation part understates growth; a simulated ``trial`` also carries the
+    forward phase's peak, whose rise over the resident bytes is the activations of ``batch``.
+    """
+    growth = need.part(ACTIVATIONS)
+    if trial is not None and trial.tensor_peak is not None:
+        phases = (trial.extra.get("simulation") or {}).get("phase_peaks") or {}
+        forward = phases.get("forward")
+        if isinstance(forward, int):
+            growth = max(growth, forward - trial.tensor_peak.resident_before_step_bytes)
+    per_sample = growth / batch
     fixed = need.total_bytes - need.part(ACTIVATIONS)
     if fixed + per_sample > budget_bytes:
         return 0
@@ -688,10 +705,10 @@ def recommend(
                 t = backends.trial(plan, b)
                 return backends.need(t).total_bytes if _ok(t) else None
 
-            first = estimate_max_batch(v.need, workload.micro_batch, budget)
+            first = estimate_max_batch(v.need, workload.micro_batch, budget, trial=v.trial)
             size, checked = largest_fitting_batch(need_at, budget, known, guess=first or None)
         else:
-            size, checked = estimate_max_batch(v.need, workload.micro_batch, budget), False
+            size, checked = estimate_max_batch(v.need, workload.micro_batch, budget, trial=v.trial), False
         final.append(
             dataclasses.replace(
                 v,
