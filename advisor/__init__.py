@@ -7,8 +7,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from advisor.api import advise, convergence_probe, profile, sweep
-from advisor.convergence import ConvergenceResult, LossCurve
+from advisor.api import advise, profile, sweep
+from advisor.convergence import ConvergenceResult, LossCurve, convergence_probe
 from advisor.cuts import PlanSpace, default_cuts, parse_cuts, parse_plans
 from advisor.errors import (
     AdvisorError,

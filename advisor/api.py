@@ -21,7 +21,7 @@ from profilers.records import TrialResult
 from profilers.trial import TrialSpec, run_trial
 
 if TYPE_CHECKING:
-    from advisor.convergence import ConvergenceResult
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -227,38 +227,6 @@ def sweep(
         out=out,
         progress=progress,
         retry_failed=retry_failed,
-    )
-
-
-def convergence_probe(
-    model: str | nn.Module | ModelSource = "minilm",
-    *,
-    text: str | Path | None = None,
-    steps: int = 30,
-    batch_size: int = 4,
-    seq_len: int = 64,
-    lr: float = 1e-4,
-    threshold: float | None = None,
-    seed: int = 0,
-    device: str = "cpu",
-    progress: Callable[[str], None] | None = None,
-) -> ConvergenceResult:
-    """Fine-tune vs train from scratch: ``steps`` steps from pretrained weights and from random
-    init on the same batches, both loss curves, and the steps each needs to reach ``threshold``
-    (default: the best loss the random-init run reached). See :mod:`advisor.convergence`."""
-    from advisor.convergence import convergence_probe as probe
-
-    return probe(
-        model,
-        text=text,
-        steps=steps,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        lr=lr,
-        threshold=threshold,
-        seed=seed,
-        device=device,
-        progress=progress,
     )
 
 

@@ -280,8 +280,7 @@ def add_sweep(sub: Any) -> None:
 
 
 def cmd_convergence(args: argparse.Namespace) -> int:
-    from advisor.api import convergence_probe
-    from advisor.convergence import convergence_text
+    from advisor.convergence import convergence_probe, convergence_text
 
     line = ProgressLine(f"{args.model}: ")
     result = convergence_probe(

@@ -310,6 +310,7 @@ def _lora(model: nn.Module, cut: LoRA | QLoRA, ctx: BuildContext) -> nn.Module:
         lora_dropout=cut.dropout,
         target_modules=list(targets),
         bias="none",
+        fan_in_fan_out=_targets_conv1d(model, targets),  # GPT-2 stores its linears transposed
     )
     with warnings.catch_warnings():  # peft asks the deprecated is_gradient_checkpointing
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -317,6 +318,14 @@ def _lora(model: nn.Module, cut: LoRA | QLoRA, ctx: BuildContext) -> nn.Module:
     ctx.recipe.notes["lora_targets"] = list(targets)
     ctx.recipe.notes["lora_r"] = cut.r
     return peft_model  # type: ignore[no-any-return]
+
+
+def _targets_conv1d(model: nn.Module, targets: Sequence[str]) -> bool:
+    """True when the targeted layers are transformers' ``Conv1D`` (weights stored (in, out))."""
+    for name, module in model.named_modules():
+        if type(module).__name__ == "Conv1D" and any(_matches(name, t) for t in targets):
+            return True
+    return False
 
 
 def _check_lora_params(cut: LoRA | QLoRA) -> None:

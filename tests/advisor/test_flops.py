@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -27,18 +24,7 @@ from profilers.records import Provenance
 from profilers.simulate import StepCost
 from profilers.trial import train_step
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _fast_simulations() -> Iterator[None]:
-    """Each replay collects garbage once; freezing what torch and transformers keep alive
-    makes that cheap. One intra-op thread keeps small real steps from spinning."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    gc.collect()
-    gc.freeze()
-    yield
-    gc.unfreeze()
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("fast_simulations")
 
 
 def _flops(plan: str, batch: int = 2, seq: int = 32) -> int:

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-
 import pytest
-import torch
 
 from advisor.cuts import parse_plan
 from advisor.errors import InvalidInputError
 from advisor.growth import SizePoint, default_sizes, fit_growth, simulate_growth
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _fast_simulations() -> Iterator[None]:
-    """Each replay collects garbage once; freezing what torch and transformers keep alive
-    makes that cheap. One intra-op thread keeps small real steps from spinning."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    gc.collect()
-    gc.freeze()
-    yield
-    gc.unfreeze()
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("fast_simulations")
 
 
 def test_simulated_growth_predicts_the_held_out_size_within_2_percent() -> None:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import gc
-from collections.abc import Iterator
 
 import pytest
-import torch
 
 from advisor.cuts import parse_plan
 from advisor.gpus import get_gpu
@@ -25,17 +22,7 @@ from profilers.simulate import CachingAllocatorModel
 MIB = 2**20
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_simulations() -> Iterator[None]:
-    """Each replay collects garbage once; freezing what torch and transformers keep alive
-    makes that cheap. One intra-op thread keeps small real steps from spinning."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    gc.collect()
-    gc.freeze()
-    yield
-    gc.unfreeze()
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("fast_simulations")
 
 
 def test_every_constant_has_a_value_a_unit_and_a_source() -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,17 +21,7 @@ REQUIRED = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_simulations() -> Iterator[None]:
-    """Each replay collects garbage once; freezing what torch and transformers keep alive
-    makes that cheap. One intra-op thread keeps small real steps from spinning."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    gc.collect()
-    gc.freeze()
-    yield
-    gc.unfreeze()
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("fast_simulations")
 
 
 def test_every_required_preset_is_registered_as_a_preset() -> None:

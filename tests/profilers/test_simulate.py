@@ -7,9 +7,7 @@ package ``profilers`` never imports ``advisor``; its tests may).
 from __future__ import annotations
 
 import dataclasses
-import gc
 import os
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -34,19 +32,7 @@ from profilers.trial import StepProgram, TrialSpec, UnsupportedConfiguration, ru
 MIB = 2**20
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_trials() -> Iterator[None]:
-    """Trials collect garbage around each step; with torch and transformers loaded a full
-    collection takes ~0.3 s, and freezing what is already alive makes it cheap. One intra-op
-    thread keeps tiny CPU steps from spinning against other work on a small machine; tensor
-    bytes do not depend on either."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    gc.collect()
-    gc.freeze()
-    yield
-    gc.unfreeze()
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("fast_simulations")
 
 
 # -- the accuracy acceptance test: simulated == measured on CPU, every tiny model × cut -------
