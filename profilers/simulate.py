@@ -433,6 +433,19 @@ def _sdpa_as_on_cuda(
     )  # fmt: skip
 
 
+_ORIGINAL_DROPOUT = torch.nn.functional.dropout
+
+
+def _dropout_as_on_cuda(
+    input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+) -> torch.Tensor:
+    # CPU dropout keeps a mask in the input's dtype for backward; CUDA's fused kernel
+    # (native_dropout) keeps a 1-byte bool mask. native_dropout runs on CPU too.
+    if training and 0.0 < p < 1.0 and not inplace and input.device.type == "cpu":
+        return torch.native_dropout(input, p, True)[0]
+    return _ORIGINAL_DROPOUT(input, p, training, inplace)
+
+
 @contextlib.contextmanager
 def cuda_attention_choice() -> Iterator[None]:
     """Run ``scaled_dot_product_attention`` with dropout as a fused kernel, as CUDA does.
@@ -443,13 +456,18 @@ def cuda_attention_choice() -> Iterator[None]:
     CPU kernel, whose saved tensors match CUDA's (GQA is expanded, as the math path does). It
     swaps ``torch.nn.functional.scaled_dot_product_attention`` for the duration, so that
     recomputation under checkpointing takes the same path.
+
+    Plain dropout (``nn.Dropout``, e.g. LoRA's) goes to ``native_dropout`` likewise: CUDA's
+    kernel saves a 1-byte mask where the CPU's saves one in the input's dtype.
     """
     functional = torch.nn.functional
     functional.scaled_dot_product_attention = _sdpa_as_on_cuda  # type: ignore[assignment]
+    functional.dropout = _dropout_as_on_cuda  # type: ignore[assignment]
     try:
         yield
     finally:
         functional.scaled_dot_product_attention = _ORIGINAL_SDPA
+        functional.dropout = _ORIGINAL_DROPOUT
 
 
 # -- the tracker with per-phase peaks --------------------------------------------------------

@@ -350,3 +350,16 @@ def test_train_step_runs_unchanged_under_the_fake_mode() -> None:
         train_step(prog)
     state = prog.optimizer.state[model.emb.weight]
     assert state["exp_avg"].shape == (100, 16)
+
+
+def test_cuda_target_keeps_a_one_byte_dropout_mask_as_cuda_does() -> None:
+    # CPU dropout saves its mask in the input's dtype (4 B); CUDA's fused native_dropout saves
+    # a bool mask (1 B). The CUDA-target replay must count the CUDA way: 3 B less per element.
+    from advisor.simulate import simulate
+
+    model = nn.Sequential(nn.Linear(64, 64), nn.Dropout(0.1), nn.Linear(64, 8))
+    cpu = simulate(model, "sgd", 4, 16, target="cpu")  # sgd: the same optimizer path on both
+    cuda = simulate(model, "sgd", 4, 16, target="cuda")
+    assert cpu.tensor_peak is not None and cuda.tensor_peak is not None
+    assert cpu.tensor_peak.peak_bytes - cuda.tensor_peak.peak_bytes == 3 * (4 * 16 * 64)
+    assert torch.nn.functional.dropout is not None and torch.nn.functional.dropout.__name__ == "dropout"
