@@ -12,13 +12,12 @@ from torch import nn
 
 from advisor.gpus import GpuSpec
 from advisor.models import ModelSource, resolve_model
-from advisor.plans import Cut, Plan, program_builder
+from advisor.plans import Cut, Plan, measure_plan
 from advisor.recommend import Recommendation
 from advisor.sweep import SweepProgress, SweepResult
 from advisor.sweep import sweep as run_sweep
 from advisor.workload import Workload
 from profilers.records import TrialResult
-from profilers.trial import TrialSpec, run_trial
 
 if TYPE_CHECKING:
     pass
@@ -50,20 +49,13 @@ def profile(
 
     source = resolve_model(model)
     plan = plan or Plan()
+    source.check_sizes(batch_size, seq_len)
     check_measurable(source, resolve_device(device))  # an 8B preset is simulated, not measured
-    build = program_builder(plan, source, batch_size, seq_len)
-    spec = TrialSpec(
-        model=source.name,
-        plan=plan.name,
-        cuts=plan.cut_names,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        device=device,
-        warmup_steps=warmup_steps,
-        timed_steps=steps,
-    )
     log.info("profiling %s, plan %s, batch %d × seq %d", source.name, plan.name, batch_size, seq_len)
-    return run_trial(spec, build, progress)
+    return measure_plan(
+        plan, source, batch_size, seq_len, device=device, steps=steps, warmup_steps=warmup_steps,
+        progress=progress,
+    )  # fmt: skip
 
 
 def advise(

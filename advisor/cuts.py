@@ -1015,7 +1015,10 @@ def singles(cuts: Sequence[Cut], *, baseline: bool = True) -> PlanSpace:
     return combinations(cuts, 1, baseline=baseline)
 
 
-def user_plans(plans: Iterable[Plan | str], *, baseline: bool = True) -> PlanSpace:
-    """A user's list of plans (``Plan`` objects or strings), baseline first unless told not to."""
+def user_plans(plans: str | Iterable[Plan | str], *, baseline: bool = True) -> PlanSpace:
+    """A user's list of plans (``Plan`` objects or strings, or one ``"lora+sgd;bf16"`` text),
+    baseline first unless told not to."""
+    if isinstance(plans, str):  # not an iterable of one-letter plans
+        plans = parse_plans(plans)
     parsed = [parse_plan(p) if isinstance(p, str) else p for p in plans]
     return _prune(parsed, baseline)

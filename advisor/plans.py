@@ -30,7 +30,8 @@ from torch import nn
 
 from advisor.errors import InvalidInputError, PlanError
 from advisor.models import ModelSource
-from profilers.trial import StepProgram
+from profilers.records import TrialResult
+from profilers.trial import StepProgram, TrialSpec, run_trial
 
 log = logging.getLogger(__name__)
 
@@ -318,3 +319,28 @@ def program_builder(
         return finish_program(plan, model, ctx)
 
     return build
+
+
+def measure_plan(
+    plan: Plan,
+    source: ModelSource,
+    batch_size: int,
+    seq_len: int,
+    *,
+    device: str = "auto",
+    steps: int = 3,
+    warmup_steps: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> TrialResult:
+    """Measure one plan of ``source`` on this machine (a trial: see :func:`run_trial`)."""
+    spec = TrialSpec(
+        model=source.name,
+        plan=plan.name,
+        cuts=plan.cut_names,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        device=device,
+        warmup_steps=warmup_steps,
+        timed_steps=steps,
+    )
+    return run_trial(spec, program_builder(plan, source, batch_size, seq_len), progress)

@@ -35,9 +35,9 @@ from torch import nn
 from advisor.cuts import PlanSpace, PrunedPlan, user_plans
 from advisor.errors import ReportError
 from advisor.models import ModelSource, resolve_model
-from advisor.plans import BASELINE, Plan, program_builder
+from advisor.plans import BASELINE, Plan, measure_plan
 from profilers.records import TrialResult, TrialStatus
-from profilers.trial import TrialSpec, resolve_device, run_trial
+from profilers.trial import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -352,22 +352,26 @@ class _Events:
 def _run_plan(
     plan: Plan,
     source: ModelSource,
-    spec: TrialSpec,
+    key: SweepKey,
+    steps: int,
+    warmup_steps: int,
     stage: Callable[[str], None],
 ) -> TrialResult:
     try:
-        build = program_builder(plan, source, spec.batch_size, spec.seq_len)
-        return run_trial(spec, build, stage)
+        return measure_plan(
+            plan, source, key.batch_size, key.seq_len, device=key.device, steps=steps,
+            warmup_steps=warmup_steps, progress=stage,
+        )  # fmt: skip
     except Exception as exc:  # run_trial never raises for a plan; this is belt and braces
         log.debug("plan %s failed outside its trial", plan.name, exc_info=True)
         text = " ".join(str(exc).split())[:600] or type(exc).__name__
         return TrialResult(
-            model=spec.model,
-            plan=spec.plan,
-            cuts=spec.cuts,
-            device=spec.device,
-            batch_size=spec.batch_size,
-            seq_len=spec.seq_len,
+            model=source.name,
+            plan=plan.name,
+            cuts=plan.cut_names,
+            device=key.device,
+            batch_size=key.batch_size,
+            seq_len=key.seq_len,
             status=TrialStatus.ERROR,
             reason=f"{type(exc).__name__}: {text}",
         )
@@ -396,10 +400,13 @@ def sweep(
     run in order after dropping duplicates and conflicting or redundant plans.
     KeyboardInterrupt propagates after every finished result is on disk.
     """
+    from advisor.simulate import check_measurable
+
     source = resolve_model(model)
     source.check_sizes(batch_size, seq_len)
     space = plans if isinstance(plans, PlanSpace) else user_plans(plans, baseline=False)
     dev = str(resolve_device(device))
+    check_measurable(source, dev)  # an 8B preset is simulated (`simulate --sweep`), not measured
     path = Path(out) if out is not None else None
     done = read_sweep_file(path).results if path is not None else {}
     say = progress or (lambda _event: None)
@@ -422,17 +429,7 @@ def sweep(
                 event("reused", result=previous)
                 continue
             event("start", "starting")
-            spec = TrialSpec(
-                model=source.name,
-                plan=plan.name,
-                cuts=plan.cut_names,
-                batch_size=batch_size,
-                seq_len=seq_len,
-                device=dev,
-                warmup_steps=warmup_steps,
-                timed_steps=steps,
-            )
-            result = _run_plan(plan, source, spec, event.stage)
+            result = _run_plan(plan, source, key, steps, warmup_steps, event.stage)
             if append is not None:
                 append(key, result)  # on disk before anyone hears of it
             done[key] = result

@@ -220,3 +220,12 @@ def test_plan_names_are_stable_keys() -> None:
     # sweeps resume by plan name: the same set of cuts must always give the same name
     assert parse_plan("sgd+grad-ckpt+lora(r=16)").name == "grad-ckpt+lora(r=16)+sgd"
     assert Plan().name == "baseline"
+
+
+def test_a_model_too_big_to_measure_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    from advisor.errors import InvalidInputError
+
+    out = tmp_path / "big.jsonl"
+    with pytest.raises(InvalidInputError, match="simulate it instead"):
+        sweep("llama-3.1-8b", "lora", batch_size=1, seq_len=16, device="cpu", out=out)
+    assert not out.exists()  # nothing written for a sweep that cannot start
