@@ -640,8 +640,11 @@ class Bf16Weights(Cut):
     group = "precision"
     order = 70
 
+    def configure(self, recipe: Recipe) -> None:
+        recipe.model_dtype = torch.bfloat16  # built in bf16: never a full fp32 copy in memory
+
     def apply_model(self, model: nn.Module, ctx: BuildContext) -> nn.Module:
-        return model.to(torch.bfloat16)
+        return model.to(torch.bfloat16)  # what was added since (LoRA adapters) follows
 
     def wrap_program(self, prog: StepProgram, ctx: BuildContext) -> StepProgram:
         def cast(x: Any) -> Any:

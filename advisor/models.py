@@ -61,8 +61,11 @@ class ModelSource:
         *,
         pretrained: bool = True,
         attn_implementation: str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> nn.Module:
-        """Build the model on ``device`` (``"meta"`` builds without weights, any size)."""
+        """Build the model on ``device`` (``"meta"`` builds without weights, any size), its
+        floating-point weights in ``dtype`` (default: fp32 for HF models, as the factory makes
+        them for plain modules)."""
         raise NotImplementedError
 
     def make_batch(
@@ -181,9 +184,11 @@ class HFModelSource(ModelSource):
         *,
         pretrained: bool = True,
         attn_implementation: str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> nn.Module:
         auto = self._auto_class()
-        kwargs: dict[str, Any] = {"dtype": torch.float32}
+        # built in it directly: no fp32 copy of a big model on the way to bf16
+        kwargs: dict[str, Any] = {"dtype": dtype or torch.float32}
         if attn_implementation is not None:
             kwargs["attn_implementation"] = attn_implementation
         device = torch.device(device)
@@ -371,6 +376,7 @@ class ModuleSource(ModelSource):
         *,
         pretrained: bool = True,
         attn_implementation: str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> nn.Module:
         device = torch.device(device)
         with device:
@@ -380,7 +386,7 @@ class ModuleSource(ModelSource):
                 f"{self.name} returned {type(model).__name__}, not a torch.nn.Module",
                 "make the factory return the model",
             )
-        model = model.to(device)
+        model = model.to(device) if dtype is None else model.to(device=device, dtype=dtype)
         if not pretrained and device.type != "meta":
             for module in model.modules():
                 reset = getattr(module, "reset_parameters", None)

@@ -47,6 +47,7 @@ class Recipe:
     micro_batch_size: int = 0  # 0 → batch_size (no accumulation)
     pretrained: bool = True
     attn_implementation: str | None = None
+    model_dtype: torch.dtype | None = None  # what the weights are built in (None: the source's)
     optimizer: str = "adamw"
     lr: float = 1e-4
     optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -264,7 +265,10 @@ def build_model(plan: Plan, ctx: BuildContext) -> nn.Module:
     """Build the source's model on ``ctx.device`` and apply the plan's model transforms."""
     recipe = ctx.recipe
     model = ctx.source.build(
-        ctx.device, pretrained=recipe.pretrained, attn_implementation=recipe.attn_implementation
+        ctx.device,
+        pretrained=recipe.pretrained,
+        attn_implementation=recipe.attn_implementation,
+        dtype=recipe.model_dtype,
     )
     for cut in sorted(plan.cuts, key=lambda c: c.order):
         model = cut.apply_model(model, ctx)

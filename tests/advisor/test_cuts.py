@@ -353,3 +353,16 @@ def test_compile_is_opt_in_and_wraps_the_model_lazily() -> None:
     prog = finish_program(plan, build_model(plan, ctx), ctx)
     assert isinstance(prog.model, torch._dynamo.eval_frame.OptimizedModule)  # compiles on first call
     assert prog.extra["compiled_backend"] == "eager"
+
+
+def test_bf16_weights_builds_the_model_in_bf16_not_through_an_fp32_copy() -> None:
+    import torch
+
+    from advisor.models import resolve_model
+    from advisor.plans import prepare
+
+    recipe = prepare(parse_plan("bf16-weights"), 1, 8)
+    assert recipe.model_dtype is torch.bfloat16
+    model = resolve_model("tiny-llama").build("meta", dtype=recipe.model_dtype)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert prepare(parse_plan("baseline"), 1, 8).model_dtype is None  # the source's own dtype
