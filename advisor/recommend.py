@@ -1108,20 +1108,9 @@ def default_backends(source: Any, gpu: GpuSpec, workload: Workload, mode: Mode) 
 
 
 def _measure(source: Any, plan: Plan, batch: int, seq: int, timed: bool) -> TrialResult:
-    from advisor.plans import program_builder
-    from profilers.trial import TrialSpec, run_trial
+    from advisor.plans import measure_plan
 
-    spec = TrialSpec(
-        model=source.name,
-        plan=plan.name,
-        cuts=plan.cut_names,
-        batch_size=batch,
-        seq_len=seq,
-        device="cuda",
-        warmup_steps=1,
-        timed_steps=3 if timed else 0,
-    )
-    return run_trial(spec, program_builder(plan, source, batch, seq))
+    return measure_plan(plan, source, batch, seq, device="cuda", steps=3 if timed else 0, warmup_steps=1)
 
 
 def reproduce_command(
