@@ -194,10 +194,7 @@ def sweep(
     if cuts is not None and plans is not None:
         raise InvalidInputError("give cuts or plans, not both", "cuts make combinations; plans are a list")
     if plans is not None:
-        from advisor.cuts import parse_plans
-
-        items = parse_plans(plans) if isinstance(plans, str) else list(plans)
-        space = user_plans(items)
+        space = user_plans(plans)  # "lora+grad-ckpt;sgd" or a list
     else:
         if cuts is None:
             chosen = default_cuts()

@@ -325,6 +325,29 @@ def program_builder(
     return build
 
 
+def trial_spec(
+    plan: Plan,
+    source: ModelSource,
+    batch_size: int,
+    seq_len: int,
+    *,
+    device: str = "auto",
+    steps: int = 3,
+    warmup_steps: int = 1,
+) -> TrialSpec:
+    """The record names and step counts of one trial of ``plan`` (measured or simulated)."""
+    return TrialSpec(
+        model=source.name,
+        plan=plan.name,
+        cuts=plan.cut_names,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        device=device,
+        warmup_steps=warmup_steps,
+        timed_steps=steps,
+    )
+
+
 def measure_plan(
     plan: Plan,
     source: ModelSource,
@@ -337,14 +360,7 @@ def measure_plan(
     progress: Callable[[str], None] | None = None,
 ) -> TrialResult:
     """Measure one plan of ``source`` on this machine (a trial: see :func:`run_trial`)."""
-    spec = TrialSpec(
-        model=source.name,
-        plan=plan.name,
-        cuts=plan.cut_names,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        device=device,
-        warmup_steps=warmup_steps,
-        timed_steps=steps,
+    spec = trial_spec(
+        plan, source, batch_size, seq_len, device=device, steps=steps, warmup_steps=warmup_steps
     )
     return run_trial(spec, program_builder(plan, source, batch_size, seq_len), progress)

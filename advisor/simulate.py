@@ -34,10 +34,10 @@ from torch._subclasses.fake_tensor import unset_fake_temporarily
 from advisor.errors import InvalidInputError
 from advisor.models import ModelSource, resolve_model
 from advisor.overheads import allocator_model
-from advisor.plans import BuildContext, Plan, build_model, finish_program, prepare
+from advisor.plans import BuildContext, Plan, build_model, finish_program, prepare, trial_spec
 from profilers.records import TrialResult
 from profilers.simulate import FakeBuild, FakeWorld, simulate_trial
-from profilers.trial import Progress, StepProgram, TrialSpec, UnsupportedConfiguration
+from profilers.trial import Progress, StepProgram, UnsupportedConfiguration
 
 log = logging.getLogger(__name__)
 
@@ -188,15 +188,8 @@ def simulate(
     if target not in ("cpu", "cuda"):
         raise InvalidInputError(f"unknown simulation target '{target}'", "use cuda or cpu")
     build = fake_builder(plan, source, batch_size, seq_len, target)
-    spec = TrialSpec(
-        model=source.name,
-        plan=plan.name,
-        cuts=plan.cut_names,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        device="meta",
-        warmup_steps=warmup_steps,
-        timed_steps=0,
+    spec = trial_spec(
+        plan, source, batch_size, seq_len, device="meta", steps=0, warmup_steps=warmup_steps
     )
     log.info("simulating %s, plan %s, batch %d × seq %d", source.name, plan.name, batch_size, seq_len)
     return simulate_trial(
