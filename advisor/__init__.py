@@ -1,99 +1,143 @@
 """vram-advisor: which memory-saving techniques let your model train on your GPU.
 
-The public API. Importing this package never imports the TUI (textual).
+The public API, grouped by the subpackage that owns each name (see ``docs/architecture.md``).
+Names load on first use, so ``import advisor`` is quick and never imports the TUI (textual);
+old module paths (``advisor.cuts``, ``advisor.gpus``, …) still import, with a
+``DeprecationWarning`` naming the new place.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from advisor.api import advise, profile, sweep
-from advisor.convergence import ConvergenceResult, LossCurve, convergence_probe
-from advisor.cuts import PlanSpace, default_cuts, parse_cuts, parse_plans
-from advisor.errors import (
-    AdvisorError,
-    InvalidInputError,
-    PlanError,
-    ReportError,
-    UnknownGpuError,
-    UnknownModelError,
-)
-from advisor.estimate import EstimatedPeak, estimate_peak
-from advisor.flops import StepTimeEstimate, estimate_for_gpu
-from advisor.gpus import GpuSpec, custom_gpu, get_gpu, list_gpus, parse_memory
-from advisor.growth import GrowthFit, fit_growth, simulate_growth
-from advisor.models import ModelSource, ModuleSource, builtin_models, resolve_model
-from advisor.overheads import predict_gpu_need
-from advisor.plans import Cut, Plan
-from advisor.recommend import Advice, PlanVerdict, PredictedNeed, Recommendation
-from advisor.report import load_report
-from advisor.simulate import simulate
-from advisor.sweep import PlanChange, SweepProgress, SweepResult, load_sweep
-from advisor.workload import RankBy, Workload
-from profilers.records import (
-    MemoryBreakdown,
-    ParamCounts,
-    Provenance,
-    TensorPeak,
-    Timing,
-    TrialResult,
-    TrialStatus,
-)
+from advisor import _compat
+from advisor.core.version import __version__
 
-__all__ = [
-    "Advice",
-    "AdvisorError",
-    "ConvergenceResult",
-    "Cut",
-    "EstimatedPeak",
-    "GpuSpec",
-    "GrowthFit",
-    "InvalidInputError",
-    "LossCurve",
-    "MemoryBreakdown",
-    "ModelSource",
-    "ModuleSource",
-    "ParamCounts",
-    "Plan",
-    "PlanChange",
-    "PlanError",
-    "PlanSpace",
-    "PlanVerdict",
-    "PredictedNeed",
-    "Provenance",
-    "RankBy",
-    "Recommendation",
-    "ReportError",
-    "StepTimeEstimate",
-    "SweepProgress",
-    "SweepResult",
-    "TensorPeak",
-    "Timing",
-    "TrialResult",
-    "TrialStatus",
-    "UnknownGpuError",
-    "UnknownModelError",
-    "Workload",
-    "__version__",
-    "advise",
-    "builtin_models",
-    "convergence_probe",
-    "custom_gpu",
-    "default_cuts",
-    "estimate_for_gpu",
-    "estimate_peak",
-    "fit_growth",
-    "get_gpu",
-    "list_gpus",
-    "load_report",
-    "load_sweep",
-    "parse_cuts",
-    "parse_memory",
-    "parse_plans",
-    "predict_gpu_need",
-    "profile",
-    "resolve_model",
-    "simulate",
-    "simulate_growth",
-    "sweep",
-]
+# name -> the module that defines it, one group per subpackage (the order of the layers)
+_API = {
+    "profile": "advisor.api",
+    "simulate": "advisor.api",
+    "sweep": "advisor.api",
+    "advise": "advisor.api",
+}
+_CORE = {
+    "AdvisorError": "advisor.core.errors",
+    "InvalidInputError": "advisor.core.errors",
+    "PlanError": "advisor.core.errors",
+    "ReportError": "advisor.core.errors",
+    "UnknownGpuError": "advisor.core.errors",
+    "UnknownModelError": "advisor.core.errors",
+    "parse_memory": "advisor.core.units",
+}
+_CATALOG = {
+    "GpuSpec": "advisor.catalog.gpus",
+    "custom_gpu": "advisor.catalog.gpus",
+    "get_gpu": "advisor.catalog.gpus",
+    "list_gpus": "advisor.catalog.gpus",
+}
+_MODELS = {
+    "ModelSource": "advisor.models",
+    "ModuleSource": "advisor.models",
+    "builtin_models": "advisor.models",
+    "resolve_model": "advisor.models",
+}
+_PLANS = {
+    "Cut": "advisor.plans",
+    "Plan": "advisor.plans",
+    "PlanSpace": "advisor.plans.cuts",
+    "default_cuts": "advisor.plans.cuts",
+    "parse_cuts": "advisor.plans.cuts",
+    "parse_plans": "advisor.plans.cuts",
+}
+_ENGINES = {
+    "ConvergenceResult": "advisor.engines.convergence",
+    "LossCurve": "advisor.engines.convergence",
+    "convergence_probe": "advisor.engines.convergence",
+    "EstimatedPeak": "advisor.engines.estimate",
+    "estimate_peak": "advisor.engines.estimate",
+    "StepTimeEstimate": "advisor.engines.flops",
+    "estimate_for_gpu": "advisor.engines.flops",
+    "GrowthFit": "advisor.engines.growth",
+    "fit_growth": "advisor.engines.growth",
+    "simulate_growth": "advisor.engines.growth",
+    "predict_gpu_need": "advisor.engines.overheads",
+    "PlanChange": "advisor.engines.sweep",
+    "SweepProgress": "advisor.engines.sweep",
+    "SweepResult": "advisor.engines.sweep",
+    "load_sweep": "advisor.engines.sweep",
+}
+_RECOMMEND = {
+    "PlanVerdict": "advisor.recommend",
+    "PredictedNeed": "advisor.recommend",
+    "Recommendation": "advisor.recommend",
+    "RankBy": "advisor.recommend",
+    "Workload": "advisor.recommend",
+}
+_REPORT = {
+    "Advice": "advisor.report",
+    "load_report": "advisor.report",
+}
+_RECORDS = {  # the runtime's result types (profilers.records)
+    "MemoryBreakdown": "profilers.records",
+    "ParamCounts": "profilers.records",
+    "Provenance": "profilers.records",
+    "TensorPeak": "profilers.records",
+    "Timing": "profilers.records",
+    "TrialResult": "profilers.records",
+    "TrialStatus": "profilers.records",
+}
+_WHERE: dict[str, str] = {
+    **_API, **_CORE, **_CATALOG, **_MODELS, **_PLANS, **_ENGINES, **_RECOMMEND, **_REPORT, **_RECORDS,
+}  # fmt: skip
+
+__all__ = ["__version__", *_WHERE]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'advisor' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
+
+_compat.install()
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from advisor.api import advise, profile, simulate, sweep
+    from advisor.catalog.gpus import GpuSpec, custom_gpu, get_gpu, list_gpus
+    from advisor.core.errors import (
+        AdvisorError,
+        InvalidInputError,
+        PlanError,
+        ReportError,
+        UnknownGpuError,
+        UnknownModelError,
+    )
+    from advisor.core.units import parse_memory
+    from advisor.engines.convergence import ConvergenceResult, LossCurve, convergence_probe
+    from advisor.engines.estimate import EstimatedPeak, estimate_peak
+    from advisor.engines.flops import StepTimeEstimate, estimate_for_gpu
+    from advisor.engines.growth import GrowthFit, fit_growth, simulate_growth
+    from advisor.engines.overheads import predict_gpu_need
+    from advisor.engines.sweep import PlanChange, SweepProgress, SweepResult, load_sweep
+    from advisor.models import ModelSource, ModuleSource, builtin_models, resolve_model
+    from advisor.plans import Cut, Plan
+    from advisor.plans.cuts import PlanSpace, default_cuts, parse_cuts, parse_plans
+    from advisor.recommend import PlanVerdict, PredictedNeed, RankBy, Recommendation, Workload
+    from advisor.report import Advice, load_report
+    from profilers.records import (
+        MemoryBreakdown,
+        ParamCounts,
+        Provenance,
+        TensorPeak,
+        Timing,
+        TrialResult,
+        TrialStatus,
+    )

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from torch import nn
 
-from advisor.gpus import GpuSpec
+from advisor.catalog.gpus import GpuSpec
 from advisor.models import ModelSource, resolve_model
-from advisor.plans import Cut, Plan, measure_plan
+from advisor.core.errors import InvalidInputError
+from advisor.engines.measure import check_measurable, measure_plan
+from advisor.plans import Cut, Plan
 from advisor.recommend import Recommendation
-from advisor.sweep import SweepProgress, SweepResult
-from advisor.sweep import sweep as run_sweep
-from advisor.workload import Workload
+from advisor.engines.simulate import simulate as run_simulation
+from advisor.engines.sweep import SweepProgress, SweepResult
+from advisor.engines.sweep import sweep as run_sweep
+from advisor.recommend.workload import Workload
 from profilers.records import TrialResult
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,6 @@ def profile(
     library, a model error) come back as the result's ``status`` and ``reason``; bad input
     (unknown model, sizes out of range) raises :class:`advisor.AdvisorError`.
     """
-    from advisor.simulate import check_measurable
     from profilers.trial import resolve_device
 
     source = resolve_model(model)
@@ -87,9 +87,9 @@ def advise(
     Unknown GPU or model names and bad workload values raise :class:`advisor.AdvisorError`
     with the cause and a hint.
     """
-    from advisor.errors import InvalidInputError
-    from advisor.gpus import custom_gpu, get_gpu, parse_memory
-    from advisor.io import environment
+    from advisor.core.errors import InvalidInputError
+    from advisor.catalog.gpus import custom_gpu, get_gpu, parse_memory
+    from advisor.core.io import environment
     from advisor.models import HFModelSource
     from advisor.recommend import (
         DEFAULT_GPU,
@@ -102,7 +102,7 @@ def advise(
         reproduce_command,
         target_present,
     )
-    from advisor.workload import RankBy
+    from advisor.recommend.workload import RankBy
 
     workload = workload or Workload()
     size = parse_memory(gpu_mem) if isinstance(gpu_mem, str) else gpu_mem
@@ -189,8 +189,8 @@ def sweep(
     with its reason and the sweep goes on; with ``out``, results are appended to that JSON Lines
     file as they arrive and a re-run resumes (see :mod:`advisor.sweep`).
     """
-    from advisor.cuts import combinations, default_cuts, parse_cuts, user_plans
-    from advisor.errors import InvalidInputError
+    from advisor.plans.cuts import combinations, default_cuts, parse_cuts, user_plans
+    from advisor.core.errors import InvalidInputError
     if cuts is not None and plans is not None:
         raise InvalidInputError("give cuts or plans, not both", "cuts make combinations; plans are a list")
     if plans is not None:
@@ -221,31 +221,63 @@ def sweep(
 
 def simulate(
     model: str | nn.Module | ModelSource,
-    *,
+    plan: Plan | str | None = None,
+    *legacy_sizes: int,
     batch_size: int = 4,
     seq_len: int = 128,
-    plan: Plan | str | None = None,
     target: str = "cuda",
     count_flops: bool = True,
+    warmup_steps: int = 1,
     progress: Callable[[str], None] | None = None,
+    **legacy: Any,
 ) -> TrialResult:
     """Replay one training configuration of ``model`` on fake tensors: no GPU, no weights.
 
     ``model`` is anything :func:`profile` takes, plus the architecture presets
     (``"llama-3.1-8b"``, ``"mistral-7b"``, … see :func:`advisor.builtin_models`) and any
     ``config.json``. ``plan`` is a :class:`Plan` or its text (``"lora+grad-ckpt+bf16"``).
+    ``target`` is where the step is meant to run: ``"cuda"`` (the optimizer as torch runs it
+    on CUDA, and the caching allocator replayed) or ``"cpu"`` (exactly what this CPU runs).
     The tensor peak and its breakdown are exact (provenance ``simulated``); the result's
     ``extra["simulation"]`` holds the peak of each phase, the step's FLOPs and bytes, and (for
     ``target="cuda"``) the CUDA caching allocator replayed. Turn it into a GPU need with
-    :func:`advisor.overheads.predict_gpu_need` and a step time with
-    :func:`advisor.flops.estimate_for_gpu`. Plans that cannot be simulated (bitsandbytes,
-    offload, compile) come back with status ``unsupported`` and the reason.
-    """
-    from advisor.cuts import parse_plan
-    from advisor.simulate import simulate as run_simulation
+    :func:`advisor.predict_gpu_need` and a step time with :func:`advisor.estimate_for_gpu`.
+    Plans that cannot be simulated come back with status ``unsupported`` and the reason.
 
-    if isinstance(plan, str):
-        plan = parse_plan(plan)
+    The old spellings still work, with a ``DeprecationWarning``: sizes given positionally
+    (``simulate(model, plan, 2, 512)``) and ``count_cost=`` for ``count_flops=``.
+    """
+    if legacy_sizes:
+        if len(legacy_sizes) > 2:
+            raise InvalidInputError(
+                f"simulate() takes at most 4 positional arguments ({2 + len(legacy_sizes)} given)",
+                "pass the sizes by name: simulate(model, plan, batch_size=2, seq_len=512)",
+            )
+        warnings.warn(
+            "simulate(model, plan, batch, seq) is deprecated; pass batch_size= and seq_len= by name",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        batch_size = legacy_sizes[0]
+        if len(legacy_sizes) == 2:
+            seq_len = legacy_sizes[1]
+    if "count_cost" in legacy:
+        warnings.warn("simulate(count_cost=…) is deprecated; use count_flops=", DeprecationWarning, stacklevel=2)
+        count_flops = bool(legacy.pop("count_cost"))
+    fake_device = str(legacy.pop("fake_device", "auto"))
+    if legacy:
+        raise InvalidInputError(
+            f"simulate() got unexpected argument{'s' if len(legacy) > 1 else ''} {', '.join(sorted(legacy))}",
+            "arguments: model, plan, batch_size, seq_len, target, count_flops, warmup_steps, progress",
+        )
     return run_simulation(
-        model, plan, batch_size, seq_len, target=target, count_cost=count_flops, progress=progress
+        model,
+        plan,
+        batch_size,
+        seq_len,
+        target=target,
+        fake_device=fake_device,
+        warmup_steps=warmup_steps,
+        count_cost=count_flops,
+        progress=progress,
     )

@@ -4,7 +4,7 @@ For the built-in tiny models under a range of plans, micro-batches and sequence 
 exact measured peak of live tensor bytes on this machine (``advisor.profile``: one warm-up step,
 then one tracked step) is the truth. Against it:
 
-* **simulated** — ``advisor.simulate.simulate(..., target="cpu")``: the same step on fake tensors;
+* **simulated** — ``advisor.engines.simulate.simulate(..., target="cpu")``: the same step on fake tensors;
 * **estimated** — ``advisor.estimate.estimate_peak(..., target="cpu")``: closed-form accounting;
 * **Accelerate** — what ``accelerate estimate-memory`` reports as "Training using Adam" for the
   model: ``create_empty_model``'s transformers branch (``AutoModel.from_config(config,
@@ -244,7 +244,7 @@ def machine_lines() -> list[str]:
 def render(
     cases: Sequence[Case], device: str, markdown: bool, command: str = "", elapsed_s: float | None = None
 ) -> str:
-    from advisor.render import table
+    from advisor.core.tables import table
 
     summaries = summarize(cases)
     bullet = "- " if markdown else ""
@@ -327,10 +327,11 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 def run_case(model: str, plan_text: str, batch: int, seq: int, cache: dict[str, Any]) -> Case:
     import advisor
-    from advisor.cuts import parse_plan
-    from advisor.estimate import estimate_peak
+    from advisor.plans.cuts import parse_plan
+    from advisor.engines.estimate import estimate_peak
     from advisor.models import resolve_model
-    from advisor.simulate import meta_parameter_count, simulate
+    from advisor.engines.measure import meta_parameter_count
+    from advisor.engines.simulate import simulate
 
     plan = parse_plan(plan_text)
     case = Case(model, plan.name, batch, seq)

@@ -3,7 +3,7 @@
 For each built-in tiny model × plan × size, the step is measured on the GPU (``advisor.profile``
 with ``device="cuda"``: exact tensor peak, ``torch.cuda.max_memory_reserved``, NVML device-used
 sampled through the whole trial) and predicted without it: simulated for a CUDA target
-(``advisor.simulate.simulate(..., target="cuda")``) plus the overhead model for this GPU
+(``advisor.engines.simulate.simulate(..., target="cuda")``) plus the overhead model for this GPU
 (``advisor.overheads.predict_gpu_need``: caching allocator replay, CUDA context, cuBLAS
 workspaces, fused-attention scratch); the closed-form estimate's tensor peak is shown too.
 Errors, in %, of:
@@ -154,7 +154,7 @@ SUMMARY_HEADERS = ("figure", "cases", "median abs error", "max abs error", "mean
 
 
 def render(cases: Sequence[GpuCase], gpu_lines: Sequence[str], markdown: bool, command: str = "") -> str:
-    from advisor.render import table
+    from advisor.core.tables import table
 
     bullet = "- " if markdown else ""
     parts: list[str] = []
@@ -198,8 +198,8 @@ def _idle_device_used(index: int) -> int | None:
 
 
 def _gpu_spec(name: str) -> Any:
-    from advisor.errors import AdvisorError
-    from advisor.gpus import get_gpu
+    from advisor.core.errors import AdvisorError
+    from advisor.catalog.gpus import get_gpu
 
     try:
         return get_gpu(name)
@@ -211,10 +211,10 @@ def run_case(
     model: str, plan_text: str, batch: int, seq: int, gpu: Any, architecture: str | None, idle: int | None
 ) -> GpuCase:
     import advisor
-    from advisor.cuts import parse_plan
-    from advisor.estimate import estimate_peak
-    from advisor.overheads import predict_gpu_need
-    from advisor.simulate import simulate
+    from advisor.plans.cuts import parse_plan
+    from advisor.engines.estimate import estimate_peak
+    from advisor.engines.overheads import predict_gpu_need
+    from advisor.engines.simulate import simulate
 
     plan = parse_plan(plan_text)
     case = GpuCase(model, plan.name, batch, seq)

@@ -18,7 +18,7 @@ import torch
 
 import advisor
 from advisor.models import resolve_model
-from advisor.render import table
+from advisor.core.tables import table
 
 
 def bare_loop(model_name: str, batch: int, seq: int, steps: int) -> float:

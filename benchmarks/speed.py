@@ -8,7 +8,7 @@ its peak RSS (``resource.getrusage(...).ru_maxrss``) is that part's own:
   CPU (``advisor.api.sweep``: the baseline and every non-opt-in cut on its own, 1 warm-up and
   3 timed steps each, plus the tracked step);
 * ``simulated-sweep`` — a simulated sweep of ``llama-3.1-8b`` (no weights, no GPU) at seq 2048
-  over 16 plans, targeting CUDA (``advisor.simulate.simulate_plans``);
+  over 16 plans, targeting CUDA (``advisor.engines.simulate.simulate_plans``);
 * ``estimated-sweep`` — the same 8B plans by closed-form accounting
   (``advisor.estimate.estimate_peak``).
 
@@ -98,8 +98,8 @@ def run_part(part: str, args: argparse.Namespace) -> dict[str, Any]:
         out["what"] = f"{args.model}, batch {args.batch} × seq {args.seq}, CPU, default cuts one at a time"
     elif part == "simulated-sweep":
         _quiet()
-        from advisor.cuts import parse_plans
-        from advisor.simulate import simulate_plans
+        from advisor.plans.cuts import parse_plans
+        from advisor.engines.simulate import simulate_plans
 
         plans = parse_plans(args.sim_plans)
         work = time.perf_counter()
@@ -114,8 +114,8 @@ def run_part(part: str, args: argparse.Namespace) -> dict[str, Any]:
         )
     elif part == "estimated-sweep":
         _quiet()
-        from advisor.cuts import parse_plans
-        from advisor.estimate import estimate_peak
+        from advisor.plans.cuts import parse_plans
+        from advisor.engines.estimate import estimate_peak
 
         plans = parse_plans(args.sim_plans)
         work = time.perf_counter()
@@ -198,7 +198,7 @@ HEADERS = (
 
 
 def render(results: Sequence[dict[str, Any]], markdown: bool, command: str = "") -> str:
-    from advisor.render import table
+    from advisor.core.tables import table
 
     bullet = "- " if markdown else ""
     parts: list[str] = []

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from advisor.errors import AdvisorError, InvalidInputError
-from advisor.gpus import GpuSpec
+from advisor.core.errors import AdvisorError, InvalidInputError
+from advisor.catalog.gpus import GpuSpec
 from advisor.models import HFModelSource, ModelSource, resolve_model
 from advisor.plans import Plan
-from advisor.workload import Workload
+from advisor.recommend.workload import Workload
 from profilers.records import TrialResult, TrialStatus
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class Cancelled(Exception):
 
 def known_cut_names() -> list[str]:
     """Every cut the TUI offers, in the registry's order."""
-    from advisor.cuts import CUTS
+    from advisor.plans.cuts import CUTS
 
     return [name for name in CUTS if name != "compile"]
 
@@ -87,14 +87,14 @@ class Session:
 
     def prepare(self, config: SessionConfig) -> None:
         """Check the input and choose the plans; raises AdvisorError for bad input."""
-        from advisor.cuts import combinations, parse_cuts
+        from advisor.plans.cuts import combinations, parse_cuts
 
         if not config.model:
             raise InvalidInputError("no model given", "type a built-in name such as tiny-llama")
         source = resolve_model(config.model)
         source.check_sizes(config.workload.micro_batch, config.workload.seq_len)
         if config.mode == "measure":
-            from advisor.simulate import check_measurable
+            from advisor.engines.measure import check_measurable
 
             check_measurable(source, "cpu", (config.workload.micro_batch,))
         cuts = parse_cuts(",".join(config.cuts)) if config.cuts else []
@@ -150,7 +150,7 @@ class Session:
         trial: Callable[[Plan, int], TrialResult],
         check_top: int,
     ) -> Any:
-        from advisor.io import environment
+        from advisor.core.io import environment
         from advisor.recommend import recommend
 
         assert self.config is not None and self.source is not None

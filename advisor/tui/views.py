@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from advisor.units import format_bytes, format_rate, format_seconds
+from advisor.core.units import format_bytes, format_rate, format_seconds
 
 BAR_WIDTH = 20
 
@@ -107,7 +107,7 @@ def detail_text(rec: Any, plan: str) -> str:
 
 def _snippet(rec: Any, v: Any) -> str:
     try:
-        from advisor.snippets import snippet_for
+        from advisor.report.snippets import snippet_for
     except ImportError:
         return ""
     try:

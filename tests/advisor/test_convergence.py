@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from advisor.cli import main
-from advisor.convergence import (
+from advisor.engines.convergence import (
     ConvergenceResult,
     convergence_probe,
     convergence_text,
@@ -18,7 +18,7 @@ from advisor.convergence import (
     steps_to_reach,
     text_batches,
 )
-from advisor.errors import InvalidInputError
+from advisor.core.errors import InvalidInputError
 from advisor.models import Task
 
 TOY = Path(__file__).resolve().parents[1] / "fixtures" / "toy_module.py"

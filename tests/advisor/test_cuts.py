@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from advisor.cuts import (
+from advisor.plans.cuts import (
     CUTS,
     LoRA,
     combinations,
@@ -27,7 +27,7 @@ from advisor.cuts import (
     parse_plans,
     user_plans,
 )
-from advisor.errors import PlanError
+from advisor.core.errors import PlanError
 from advisor.models import resolve_model
 from advisor.plans import BuildContext, Plan, build_model, prepare
 from profilers.trial import UnsupportedConfiguration

@@ -8,8 +8,8 @@ import time
 import pytest
 import torch
 
-from advisor.errors import AdvisorError, InvalidInputError
-from advisor.estimate import EstimatedPeak, estimate_peak
+from advisor.core.errors import AdvisorError, InvalidInputError
+from advisor.engines.estimate import EstimatedPeak, estimate_peak
 from advisor.models import resolve_model
 from advisor.plans import Plan
 from profilers.records import Provenance
@@ -74,7 +74,7 @@ def test_the_parts_add_up_and_convert_to_a_tensor_peak() -> None:
 )
 def test_close_to_the_measured_cpu_peak(model: str, plan: str) -> None:
     import advisor
-    from advisor.cuts import parse_plan
+    from advisor.plans.cuts import parse_plan
 
     measured = advisor.profile(model, batch_size=2, seq_len=32, plan=parse_plan(plan), device="cpu", steps=0)
     assert measured.ok and measured.tensor_peak is not None, measured.reason

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from advisor.cuts import parse_plan
-from advisor.flops import (
+from advisor.plans.cuts import parse_plan
+from advisor.engines.flops import (
     DEFAULT_COMPUTE_EFFICIENCY,
     EFFICIENCY_SOURCES,
     calibrate_compute_efficiency,
@@ -16,10 +16,10 @@ from advisor.flops import (
     peak_flops_by_dtype,
     step_cost_of,
 )
-from advisor.gpus import get_gpu
+from advisor.catalog.gpus import get_gpu
 from advisor.models import resolve_model
 from advisor.plans import program_builder
-from advisor.simulate import simulate
+from advisor.engines.simulate import simulate
 from profilers.records import Provenance
 from profilers.simulate import StepCost
 from profilers.trial import train_step

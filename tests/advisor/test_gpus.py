@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from advisor import gpus
-from advisor.errors import AdvisorError, InvalidInputError, UnknownGpuError
-from advisor.gpus import (
+from advisor.catalog import gpus
+from advisor.core.errors import AdvisorError, InvalidInputError, UnknownGpuError
+from advisor.catalog.gpus import (
     CATALOG,
     NUMERIC_FIELDS,
     GpuSpec,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from advisor.errors import InvalidInputError, UnknownModelError
+from advisor.core.errors import InvalidInputError, UnknownModelError
 from advisor.models import HFModelSource, ModuleSource, Task, resolve_model
 
 FACTORY = "tests.fixtures.plain_model:build"

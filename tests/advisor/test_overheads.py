@@ -6,16 +6,16 @@ import dataclasses
 
 import pytest
 
-from advisor.cuts import parse_plan
-from advisor.gpus import get_gpu
-from advisor.overheads import (
+from advisor.plans.cuts import parse_plan
+from advisor.catalog.gpus import get_gpu
+from advisor.engines.overheads import (
     CONSTANTS,
     allocator_model,
     cublas_workspace_bytes,
     observed_overheads,
     predict_gpu_need,
 )
-from advisor.simulate import simulate
+from advisor.engines.simulate import simulate
 from profilers.records import CudaMemory, Provenance
 from profilers.simulate import CachingAllocatorModel
 

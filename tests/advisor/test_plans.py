@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from advisor.api import profile
-from advisor.cuts import parse_plan
+from advisor.plans.cuts import parse_plan
 from advisor.models import resolve_model
 from profilers.records import TrialResult, TrialStatus
 

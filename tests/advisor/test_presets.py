@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from advisor.errors import InvalidInputError, UnknownModelError
+from advisor.core.errors import InvalidInputError, UnknownModelError
 from advisor.models import builtin_models, resolve_model
-from advisor.presets import PRESETS, preset_source
-from advisor.simulate import check_measurable, meta_parameter_count, simulate
+from advisor.catalog.presets import PRESETS
+from advisor.models import preset_source
+from advisor.engines.measure import check_measurable, meta_parameter_count
+from advisor.engines.simulate import simulate
 from profilers.records import Provenance, TrialStatus
 
 REQUIRED = {
@@ -64,7 +66,7 @@ def test_a_users_config_json_simulates_like_the_preset(tmp_path: Path) -> None:
 
 
 def test_plans_that_cannot_be_simulated_are_unsupported_with_the_reason() -> None:
-    from advisor.cuts import parse_plan
+    from advisor.plans.cuts import parse_plan
 
     for plan in ("qlora", "adamw8bit", "offload", "lora+compile"):
         result = simulate("tiny-llama", parse_plan(plan), 1, 16, fake_device="cpu")

@@ -12,9 +12,9 @@ import math
 
 import pytest
 
-from advisor.cuts import parse_plan
-from advisor.errors import InvalidInputError, UnknownGpuError
-from advisor.gpus import custom_gpu, get_gpu
+from advisor.plans.cuts import parse_plan
+from advisor.core.errors import InvalidInputError, UnknownGpuError
+from advisor.catalog.gpus import custom_gpu, get_gpu
 from advisor.plans import Plan
 from advisor.recommend import (
     ACTIVATIONS,
@@ -36,7 +36,7 @@ from advisor.recommend import (
     tensor_parts,
     why_line,
 )
-from advisor.workload import SCRATCH_TOKENS_PER_PARAM, RankBy, Workload
+from advisor.recommend.workload import SCRATCH_TOKENS_PER_PARAM, RankBy, Workload
 from profilers.records import (
     MemoryBreakdown,
     ParamCounts,
@@ -517,7 +517,7 @@ def test_advise_takes_an_nn_module_instance() -> None:
     from torch import nn
 
     from advisor.api import advise
-    from advisor.snippets import snippet_for
+    from advisor.report.snippets import snippet_for
 
     model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 16))
     rec = advise(model, gpu="t4", workload=Workload(micro_batch=2, seq_len=8), plans="sgd;bf16", check_top=0)
@@ -534,7 +534,7 @@ def test_estimated_max_batch_uses_forward_growth_when_the_peak_is_after_backward
     # SGD's peak is at the end of backward (parameters + gradients, activations freed), so the
     # peak's own activation part hardly grows with the batch; the forward phase's rise does.
     from advisor.api import advise
-    from advisor.workload import Workload
+    from advisor.recommend.workload import Workload
 
     def max_batch(check_top: int) -> int:
         rec = advise(

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from advisor.cli import main
-from advisor.errors import ReportError
-from advisor.io import SCHEMA_VERSION
+from advisor.core.errors import ReportError
+from advisor.core.io import SCHEMA_VERSION
 from advisor.recommend import Recommendation
 from advisor.report import KIND, ReportVersionWarning, from_json, load_report, save_report
-from advisor.snippets import lora_config_code, snippet_for, training_arguments_code
+from advisor.report.snippets import lora_config_code, snippet_for, training_arguments_code
 
 from .test_recommend import fake_recommendation
 

@@ -10,10 +10,10 @@ import pytest
 from torch import nn
 
 from advisor.cli import main
-from advisor.cuts import parse_plan, parse_plans, user_plans
-from advisor.errors import ReportError
+from advisor.plans.cuts import parse_plan, parse_plans, user_plans
+from advisor.core.errors import ReportError
 from advisor.plans import BuildContext, Cut, Plan
-from advisor.sweep import SweepProgress, load_sweep, read_sweep_file, sweep
+from advisor.engines.sweep import SweepProgress, load_sweep, read_sweep_file, sweep
 from profilers.records import TrialStatus
 
 TOY = Path(__file__).resolve().parents[1] / "fixtures" / "toy_module.py"
@@ -223,7 +223,7 @@ def test_plan_names_are_stable_keys() -> None:
 
 
 def test_a_model_too_big_to_measure_is_refused_before_anything_runs(tmp_path: Path) -> None:
-    from advisor.errors import InvalidInputError
+    from advisor.core.errors import InvalidInputError
 
     out = tmp_path / "big.jsonl"
     with pytest.raises(InvalidInputError, match="simulate it instead"):

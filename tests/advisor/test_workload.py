@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from advisor.errors import InvalidInputError
-from advisor.workload import Workload, parse_count
+from advisor.core.errors import InvalidInputError
+from advisor.recommend.workload import Workload, parse_count
 
 
 def test_defaults_and_derived_figures() -> None:

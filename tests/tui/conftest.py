@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture(scope="session")
 def saved_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import advisor
-    from advisor.workload import Workload
+    from advisor.recommend.workload import Workload
 
     rec = advisor.advise(
         "tiny-llama",

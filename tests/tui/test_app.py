@@ -99,7 +99,7 @@ async def test_changing_gpu_reranks_without_new_trials(tmp_path: Path) -> None:
         await _wait_for_sweep(app, pilot)
         trials_before = dict(app.session.trials)
         budget_before = app.session.last.budget_bytes
-        from advisor.gpus import get_gpu
+        from advisor.catalog.gpus import get_gpu
 
         app.set_gpu(get_gpu("h100"))
         await pilot.pause()

@@ -79,7 +79,7 @@ def _model_ref(rec: Recommendation) -> tuple[str, str]:
     from pathlib import Path
 
     try:
-        from advisor.presets import PRESETS
+        from advisor.catalog.presets import PRESETS
     except ImportError:  # pragma: no cover - presets ship with the package
         PRESETS = {}
     preset = PRESETS.get(rec.model.lower())

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from advisor.errors import InvalidInputError
+from advisor.core.errors import InvalidInputError
 from advisor.models import Batch, HFModelSource, ModelSource, Task, quiet_transformers, resolve_model
 from profilers.records import Provenance
 
@@ -328,7 +328,7 @@ def convergence_probe(
 
 def convergence_text(result: ConvergenceResult, points: int = 10) -> str:
     """Both curves side by side at about ``points`` steps, then the steps to the threshold."""
-    from advisor.render import table
+    from advisor.core.tables import table
 
     n = result.steps
     marks = sorted({1, n, *(round(1 + i * (n - 1) / max(1, points - 1)) for i in range(points))})

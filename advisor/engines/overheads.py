@@ -31,7 +31,7 @@ from profilers.records import Provenance, TrialResult
 from profilers.simulate import CachingAllocatorModel
 
 if TYPE_CHECKING:
-    from advisor.gpus import GpuSpec
+    from advisor.catalog.gpus import GpuSpec
 
 log = logging.getLogger(__name__)
 

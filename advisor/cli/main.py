@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from advisor.errors import AdvisorError
+from advisor.core.errors import AdvisorError
 
 log = logging.getLogger("advisor.cli")
 
@@ -89,10 +89,10 @@ def add_model_args(p: argparse.ArgumentParser, default_seq: int = 128) -> None:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from advisor.api import profile
-    from advisor.cuts import parse_cuts
-    from advisor.io import SCHEMA_VERSION, environment, write_json
+    from advisor.plans.cuts import parse_cuts
+    from advisor.core.io import SCHEMA_VERSION, environment, write_json
     from advisor.plans import Plan
-    from advisor.render import trial_text
+    from advisor.report.trial import trial_text
 
     plan = Plan.of(parse_cuts(args.cuts)) if args.cuts else Plan()
     progress = ProgressLine(f"{args.model}: ")
@@ -118,7 +118,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         path = write_json(args.json, doc)
         print(f"\nwrote {path}")
     if args.markdown:
-        from advisor.io import atomic_write_text
+        from advisor.core.io import atomic_write_text
 
         md = f"# Profile of {result.model}\n\n" + trial_text(result, markdown=True) + "\n"
         path = atomic_write_text(args.markdown, md)
@@ -153,7 +153,7 @@ def add_profile(sub: Any) -> None:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from advisor.models import builtin_models
-    from advisor.render import table
+    from advisor.core.tables import table
 
     rows = [(m.name, m.kind, m.description) for m in builtin_models()]
     print(table(("name", "kind", "description"), rows))
@@ -177,11 +177,11 @@ def _default_sweep_out(model: str, batch: int, seq: int) -> Path:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from advisor.api import sweep
-    from advisor.render import table
-    from advisor.sweep import SweepProgress, change_table
+    from advisor.core.tables import table
+    from advisor.engines.sweep import SweepProgress, change_table
 
     if args.list_cuts:
-        from advisor.cuts import describe_cuts
+        from advisor.plans.cuts import describe_cuts
 
         print(table(("cut", "parameters (defaults)", "what it does"), describe_cuts()))
         return EXIT_OK
@@ -233,7 +233,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(f"  {p.plan}: {p.reason}")
     print(f"\nresults in {out} (re-run the same command to resume; --retry-failed to re-run failures)")
     if args.markdown:
-        from advisor.io import atomic_write_text
+        from advisor.core.io import atomic_write_text
 
         md = f"# Sweep of {result.model}\n\n" + change_table(result, markdown=True) + "\n"
         print(f"wrote {atomic_write_text(args.markdown, md)}")
@@ -280,7 +280,7 @@ def add_sweep(sub: Any) -> None:
 
 
 def cmd_convergence(args: argparse.Namespace) -> int:
-    from advisor.convergence import convergence_probe, convergence_text
+    from advisor.engines.convergence import convergence_probe, convergence_text
 
     line = ProgressLine(f"{args.model}: ")
     result = convergence_probe(
@@ -299,7 +299,7 @@ def cmd_convergence(args: argparse.Namespace) -> int:
     print(f"Fine-tune vs train from scratch: {result.model}, {result.steps} steps each\n")
     print(convergence_text(result))
     if args.json:
-        from advisor.io import SCHEMA_VERSION, environment, write_json
+        from advisor.core.io import SCHEMA_VERSION, environment, write_json
 
         doc = {
             "schema_version": SCHEMA_VERSION,
@@ -352,7 +352,7 @@ def add_convergence(sub: Any) -> None:
 
 
 def _count(text: str) -> int:
-    from advisor.workload import parse_count
+    from advisor.recommend.workload import parse_count
 
     try:
         return parse_count(text)
@@ -377,7 +377,7 @@ def _positive_float(text: str) -> float:
 def cmd_recommend(args: argparse.Namespace) -> int:
     from advisor.api import advise
     from advisor.recommend import Mode, reproduce_command
-    from advisor.workload import RankBy, Workload
+    from advisor.recommend.workload import RankBy, Workload
 
     workload = Workload(
         micro_batch=args.batch,
@@ -489,9 +489,9 @@ def add_report(sub: Any) -> None:
 
 
 def cmd_gpus(args: argparse.Namespace) -> int:
-    from advisor.gpus import list_gpus
-    from advisor.render import table
-    from advisor.units import format_bytes
+    from advisor.catalog.gpus import list_gpus
+    from advisor.core.tables import table
+    from advisor.core.units import format_bytes
 
     rows = [
         (
@@ -554,7 +554,7 @@ SUBCOMMANDS.append(add_tui)
 
 
 def _simulate_target_gpu(args: argparse.Namespace) -> Any:
-    from advisor.gpus import custom_gpu, get_gpu, parse_memory
+    from advisor.catalog.gpus import custom_gpu, get_gpu, parse_memory
 
     gpu = get_gpu(args.gpu) if args.gpu else None
     if args.gpu_mem:
@@ -563,7 +563,7 @@ def _simulate_target_gpu(args: argparse.Namespace) -> Any:
 
 
 def _simulate_plans(args: argparse.Namespace) -> Any:
-    from advisor.cuts import combinations, default_cuts, parse_cuts, parse_plans, user_plans
+    from advisor.plans.cuts import combinations, default_cuts, parse_cuts, parse_plans, user_plans
     from advisor.plans import Plan
 
     if args.sweep:
@@ -574,7 +574,7 @@ def _simulate_plans(args: argparse.Namespace) -> Any:
     if args.plans:
         plans = parse_plans(args.plans)
         if len(plans) != 1:
-            from advisor.errors import InvalidInputError
+            from advisor.core.errors import InvalidInputError
 
             raise InvalidInputError(
                 f"--plans names {len(plans)} plans but one is simulated without --sweep",
@@ -585,9 +585,9 @@ def _simulate_plans(args: argparse.Namespace) -> Any:
 
 
 def _need_rows(result: Any, gpu: Any) -> list[tuple[str, str, str]]:
-    from advisor.flops import estimate_for_gpu, step_cost_of
-    from advisor.overheads import predict_gpu_need
-    from advisor.units import format_bytes, format_rate, format_seconds
+    from advisor.engines.flops import estimate_for_gpu, step_cost_of
+    from advisor.engines.overheads import predict_gpu_need
+    from advisor.core.units import format_bytes, format_rate, format_seconds
     from profilers.records import Provenance
 
     rows: list[tuple[str, str, str]] = []
@@ -623,8 +623,8 @@ def _need_rows(result: Any, gpu: Any) -> list[tuple[str, str, str]]:
 
 
 def _growth_rows(args: argparse.Namespace, plan: Any, gpu: Any, base: Any) -> list[tuple[str, str, str]]:
-    from advisor.growth import simulate_growth
-    from advisor.overheads import predict_gpu_need
+    from advisor.engines.growth import simulate_growth
+    from advisor.engines.overheads import predict_gpu_need
     from profilers.records import Provenance
 
     line = ProgressLine(f"{args.model} growth: ")
@@ -658,9 +658,10 @@ def _growth_rows(args: argparse.Namespace, plan: Any, gpu: Any, base: Any) -> li
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from advisor.api import simulate
-    from advisor.io import SCHEMA_VERSION, environment, write_json
-    from advisor.render import table, trial_text
-    from advisor.units import format_bytes
+    from advisor.core.io import SCHEMA_VERSION, environment, write_json
+    from advisor.core.tables import table
+    from advisor.report.trial import trial_text
+    from advisor.core.units import format_bytes
 
     gpu = _simulate_target_gpu(args)
     space = _simulate_plans(args)
@@ -687,9 +688,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             print()
             print(table(("figure", "value", "source"), _growth_rows(args, space.plans[0], gpu, result)))
     else:
-        from advisor.flops import estimate_for_gpu, step_cost_of
-        from advisor.overheads import predict_gpu_need
-        from advisor.units import format_seconds
+        from advisor.engines.flops import estimate_for_gpu, step_cost_of
+        from advisor.engines.overheads import predict_gpu_need
+        from advisor.core.units import format_seconds
 
         base = next((r for r in results if r.plan == "baseline" and r.ok and r.tensor_peak), None)
         rows = []

@@ -22,11 +22,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from advisor.errors import InvalidInputError
-from advisor.gpus import GpuSpec
+from advisor.core.errors import InvalidInputError
+from advisor.catalog.gpus import GpuSpec
 from advisor.plans import Plan
-from advisor.units import format_bytes
-from advisor.workload import SCRATCH_TOKENS_PER_PARAM, RankBy, Workload
+from advisor.core.units import format_bytes
+from advisor.recommend.workload import SCRATCH_TOKENS_PER_PARAM, RankBy, Workload
 from profilers.records import Provenance, TrialResult, TrialStatus
 
 log = logging.getLogger(__name__)
@@ -911,7 +911,7 @@ _NOT_CANDIDATES = frozenset({"scratch", "accum", "compile"})
 
 def candidate_plans() -> list[Plan]:
     """The plans :func:`advisor.advise` evaluates by default: baseline, singles, known combos."""
-    from advisor.cuts import default_cuts, parse_plan, singles
+    from advisor.plans.cuts import default_cuts, parse_plan, singles
 
     cuts = [c for c in default_cuts() if c.name not in _NOT_CANDIDATES]
     plans = list(singles(cuts).plans)
@@ -926,7 +926,7 @@ def candidate_plans() -> list[Plan]:
 
 def parse_plan_list(plans: str | Sequence[Plan | str]) -> list[Plan]:
     """Plans from ``"lora+grad-ckpt;bf16"`` or a list of plans / plan strings."""
-    from advisor.cuts import parse_plan, parse_plans
+    from advisor.plans.cuts import parse_plan, parse_plans
 
     if isinstance(plans, str):
         return parse_plans(plans)
@@ -952,8 +952,8 @@ def target_present(gpu: GpuSpec) -> bool:
     """Whether this machine's first CUDA GPU is the catalog entry ``gpu``."""
     import torch
 
-    from advisor.errors import UnknownGpuError
-    from advisor.gpus import get_gpu
+    from advisor.core.errors import UnknownGpuError
+    from advisor.catalog.gpus import get_gpu
 
     if gpu.key.startswith("custom-") or not torch.cuda.is_available():
         return False
@@ -971,7 +971,7 @@ def need_from_overheads(trial: TrialResult, gpu: GpuSpec) -> PredictedNeed:
     other trial gets :func:`advisor.overheads.predict_gpu_need`: the replayed caching allocator
     (simulated), the CUDA context, cuBLAS workspaces and fused-attention scratch (estimated).
     """
-    from advisor.overheads import predict_gpu_need
+    from advisor.engines.overheads import predict_gpu_need
 
     parts = list(tensor_parts(trial))
     assert trial.tensor_peak is not None
@@ -1001,7 +1001,7 @@ def step_time_on(trial: TrialResult, gpu: GpuSpec) -> tuple[float, Provenance] |
     """Step time on ``gpu``: measured when the trial ran there (CUDA timings only), else
     :func:`advisor.flops.estimate_for_gpu` from the step's counted FLOPs and bytes. A CPU
     timing is never taken for GPU speed; ``None`` when neither is known."""
-    from advisor.flops import estimate_for_gpu
+    from advisor.engines.flops import estimate_for_gpu
 
     if trial.timing is not None and trial.cuda is not None:
         return trial.timing.median_step_time_s, Provenance.MEASURED
@@ -1021,8 +1021,8 @@ def speed_sibling(plan: Plan) -> Plan | None:
     """The nearest plan simulation can run, for the FLOPs of one it cannot: ``qlora`` → ``lora``
     with the same r, alpha, dropout and targets; ``adamw8bit``, ``offload`` and ``compile``
     dropped (same arithmetic). ``None`` when the plan has none of those cuts."""
-    from advisor.cuts import CUTS
-    from advisor.simulate import SIMULATION_UNSUPPORTED
+    from advisor.plans.cuts import CUTS
+    from advisor.engines.simulate import SIMULATION_UNSUPPORTED
 
     if not any(c.name in SIMULATION_UNSUPPORTED for c in plan.cuts):
         return None
@@ -1041,7 +1041,7 @@ def speed_sibling(plan: Plan) -> Plan | None:
 def estimated_trial(source: Any, plan: Plan, batch: int, seq: int, why: str) -> TrialResult:
     """A trial whose tensor figures come from :func:`advisor.estimate.estimate_peak`
     (closed-form accounting, provenance ``estimated``), for plans simulation cannot replay."""
-    from advisor.estimate import estimate_peak
+    from advisor.engines.estimate import estimate_peak
 
     e = estimate_peak(source, plan, batch, seq, target="cuda")
     return TrialResult(
@@ -1069,7 +1069,7 @@ def default_backends(source: Any, gpu: GpuSpec, workload: Workload, mode: Mode) 
     cache: dict[tuple[str, int], TrialResult] = {}
 
     def simulated(plan: Plan, batch: int, first: bool) -> TrialResult:
-        from advisor.simulate import simulate
+        from advisor.engines.simulate import simulate
 
         result = simulate(source, plan, batch, workload.seq_len, target="cuda", count_cost=first)
         sibling = speed_sibling(plan)
@@ -1108,7 +1108,7 @@ def default_backends(source: Any, gpu: GpuSpec, workload: Workload, mode: Mode) 
 
 
 def _measure(source: Any, plan: Plan, batch: int, seq: int, timed: bool) -> TrialResult:
-    from advisor.plans import measure_plan
+    from advisor.engines.measure import measure_plan
 
     return measure_plan(plan, source, batch, seq, device="cuda", steps=3 if timed else 0, warmup_steps=1)
 
@@ -1126,7 +1126,7 @@ def reproduce_command(
     """The ``vram-advisor recommend …`` command line that gives this recommendation again."""
     import shlex
 
-    from advisor.gpus import get_gpu
+    from advisor.catalog.gpus import get_gpu
 
     args = ["vram-advisor", "recommend", "--model", model]
     if gpu.key.startswith("custom-"):

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from advisor.errors import InvalidInputError
+from advisor.core.errors import InvalidInputError
 from profilers.records import Provenance, TrialResult
 
 log = logging.getLogger(__name__)
@@ -243,7 +243,7 @@ def simulate_growth(
     progress: Callable[[str], None] | None = None,
 ) -> GrowthFit:
     """Simulate ``plan`` at a few sizes and fit its growth (sizes default to :func:`default_sizes`)."""
-    from advisor.simulate import simulate
+    from advisor.engines.simulate import simulate
 
     if sizes is None:
         sizes, default_holdout = default_sizes(batch_size, seq_len)

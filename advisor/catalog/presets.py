@@ -2,23 +2,19 @@
 
 Each preset is the model's published ``config.json`` reduced to what decides its shapes and its
 training-step memory (sizes, heads, vocabulary, tying, dropout, rotary settings), built into a
-transformers config. A preset has no weights: it is for :func:`advisor.simulate.simulate`,
-which builds it on the ``meta`` device. Importing this module registers every preset with
-:func:`advisor.models.register_model` (kind ``"preset"``).
+transformers config. A preset has no weights: it is for simulation, which builds it on the ``meta`` device
+(:mod:`advisor.models.presets` turns a preset into a model source). Pure data: this module
+imports nothing of the advisor.
 
 A user's own ``config.json`` (``--model path/to/config.json``) works the same way.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from advisor.models import HFModelSource, quiet_transformers, register_model
-
-__all__ = ["PRESETS", "Preset", "preset_config", "preset_source"]
+__all__ = ["PRESETS", "Preset"]
 
 
 @dataclass(frozen=True)
@@ -154,37 +150,3 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     ),
 )}
 # fmt: on
-
-
-def preset_config(name: str) -> Any:
-    """The transformers config of preset ``name`` (a fresh object each call)."""
-    from transformers import AutoConfig
-
-    preset = PRESETS[name]
-    fields = copy.deepcopy(preset.config)
-    model_type = fields.pop("model_type")
-    with quiet_transformers():
-        config = AutoConfig.for_model(model_type, **fields)
-    config.architectures = list(preset.config["architectures"])
-    return config
-
-
-def preset_source(name: str) -> HFModelSource:
-    """A config-only model source for preset ``name`` (no weights: simulate it)."""
-    preset = PRESETS[name]
-    return HFModelSource(
-        preset.name,
-        preset_config(name),
-        description=f"{preset.description} (preset from {preset.hf_id}, no weights)",
-    )
-
-
-def _factory(name: str) -> Callable[[], HFModelSource]:
-    def make() -> HFModelSource:
-        return preset_source(name)
-
-    return make
-
-
-for _preset in PRESETS.values():
-    register_model(_preset.name, _factory(_preset.name), _preset.description, kind="preset")

@@ -57,7 +57,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from advisor.errors import InvalidInputError
+from advisor.core.errors import InvalidInputError
 from advisor.models import HFModelSource, ModelSource, resolve_model
 from advisor.plans import Cut, Plan
 from profilers.records import MemoryBreakdown, ParamCounts, Provenance, TensorPeak
@@ -570,7 +570,7 @@ def _resolve_plan(plan: Plan | str | None) -> Plan:
     if plan is None:
         return Plan()
     if isinstance(plan, str):
-        from advisor.cuts import parse_plan
+        from advisor.plans.cuts import parse_plan
 
         return parse_plan(plan)
     return plan
@@ -635,7 +635,7 @@ def _account(
     target: str,
     notes: list[str],
 ) -> tuple[_Accounting, ParamCounts]:
-    from advisor.cuts import default_lora_targets, find_repeated_blocks
+    from advisor.plans.cuts import default_lora_targets, find_repeated_blocks
 
     block_path, blocks = find_repeated_blocks(meta)
     n_blocks = len(blocks)

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from advisor.errors import AdvisorError, ReportError
-from advisor.gpus import GpuSpec
-from advisor.io import SCHEMA_VERSION, atomic_write_text, write_json
+from advisor.core.errors import AdvisorError, ReportError
+from advisor.catalog.gpus import GpuSpec
+from advisor.core.io import SCHEMA_VERSION, atomic_write_text, write_json
 from advisor.recommend import (
     ACTIVATIONS,
     ALLOCATOR,
@@ -43,9 +43,9 @@ from advisor.recommend import (
     Recommendation,
     ScratchComparison,
 )
-from advisor.render import table
-from advisor.units import format_bytes, format_count, format_rate, format_seconds
-from advisor.workload import RankBy, Workload
+from advisor.core.tables import table
+from advisor.core.units import format_bytes, format_count, format_rate, format_seconds
+from advisor.recommend.workload import RankBy, Workload
 from profilers.records import Provenance, TrialResult
 
 log = logging.getLogger(__name__)
@@ -615,7 +615,7 @@ def _env_line(env: dict[str, Any]) -> str:
 
 def to_markdown(rec: Recommendation, chart: str | None = None) -> str:
     """The report for people: target and workload, ranked table, breakdown, chart, snippet."""
-    from advisor.snippets import snippet
+    from advisor.report.snippets import snippet
 
     g, w = rec.gpu, rec.workload
     how = "measured on the target GPU" if rec.mode is Mode.MEASURE else "simulated (no target GPU here)"

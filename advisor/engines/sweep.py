@@ -32,10 +32,11 @@ from typing import IO, Any
 
 from torch import nn
 
-from advisor.cuts import PlanSpace, PrunedPlan, user_plans
-from advisor.errors import ReportError
+from advisor.plans.cuts import PlanSpace, PrunedPlan, user_plans
+from advisor.core.errors import ReportError
 from advisor.models import ModelSource, resolve_model
-from advisor.plans import BASELINE, Plan, measure_plan
+from advisor.engines.measure import check_measurable, measure_plan
+from advisor.plans import BASELINE, Plan
 from profilers.records import TrialResult, TrialStatus
 from profilers.trial import resolve_device
 
@@ -305,7 +306,7 @@ def _appender(path: Path, header: dict[str, Any]) -> Iterator[Callable[[SweepKey
 def _header(
     model: str, batch_size: int, seq_len: int, device: str, steps: int, warmup: int, space: PlanSpace
 ) -> dict[str, Any]:
-    from advisor.io import environment
+    from advisor.core.io import environment
 
     return {
         "kind": SWEEP_KIND,
@@ -400,7 +401,6 @@ def sweep(
     run in order after dropping duplicates and conflicting or redundant plans.
     KeyboardInterrupt propagates after every finished result is on disk.
     """
-    from advisor.simulate import check_measurable
 
     source = resolve_model(model)
     source.check_sizes(batch_size, seq_len)
@@ -486,8 +486,8 @@ def _signed_percent(x: float | None) -> str:
 def change_table(result: SweepResult, markdown: bool = False) -> str:
     """Each plan's peak, tokens/s and trainable parameters, with the change against the
     baseline; failed plans show their status and reason."""
-    from advisor.render import table
-    from advisor.units import format_bytes, format_count, format_rate
+    from advisor.core.tables import table
+    from advisor.core.units import format_bytes, format_count, format_rate
 
     rows = []
     for c in result.changes():

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from advisor.errors import InvalidInputError
+from advisor.core.errors import InvalidInputError
 
 __all__ = ["SCRATCH_TOKENS_PER_PARAM", "RankBy", "Workload"]
 

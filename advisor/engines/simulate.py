@@ -31,9 +31,9 @@ import torch
 from torch import nn
 from torch._subclasses.fake_tensor import unset_fake_temporarily
 
-from advisor.errors import InvalidInputError
+from advisor.core.errors import InvalidInputError
 from advisor.models import ModelSource, resolve_model
-from advisor.overheads import allocator_model
+from advisor.engines.overheads import allocator_model
 from advisor.plans import BuildContext, Plan, build_model, finish_program, prepare, trial_spec
 from profilers.records import TrialResult
 from profilers.simulate import FakeBuild, FakeWorld, simulate_trial
@@ -42,11 +42,8 @@ from profilers.trial import Progress, StepProgram, UnsupportedConfiguration
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "MEASURE_LIMIT_FRACTION",
     "SIMULATION_UNSUPPORTED",
-    "check_measurable",
     "fake_builder",
-    "meta_parameter_count",
     "simulate",
     "simulate_plans",
 ]
@@ -62,10 +59,6 @@ SIMULATION_UNSUPPORTED: dict[str, str] = {
     "would still be counted; measure it on a CUDA GPU",
 }
 
-# a model is too big to measure on a device when full fp32 AdamW training (16 B per parameter)
-# would need more than this share of the device's memory
-MEASURE_LIMIT_FRACTION = 0.5
-_FULL_FT_BYTES_PER_PARAM = 16
 
 
 def unsupported_reason(plan: Plan) -> str | None:
@@ -181,7 +174,7 @@ def simulate(
     """
     source = resolve_model(model)
     if isinstance(plan, str):
-        from advisor.cuts import parse_plan
+        from advisor.plans.cuts import parse_plan
 
         plan = parse_plan(plan)  # "lora+grad-ckpt"
     plan = plan or Plan()
@@ -228,44 +221,3 @@ def simulate_plans(
         if on_result is not None:
             on_result(result)
     return results
-
-
-# -- too big to measure here -----------------------------------------------------------------
-
-
-def meta_parameter_count(source: ModelSource) -> int:
-    """Parameters of the source's model (shared tensors once), counted on ``meta``."""
-    model = source.build("meta", pretrained=False)
-    return sum(p.numel() for p in model.parameters())
-
-
-def _device_memory(device: torch.device) -> int:
-    if device.type == "cuda" and torch.cuda.is_available():
-        return int(torch.cuda.get_device_properties(device).total_memory)
-    import psutil
-
-    return int(psutil.virtual_memory().available)
-
-
-def check_measurable(source: ModelSource, device: torch.device | str, sizes: Sequence[int] = ()) -> None:
-    """Raise :class:`InvalidInputError` when ``source`` is plainly too big to train on ``device``.
-
-    The test is full fp32 AdamW fine-tuning (16 B per parameter) against
-    :data:`MEASURE_LIMIT_FRACTION` of the device's memory (host RAM available on CPU); the hint
-    says how to simulate instead. ``profile`` calls this before building anything.
-    """
-    device = torch.device(device)
-    params = meta_parameter_count(source)
-    need = params * _FULL_FT_BYTES_PER_PARAM
-    have = _device_memory(device)
-    if need <= MEASURE_LIMIT_FRACTION * have:
-        return
-    from advisor.units import format_bytes
-
-    where = "this machine's free memory" if device.type == "cpu" else f"{device}'s memory"
-    raise InvalidInputError(
-        f"{source.name} has {params / 1e9:.2f}B parameters: full training needs about "
-        f"{format_bytes(need)} (16 B per parameter), more than half of {where} "
-        f"({format_bytes(have)}), so it will not be measured here",
-        f"simulate it instead, no weights or GPU needed: vram-advisor simulate --model {source.name}",
-    )

@@ -55,7 +55,7 @@ def environment() -> dict[str, Any]:
     """Versions and hardware that a report's numbers depend on."""
     import transformers
 
-    from advisor import __version__
+    from advisor.core.version import __version__
 
     env: dict[str, Any] = {
         "vram_advisor": __version__,

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from advisor.errors import InvalidInputError, UnknownGpuError
+from advisor.core.errors import InvalidInputError, UnknownGpuError
 
 __all__ = [
     "CATALOG",

@@ -32,7 +32,7 @@ from profilers.records import Provenance, TrialResult, TrialStatus
 from profilers.simulate import StepCost
 
 if TYPE_CHECKING:
-    from advisor.gpus import GpuSpec
+    from advisor.catalog.gpus import GpuSpec
 
 __all__ = [
     "DEFAULT_COMPUTE_EFFICIENCY",

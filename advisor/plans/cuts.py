@@ -32,7 +32,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
-from advisor.errors import PlanError
+from advisor.core.errors import PlanError
 from advisor.plans import BASELINE, BuildContext, Cut, Plan, Recipe
 from profilers.trial import StepProgram, UnsupportedConfiguration
 

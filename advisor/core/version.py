@@ -1,0 +1,3 @@
+"""The package version (one place; reports and ``--version`` read it here)."""
+
+__version__ = "0.1.0"

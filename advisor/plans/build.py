@@ -1,0 +1,176 @@
+"""One builder for measuring and simulating: a plan's recipe, model and step program.
+
+Building is split in two (:func:`build_model`, then :func:`finish_program`) so that simulation
+can swap the parameters for fake tensors in between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import torch
+from torch import nn
+
+from advisor.core.errors import InvalidInputError, PlanError
+from advisor.models import ModelSource
+from advisor.plans.types import BuildContext, Plan, Recipe
+from profilers.trial import StepProgram, TrialSpec
+
+log = logging.getLogger(__name__)
+
+
+def make_optimizer(recipe: Recipe, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """The optimizer the recipe names, over the trainable parameters."""
+    if not params:
+        raise InvalidInputError(
+            "the plan leaves no trainable parameter", "drop a freezing cut or unfreeze some layers"
+        )
+    factory = OPTIMIZERS.get(recipe.optimizer)
+    if factory is None:
+        raise InvalidInputError(
+            f"unknown optimizer '{recipe.optimizer}'", f"choose one of {', '.join(OPTIMIZERS)}"
+        )
+    return factory(params, recipe)
+
+
+def _adamw(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
+    # torch's own defaults (foreach on CUDA, single-tensor on CPU): what users really run
+    kwargs: dict[str, Any] = {"lr": recipe.lr}
+    kwargs.update(recipe.optimizer_kwargs)
+    return torch.optim.AdamW(params, **kwargs)
+
+
+def _sgd(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
+    kwargs: dict[str, Any] = {"lr": recipe.lr, "momentum": 0.0}
+    kwargs.update(recipe.optimizer_kwargs)
+    return torch.optim.SGD(params, **kwargs)
+
+
+def _adafactor(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
+    kwargs: dict[str, Any] = {"lr": recipe.lr}
+    kwargs.update(recipe.optimizer_kwargs)
+    factory = getattr(torch.optim, "Adafactor", None)
+    if factory is not None:  # torch ≥ 2.5: factored second moments, no first moment
+        return factory(params, **kwargs)  # type: ignore[no-any-return]
+    from transformers.optimization import Adafactor
+
+    return Adafactor(params, scale_parameter=False, relative_step=False, warmup_init=False, **kwargs)
+
+
+def _adamw8bit(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
+    import bitsandbytes as bnb
+
+    kwargs: dict[str, Any] = {"lr": recipe.lr}
+    kwargs.update(recipe.optimizer_kwargs)
+    return bnb.optim.AdamW8bit(params, **kwargs)  # type: ignore[no-any-return]
+
+
+OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], Recipe], torch.optim.Optimizer]] = {
+    "adamw": _adamw,
+    "sgd": _sgd,
+    "adafactor": _adafactor,
+    "adamw8bit": _adamw8bit,
+}
+
+
+def prepare(plan: Plan, batch_size: int, seq_len: int) -> Recipe:
+    """Check the plan's cuts can run here and let them fill in the recipe."""
+    conflict = plan.conflict()
+    if conflict is not None:
+        raise PlanError(f"plan {plan.name} cannot run: {conflict}", "drop one of the two cuts")
+    recipe = Recipe(batch_size=batch_size, seq_len=seq_len)
+    for cut in plan.cuts:
+        cut.check_available()
+        cut.configure(recipe)
+    return recipe
+
+
+def build_model(plan: Plan, ctx: BuildContext) -> nn.Module:
+    """Build the source's model on ``ctx.device`` and apply the plan's model transforms."""
+    recipe = ctx.recipe
+    model = ctx.source.build(
+        ctx.device,
+        pretrained=recipe.pretrained,
+        attn_implementation=recipe.attn_implementation,
+        dtype=recipe.model_dtype,
+    )
+    for cut in sorted(plan.cuts, key=lambda c: c.order):
+        model = cut.apply_model(model, ctx)
+    return model
+
+
+def finish_program(plan: Plan, model: nn.Module, ctx: BuildContext) -> StepProgram:
+    """Optimizer, batch and step program for a built model (runs under a fake mode too)."""
+    recipe = ctx.recipe
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(recipe, params)
+    batch = ctx.source.make_batch(recipe.micro_batch, recipe.seq_len, ctx.device)
+    contexts = list(recipe.forward_contexts)
+
+    def forward_context() -> AbstractContextManager[Any]:
+        stack = contextlib.ExitStack()
+        for make in contexts:
+            stack.enter_context(make())
+        return stack
+
+    prog = StepProgram(
+        model=model,
+        optimizer=optimizer,
+        batch=batch,
+        loss_fn=ctx.source.loss,
+        tokens_per_micro_batch=recipe.micro_batch * ctx.source.tokens_per_sample(recipe.seq_len),
+        samples_per_micro_batch=recipe.micro_batch,
+        accumulation_steps=recipe.accumulation_steps,
+        extra=dict(recipe.notes),
+    )
+    if contexts:
+        prog.forward_context = forward_context
+    for cut in plan.cuts:
+        prog = cut.wrap_program(prog, ctx)
+    return prog
+
+
+def program_builder(
+    plan: Plan, source: ModelSource, batch_size: int, seq_len: int
+) -> Callable[[torch.device], StepProgram]:
+    """A builder for :func:`profilers.trial.run_trial`: the plan realised on a real device."""
+    source.check_sizes(batch_size, seq_len)
+
+    def build(device: torch.device) -> StepProgram:
+        for cut in plan.cuts:
+            cut.check_device(device)
+        recipe = prepare(plan, batch_size, seq_len)
+        ctx = BuildContext(source, device, recipe)
+        model = build_model(plan, ctx)
+        return finish_program(plan, model, ctx)
+
+    return build
+
+
+def trial_spec(
+    plan: Plan,
+    source: ModelSource,
+    batch_size: int,
+    seq_len: int,
+    *,
+    device: str = "auto",
+    steps: int = 3,
+    warmup_steps: int = 1,
+) -> TrialSpec:
+    """The record names and step counts of one trial of ``plan`` (measured or simulated)."""
+    return TrialSpec(
+        model=source.name,
+        plan=plan.name,
+        cuts=plan.cut_names,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        device=device,
+        warmup_steps=warmup_steps,
+        timed_steps=steps,
+    )
+
+
