@@ -12,14 +12,14 @@ from typing import Any
 from torch import nn
 
 from advisor.catalog.gpus import GpuSpec
-from advisor.models import ModelSource, resolve_model
 from advisor.core.errors import InvalidInputError
 from advisor.engines.measure import check_measurable, measure_plan
-from advisor.plans import Cut, Plan
-from advisor.recommend import Recommendation
 from advisor.engines.simulate import simulate as run_simulation
 from advisor.engines.sweep import SweepProgress, SweepResult
 from advisor.engines.sweep import sweep as run_sweep
+from advisor.models import ModelSource, resolve_model
+from advisor.plans import Cut, Plan
+from advisor.recommend import Recommendation
 from advisor.recommend.workload import Workload
 from profilers.records import TrialResult
 
@@ -87,9 +87,10 @@ def advise(
     Unknown GPU or model names and bad workload values raise :class:`advisor.AdvisorError`
     with the cause and a hint.
     """
+    from advisor.catalog.gpus import custom_gpu, get_gpu
     from advisor.core.errors import InvalidInputError
-    from advisor.catalog.gpus import custom_gpu, get_gpu, parse_memory
     from advisor.core.io import environment
+    from advisor.core.units import parse_memory
     from advisor.models import HFModelSource
     from advisor.recommend import (
         DEFAULT_GPU,
@@ -189,8 +190,8 @@ def sweep(
     with its reason and the sweep goes on; with ``out``, results are appended to that JSON Lines
     file as they arrive and a re-run resumes (see :mod:`advisor.sweep`).
     """
-    from advisor.plans.cuts import combinations, default_cuts, parse_cuts, user_plans
     from advisor.core.errors import InvalidInputError
+    from advisor.plans.cuts import combinations, default_cuts, parse_cuts, user_plans
     if cuts is not None and plans is not None:
         raise InvalidInputError("give cuts or plans, not both", "cuts make combinations; plans are a list")
     if plans is not None:

@@ -327,11 +327,11 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 def run_case(model: str, plan_text: str, batch: int, seq: int, cache: dict[str, Any]) -> Case:
     import advisor
-    from advisor.plans.cuts import parse_plan
     from advisor.engines.estimate import estimate_peak
-    from advisor.models import resolve_model
     from advisor.engines.measure import meta_parameter_count
     from advisor.engines.simulate import simulate
+    from advisor.models import resolve_model
+    from advisor.plans.cuts import parse_plan
 
     plan = parse_plan(plan_text)
     case = Case(model, plan.name, batch, seq)

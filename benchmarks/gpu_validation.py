@@ -198,8 +198,8 @@ def _idle_device_used(index: int) -> int | None:
 
 
 def _gpu_spec(name: str) -> Any:
-    from advisor.core.errors import AdvisorError
     from advisor.catalog.gpus import get_gpu
+    from advisor.core.errors import AdvisorError
 
     try:
         return get_gpu(name)
@@ -211,10 +211,10 @@ def run_case(
     model: str, plan_text: str, batch: int, seq: int, gpu: Any, architecture: str | None, idle: int | None
 ) -> GpuCase:
     import advisor
-    from advisor.plans.cuts import parse_plan
     from advisor.engines.estimate import estimate_peak
     from advisor.engines.overheads import predict_gpu_need
     from advisor.engines.simulate import simulate
+    from advisor.plans.cuts import parse_plan
 
     plan = parse_plan(plan_text)
     case = GpuCase(model, plan.name, batch, seq)

@@ -17,8 +17,8 @@ import time
 import torch
 
 import advisor
-from advisor.models import resolve_model
 from advisor.core.tables import table
+from advisor.models import resolve_model
 
 
 def bare_loop(model_name: str, batch: int, seq: int, steps: int) -> float:

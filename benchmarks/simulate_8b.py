@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 
-from advisor.plans.cuts import parse_plans
+from advisor.core.units import format_bytes
 from advisor.engines.flops import step_cost_of
 from advisor.engines.overheads import predict_gpu_need
 from advisor.engines.simulate import simulate_plans
-from advisor.core.units import format_bytes
+from advisor.plans.cuts import parse_plans
 
 PLANS = (
     "baseline; lora; grad-ckpt; bf16; bf16-weights; sgd; adafactor; frozen-emb; freeze-layers(k=8); "

@@ -98,8 +98,8 @@ def run_part(part: str, args: argparse.Namespace) -> dict[str, Any]:
         out["what"] = f"{args.model}, batch {args.batch} × seq {args.seq}, CPU, default cuts one at a time"
     elif part == "simulated-sweep":
         _quiet()
-        from advisor.plans.cuts import parse_plans
         from advisor.engines.simulate import simulate_plans
+        from advisor.plans.cuts import parse_plans
 
         plans = parse_plans(args.sim_plans)
         work = time.perf_counter()
@@ -114,8 +114,8 @@ def run_part(part: str, args: argparse.Namespace) -> dict[str, Any]:
         )
     elif part == "estimated-sweep":
         _quiet()
-        from advisor.plans.cuts import parse_plans
         from advisor.engines.estimate import estimate_peak
+        from advisor.plans.cuts import parse_plans
 
         plans = parse_plans(args.sim_plans)
         work = time.perf_counter()

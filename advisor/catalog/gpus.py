@@ -31,10 +31,10 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 from advisor.core.errors import InvalidInputError, UnknownGpuError
+from advisor.core.units import format_budget, parse_memory  # noqa: F401  (parse_memory: old home)
 
 __all__ = [
     "CATALOG",
@@ -44,7 +44,6 @@ __all__ = [
     "custom_gpu",
     "get_gpu",
     "list_gpus",
-    "parse_memory",
 ]
 
 logger = logging.getLogger(__name__)
@@ -65,10 +64,6 @@ NUMERIC_FIELDS: tuple[str, ...] = (
 )
 
 _CATALOG_HINT = "run `vram-advisor gpus` to list the catalog, or give a budget with --gpu-mem 22GiB"
-_MEMORY_HINT = (
-    "accepted forms: 22GiB, 22 GiB, 24000MiB, 16g or 16G (GiB), 16GB (10**9 bytes), "
-    "or a plain whole number of bytes; the value must be > 0"
-)
 
 
 @dataclass(frozen=True)
@@ -754,50 +749,6 @@ def list_gpus() -> tuple[GpuSpec, ...]:
     return tuple(sorted(CATALOG, key=lambda spec: (spec.memory_bytes, spec.name)))
 
 
-# ---------------------------------------------------------------------------------------------
-# memory budgets
-
-_UNITS: dict[str, int] = {
-    "": 1,
-    "b": 1,
-    "k": 2**10, "ki": 2**10, "kib": 2**10, "kb": 10**3,
-    "m": 2**20, "mi": 2**20, "mib": 2**20, "mb": 10**6,
-    "g": 2**30, "gi": 2**30, "gib": 2**30, "gb": 10**9,
-    "t": 2**40, "ti": 2**40, "tib": 2**40, "tb": 10**12,
-}  # fmt: skip
-_MEMORY_TEXT = re.compile(r"^\s*(?P<number>[+-]?\d+(?:\.\d*)?|[+-]?\.\d+)\s*(?P<unit>[a-zA-Z]*)\s*$")
-
-
-def parse_memory(text: str) -> int:
-    """Bytes in a memory size such as "22GiB", "24000MiB", "16g" or "17179869184".
-
-    Binary units (KiB, MiB, GiB, TiB, and the bare letters k/m/g/t) are powers of 2; decimal
-    units (KB, MB, GB, TB) are powers of 10, so "16GB" is 16 * 10**9 bytes and "16GiB" is
-    16 * 2**30. A number with no unit is whole bytes.
-    """
-    if not isinstance(text, str):
-        raise InvalidInputError(f"memory size must be text, got {text!r}", hint=_MEMORY_HINT)
-    match = _MEMORY_TEXT.match(text)
-    unit = match["unit"].lower() if match else ""
-    if match is None or unit not in _UNITS:
-        raise InvalidInputError(f"cannot read memory size {text!r}", hint=_MEMORY_HINT)
-    number = Fraction(match["number"])
-    if unit in ("", "b") and number.denominator != 1:
-        raise InvalidInputError(f"memory size {text!r} is a fraction of a byte", hint=_MEMORY_HINT)
-    size_bytes = round(number * _UNITS[unit])
-    if size_bytes <= 0:
-        raise InvalidInputError(f"memory size {text!r} must be > 0 bytes", hint=_MEMORY_HINT)
-    return size_bytes
-
-
-def _format_budget(memory_bytes: int) -> str:
-    if memory_bytes % _GIB == 0:
-        return f"{memory_bytes // _GIB}GiB"
-    if memory_bytes % _MIB == 0:
-        return f"{memory_bytes // _MIB}MiB"
-    return f"{memory_bytes}B"
-
-
 # Stand-in for a budget with no hardware named: an RTX 4090's figures, said so in each source.
 _STAND_IN_KEY = "rtx-4090"
 
@@ -813,7 +764,7 @@ def custom_gpu(memory_bytes: int, *, name: str | None = None, base: GpuSpec | No
             f"a memory budget must be a whole number of bytes > 0, got {memory_bytes!r}",
             hint="use parse_memory('22GiB') to turn text into bytes",
         )
-    budget = _format_budget(memory_bytes)
+    budget = format_budget(memory_bytes)
     template = base if base is not None else get_gpu(_STAND_IN_KEY)
     if base is not None:
         origin = {f: f"from {base.key}: {base.source(f)}" for f in NUMERIC_FIELDS}

@@ -89,9 +89,9 @@ def add_model_args(p: argparse.ArgumentParser, default_seq: int = 128) -> None:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from advisor.api import profile
-    from advisor.plans.cuts import parse_cuts
     from advisor.core.io import SCHEMA_VERSION, environment, write_json
     from advisor.plans import Plan
+    from advisor.plans.cuts import parse_cuts
     from advisor.report.trial import trial_text
 
     plan = Plan.of(parse_cuts(args.cuts)) if args.cuts else Plan()
@@ -152,8 +152,8 @@ def add_profile(sub: Any) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from advisor.models import builtin_models
     from advisor.core.tables import table
+    from advisor.models import builtin_models
 
     rows = [(m.name, m.kind, m.description) for m in builtin_models()]
     print(table(("name", "kind", "description"), rows))
@@ -554,7 +554,8 @@ SUBCOMMANDS.append(add_tui)
 
 
 def _simulate_target_gpu(args: argparse.Namespace) -> Any:
-    from advisor.catalog.gpus import custom_gpu, get_gpu, parse_memory
+    from advisor.catalog.gpus import custom_gpu, get_gpu
+    from advisor.core.units import parse_memory
 
     gpu = get_gpu(args.gpu) if args.gpu else None
     if args.gpu_mem:
@@ -563,8 +564,8 @@ def _simulate_target_gpu(args: argparse.Namespace) -> Any:
 
 
 def _simulate_plans(args: argparse.Namespace) -> Any:
-    from advisor.plans.cuts import combinations, default_cuts, parse_cuts, parse_plans, user_plans
     from advisor.plans import Plan
+    from advisor.plans.cuts import combinations, default_cuts, parse_cuts, parse_plans, user_plans
 
     if args.sweep:
         if args.plans:
@@ -585,9 +586,9 @@ def _simulate_plans(args: argparse.Namespace) -> Any:
 
 
 def _need_rows(result: Any, gpu: Any) -> list[tuple[str, str, str]]:
+    from advisor.core.units import format_bytes, format_rate, format_seconds
     from advisor.engines.flops import estimate_for_gpu, step_cost_of
     from advisor.engines.overheads import predict_gpu_need
-    from advisor.core.units import format_bytes, format_rate, format_seconds
     from profilers.records import Provenance
 
     rows: list[tuple[str, str, str]] = []
@@ -660,8 +661,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from advisor.api import simulate
     from advisor.core.io import SCHEMA_VERSION, environment, write_json
     from advisor.core.tables import table
-    from advisor.report.trial import trial_text
     from advisor.core.units import format_bytes
+    from advisor.report.trial import trial_text
 
     gpu = _simulate_target_gpu(args)
     space = _simulate_plans(args)
@@ -688,9 +689,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             print()
             print(table(("figure", "value", "source"), _growth_rows(args, space.plans[0], gpu, result)))
     else:
+        from advisor.core.units import format_seconds
         from advisor.engines.flops import estimate_for_gpu, step_cost_of
         from advisor.engines.overheads import predict_gpu_need
-        from advisor.core.units import format_seconds
 
         base = next((r for r in results if r.plan == "baseline" and r.ok and r.tensor_peak), None)
         rows = []

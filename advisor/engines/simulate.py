@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -32,8 +32,8 @@ from torch import nn
 from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from advisor.core.errors import InvalidInputError
-from advisor.models import ModelSource, resolve_model
 from advisor.engines.overheads import allocator_model
+from advisor.models import ModelSource, resolve_model
 from advisor.plans import BuildContext, Plan, build_model, finish_program, prepare, trial_spec
 from profilers.records import TrialResult
 from profilers.simulate import FakeBuild, FakeWorld, simulate_trial

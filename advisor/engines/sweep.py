@@ -32,11 +32,11 @@ from typing import IO, Any
 
 from torch import nn
 
-from advisor.plans.cuts import PlanSpace, PrunedPlan, user_plans
 from advisor.core.errors import ReportError
-from advisor.models import ModelSource, resolve_model
 from advisor.engines.measure import check_measurable, measure_plan
+from advisor.models import ModelSource, resolve_model
 from advisor.plans import BASELINE, Plan
+from advisor.plans.cuts import PlanSpace, PrunedPlan, user_plans
 from profilers.records import TrialResult, TrialStatus
 from profilers.trial import resolve_device
 

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import difflib
 import enum
 import importlib
 import importlib.util
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

@@ -288,6 +288,8 @@ def checkpoint_blocks(model: nn.Module) -> int:
 @dataclass(frozen=True)
 class Scratch(Cut):
     name = "scratch"
+    title = "random init"
+    candidate = False
     summary = "train from random init instead of pretrained weights (same memory; see `convergence`)"
     order = 0
 
@@ -349,6 +351,8 @@ class LoRA(Cut):
     targets: tuple[str, ...] = ()
 
     name = "lora"
+    title = "LoRA"
+    trains_subset = True
     summary = "freeze the base, train low-rank adapters (PEFT LoRA: r, alpha, dropout, targets)"
     conflicts = frozenset({"qlora"})
     order = 30
@@ -413,6 +417,20 @@ class QLoRA(Cut):
     compute_dtype: str = "float32"  # the 4-bit layers' matmul dtype: float32, bfloat16, float16
 
     name = "qlora"
+    title = "QLoRA"
+
+    @classmethod
+    def needs_bf16(cls, settings: dict[str, Any]) -> bool:
+        compute = str(settings.get("compute_dtype", ""))
+        return "bf16" in compute or "bfloat16" in compute
+
+    trains_subset = True
+    needs_bitsandbytes = True
+    speed_stand_in = "lora"
+    simulation_unsupported = (
+        "bitsandbytes quantizes from the real weight values, which a meta/fake model does "
+        "not have; measure it, or estimate it"
+    )
     summary = "LoRA on a frozen base quantized to 4-bit NF4 or 8-bit (bitsandbytes)"
     conflicts = frozenset({"lora", "bf16-weights"})
     order = 29
@@ -465,6 +483,8 @@ class FrozenEmbeddings(Cut):
     path: str | None = None
 
     name = "frozen-emb"
+    title = "frozen embeddings"
+    trains_subset = True
     summary = "freeze the token embeddings (optionally copied from a .pt/.safetensors/.npy first)"
     redundant_with = frozenset({"lora", "qlora"})
     redundancy_reason = _UNDER_LORA
@@ -501,6 +521,8 @@ class FreezeLayers(Cut):
     k: int = 1
 
     name = "freeze-layers"
+    title = "freezing layers"
+    trains_subset = True
     summary = "freeze the first k transformer layers (k=1 by default)"
     redundant_with = frozenset({"lora", "qlora"})
     redundancy_reason = _UNDER_LORA
@@ -541,6 +563,7 @@ class GradCheckpointing(Cut):
     """Recompute activations in backward: the HF API for HF models, else wrap repeated blocks."""
 
     name = "grad-ckpt"
+    title = "checkpointing"
     summary = "gradient (activation) checkpointing: recompute each layer's activations in backward"
     order = 25
 
@@ -582,6 +605,12 @@ def _autocast_reason(device: torch.device, dtype: torch.dtype) -> str | None:
 @dataclass(frozen=True)
 class Bf16Autocast(Cut):
     name = "bf16"
+    title = "bf16 autocast"
+
+    @classmethod
+    def needs_bf16(cls, settings: dict[str, Any]) -> bool:
+        return True
+
     summary = "bf16 mixed precision (autocast; fp32 weights and optimizer)"
     group = "precision"
     order = 80
@@ -604,6 +633,7 @@ class Bf16Autocast(Cut):
 @dataclass(frozen=True)
 class Fp16Autocast(Cut):
     name = "fp16"
+    title = "fp16 autocast"
     summary = "fp16 mixed precision (autocast + GradScaler; fp32 weights and optimizer)"
     group = "precision"
     order = 80
@@ -636,6 +666,12 @@ class Fp16Autocast(Cut):
 @dataclass(frozen=True)
 class Bf16Weights(Cut):
     name = "bf16-weights"
+    title = "bf16 weights"
+
+    @classmethod
+    def needs_bf16(cls, settings: dict[str, Any]) -> bool:
+        return True
+
     summary = "pure bf16: weights, gradients and optimizer state in bfloat16"
     group = "precision"
     order = 70
@@ -671,6 +707,7 @@ class Sgd(Cut):
     momentum: float = 0.0
 
     name = "sgd"
+    title = "SGD"
     summary = "SGD instead of AdamW (momentum 0: no optimizer state)"
     group = "optimizer"
 
@@ -683,6 +720,7 @@ class Sgd(Cut):
 @dataclass(frozen=True)
 class AdafactorCut(Cut):
     name = "adafactor"
+    title = "Adafactor"
     summary = "Adafactor instead of AdamW (factored second moment, no first moment)"
     group = "optimizer"
 
@@ -696,6 +734,12 @@ class AdamW8bit(Cut):
     """bitsandbytes' 8-bit AdamW; its default keeps tensors under 4096 elements in 32-bit state."""
 
     name = "adamw8bit"
+    title = "8-bit AdamW"
+    needs_bitsandbytes = True
+    simulation_unsupported = (
+        "bitsandbytes' 8-bit optimizer runs native kernels on raw data pointers, which "
+        "fake tensors do not have; measure it, or estimate it"
+    )
     summary = "8-bit AdamW (bitsandbytes): about one byte per moment"
     group = "optimizer"
 
@@ -719,6 +763,8 @@ class Accumulation(Cut):
     steps: int = 4
 
     name = "accum"
+    title = "accumulation"
+    candidate = False
     summary = "gradient accumulation: micro-batch = batch / steps (steps=4 by default)"
 
     def __post_init__(self) -> None:
@@ -764,6 +810,7 @@ class _Attention(Cut):
 @dataclass(frozen=True)
 class EagerAttention(_Attention):
     name = "eager-attn"
+    title = "eager attention"
     summary = "eager (materialized) attention in transformers models"
     implementation = "eager"
 
@@ -772,6 +819,7 @@ class EagerAttention(_Attention):
 @dataclass(frozen=True)
 class SdpaAttention(_Attention):
     name = "sdpa-attn"
+    title = "SDPA attention"
     summary = "scaled_dot_product_attention (fused kernels) in transformers models"
     implementation = "sdpa"
 
@@ -782,6 +830,11 @@ class ActivationOffload(Cut):
     """Keep activations saved for backward in pinned host memory (``save_on_cpu``)."""
 
     name = "offload"
+    title = "activation offload"
+    simulation_unsupported = (
+        "the replay counts host and device storages alike, so offloaded activations "
+        "would still be counted; measure it on a CUDA GPU"
+    )
     summary = "offload activations saved for backward to host memory (CUDA only)"
     order = 85
 
@@ -808,6 +861,12 @@ class Compile(Cut):
     backend: str = "inductor"
 
     name = "compile"
+    title = "torch.compile"
+    candidate = False
+    simulation_unsupported = (
+        "torch.compile fuses and reorders ops, so the eager replay would not be what runs; "
+        "simulate without compile (an upper bound) or measure it"
+    )
     summary = "torch.compile the model (opt-in; compiling is slow on CPU)"
     order = 90
     opt_in = True

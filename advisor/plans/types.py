@@ -88,6 +88,23 @@ class Cut:
     order: ClassVar[int] = 50  # model transforms run in ascending order; also the name order
     opt_in: ClassVar[bool] = False  # left out of the default sweep (e.g. torch.compile)
 
+    # -- traits: what the rest of the advisor knows about this cut lives here, on its class --
+    title: ClassVar[str] = ""  # for people, in plan titles and why lines: "LoRA", "checkpointing"
+    # why the fake-tensor replay cannot run this cut (None: it can)
+    simulation_unsupported: ClassVar[str | None] = None
+    # the simulable cut whose FLOPs stand in for this one's step time (qlora → lora); a cut that
+    # cannot be simulated and has none is dropped for the speed estimate (same arithmetic)
+    speed_stand_in: ClassVar[str | None] = None
+    needs_bitsandbytes: ClassVar[bool] = False  # runs bitsandbytes' CUDA kernels
+    trains_subset: ClassVar[bool] = False  # leaves part of the weights frozen (not for scratch)
+    candidate: ClassVar[bool] = True  # among the recommender's default candidate plans
+
+    @classmethod
+    def needs_bf16(cls, settings: dict[str, Any]) -> bool:
+        """Whether this cut, with these parameters (JSON-safe, as reports keep them), computes
+        in bfloat16 and so needs a GPU with bf16 support."""
+        return False
+
     def label(self) -> str:
         """The cut with its non-default parameters, e.g. ``lora(r=16)``."""
         params = self.params()

@@ -16,15 +16,15 @@ from advisor.recommend.core import (  # noqa: F401
     TARGET,
     WORKSPACES,
     candidate_plans,
-    tensor_parts,
-    plan_title,
     cut_settings,
     default_backends,
     need_from_overheads,
     parse_plan_list,
+    plan_title,
     reproduce_command,
     step_time_on,
     target_present,
+    tensor_parts,
 )
 from advisor.recommend.core import __all__ as _core_all
 from advisor.recommend.workload import RankBy, Workload

@@ -22,10 +22,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from advisor.core.errors import InvalidInputError
 from advisor.catalog.gpus import GpuSpec
+from advisor.core.errors import InvalidInputError
+from advisor.core.units import format_budget, format_bytes
 from advisor.plans import Plan
-from advisor.core.units import format_bytes
 from advisor.recommend.workload import SCRATCH_TOKENS_PER_PARAM, RankBy, Workload
 from profilers.records import Provenance, TrialResult, TrialStatus
 
@@ -874,14 +874,6 @@ def _notes(mode: Mode, verdicts: Sequence[PlanVerdict]) -> tuple[str, ...]:
 DEFAULT_GPU = "rtx-4090"
 
 
-def format_budget(memory_bytes: int) -> str:
-    """Bytes as a ``--gpu-mem`` value that :func:`advisor.gpus.parse_memory` reads back exactly."""
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20)):
-        if memory_bytes % size == 0:
-            return f"{memory_bytes // size}{unit}"
-    return str(memory_bytes)
-
-
 # -- the real backends: seams onto the trial runner, simulation, overheads and FLOPs ---------
 
 # Curated combinations tried on top of every single cut: the families that make big models fit.
@@ -952,8 +944,8 @@ def target_present(gpu: GpuSpec) -> bool:
     """Whether this machine's first CUDA GPU is the catalog entry ``gpu``."""
     import torch
 
-    from advisor.core.errors import UnknownGpuError
     from advisor.catalog.gpus import get_gpu
+    from advisor.core.errors import UnknownGpuError
 
     if gpu.key.startswith("custom-") or not torch.cuda.is_available():
         return False
@@ -1021,8 +1013,8 @@ def speed_sibling(plan: Plan) -> Plan | None:
     """The nearest plan simulation can run, for the FLOPs of one it cannot: ``qlora`` → ``lora``
     with the same r, alpha, dropout and targets; ``adamw8bit``, ``offload`` and ``compile``
     dropped (same arithmetic). ``None`` when the plan has none of those cuts."""
-    from advisor.plans.cuts import CUTS
     from advisor.engines.simulate import SIMULATION_UNSUPPORTED
+    from advisor.plans.cuts import CUTS
 
     if not any(c.name in SIMULATION_UNSUPPORTED for c in plan.cuts):
         return None

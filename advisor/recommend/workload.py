@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from advisor.core.errors import InvalidInputError
+from advisor.core.units import parse_count  # noqa: F401  (its old home)
 
 __all__ = ["SCRATCH_TOKENS_PER_PARAM", "RankBy", "Workload"]
 
@@ -98,20 +99,3 @@ class Workload:
         """Inverse of :meth:`to_dict`; unknown keys are ignored."""
         names = ("micro_batch", "seq_len", "dataset_tokens", "epochs", "margin")
         return cls(**{k: data[k] for k in names if k in data})
-
-
-def parse_count(text: str) -> int:
-    """``"50M"`` → 50_000_000; accepts k, M, B/G, T suffixes (decimal) and plain numbers."""
-    scales = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
-    raw = text.strip().replace("_", "").replace(",", "")
-    suffix = raw[-1:].lower() if raw[-1:].isalpha() else ""
-    number = raw[:-1] if suffix else raw
-    try:
-        value = float(number) * scales[suffix]
-    except (ValueError, KeyError):
-        raise InvalidInputError(
-            f"cannot read the count {text!r}", "e.g. 50M, 2.5B, 300k or 1000000"
-        ) from None
-    if not math.isfinite(value) or value <= 0:
-        raise InvalidInputError(f"the count {text!r} must be > 0", "e.g. 50M, 2.5B, 300k")
-    return round(value)

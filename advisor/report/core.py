@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from advisor.core.errors import AdvisorError, ReportError
 from advisor.catalog.gpus import GpuSpec
+from advisor.core.errors import AdvisorError, ReportError
 from advisor.core.io import SCHEMA_VERSION, atomic_write_text, write_json
+from advisor.core.tables import table
+from advisor.core.units import format_bytes, format_count, format_rate, format_seconds
 from advisor.recommend import (
     ACTIVATIONS,
     ALLOCATOR,
@@ -43,8 +45,6 @@ from advisor.recommend import (
     Recommendation,
     ScratchComparison,
 )
-from advisor.core.tables import table
-from advisor.core.units import format_bytes, format_count, format_rate, format_seconds
 from advisor.recommend.workload import RankBy, Workload
 from profilers.records import Provenance, TrialResult
 

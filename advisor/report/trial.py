@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from advisor.core.tables import table
 from advisor.core.units import format_bytes, format_count, format_rate, format_seconds
 from profilers.records import TrialResult

@@ -33,8 +33,8 @@ from textual.widgets import (
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from advisor.core.errors import AdvisorError
 from advisor.catalog.gpus import GpuSpec, get_gpu, list_gpus
+from advisor.core.errors import AdvisorError
 from advisor.tui.help import HelpScreen
 from advisor.tui.session import Cancelled, Session, SessionConfig, default_cut_names, known_cut_names
 from advisor.tui.views import detail_text, result_rows
@@ -190,7 +190,7 @@ class VramAdvisorApp(App[None]):
             self.rerank()
 
     def _budget_gpu(self) -> GpuSpec:
-        from advisor.catalog.gpus import parse_memory
+        from advisor.core.units import parse_memory
 
         text = self.query_one("#budget", Input).value.strip()
         if not text:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from advisor.core.errors import AdvisorError, InvalidInputError
 from advisor.catalog.gpus import GpuSpec
+from advisor.core.errors import AdvisorError, InvalidInputError
 from advisor.models import HFModelSource, ModelSource, resolve_model
 from advisor.plans import Plan
 from advisor.recommend.workload import Workload

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from advisor.cli import main
+from advisor.core.errors import InvalidInputError
 from advisor.engines.convergence import (
     ConvergenceResult,
     convergence_probe,
@@ -18,7 +19,6 @@ from advisor.engines.convergence import (
     steps_to_reach,
     text_batches,
 )
-from advisor.core.errors import InvalidInputError
 from advisor.models import Task
 
 TOY = Path(__file__).resolve().parents[1] / "fixtures" / "toy_module.py"

@@ -14,6 +14,9 @@ import pytest
 import torch
 from torch import nn
 
+from advisor.core.errors import PlanError
+from advisor.models import resolve_model
+from advisor.plans import BuildContext, Plan, build_model, prepare
 from advisor.plans.cuts import (
     CUTS,
     LoRA,
@@ -27,9 +30,6 @@ from advisor.plans.cuts import (
     parse_plans,
     user_plans,
 )
-from advisor.core.errors import PlanError
-from advisor.models import resolve_model
-from advisor.plans import BuildContext, Plan, build_model, prepare
 from profilers.trial import UnsupportedConfiguration
 
 TOY = Path(__file__).resolve().parents[1] / "fixtures" / "toy_module.py"

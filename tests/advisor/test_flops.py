@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from advisor.plans.cuts import parse_plan
+from advisor.catalog.gpus import get_gpu
 from advisor.engines.flops import (
     DEFAULT_COMPUTE_EFFICIENCY,
     EFFICIENCY_SOURCES,
@@ -16,10 +16,10 @@ from advisor.engines.flops import (
     peak_flops_by_dtype,
     step_cost_of,
 )
-from advisor.catalog.gpus import get_gpu
+from advisor.engines.simulate import simulate
 from advisor.models import resolve_model
 from advisor.plans import program_builder
-from advisor.engines.simulate import simulate
+from advisor.plans.cuts import parse_plan
 from profilers.records import Provenance
 from profilers.simulate import StepCost
 from profilers.trial import train_step

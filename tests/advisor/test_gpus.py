@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from advisor.catalog import gpus
-from advisor.core.errors import AdvisorError, InvalidInputError, UnknownGpuError
 from advisor.catalog.gpus import (
     CATALOG,
     NUMERIC_FIELDS,
@@ -22,6 +21,7 @@ from advisor.catalog.gpus import (
     list_gpus,
     parse_memory,
 )
+from advisor.core.errors import AdvisorError, InvalidInputError, UnknownGpuError
 
 GIB = 2**30
 REPO_ROOT = Path(__file__).resolve().parents[2]

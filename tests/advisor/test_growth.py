@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from advisor.plans.cuts import parse_plan
 from advisor.core.errors import InvalidInputError
 from advisor.engines.growth import SizePoint, default_sizes, fit_growth, simulate_growth
+from advisor.plans.cuts import parse_plan
 
 pytestmark = pytest.mark.usefixtures("fast_simulations")
 

@@ -6,7 +6,6 @@ import dataclasses
 
 import pytest
 
-from advisor.plans.cuts import parse_plan
 from advisor.catalog.gpus import get_gpu
 from advisor.engines.overheads import (
     CONSTANTS,
@@ -16,6 +15,7 @@ from advisor.engines.overheads import (
     predict_gpu_need,
 )
 from advisor.engines.simulate import simulate
+from advisor.plans.cuts import parse_plan
 from profilers.records import CudaMemory, Provenance
 from profilers.simulate import CachingAllocatorModel
 

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from advisor.api import profile
-from advisor.plans.cuts import parse_plan
 from advisor.models import resolve_model
+from advisor.plans.cuts import parse_plan
 from profilers.records import TrialResult, TrialStatus
 
 TOY = Path(__file__).resolve().parents[1] / "fixtures" / "toy_module.py"

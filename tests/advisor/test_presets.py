@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from advisor.core.errors import InvalidInputError, UnknownModelError
-from advisor.models import builtin_models, resolve_model
 from advisor.catalog.presets import PRESETS
-from advisor.models import preset_source
+from advisor.core.errors import InvalidInputError, UnknownModelError
 from advisor.engines.measure import check_measurable, meta_parameter_count
 from advisor.engines.simulate import simulate
+from advisor.models import builtin_models, preset_source, resolve_model
 from profilers.records import Provenance, TrialStatus
 
 REQUIRED = {

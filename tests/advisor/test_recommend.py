@@ -12,10 +12,10 @@ import math
 
 import pytest
 
-from advisor.plans.cuts import parse_plan
-from advisor.core.errors import InvalidInputError, UnknownGpuError
 from advisor.catalog.gpus import custom_gpu, get_gpu
+from advisor.core.errors import InvalidInputError, UnknownGpuError
 from advisor.plans import Plan
+from advisor.plans.cuts import parse_plan
 from advisor.recommend import (
     ACTIVATIONS,
     GRADIENTS,

@@ -10,10 +10,10 @@ import pytest
 from torch import nn
 
 from advisor.cli import main
-from advisor.plans.cuts import parse_plan, parse_plans, user_plans
 from advisor.core.errors import ReportError
-from advisor.plans import BuildContext, Cut, Plan
 from advisor.engines.sweep import SweepProgress, load_sweep, read_sweep_file, sweep
+from advisor.plans import BuildContext, Cut, Plan
+from advisor.plans.cuts import parse_plan, parse_plans, user_plans
 from profilers.records import TrialStatus
 
 TOY = Path(__file__).resolve().parents[1] / "fixtures" / "toy_module.py"

@@ -55,8 +55,8 @@ def test_errors_summary_and_who_is_closer() -> None:
 
 
 def test_accelerate_is_called_as_its_cli_does() -> None:
-    from advisor.models import resolve_model
     from advisor.engines.measure import meta_parameter_count
+    from advisor.models import resolve_model
 
     # GPT-2's LM head is tied to its embedding: AutoModel has the same parameters
     gpt2, gpt2_params = accelerate_training_bytes("tiny-gpt2", "float32")

@@ -42,8 +42,8 @@ BATCH, SEQ = 4, 64  # large enough that most peaks fall in the backward, where a
 
 
 def _single_cut_plans() -> list[tuple[str, str]]:
-    from advisor.plans.cuts import default_cuts
     from advisor.engines.simulate import SIMULATION_UNSUPPORTED
+    from advisor.plans.cuts import default_cuts
 
     names = ["baseline"] + [c.name for c in default_cuts() if c.name not in SIMULATION_UNSUPPORTED]
     return [(model, plan) for model in TINY for plan in names]
@@ -52,10 +52,10 @@ def _single_cut_plans() -> list[tuple[str, str]]:
 @pytest.mark.slow
 @pytest.mark.parametrize(("model", "plan_name"), _single_cut_plans())
 def test_simulated_peak_equals_the_measured_cpu_peak(model: str, plan_name: str) -> None:
-    from advisor.plans.cuts import parse_plan
+    from advisor.engines.simulate import simulate
     from advisor.models import resolve_model
     from advisor.plans import program_builder
-    from advisor.engines.simulate import simulate
+    from advisor.plans.cuts import parse_plan
 
     source = resolve_model(model)
     plan = parse_plan(plan_name)
@@ -98,8 +98,8 @@ def test_adamw_fp32_parameters_gradients_and_state_are_16_bytes_per_trainable_pa
     live together (for tied embeddings trained, the backward's summed gradients peak higher:
     GPT-2 is checked with them frozen). Presets up to 3.8B run here: nothing is allocated.
     """
-    from advisor.plans.cuts import parse_plan
     from advisor.engines.simulate import simulate
+    from advisor.plans.cuts import parse_plan
 
     result = simulate(model, parse_plan(plan_name), 1, 8, target="cpu", fake_device="cpu", count_cost=False)
     assert result.ok, result.reason
@@ -115,9 +115,9 @@ def test_adamw_fp32_parameters_gradients_and_state_are_16_bytes_per_trainable_pa
 
 
 def _trainable_tensor_count(model: str, plan_name: str) -> int:
-    from advisor.plans.cuts import parse_plan
     from advisor.models import resolve_model
     from advisor.plans import BuildContext, build_model, prepare
+    from advisor.plans.cuts import parse_plan
 
     plan = parse_plan(plan_name)
     source = resolve_model(model)
