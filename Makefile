@@ -28,6 +28,7 @@ demo: $(STAMP)
 		--report reports/demo-tiny-llama-rtx-4090
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
