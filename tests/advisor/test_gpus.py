@@ -466,3 +466,19 @@ def test_a_data_file_with_a_shared_lookup_name_is_rejected(tmp_path: Path) -> No
         gpus._read_catalog(path)
     specs, index = gpus._read_catalog(_write(tmp_path / "ok.json", {"gpus": [t4]}))
     assert specs == (get_gpu("t4"),) and index["t4"] == get_gpu("t4")
+
+
+def test_catalog_and_core_io_import_without_torch() -> None:
+    code = (
+        "import sys, advisor.catalog.gpus, advisor.catalog.presets, advisor.core.io; "
+        "advisor.catalog.gpus.get_gpu('4090'); "
+        "sys.exit(1 if {'torch', 'transformers'} & set(sys.modules) else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
