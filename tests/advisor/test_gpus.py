@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -371,6 +373,107 @@ def test_custom_gpu_rejects_bad_budgets(bad: int) -> None:
 
 def test_import_pulls_in_no_ui() -> None:
     code = "import sys, advisor.gpus; sys.exit(1 if 'textual' in sys.modules else 0)"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# the data file
+
+
+def _raw_entries() -> list[dict[str, Any]]:
+    text = (REPO_ROOT / "advisor" / "catalog" / "gpus.json").read_text(encoding="utf-8")
+    data = json.loads(text)
+    assert isinstance(data, dict) and isinstance(data["gpus"], list)
+    return data["gpus"]
+
+
+def test_data_file_entries_are_well_formed() -> None:
+    entries = _raw_entries()
+    field_names = {f.name for f in dataclasses.fields(GpuSpec)}
+    keys = [entry["key"] for entry in entries]
+    assert len(keys) == len(set(keys))
+    for entry in entries:
+        assert set(entry) == field_names, entry["key"]
+        sources = entry["sources"]
+        assert isinstance(sources, list)
+        named = [pair[0] for pair in sources]
+        assert len(named) == len(set(named)), entry["key"]
+        assert all(len(pair) == 2 and isinstance(pair[1], str) and pair[1].strip() for pair in sources)
+        numeric = {
+            name for name, value in entry.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        }  # fmt: skip
+        assert set(NUMERIC_FIELDS) <= set(named), entry["key"]
+        assert numeric <= set(named), entry["key"]
+
+
+def test_loaded_catalog_is_the_data_file_and_what_list_gpus_returns() -> None:
+    entries = _raw_entries()
+    assert [spec.to_dict() for spec in CATALOG] == entries  # file order, nothing lost or added
+    assert CATALOG == tuple(GpuSpec.from_dict(entry) for entry in entries)
+    listed = list_gpus()
+    assert len(listed) == len(CATALOG) and set(listed) == set(CATALOG)
+    assert gpus.CATALOG is CATALOG  # read once
+
+
+def test_every_name_in_the_data_file_resolves_to_its_entry() -> None:
+    for entry in _raw_entries():
+        for text in (entry["key"], entry["name"], *entry["aliases"]):
+            assert get_gpu(text).key == entry["key"], text
+
+
+def test_data_file_ships_with_the_package() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["advisor"]
+    assert any(fnmatch.fnmatch("catalog/gpus.json", pattern) for pattern in patterns)
+
+
+def _write(path: Path, data: object) -> Path:
+    path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ('{"gpus": [', "Expecting"),
+        ({"entries": []}, '"gpus" list'),
+        ({"gpus": [{"key": "x"}]}, "entry 0"),
+        ({"gpus": ["t4"]}, "entry 0"),
+    ],
+)
+def test_a_damaged_data_file_is_named_in_the_error(tmp_path: Path, content: object, problem: str) -> None:
+    path = _write(tmp_path / "gpus.json", content)
+    with pytest.raises(AdvisorError) as caught:
+        gpus._read_catalog(path)
+    assert str(path) in caught.value.message and problem in caught.value.message
+    assert caught.value.hint and "reinstall" in caught.value.hint
+
+
+def test_a_data_file_with_a_shared_lookup_name_is_rejected(tmp_path: Path) -> None:
+    t4 = get_gpu("t4").to_dict()
+    twin = {**get_gpu("l4").to_dict(), "aliases": ["tesla t4"]}
+    path = _write(tmp_path / "gpus.json", {"gpus": [t4, twin]})
+    with pytest.raises(AdvisorError, match="matches both"):
+        gpus._read_catalog(path)
+    specs, index = gpus._read_catalog(_write(tmp_path / "ok.json", {"gpus": [t4]}))
+    assert specs == (get_gpu("t4"),) and index["t4"] == get_gpu("t4")
+
+
+def test_catalog_and_core_io_import_without_torch() -> None:
+    code = (
+        "import sys, advisor.catalog.gpus, advisor.catalog.presets, advisor.core.io; "
+        "advisor.catalog.gpus.get_gpu('4090'); "
+        "sys.exit(1 if {'torch', 'transformers'} & set(sys.modules) else 0)"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO_ROOT,

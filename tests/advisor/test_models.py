@@ -118,3 +118,14 @@ def test_sizes_out_of_range_are_clear_errors() -> None:
         source.check_sizes(1, 1024)
     with pytest.raises(InvalidInputError, match="micro-batch must be ≥ 1"):
         source.check_sizes(0, 16)
+
+
+def test_models_package_re_exports_every_public_name_of_its_modules() -> None:
+    import advisor.models as package
+    from advisor.models import presets, registry, sources
+
+    for module in (sources, presets, registry):
+        for name in module.__all__:
+            assert getattr(module, name) is getattr(package, name), f"{module.__name__}.{name}"
+            assert name in package.__all__, name
+    assert sorted(package.__all__) == sorted({*sources.__all__, *presets.__all__, *registry.__all__})
