@@ -19,13 +19,14 @@ from types import ModuleType
 
 __all__ = ["MOVED", "install"]
 
-MOVED: dict[str, str] = {
+# old path -> new home(s); with several, the old module's names are gathered from all of them
+MOVED: dict[str, str | tuple[str, ...]] = {
     "advisor.errors": "advisor.core.errors",
     "advisor.units": "advisor.core.units",
     "advisor.io": "advisor.core.io",
-    "advisor.render": "advisor.report.trial",
+    "advisor.render": ("advisor.report.trial", "advisor.core.tables"),
     "advisor.gpus": "advisor.catalog.gpus",
-    "advisor.presets": "advisor.catalog.presets",
+    "advisor.presets": ("advisor.catalog.presets", "advisor.models.presets"),
     "advisor.cuts": "advisor.plans.cuts",
     "advisor.estimate": "advisor.engines.estimate",
     "advisor.overheads": "advisor.engines.overheads",
@@ -48,13 +49,26 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return importlib.util.spec_from_loader(fullname, self)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        new = MOVED[spec.name]
+        homes = MOVED[spec.name]
+        names = (homes,) if isinstance(homes, str) else homes
         warnings.warn(
-            f"{spec.name} is deprecated: it moved to {new}; import from there (or from advisor)",
+            f"{spec.name} is deprecated: it moved to {' and '.join(names)}; import from there "
+            "(or from advisor)",
             DeprecationWarning,
             stacklevel=2,
         )
-        return importlib.import_module(new)
+        if len(names) == 1:
+            return importlib.import_module(names[0])
+        merged = ModuleType(spec.name, f"Deprecated alias of {', '.join(names)}.")
+        public: list[str] = []
+        for name in names:
+            module = importlib.import_module(name)
+            exported = getattr(module, "__all__", [n for n in vars(module) if not n.startswith("_")])
+            for attr in exported:
+                setattr(merged, attr, getattr(module, attr))
+                public.append(attr)
+        merged.__all__ = public  # type: ignore[attr-defined]
+        return merged
 
     def exec_module(self, module: ModuleType) -> None:
         """The new module ran when it was imported; nothing more to do."""
