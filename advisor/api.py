@@ -240,7 +240,7 @@ def simulate(
     ``target`` is where the step is meant to run: ``"cuda"`` (the optimizer as torch runs it
     on CUDA, and the caching allocator replayed) or ``"cpu"`` (exactly what this CPU runs).
     The tensor peak and its breakdown are exact (provenance ``simulated``); the result's
-    ``extra["simulation"]`` holds the peak of each phase, the step's FLOPs and bytes, and (for
+    ``simulation`` record holds the peak of each phase, the step's FLOPs and bytes, and (for
     ``target="cuda"``) the CUDA caching allocator replayed. Turn it into a GPU need with
     :func:`advisor.predict_gpu_need` and a step time with :func:`advisor.estimate_for_gpu`.
     Plans that cannot be simulated come back with status ``unsupported`` and the reason.

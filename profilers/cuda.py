@@ -6,6 +6,8 @@ import torch
 
 from profilers.records import BackendStatus, CudaMemory
 
+__all__ = ["read_peaks", "reset_peaks", "status", "synchronize"]
+
 
 def status() -> BackendStatus:
     """Whether CUDA can be used here, and why not."""

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 from profilers.records import BackendStatus
 
+__all__ = ["DeviceReader", "call", "status"]
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")

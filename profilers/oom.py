@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["is_oom"]
+
 _OOM_MESSAGES = (
     "out of memory",  # CUDA caching allocator, HIP
     "can't allocate memory",  # CPU allocator (c10::alloc_cpu)

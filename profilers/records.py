@@ -12,6 +12,23 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = [
+    "AllocatorPeak",
+    "BackendStatus",
+    "CudaMemory",
+    "HostMemory",
+    "MemoryBreakdown",
+    "NvmlMemory",
+    "ParamCounts",
+    "Provenance",
+    "SimulationRecord",
+    "StepCost",
+    "TensorPeak",
+    "Timing",
+    "TrialResult",
+    "TrialStatus",
+]
+
 
 class Provenance(str, enum.Enum):
     """Where a figure comes from."""
@@ -143,6 +160,93 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class StepCost:
+    """What one optimizer step costs in arithmetic and memory traffic (counted, not timed).
+
+    ``flops_by_dtype`` uses ``torch.utils.flop_counter``'s formulas (matmuls, convolutions,
+    attention; attention counted dense, as torch does, even when causal). Bytes are what each
+    op reads and writes (inputs and outputs, views excluded): eager PyTorch runs one kernel per
+    op, so this is the traffic to device memory without fusion.
+    """
+
+    flops_by_dtype: dict[str, int] = field(default_factory=dict)  # "bfloat16" → FLOPs
+    flop_op_bytes: int = 0  # bytes read + written by the ops that have FLOPs (matmul, attention)
+    other_op_bytes: int = 0  # bytes read + written by every other op (elementwise, norms, copies)
+    ops: int = 0
+    attention_ops: dict[str, int] = field(default_factory=dict)  # attention kernel → calls
+    max_attention_query_elements: int = 0  # largest query (B·H·S·D) given to a fused kernel
+    provenance: Provenance = Provenance.SIMULATED
+
+    @property
+    def total_flops(self) -> int:
+        return sum(self.flops_by_dtype.values())
+
+    @property
+    def total_bytes(self) -> int:
+        return self.flop_op_bytes + self.other_op_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict, with ``total_flops`` for readers."""
+        out = _to_jsonable(self)
+        out["total_flops"] = self.total_flops
+        return out  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepCost:
+        """Inverse of :meth:`to_dict`; missing counts are 0, unknown keys are ignored."""
+        return cls(
+            flops_by_dtype={str(k): int(v) for k, v in data.get("flops_by_dtype", {}).items()},
+            flop_op_bytes=int(data.get("flop_op_bytes", 0)),
+            other_op_bytes=int(data.get("other_op_bytes", 0)),
+            ops=int(data.get("ops", 0)),
+            attention_ops={str(k): int(v) for k, v in data.get("attention_ops", {}).items()},
+            max_attention_query_elements=int(data.get("max_attention_query_elements", 0)),
+            provenance=Provenance(data.get("provenance", Provenance.SIMULATED.value)),
+        )
+
+
+@dataclass(frozen=True)
+class AllocatorPeak:
+    """What the caching allocator would have held: like ``torch.cuda.max_memory_*``."""
+
+    max_allocated_bytes: int  # blocks handed out (rounded, unsplit remainders included)
+    max_reserved_bytes: int  # segments obtained with cudaMalloc
+    segments: int
+    provenance: Provenance = Provenance.SIMULATED
+
+
+@dataclass(frozen=True)
+class SimulationRecord:
+    """What a simulated trial adds to its :class:`TrialResult` beyond the tensor peak.
+
+    Every part is optional: a failed replay stops early, and an estimated trial may carry only
+    the step cost of the plan whose FLOPs stand in for its own.
+    """
+
+    fake_device: str | None = None  # the fake device the step ran on: "cpu" or "cuda"
+    target: str | None = None  # where the step is meant to run: "cpu" or "cuda"
+    tokens_per_step: int | None = None
+    optimizer_foreach: bool | None = None  # target cuda: whether foreach was switched on
+    phase_peaks: dict[str, int] = field(default_factory=dict)  # phase → its peak of live bytes
+    step_cost: StepCost | None = None  # FLOPs and bytes moved (when counted)
+    cuda_allocator: AllocatorPeak | None = None  # target cuda: the caching allocator replayed
+    unknown_value_reads: int = 0  # values read back that were not known (answered 0 / False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (the step cost with its ``total_flops``)."""
+        out = _to_jsonable(self)
+        if self.step_cost is not None:
+            out["step_cost"] = self.step_cost.to_dict()
+        return out  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SimulationRecord:
+        """Inverse of :meth:`to_dict`; also reads the untyped ``extra["simulation"]`` dict of
+        earlier versions (the same keys, absent ones meaning "not recorded")."""
+        return _from_dict(cls, data)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
 class TrialResult:
     """Everything one trial of one plan on one device found out."""
 
@@ -164,6 +268,7 @@ class TrialResult:
     backends: tuple[BackendStatus, ...] = ()
     wall_time_s: float = 0.0  # the whole trial, build included
     extra: dict[str, Any] = field(default_factory=dict)  # plan-specific figures (JSON-safe)
+    simulation: SimulationRecord | None = None  # what a simulated trial adds
 
     @property
     def ok(self) -> bool:
@@ -180,12 +285,23 @@ class TrialResult:
             out["params"]["trainable_percent"] = self.params.trainable_percent
         if self.tensor_peak is not None:
             out["tensor_peak"]["breakdown"]["total_bytes"] = self.tensor_peak.breakdown.total_bytes
+        if self.simulation is not None:
+            out["simulation"] = self.simulation.to_dict()
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialResult:
-        """Inverse of :meth:`to_dict`; unknown keys are ignored so newer files still load."""
-        return _from_dict(cls, data)
+        """Inverse of :meth:`to_dict`; unknown keys are ignored so newer files still load.
+
+        Files of earlier versions kept the simulation's figures in ``extra["simulation"]``:
+        they load into :attr:`simulation`.
+        """
+        extra = data.get("extra")
+        if data.get("simulation") is None and isinstance(extra, dict) and "simulation" in extra:
+            extra = dict(extra)
+            legacy = extra.pop("simulation")
+            data = {**data, "extra": extra, "simulation": legacy if isinstance(legacy, dict) else None}
+        return _from_dict(cls, data)  # type: ignore[no-any-return]
 
 
 # -- (de)serialisation of the records -------------------------------------------------------
@@ -198,6 +314,9 @@ _NESTED: dict[str, type] = {
     "nvml": NvmlMemory,
     "host": HostMemory,
     "timing": Timing,
+    "simulation": SimulationRecord,
+    "step_cost": StepCost,
+    "cuda_allocator": AllocatorPeak,
 }
 
 

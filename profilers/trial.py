@@ -40,6 +40,19 @@ from profilers.records import (
 )
 from profilers.tracker import TensorMemoryTracker
 
+__all__ = [
+    "Progress",
+    "StepProgram",
+    "TrialDraft",
+    "TrialSpec",
+    "UnsupportedConfiguration",
+    "classify_failure",
+    "count_parameters",
+    "resolve_device",
+    "run_trial",
+    "train_step",
+]
+
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
@@ -230,6 +243,68 @@ def _cleanup(device: torch.device) -> Iterator[None]:
             torch.cuda.empty_cache()
 
 
+@dataclass
+class TrialDraft:
+    """A trial's record while it runs, shared by measured and simulated trials: the fixed
+    fields first, then what building the program and running its steps found."""
+
+    spec: TrialSpec
+    device: str  # as the record names it: "cpu", "cuda:0", "fake-cpu"
+    backends: tuple[BackendStatus, ...]
+    started: float = field(default_factory=time.perf_counter)
+    status: TrialStatus = TrialStatus.OK
+    reason: str | None = None
+    accumulation_steps: int = 1
+    params: ParamCounts | None = None
+    tensor_peak: TensorPeak | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def base(self) -> dict[str, Any]:
+        """The record's fields known before anything runs."""
+        spec = self.spec
+        return dict(
+            model=spec.model,
+            plan=spec.plan,
+            cuts=spec.cuts,
+            device=self.device,
+            batch_size=spec.batch_size,
+            seq_len=spec.seq_len,
+            backends=self.backends,
+        )
+
+    def adopt(self, prog: StepProgram, provenance: Provenance) -> None:
+        """Take what a freshly built program tells (micro-steps, its figures, parameter
+        counts) and put its model in training mode."""
+        self.accumulation_steps = prog.accumulation_steps
+        self.extra = dict(prog.extra)
+        self.params = count_parameters(prog.model, provenance)
+        prog.model.train()
+
+    def fail(self, exc: BaseException) -> None:
+        """Record ``exc`` as the trial's status and reason, and let go of its frames."""
+        self.status, self.reason = classify_failure(exc)
+        log.debug(
+            "trial %s/%s: %s", self.spec.model, self.spec.plan, self.reason,
+            exc_info=self.status is TrialStatus.ERROR,
+        )  # fmt: skip
+        # the traceback's frames hold the model, activations and gradients: let them go
+        traceback.clear_frames(exc.__traceback__)
+
+    def finish(self, **figures: Any) -> TrialResult:
+        """The result, with ``figures`` (timing, CUDA, NVML, host, simulation) added."""
+        return TrialResult(
+            status=self.status,
+            reason=self.reason,
+            accumulation_steps=self.accumulation_steps,
+            params=self.params,
+            tensor_peak=self.tensor_peak,
+            wall_time_s=time.perf_counter() - self.started,
+            extra=self.extra,
+            **figures,
+            **self.base(),
+        )
+
+
 def run_trial(
     spec: TrialSpec,
     build: Callable[[torch.device], StepProgram],
@@ -239,37 +314,20 @@ def run_trial(
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     device = resolve_device(spec.device)
-    backends = _backend_statuses(device)
-    base: dict[str, Any] = dict(
-        model=spec.model,
-        plan=spec.plan,
-        cuts=spec.cuts,
-        device=str(device),
-        batch_size=spec.batch_size,
-        seq_len=spec.seq_len,
-        backends=backends,
-    )
+    draft = TrialDraft(spec, str(device), _backend_statuses(device), started)
     if device.type == "cuda" and not torch.cuda.is_available():
-        reason = next(s.reason for s in backends if s.name == "cuda")
-        return TrialResult(status=TrialStatus.UNSUPPORTED, reason=f"no CUDA: {reason}", **base)
+        reason = next(s.reason for s in draft.backends if s.name == "cuda")
+        return TrialResult(status=TrialStatus.UNSUPPORTED, reason=f"no CUDA: {reason}", **draft.base())
 
-    params: ParamCounts | None = None
     timing: Timing | None = None
-    peak: TensorPeak | None = None
     cuda_mem: CudaMemory | None = None
-    extra: dict[str, Any] = {}
-    accumulation = 1
-    status, reason = TrialStatus.OK, None
     sampler = _PeakSampler(device)
     with _cleanup(device), sampler:
         prog: StepProgram | None = None
         try:
             say("building model")
             prog = build(device)
-            accumulation = prog.accumulation_steps
-            extra = dict(prog.extra)
-            params = count_parameters(prog.model, Provenance.MEASURED)
-            prog.model.train()
+            draft.adopt(prog, Provenance.MEASURED)
             for i in range(spec.warmup_steps):
                 say(f"warm-up step {i + 1}/{spec.warmup_steps}")
                 train_step(prog)
@@ -292,29 +350,12 @@ def run_trial(
                 )
             if spec.track_memory:
                 say("measuring the peak of one step")
-                peak, cuda_mem = _tracked_step(prog, device)
+                draft.tensor_peak, cuda_mem = _tracked_step(prog, device)
         except Exception as exc:
-            status, reason = classify_failure(exc)
-            if status is TrialStatus.ERROR:
-                log.debug("trial %s/%s failed", spec.model, spec.plan, exc_info=True)
-            # the traceback's frames hold the model, activations and gradients: let them go
-            traceback.clear_frames(exc.__traceback__)
+            draft.fail(exc)
         finally:
             del prog  # free the model, optimizer state and batch before the next trial
-    return TrialResult(
-        status=status,
-        reason=reason,
-        accumulation_steps=accumulation,
-        params=params,
-        tensor_peak=peak,
-        cuda=cuda_mem,
-        nvml=sampler.nvml(),
-        host=sampler.host(),
-        timing=timing,
-        wall_time_s=time.perf_counter() - started,
-        extra=extra,
-        **base,
-    )
+    return draft.finish(cuda=cuda_mem, nvml=sampler.nvml(), host=sampler.host(), timing=timing)
 
 
 def _tracked_step(prog: StepProgram, device: torch.device) -> tuple[TensorPeak, CudaMemory | None]:

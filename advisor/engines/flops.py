@@ -65,10 +65,7 @@ EFFICIENCY_SOURCES = {
 
 def step_cost_of(result: TrialResult) -> StepCost | None:
     """The FLOP/byte counts a simulated result carries, or ``None``."""
-    sim = result.extra.get("simulation")
-    if not isinstance(sim, dict) or not isinstance(sim.get("step_cost"), dict):
-        return None
-    return StepCost.from_dict(sim["step_cost"])
+    return result.simulation.step_cost if result.simulation is not None else None
 
 
 def peak_flops_by_dtype(gpu: GpuSpec) -> dict[str, float]:
@@ -176,8 +173,7 @@ def estimate_step_time(
 
 
 def _tokens_per_step(result: TrialResult) -> int:
-    sim = result.extra.get("simulation") or {}
-    tokens = sim.get("tokens_per_step") if isinstance(sim, dict) else None
+    tokens = result.simulation.tokens_per_step if result.simulation is not None else None
     return int(tokens) if tokens else result.batch_size * result.seq_len
 
 

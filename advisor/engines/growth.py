@@ -70,8 +70,7 @@ def point_from_result(result: TrialResult) -> SizePoint:
             f"no tensor peak ({result.status.value}: {result.reason})",
             "fit growth from sizes whose trials succeeded",
         )
-    sim = result.extra.get("simulation")
-    phases = sim.get("phase_peaks", {}) if isinstance(sim, dict) else {}
+    phases = result.simulation.phase_peaks if result.simulation is not None else {}
     return SizePoint(
         result.batch_size,
         result.seq_len,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from profilers.records import Provenance, TrialResult
+from profilers.records import Provenance, SimulationRecord, StepCost, TrialResult
 from profilers.simulate import CachingAllocatorModel
 
 if TYPE_CHECKING:
@@ -200,9 +200,8 @@ class PredictedNeed:
         }
 
 
-def _simulation(result: TrialResult) -> dict[str, Any]:
-    sim = result.extra.get("simulation")
-    return sim if isinstance(sim, dict) else {}
+def _simulation(result: TrialResult) -> SimulationRecord:
+    return result.simulation or SimulationRecord()
 
 
 def predict_gpu_need(
@@ -226,9 +225,9 @@ def predict_gpu_need(
         architecture = architecture or gpu.architecture
         vendor = vendor or gpu.vendor
 
-    replay = sim.get("cuda_allocator")
-    if isinstance(replay, dict) and "max_reserved_bytes" in replay:
-        allocator = max(0, int(replay["max_reserved_bytes"]) - peak)
+    replay = sim.cuda_allocator
+    if replay is not None:
+        allocator = max(0, replay.max_reserved_bytes - peak)
         allocator_source = Provenance.SIMULATED
     elif result.cuda is not None:
         allocator = max(0, result.cuda.max_reserved_bytes - peak)
@@ -242,10 +241,10 @@ def predict_gpu_need(
     workspace = int(_c("cublas_handles_training")) * cublas_workspace_bytes(architecture, vendor)
 
     attention = 0
-    cost = sim.get("step_cost") or {}
-    fused = any("backward" in name for name in (cost.get("attention_ops") or {}))
+    cost = sim.step_cost or StepCost()
+    fused = any("backward" in name for name in cost.attention_ops)
     if fused and result.tensor_peak.peak_phase == "backward":
-        attention = int(cost.get("max_attention_query_elements", 0)) * int(
+        attention = cost.max_attention_query_elements * int(
             _c("attention_backward_bytes_per_query_element")
         )
     return PredictedNeed(

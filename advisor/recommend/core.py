@@ -27,7 +27,7 @@ from advisor.core.errors import InvalidInputError
 from advisor.core.units import format_budget, format_bytes
 from advisor.plans import Plan
 from advisor.recommend.workload import SCRATCH_TOKENS_PER_PARAM, RankBy, Workload
-from profilers.records import Provenance, TrialResult, TrialStatus
+from profilers.records import Provenance, SimulationRecord, TrialResult, TrialStatus
 
 log = logging.getLogger(__name__)
 
@@ -363,7 +363,7 @@ def estimate_max_batch(
     """
     growth = need.part(ACTIVATIONS)
     if trial is not None and trial.tensor_peak is not None:
-        phases = (trial.extra.get("simulation") or {}).get("phase_peaks") or {}
+        phases = trial.simulation.phase_peaks if trial.simulation is not None else {}
         forward = phases.get("forward")
         if isinstance(forward, int):
             growth = max(growth, forward - trial.tensor_peak.resident_before_step_bytes)
@@ -997,7 +997,7 @@ def step_time_on(trial: TrialResult, gpu: GpuSpec) -> tuple[float, Provenance] |
 
     if trial.timing is not None and trial.cuda is not None:
         return trial.timing.median_step_time_s, Provenance.MEASURED
-    if not (trial.extra.get("simulation") or {}).get("step_cost"):
+    if trial.simulation is None or trial.simulation.step_cost is None:
         return None
     estimate = estimate_for_gpu(dataclasses.replace(trial, status=TrialStatus.OK), gpu)
     if estimate is None or estimate.step_time_s <= 0:
@@ -1075,9 +1075,9 @@ def default_backends(source: Any, gpu: GpuSpec, workload: Workload, mode: Mode) 
             return dataclasses.replace(result, reason=f"{why}; no closed-form estimate either ({exc})")
         if first:
             twin = trial(sibling, batch)
-            cost = (twin.extra.get("simulation") or {}).get("step_cost")
-            if cost:
-                result.extra["simulation"] = {"step_cost": cost}
+            cost = twin.simulation.step_cost if twin.simulation is not None else None
+            if cost is not None:
+                result = dataclasses.replace(result, simulation=SimulationRecord(step_cost=cost))
                 result.extra["estimate"]["speed_from"] = sibling.name
         return result
 

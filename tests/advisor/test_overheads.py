@@ -46,9 +46,9 @@ def test_simulated_need_adds_up_and_says_where_each_part_comes_from() -> None:
     result = simulate("tiny-llama", parse_plan("bf16"), 4, 128, fake_device="cpu")
     need = predict_gpu_need(result, get_gpu("a100"))
     assert result.tensor_peak is not None
-    replay = result.extra["simulation"]["cuda_allocator"]
+    replay = result.simulation.cuda_allocator  # type: ignore[union-attr]
     assert need.tensor_peak_bytes == result.tensor_peak.peak_bytes
-    assert need.reserved_bytes == replay["max_reserved_bytes"]  # the replayed allocator
+    assert replay is not None and need.reserved_bytes == replay.max_reserved_bytes  # the replayed allocator
     assert need.allocator_source is Provenance.SIMULATED
     assert need.tensor_peak_source is Provenance.SIMULATED
     assert need.workspace_bytes == 2 * (4096 * 1024 * 2 + 16 * 1024 * 8)  # two handles, Ampere
@@ -70,7 +70,7 @@ def test_fused_attention_scratch_is_added_when_the_peak_is_in_the_backward() -> 
 
 def test_measured_results_use_their_own_allocator_figures_and_cpu_ones_a_fraction() -> None:
     result = simulate("tiny-llama", None, 1, 16, target="cpu", fake_device="cpu")
-    assert "cuda_allocator" not in result.extra["simulation"]
+    assert result.simulation is not None and result.simulation.cuda_allocator is None
     assert result.tensor_peak is not None
     peak = result.tensor_peak.peak_bytes
     fallback = predict_gpu_need(result)

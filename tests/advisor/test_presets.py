@@ -85,7 +85,7 @@ def test_api_simulate_takes_a_plan_text() -> None:
 
     result = api_simulate("tiny-gpt2", batch_size=2, seq_len=16, plan="lora+grad-ckpt")
     assert result.ok and result.plan == "grad-ckpt+lora"
-    assert result.extra["simulation"]["target"] == "cuda"
+    assert result.simulation is not None and result.simulation.target == "cuda"
 
 
 def test_cli_simulate_prints_the_peak_and_the_gpu_need(capsys: pytest.CaptureFixture[str]) -> None:

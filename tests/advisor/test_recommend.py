@@ -484,13 +484,12 @@ def test_need_of_a_measured_trial_uses_the_allocator_and_nvml() -> None:
 
 def test_need_of_a_simulated_trial_adds_estimated_overheads() -> None:
     from advisor.recommend import ALLOCATOR, WORKSPACES, need_from_overheads
+    from profilers.records import AllocatorPeak, SimulationRecord
 
     trial = fake_trial(Plan(), 1)
+    peak = trial.tensor_peak.peak_bytes  # type: ignore[union-attr]
     replayed = dataclasses.replace(
-        trial,
-        extra={
-            "simulation": {"cuda_allocator": {"max_reserved_bytes": trial.tensor_peak.peak_bytes + 40 * MiB}}
-        },  # type: ignore[union-attr]
+        trial, simulation=SimulationRecord(cuda_allocator=AllocatorPeak(peak, peak + 40 * MiB, 1))
     )
     need = need_from_overheads(replayed, get_gpu("rtx-4090"))
     assert need.part(ALLOCATOR) == 40 * MiB
@@ -501,12 +500,12 @@ def test_need_of_a_simulated_trial_adds_estimated_overheads() -> None:
 
 def test_cpu_timings_are_never_gpu_speed() -> None:
     from advisor.recommend import step_time_on
-    from profilers.records import Timing
+    from profilers.records import SimulationRecord, Timing
 
     cpu_timed = dataclasses.replace(fake_trial(Plan(), 4), timing=Timing(3, 0.05, 0.04, 0.06, 512, 4))
     assert step_time_on(cpu_timed, get_gpu("rtx-4090")) is None
     cost = {"flops_by_dtype": {"float32": 10**12, "bfloat16": 10**12}, "other_op_bytes": 10**9, "ops": 1000}
-    simulated = dataclasses.replace(cpu_timed, extra={"simulation": {"step_cost": cost}})
+    simulated = dataclasses.replace(cpu_timed, simulation=SimulationRecord.from_dict({"step_cost": cost}))
     seconds, prov = step_time_on(simulated, get_gpu("rtx-4090"))  # type: ignore[misc]
     assert prov is Provenance.ESTIMATED and 0.01 < seconds < 1.0
     t4 = step_time_on(simulated, get_gpu("t4"))

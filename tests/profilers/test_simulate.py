@@ -16,21 +16,16 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from profilers.records import Provenance, TrialStatus
 from profilers.simulate import (
-    CachingAllocatorModel,
     FakeWorld,
     ShadowValues,
     StepCostCounter,
     fake_device_type,
     fakeify_module,
     new_fake_mode,
-    replay_caching_allocator,
     simulate_trial,
     use_cuda_optimizer_defaults,
 )
 from profilers.trial import StepProgram, TrialSpec, UnsupportedConfiguration, run_trial, train_step
-
-MIB = 2**20
-
 
 pytestmark = pytest.mark.usefixtures("fast_simulations")
 
@@ -207,10 +202,11 @@ def test_simulate_trial_on_a_plain_module_matches_a_measured_trial() -> None:
     assert simulated.ok and measured.ok
     assert measured.tensor_peak is not None
     assert simulated.tensor_peak == dataclasses.replace(measured.tensor_peak, provenance=Provenance.SIMULATED)
-    sim = simulated.extra["simulation"]
-    assert set(sim["phase_peaks"]) == {"forward", "backward", "optimizer", "zero_grad"}
-    assert max(sim["phase_peaks"].values()) == simulated.tensor_peak.peak_bytes  # type: ignore[union-attr]
-    assert sim["tokens_per_step"] == 256
+    sim = simulated.simulation
+    assert sim is not None and "simulation" not in simulated.extra
+    assert set(sim.phase_peaks) == {"forward", "backward", "optimizer", "zero_grad"}
+    assert max(sim.phase_peaks.values()) == simulated.tensor_peak.peak_bytes  # type: ignore[union-attr]
+    assert sim.tokens_per_step == 256
 
 
 def test_full_warmup_gives_the_same_peak_as_the_light_one() -> None:
@@ -263,7 +259,7 @@ def test_cuda_target_runs_the_optimizer_foreach_and_its_temporaries_count() -> N
 
     cpu = simulate_trial(spec, fake, target="cpu", fake_device="cpu")
     cuda = simulate_trial(spec, fake, target="cuda", fake_device="cpu")
-    assert cuda.extra["simulation"]["optimizer_foreach"] is True
+    assert cuda.simulation is not None and cuda.simulation.optimizer_foreach is True
     assert cpu.tensor_peak is not None and cuda.tensor_peak is not None
     assert cuda.tensor_peak.peak_phase == "optimizer"
     param_bytes = cuda.tensor_peak.breakdown.parameter_bytes
@@ -271,8 +267,9 @@ def test_cuda_target_runs_the_optimizer_foreach_and_its_temporaries_count() -> N
     assert cuda.tensor_peak.breakdown.activation_bytes == param_bytes
     assert cpu.tensor_peak.breakdown.activation_bytes < param_bytes
     assert cuda.tensor_peak.peak_bytes > cpu.tensor_peak.peak_bytes
-    replay = cuda.extra["simulation"]["cuda_allocator"]
-    assert replay["max_reserved_bytes"] >= replay["max_allocated_bytes"] >= cuda.tensor_peak.peak_bytes
+    replay = cuda.simulation.cuda_allocator
+    assert replay is not None
+    assert replay.max_reserved_bytes >= replay.max_allocated_bytes >= cuda.tensor_peak.peak_bytes
 
 
 def test_use_cuda_optimizer_defaults_leaves_explicit_choices_alone() -> None:
@@ -295,48 +292,6 @@ def test_step_cost_counts_the_same_flops_as_torch_flop_counter() -> None:
     )
     assert cost.flops_by_dtype == {"float32": cost.total_flops}
     assert cost.flop_op_bytes > 0 and cost.other_op_bytes > 0
-
-
-# -- the caching-allocator replay ----------------------------------------------------------------
-
-
-def _replay(sizes: list[int], frees: list[int] | None = None) -> tuple[int, int, int]:
-    events = list(range(1, len(sizes) + 1)) + [-s for s in (frees or [])]
-    peak = replay_caching_allocator(events, {i + 1: n for i, n in enumerate(sizes)}, resident=0, steps=1)
-    return peak.max_allocated_bytes, peak.max_reserved_bytes, peak.segments
-
-
-def test_allocator_rounds_small_requests_into_a_2_mib_segment() -> None:
-    assert _replay([1, 513, 1000]) == (512 + 1024 + 1024, 2 * MIB, 1)
-
-
-def test_allocator_gives_medium_requests_20_mib_segments_and_large_ones_their_own() -> None:
-    assert _replay([3 * MIB]) == (3 * MIB, 20 * MIB, 1)
-    assert _replay([3 * MIB, 3 * MIB]) == (6 * MIB, 20 * MIB, 1)  # split from the same segment
-    assert _replay([11 * MIB + 1]) == (12 * MIB, 12 * MIB, 1)  # rounded up to 2 MiB
-
-
-def test_allocator_reuses_freed_blocks_best_fit_and_merges_neighbours() -> None:
-    sizes = [4 * MIB, 4 * MIB, 4 * MIB, 8 * MIB]  # three blocks in one 20 MiB segment, then 8 MiB
-    events = [1, 2, 3, -1, -2, 4]  # 1 and 2 merge into 8 MiB: 4 reuses it, no new segment
-    peak = replay_caching_allocator(events, dict(enumerate(sizes, 1)), resident=0, steps=1)
-    assert peak.max_reserved_bytes == 20 * MIB and peak.segments == 1
-
-
-def test_allocator_steady_state_reuses_the_first_pass_cache() -> None:
-    sizes = {1: 64 * MIB, 2: 30 * MIB, 3: 30 * MIB}
-    events = [1, 2, -2, 3, -3]  # resident 1, then a step allocating and freeing
-    one = replay_caching_allocator(events, sizes, resident=1, steps=1)
-    two = replay_caching_allocator(events, sizes, resident=1, steps=2)
-    assert one.max_reserved_bytes == two.max_reserved_bytes == 94 * MIB
-
-
-def test_allocator_model_defaults_are_pytorchs() -> None:
-    m = CachingAllocatorModel()
-    assert (m.round_size(1), m.round_size(512), m.round_size(513)) == (512, 512, 1024)
-    assert m.segment_size(MIB) == 2 * MIB
-    assert m.segment_size(MIB + 512) == 20 * MIB
-    assert m.segment_size(10 * MIB) == 10 * MIB
 
 
 @pytest.mark.skipif(os.environ.get("VRAM_ADVISOR_FAKE_DEVICE") == "cuda", reason="forced fake cuda")

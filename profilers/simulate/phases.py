@@ -1,0 +1,58 @@
+"""The memory tracker with the peak of each phase of the step, and the allocation log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from profilers.tracker import Role, TensorMemoryTracker, flat_tensors
+
+__all__ = ["PhaseTracker"]
+
+class PhaseTracker(TensorMemoryTracker):
+    """A :class:`TensorMemoryTracker` that also keeps the peak of each phase of the step."""
+
+    def __init__(self, device_type: str = "meta") -> None:
+        super().__init__(device_type)
+        self.phase_peaks: dict[str, int] = {}
+
+    def _note(self) -> None:
+        if self._live_bytes > self.phase_peaks.get(self.phase, -1):
+            self.phase_peaks[self.phase] = self._live_bytes
+
+    def _track(self, storage: torch.UntypedStorage, role: Role) -> int | None:
+        serial = super()._track(storage, role)
+        self._note()
+        return serial
+
+    def set_phase(self, phase: str) -> None:
+        super().set_phase(phase)
+        self._note()
+
+    def __torch_dispatch__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for t in flat_tensors(out):
+            try:
+                storage = t.untyped_storage()
+            except (RuntimeError, NotImplementedError):
+                continue
+            self._track(storage, Role.ACTIVATION)
+        return out
+
+    def event_log(self) -> tuple[list[int], dict[int, int]]:
+        """The allocation log (``+serial`` allocated, ``-serial`` freed) and bytes per serial."""
+        return list(self._events), dict(self._bytes)
+
+    def resident_count(self) -> int:
+        """How many leading events are the storages registered before the step."""
+        return self._resident_events
+
+    def register(self, tensors: Iterable[torch.Tensor], role: Role) -> None:
+        super().register(tensors, role)
+        self._resident_events = len(self._events)
+
+    _resident_events = 0
