@@ -1,4 +1,12 @@
-"""The public Python API: profile (and, as they land, sweep, simulate, advise)."""
+"""The public Python API, and the only place that wires the engines to the recommender.
+
+``profile``, ``simulate``, ``sweep`` and ``advise`` are the entry points; the rest is what the
+front ends (``advisor.cli``, ``advisor.tui``) need so that they only parse, call this module and
+render: the target GPU (:func:`target_gpu`, the one place a memory budget is applied), the plans
+(:func:`plan_space`, :func:`one_plan`), many simulations (:func:`simulate_plans`), what a
+result means on a GPU (:func:`gpu_figures`, :func:`growth_limits`), and ranking trials in hand
+(:func:`check_run`, :func:`plan_trials`, :func:`rank_plans`).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +14,79 @@ import dataclasses
 import logging
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from advisor.catalog.gpus import GpuSpec
+from advisor.catalog.gpus import GpuSpec, custom_gpu, get_gpu
 from advisor.core.errors import InvalidInputError
+from advisor.core.io import environment
+from advisor.core.units import parse_memory
+from advisor.engines.convergence import convergence_probe, convergence_text
+from advisor.engines.flops import StepCost, StepTimeEstimate, estimate_for_gpu, step_cost_of
+from advisor.engines.growth import GrowthFit, simulate_growth
 from advisor.engines.measure import check_measurable, measure_plan
+from advisor.engines.overheads import PredictedNeed as GpuNeed
+from advisor.engines.overheads import predict_gpu_need
 from advisor.engines.simulate import simulate as run_simulation
-from advisor.engines.sweep import SweepProgress, SweepResult
+from advisor.engines.simulate import simulate_plans as run_simulate_plans
+from advisor.engines.sweep import SweepProgress, SweepResult, change_table
 from advisor.engines.sweep import sweep as run_sweep
-from advisor.models import ModelSource, resolve_model
+from advisor.models import HFModelSource, ModelSource, resolve_model
 from advisor.plans import Cut, Plan
-from advisor.recommend import Recommendation
-from advisor.recommend.workload import Workload
+from advisor.plans.cuts import (
+    PlanSpace,
+    PrunedPlan,
+    combinations,
+    default_cuts,
+    describe_cuts,
+    parse_cuts,
+    parse_plans,
+    user_plans,
+)
+from advisor.recommend import (
+    DEFAULT_GPU,
+    Mode,
+    Recommendation,
+    default_backends,
+    recommend,
+    reproduce_command,
+)
+from advisor.recommend.workload import RankBy, Workload
 from profilers.records import TrialResult
+
+# the entry points, what the front ends need, and a few names passed through (Plan, Workload,
+# SweepProgress, change_table, convergence_probe/_text, describe_cuts) so that a front end needs
+# no import from the engines, the plans or the recommender
+__all__ = [
+    "GpuFigures",
+    "GrowthLimits",
+    "Plan",
+    "SimulatedPlans",
+    "SweepProgress",
+    "Workload",
+    "advise",
+    "change_table",
+    "check_run",
+    "convergence_probe",
+    "convergence_text",
+    "cut_names",
+    "describe_cuts",
+    "gpu_figures",
+    "growth_limits",
+    "one_plan",
+    "plan_space",
+    "plan_trials",
+    "profile",
+    "rank_plans",
+    "recommend_command",
+    "simulate",
+    "simulate_plans",
+    "sweep",
+    "target_gpu",
+]
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +152,10 @@ def advise(
     Unknown GPU or model names and bad workload values raise :class:`advisor.AdvisorError`
     with the cause and a hint.
     """
-    from advisor.catalog.gpus import custom_gpu, get_gpu
     from advisor.core.errors import InvalidInputError
     from advisor.core.io import environment
-    from advisor.core.units import parse_memory
     from advisor.models import HFModelSource
     from advisor.recommend import (
-        DEFAULT_GPU,
         Mode,
         candidate_plans,
         cut_settings,
@@ -106,15 +168,7 @@ def advise(
     from advisor.recommend.workload import RankBy
 
     workload = workload or Workload()
-    size = parse_memory(gpu_mem) if isinstance(gpu_mem, str) else gpu_mem
-    if gpu is None:
-        spec = custom_gpu(size) if size is not None else get_gpu(DEFAULT_GPU)
-    else:
-        spec = gpu if isinstance(gpu, GpuSpec) else get_gpu(gpu)
-        if size is not None:
-            spec = spec.with_memory(size)
-    if price_usd_per_hour is not None:
-        spec = spec.with_price(price_usd_per_hour)
+    spec = target_gpu(gpu, gpu_mem, price_usd_per_hour)
     try:
         run_mode = Mode(mode)
         ranking = RankBy(rank_by)
@@ -190,25 +244,9 @@ def sweep(
     with its reason and the sweep goes on; with ``out``, results are appended to that JSON Lines
     file as they arrive and a re-run resumes (see :mod:`advisor.sweep`).
     """
-    from advisor.core.errors import InvalidInputError
-    from advisor.plans.cuts import combinations, default_cuts, parse_cuts, user_plans
-    if cuts is not None and plans is not None:
-        raise InvalidInputError("give cuts or plans, not both", "cuts make combinations; plans are a list")
-    if plans is not None:
-        space = user_plans(plans)  # "lora+grad-ckpt;sgd" or a list
-    else:
-        if cuts is None:
-            chosen = default_cuts()
-        elif isinstance(cuts, str):
-            chosen = parse_cuts(cuts)
-        else:
-            chosen = []
-            for item in cuts:
-                chosen.extend([item] if isinstance(item, Cut) else parse_cuts(item))
-        space = combinations(chosen, max_combo)
     return run_sweep(
         model,
-        space,
+        plan_space(cuts=cuts, plans=plans, max_combo=max_combo),
         batch_size=batch_size,
         seq_len=seq_len,
         device=device,
@@ -281,4 +319,269 @@ def simulate(
         warmup_steps=warmup_steps,
         count_cost=count_flops,
         progress=progress,
+    )
+
+
+# -- targets and plans: what the front ends turn their input into ----------------------------
+
+
+def target_gpu(
+    gpu: str | GpuSpec | None = None,
+    gpu_mem: str | int | None = None,
+    price_usd_per_hour: float | None = None,
+) -> GpuSpec:
+    """The target GPU: a catalog entry, a memory budget, or a catalog entry with its memory
+    overridden — the one place a budget is applied to a GPU.
+
+    ``gpu`` is a catalog name (``"rtx-4090"``, the default; ``"T4"``) or a :class:`GpuSpec`;
+    ``gpu_mem`` (``"22GiB"`` or bytes) alone gives a budget-only target (``custom-22GiB``), and
+    with ``gpu`` that GPU with this much memory; ``price_usd_per_hour`` overrides the price.
+    Unknown names and budgets ≤ 0 raise :class:`advisor.AdvisorError`.
+    """
+    size = parse_memory(gpu_mem) if isinstance(gpu_mem, str) else gpu_mem
+    if gpu is None:
+        spec = custom_gpu(size) if size is not None else get_gpu(DEFAULT_GPU)
+    else:
+        spec = gpu if isinstance(gpu, GpuSpec) else get_gpu(gpu)
+        if size is not None:
+            spec = spec.with_memory(size)
+    if price_usd_per_hour is not None:
+        spec = spec.with_price(price_usd_per_hour)
+    return spec
+
+
+def plan_space(
+    *,
+    cuts: str | Sequence[str | Cut] | None = None,
+    plans: str | Sequence[str | Plan] | None = None,
+    max_combo: int = 1,
+) -> PlanSpace:
+    """The plans of a sweep: every compatible combination of ``cuts`` (text
+    ``"lora,grad-ckpt"`` or a list of names / :class:`Cut` objects; default every cut but the
+    opt-in ones) of up to ``max_combo`` cuts, or the user list ``plans``
+    (``"lora+grad-ckpt;sgd"``); baseline first, pruned plans listed with their reason."""
+    if cuts is not None and plans is not None:
+        raise InvalidInputError("give cuts or plans, not both", "cuts make combinations; plans are a list")
+    if plans is not None:
+        return user_plans(plans)  # "lora+grad-ckpt;sgd" or a list
+    if cuts is None:
+        chosen = default_cuts()
+    elif isinstance(cuts, str):
+        chosen = parse_cuts(cuts)
+    else:
+        chosen = []
+        for item in cuts:
+            chosen.extend([item] if isinstance(item, Cut) else parse_cuts(item))
+    return combinations(chosen, max_combo)
+
+
+def one_plan(*, cuts: str | None = None, plans: str | None = None) -> Plan:
+    """The one plan named by cuts text (``"lora(r=16),grad-ckpt"``) or plan text
+    (``"lora+grad-ckpt"``); neither is the baseline. Text naming several plans raises."""
+    if cuts is not None and plans is not None:
+        raise InvalidInputError("give cuts or plans, not both", "cuts: 'lora,grad-ckpt'; a plan: 'lora+grad-ckpt'")
+    if plans:
+        found = parse_plans(plans)
+        if len(found) != 1:
+            raise InvalidInputError(
+                f"--plans names {len(found)} plans but one is simulated without --sweep",
+                "add --sweep, or give one plan (cuts joined by '+')",
+            )
+        return found[0]
+    return Plan.of(parse_cuts(cuts or ""))
+
+
+def cut_names() -> list[str]:
+    """The cuts a front end offers, in the registry's order (opt-in cuts such as compile left out)."""
+    return [cut.name for cut in default_cuts()]
+
+
+# -- simulating many plans, and what a simulation means on a target GPU ----------------------
+
+
+@dataclass(frozen=True)
+class SimulatedPlans:
+    """The results of :func:`simulate_plans`, in plan order, and the plans pruned before."""
+
+    results: tuple[TrialResult, ...]
+    pruned: tuple[PrunedPlan, ...] = ()
+
+
+def simulate_plans(
+    model: str | nn.Module | ModelSource,
+    *,
+    cuts: str | Sequence[str | Cut] | None = None,
+    plans: str | Sequence[str | Plan] | None = None,
+    max_combo: int = 1,
+    batch_size: int = 4,
+    seq_len: int = 128,
+    target: str = "cuda",
+    progress: Callable[[str], None] | None = None,
+    on_result: Callable[[TrialResult], None] | None = None,
+) -> SimulatedPlans:
+    """Simulate the baseline and many plans of ``model`` (a sweep without hardware).
+
+    Plans are chosen as :func:`sweep` chooses them (see :func:`plan_space`); one plan's failure
+    is its result, and ``on_result`` sees each result as it arrives.
+    """
+    space = plan_space(cuts=cuts, plans=plans, max_combo=max_combo)
+    results = run_simulate_plans(
+        model, space.plans, batch_size=batch_size, seq_len=seq_len, target=target,
+        progress=progress, on_result=on_result,
+    )  # fmt: skip
+    return SimulatedPlans(tuple(results), tuple(space.pruned))
+
+
+def _budget_bytes(gpu: GpuSpec, margin: float) -> int:
+    """The recommender's budget: the GPU's memory less the share ``margin`` kept free."""
+    return Workload(margin=margin).usable_bytes(gpu.memory_bytes)
+
+
+@dataclass(frozen=True)
+class GpuFigures:
+    """What one simulated (or measured) trial means on a target GPU; ``None`` where unknown.
+
+    ``need`` is the memory the step needs there (tensor peak + overheads, with sources),
+    ``fits`` the recommender's verdict against the budget, ``timing`` the estimated step time
+    from the counted FLOPs and bytes, ``cost`` those counts.
+    """
+
+    gpu: GpuSpec | None
+    need: GpuNeed | None
+    fits: bool | None
+    timing: StepTimeEstimate | None
+    cost: StepCost | None
+
+
+def gpu_figures(result: TrialResult, gpu: GpuSpec | None = None, *, margin: float = 0.0) -> GpuFigures:
+    """The need, fit, step time and step cost of ``result`` on ``gpu`` (without one: on a
+    CUDA GPU in general, so no fit and no speed). A plan fits when its need is within the
+    memory less the share ``margin`` kept free, as the recommender decides."""
+    ok = result.ok
+    need = predict_gpu_need(result, gpu) if ok and result.tensor_peak is not None else None
+    fits = None
+    if need is not None and gpu is not None:
+        fits = need.total_bytes <= _budget_bytes(gpu, margin)
+    timing = estimate_for_gpu(result, gpu) if gpu is not None and ok else None
+    return GpuFigures(gpu=gpu, need=need, fits=fits, timing=timing, cost=step_cost_of(result))
+
+
+@dataclass(frozen=True)
+class GrowthLimits:
+    """Memory fitted over batch and sequence sizes and, on a target GPU, the largest
+    micro-batch at ``seq_len`` and the longest sequence at ``batch_size`` that fit."""
+
+    fit: GrowthFit
+    batch_size: int
+    seq_len: int
+    max_batch: int | None = None
+    max_seq: int | None = None
+
+
+def growth_limits(
+    model: str | nn.Module | ModelSource,
+    plan: Plan | str | None = None,
+    *,
+    batch_size: int = 4,
+    seq_len: int = 128,
+    target: str = "cuda",
+    gpu: GpuSpec | None = None,
+    base: TrialResult | None = None,
+    margin: float = 0.0,
+    progress: Callable[[str], None] | None = None,
+) -> GrowthLimits:
+    """Fit the plan's memory over sizes around ``batch_size`` × ``seq_len`` (simulated) and,
+    with ``gpu``, find the largest sizes that fit it: the overheads found at the simulated size
+    ``base`` (simulated here when not given) are added to the fitted peak at other sizes."""
+    fit = simulate_growth(model, plan, batch_size=batch_size, seq_len=seq_len, target=target, progress=progress)
+    if gpu is None:
+        return GrowthLimits(fit, batch_size, seq_len)
+    if base is None:
+        base = simulate(model, plan, batch_size=batch_size, seq_len=seq_len, target=target, count_flops=False)
+    if base.tensor_peak is None:
+        return GrowthLimits(fit, batch_size, seq_len)
+    offset = predict_gpu_need(base, gpu).total_bytes - base.tensor_peak.peak_bytes
+    budget = _budget_bytes(gpu, margin)
+
+    def need(peak: int) -> int:
+        return peak + offset
+
+    return GrowthLimits(
+        fit,
+        batch_size,
+        seq_len,
+        max_batch=fit.max_batch_that_fits(budget, seq_len, need=need),
+        max_seq=fit.max_seq_that_fits(budget, batch_size, need=need),
+    )
+
+
+# -- ranking trials in hand (the TUI's run-once, re-rank-often session) ----------------------
+
+
+def check_run(model: str | nn.Module | ModelSource, workload: Workload, *, mode: str = "simulate") -> ModelSource:
+    """The model source for a run of ``workload``; bad input (unknown model, sizes out of
+    range, a model too big to measure here) raises :class:`advisor.AdvisorError`."""
+    source = resolve_model(model)
+    source.check_sizes(workload.micro_batch, workload.seq_len)
+    if mode == "measure":
+        check_measurable(source, "cpu", (workload.micro_batch,))
+    return source
+
+
+def _mode(mode: str) -> Mode:
+    return Mode.MEASURE if mode == "measure" else Mode.SIMULATE
+
+
+def plan_trials(
+    source: ModelSource, gpu: GpuSpec, workload: Workload, *, mode: str = "simulate"
+) -> Callable[[Plan, int], TrialResult]:
+    """The trial function the recommender runs: ``(plan, micro-batch) → TrialResult`` at the
+    workload's sequence length, measured on the target (``mode="measure"``) or simulated."""
+    return default_backends(source, gpu, workload, _mode(mode)).trial
+
+
+def rank_plans(
+    source: ModelSource,
+    plans: Sequence[Plan],
+    gpu: GpuSpec,
+    workload: Workload,
+    *,
+    trial: Callable[[Plan, int], TrialResult] | None = None,
+    mode: str = "simulate",
+    rank_by: str = "time",
+    check_top: int = 1,
+) -> Recommendation:
+    """Rank ``plans`` of ``source`` for ``gpu`` and ``workload``, with trials from ``trial``
+    (default :func:`plan_trials`): a cache of trials in hand re-ranks without running anything."""
+    backends = default_backends(source, gpu, workload, _mode(mode))
+    if trial is not None:
+        backends = dataclasses.replace(backends, trial=trial)
+    task = source.task.value if isinstance(source, HFModelSource) else "custom"
+    return recommend(
+        source.name,
+        plans,
+        gpu,
+        workload,
+        backends,
+        rank_by=rank_by,
+        mode=_mode(mode),
+        check_top=check_top,
+        environment=environment(),
+        model_task=task,
+    )
+
+
+def recommend_command(
+    model: str,
+    gpu: GpuSpec,
+    workload: Workload,
+    *,
+    rank_by: str = "time",
+    mode: str = "auto",
+    plans: str | None = None,
+    report: str | None = None,
+) -> str:
+    """The ``vram-advisor recommend …`` command line that gives this advice again."""
+    return reproduce_command(
+        model, gpu, workload, rank_by=RankBy(rank_by), mode=Mode(mode), plans=plans, report=report
     )

@@ -54,3 +54,23 @@ def test_bad_batch_is_rejected_by_the_parser(capsys: pytest.CaptureFixture[str])
 def test_importing_advisor_does_not_import_textual() -> None:
     code = "import sys, advisor, advisor.cli; sys.exit(1 if 'textual' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_every_command_builds_its_parser_and_runs_through_one_function() -> None:
+    from advisor.cli import COMMANDS, build_parser
+
+    assert all(callable(c.add_parser) for c in COMMANDS)
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == {c.__name__.rsplit(".", 1)[1] for c in COMMANDS}
+
+
+def test_simulate_on_a_budget_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["simulate", "--model", "tiny-gpt2", "-b", "1", "-s", "16", "--gpu-mem", "1MiB"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "GPU need on Custom 1MiB budget" in out and "does not fit" in out
+
+
+def test_simulate_with_two_plans_needs_sweep(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--model", "tiny-gpt2", "--plans", "lora;sgd"]) == 1
+    assert "add --sweep" in capsys.readouterr().err

@@ -33,15 +33,20 @@ from textual.widgets import (
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from advisor import api
+from advisor.api import Workload
 from advisor.catalog.gpus import GpuSpec, get_gpu, list_gpus
 from advisor.core.errors import AdvisorError
+from advisor.core.units import parse_count
+from advisor.models import builtin_models
 from advisor.tui.help import HelpScreen
 from advisor.tui.session import Cancelled, Session, SessionConfig, default_cut_names, known_cut_names
 from advisor.tui.views import detail_text, result_rows
 
 log = logging.getLogger(__name__)
 
-DEFAULT_GPU = "rtx-4090"
+__all__ = ["COLUMNS", "SweepProgress", "VramAdvisorApp", "run_tui"]
+
 COLUMNS = ("#", "plan", "fits", "need / budget", "max batch", "tok/s", "train%", "time", "cost", "source")
 
 
@@ -84,7 +89,7 @@ class VramAdvisorApp(App[None]):
         super().__init__()
         self.session = Session(check_top=check_top)
         self.initial_model = model or "tiny-llama"
-        self.initial_gpu = gpu or DEFAULT_GPU
+        self.initial_gpu = gpu  # None: the default target
         self.initial_report = Path(report) if report else None
         self.export_dir = Path(export_dir)
         self.gpu: GpuSpec = list_gpus()[0]
@@ -142,7 +147,7 @@ class VramAdvisorApp(App[None]):
         for col in COLUMNS:
             table.add_column(col, key=col)
         try:
-            self.gpu = get_gpu(self.initial_gpu)
+            self.gpu = api.target_gpu(self.initial_gpu)
         except AdvisorError as exc:
             self.notify(str(exc), title="Unknown GPU", severity="error", timeout=8)
         self._fill_gpu_list("")
@@ -151,8 +156,6 @@ class VramAdvisorApp(App[None]):
 
     @staticmethod
     def _model_names() -> list[str]:
-        from advisor.models import builtin_models
-
         return [m.name for m in builtin_models()]
 
     # -- GPU picker --------------------------------------------------------------------------
@@ -190,12 +193,8 @@ class VramAdvisorApp(App[None]):
             self.rerank()
 
     def _budget_gpu(self) -> GpuSpec:
-        from advisor.core.units import parse_memory
-
         text = self.query_one("#budget", Input).value.strip()
-        if not text:
-            return self.gpu
-        return self.gpu.with_memory(parse_memory(text))
+        return api.target_gpu(self.gpu, text or None)
 
     def _update_status_gpu(self) -> None:
         self.sub_title = f"target: {self.gpu.key} ({self.gpu.memory_bytes / 2**30:.0f} GiB)"
@@ -203,8 +202,6 @@ class VramAdvisorApp(App[None]):
     # -- running -----------------------------------------------------------------------------
 
     def _config(self) -> SessionConfig:
-        from advisor.recommend.workload import Workload, parse_count
-
         def whole(widget_id: str, what: str) -> int:
             raw = self.query_one(f"#{widget_id}", Input).value.strip()
             try:

@@ -8,6 +8,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
+__all__ = ["HELP_TEXT", "HelpScreen"]
+
 HELP_TEXT = """\
 # vram-advisor
 

@@ -6,7 +6,6 @@ reuses every trial already run; a cancelled run keeps what finished. No textual 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -14,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from advisor import api
+from advisor.api import Plan, Workload
 from advisor.catalog.gpus import GpuSpec
 from advisor.core.errors import AdvisorError, InvalidInputError
-from advisor.models import HFModelSource, ModelSource, resolve_model
-from advisor.plans import Plan
-from advisor.recommend.workload import Workload
+from advisor.models import ModelSource
+from advisor.report import load_report
 from profilers.records import TrialResult, TrialStatus
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,8 @@ class Cancelled(Exception):
 
 
 def known_cut_names() -> list[str]:
-    """Every cut the TUI offers, in the registry's order."""
-    from advisor.plans.cuts import CUTS
-
-    return [name for name in CUTS if name != "compile"]
+    """Every cut the TUI offers, in the registry's order (opt-in cuts such as compile left out)."""
+    return api.cut_names()
 
 
 def default_cut_names() -> list[str]:
@@ -87,18 +85,10 @@ class Session:
 
     def prepare(self, config: SessionConfig) -> None:
         """Check the input and choose the plans; raises AdvisorError for bad input."""
-        from advisor.plans.cuts import combinations, parse_cuts
-
         if not config.model:
             raise InvalidInputError("no model given", "type a built-in name such as tiny-llama")
-        source = resolve_model(config.model)
-        source.check_sizes(config.workload.micro_batch, config.workload.seq_len)
-        if config.mode == "measure":
-            from advisor.engines.measure import check_measurable
-
-            check_measurable(source, "cpu", (config.workload.micro_batch,))
-        cuts = parse_cuts(",".join(config.cuts)) if config.cuts else []
-        space = combinations(cuts, max_size=min(config.max_combo, max(1, len(cuts))))
+        source = api.check_run(config.model, config.workload, mode=config.mode)
+        space = api.plan_space(cuts=list(config.cuts), max_combo=min(config.max_combo, max(1, len(config.cuts))))
         if self.config is None or (config.model, config.workload.seq_len, config.mode) != (
             self.config.model, self.config.workload.seq_len, self.config.mode,
         ):  # fmt: skip
@@ -114,7 +104,8 @@ class Session:
 
     def _caching_trial(self, gpu: GpuSpec, progress: ProgressFn | None) -> Callable[[Plan, int], TrialResult]:
         """The real trial function, run once per (plan, micro-batch) and kept."""
-        inner = self._backends(gpu).trial
+        assert self.config is not None and self.source is not None
+        inner = api.plan_trials(self.source, gpu, self.config.workload, mode=self.config.mode)
 
         def trial(plan: Plan, micro_batch: int) -> TrialResult:
             if self._cancel.is_set():
@@ -129,19 +120,6 @@ class Session:
 
         return trial
 
-    def _mode(self) -> Any:
-        from advisor.recommend import Mode
-
-        assert self.config is not None
-        return Mode.MEASURE if self.config.mode == "measure" else Mode.SIMULATE
-
-    def _backends(self, gpu: GpuSpec) -> Any:
-        from advisor.recommend import cut_settings, default_backends
-
-        assert self.config is not None and self.source is not None
-        backends = default_backends(self.source, gpu, self.config.workload, self._mode())
-        return dataclasses.replace(backends, settings=cut_settings)
-
     def _recommend(
         self,
         plans: list[Plan],
@@ -150,22 +128,16 @@ class Session:
         trial: Callable[[Plan, int], TrialResult],
         check_top: int,
     ) -> Any:
-        from advisor.core.io import environment
-        from advisor.recommend import recommend
-
         assert self.config is not None and self.source is not None
-        task = self.source.task.value if isinstance(self.source, HFModelSource) else "custom"
-        return recommend(
-            self.source.name,
+        return api.rank_plans(
+            self.source,
             plans,
             gpu,
             self.config.workload,
-            dataclasses.replace(self._backends(gpu), trial=trial),
+            trial=trial,
+            mode=self.config.mode,
             rank_by=rank_by,
-            mode=self._mode(),
             check_top=check_top,
-            environment=environment(),
-            model_task=task,
         )
 
     def run(self, progress: ProgressFn) -> None:
@@ -193,8 +165,6 @@ class Session:
 
     def load(self, path: Path) -> Any:
         """Open a saved report (no trials in hand: it is shown as saved)."""
-        from advisor.report import load_report
-
         rec = load_report(path)
         self.config = None
         self.trials.clear()

@@ -7,6 +7,9 @@ from typing import Any
 from rich.markup import escape
 
 from advisor.core.units import format_bytes, format_rate, format_seconds
+from advisor.report.snippets import snippet_for
+
+__all__ = ["BAR_WIDTH", "bar", "detail_text", "result_rows"]
 
 BAR_WIDTH = 20
 
@@ -106,10 +109,6 @@ def detail_text(rec: Any, plan: str) -> str:
 
 
 def _snippet(rec: Any, v: Any) -> str:
-    try:
-        from advisor.report.snippets import snippet_for
-    except ImportError:
-        return ""
     try:
         return str(snippet_for(rec, v))
     except Exception:  # a snippet is a convenience: never break the detail view over it

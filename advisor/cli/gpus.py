@@ -1,0 +1,40 @@
+"""``vram-advisor gpus``: list the GPU catalog."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from advisor.catalog.gpus import list_gpus
+from advisor.cli.common import EXIT_OK
+from advisor.core.tables import table
+from advisor.core.units import format_bytes
+
+__all__ = ["add_parser", "run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the catalog: memory, bf16, throughput, bandwidth and price of each GPU."""
+    rows = [
+        (
+            g.key,
+            g.name,
+            format_bytes(g.memory_bytes, 0),
+            "yes" if g.supports_bf16 else "no",
+            f"{g.bf16_tflops or g.fp16_tflops:g}",
+            f"{g.fp32_tflops:g}",
+            f"{g.bandwidth_bytes_per_s / 1e9:,.0f} GB/s",
+            f"${g.price_usd_per_hour:.2f}",
+        )
+        for g in list_gpus()
+    ]
+    print(table(("key", "name", "memory", "bf16", "16-bit TFLOPS", "fp32 TFLOPS", "bandwidth", "$/h"), rows))
+    print("\nPrices are typical on-demand rates (estimates); override with --price. "
+          "Any budget: --gpu-mem 22GiB.")  # fmt: skip
+    return EXIT_OK
+
+
+def add_parser(sub: Any) -> None:
+    """The ``gpus`` command's parser."""
+    p = sub.add_parser("gpus", help="list the GPU catalog (memory, throughput, price)")
+    p.set_defaults(func=run)

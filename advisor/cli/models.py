@@ -1,0 +1,25 @@
+"""``vram-advisor models``: list the built-in model names."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from advisor.cli.common import EXIT_OK
+from advisor.core.tables import table
+from advisor.models import builtin_models
+
+__all__ = ["add_parser", "run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the built-in models as a table."""
+    rows = [(m.name, m.kind, m.description) for m in builtin_models()]
+    print(table(("name", "kind", "description"), rows))
+    return EXIT_OK
+
+
+def add_parser(sub: Any) -> None:
+    """The ``models`` command's parser."""
+    p = sub.add_parser("models", help="list the built-in model names")
+    p.set_defaults(func=run)

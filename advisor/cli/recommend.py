@@ -1,0 +1,97 @@
+"""``vram-advisor recommend``: rank training plans for a target GPU and workload."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from advisor import api
+from advisor.cli.common import (
+    EXIT_OK,
+    ProgressLine,
+    add_model_args,
+    count,
+    fraction,
+    non_negative_int,
+    positive_float,
+)
+
+__all__ = ["add_parser", "run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Advise, print the ranking, and write the report files when asked."""
+    workload = api.Workload(
+        micro_batch=args.batch,
+        seq_len=args.seq,
+        dataset_tokens=args.dataset_tokens,
+        epochs=args.epochs,
+        margin=args.margin,
+    )
+    mode = "simulate" if args.simulate else "measure" if args.measure else "auto"
+    progress = ProgressLine(f"{args.model}: ")
+    rec = api.advise(
+        args.model,
+        gpu=args.gpu,
+        gpu_mem=args.gpu_mem,
+        price_usd_per_hour=args.price,
+        workload=workload,
+        plans=args.plans,
+        rank_by=args.rank_by,
+        mode=mode,
+        check_top=args.check_top,
+        progress=progress,
+    )
+    progress.done()
+    report = str(args.report) if args.report else None
+    command = api.recommend_command(
+        args.model, rec.gpu, workload, rank_by=args.rank_by, mode=mode, plans=args.plans, report=report
+    )
+    rec = dataclasses.replace(rec, command=command)
+    print(rec.to_text())
+    if args.report:
+        paths = rec.save(args.report)
+        print("\nwrote " + ", ".join(str(p) for p in paths.values()))
+    return EXIT_OK
+
+
+def add_parser(sub: Any) -> None:
+    """The ``recommend`` command's parser."""
+    p = sub.add_parser(
+        "recommend",
+        help="rank training plans for a target GPU and workload",
+        description="Run the model's real training step under each plan (measured on the target "
+        "GPU when it is this machine's, else simulated on fake tensors), predict the memory each "
+        "needs on the target, and rank: what fits first, then by time (or cost) to train the "
+        "workload. Writes PREFIX.json, PREFIX.md and PREFIX.svg with --report PREFIX.",
+    )
+    add_model_args(p)
+    p.add_argument("--gpu", "-g", help="target GPU from the catalog (see `vram-advisor gpus`; default rtx-4090)")
+    p.add_argument(
+        "--gpu-mem",
+        help="memory budget such as 22GiB or 24000MiB: alone, a budget-only target; with --gpu, "
+        "that GPU with this much memory",
+    )
+    p.add_argument("--price", type=positive_float, help="your price per GPU-hour in USD (default: catalog)")
+    p.add_argument(
+        "--dataset-tokens", type=count, default=10_000_000,
+        help="tokens in one pass over your data, e.g. 50M (default: 10M)",
+    )  # fmt: skip
+    p.add_argument("--epochs", type=positive_float, default=1.0, help="passes over the data (default: 1)")
+    p.add_argument(
+        "--margin", type=fraction, default=0.10,
+        help="share of GPU memory kept free, 0 to <1 (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument("--rank-by", choices=("time", "cost"), default="time", help="order of the plans that fit")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--simulate", action="store_true", help="simulate even when the target GPU is here")
+    how.add_argument("--measure", action="store_true", help="measure on this machine's GPU (must be the target)")
+    p.add_argument("--plans", help='plans to rank, e.g. "lora+grad-ckpt;bf16" (default: singles and known combos)')
+    p.add_argument(
+        "--check-top", type=non_negative_int, default=3,
+        help="find the largest micro-batch by trials for this many top plans (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument("--report", type=Path, metavar="PREFIX", help="write PREFIX.json, PREFIX.md and PREFIX.svg")
+    p.set_defaults(func=run)
