@@ -73,7 +73,7 @@ def examples(text: str, kind: str, heading: str | None = None) -> list[Example]:
         nxt = blocks[i + 1] if i + 1 < len(blocks) else None
         output = None
         if nxt is not None and nxt[1] == "text":
-            between = body.splitlines()[line + code.count("\n") : nxt[0] - 1]
+            between = body.splitlines()[line + code.count("\n") + 1 : nxt[0] - 1]
             if all(not s.strip() or s.strip().endswith(":") for s in between):
                 output = nxt[2]
         found.append(Example(f"README.md line {line}", kind, code, output))
@@ -82,7 +82,7 @@ def examples(text: str, kind: str, heading: str | None = None) -> list[Example]:
 
 def commands(code: str) -> list[str]:
     """The ``vram-advisor`` command lines of a bash block (continuations joined, comments cut)."""
-    joined = code.replace("\\\n", " ")
+    joined = re.sub(r"\s*\\\n\s*", " ", code)
     out = []
     for line in joined.splitlines():
         line = line.split(" #", 1)[0].strip()
@@ -161,12 +161,15 @@ def _run_cli(line: str) -> tuple[int, str]:
 
 
 def _check_cli(examples: list[tuple[str, str, str | None]]) -> None:
+    import torch
+
     assert examples
+    compare = not torch.cuda.is_available()  # the README shows what a machine without a GPU prints
     for where, line, expected in examples:
         code, printed = _run_cli(line)
         assert code == 0, f"{where}: `{line}` exited {code}:\n{printed}"
         assert printed.strip(), f"{where}: `{line}` printed nothing"
-        if expected is not None:
+        if expected is not None and compare:
             why = matches(expected, printed)
             assert why is None, f"{where}: `{line}`: {why}"
 
