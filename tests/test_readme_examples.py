@@ -91,17 +91,32 @@ def commands(code: str) -> list[str]:
     return out
 
 
+def _line_ok(want: str, got: str) -> bool:
+    pattern = "^" + ".*?".join(re.escape(part) for part in want.split("…")) + "$"
+    return re.match(pattern, got) is not None
+
+
+def _lines_ok(want: list[str], got: list[str]) -> bool:
+    if not want:
+        return not got
+    if want[0] == "…":  # a line of its own: any number of lines
+        return any(_lines_ok(want[1:], got[k:]) for k in range(len(got) + 1))
+    return bool(got) and _line_ok(want[0], got[0]) and _lines_ok(want[1:], got[1:])
+
+
 def matches(expected: str, actual: str) -> str | None:
-    """``None`` when ``actual`` has the lines of ``expected`` (``…`` = any text), else why not."""
+    """``None`` when ``actual`` has the lines of ``expected``, else why not. In ``expected``,
+    ``…`` inside a line is any text, and a line that is only ``…`` is any number of lines."""
     want = [line.rstrip() for line in expected.strip("\n").splitlines()]
     got = [line.rstrip() for line in actual.strip("\n").splitlines()]
-    if len(want) != len(got):
-        return f"{len(got)} lines printed, README shows {len(want)}:\n" + "\n".join(got)
-    for w, g in zip(want, got, strict=True):
-        pattern = "^" + ".*?".join(re.escape(part) for part in w.split("…")) + "$"
-        if not re.match(pattern, g):
-            return f"README shows\n  {w}\nprinted\n  {g}"
-    return None
+    if _lines_ok(want, got):
+        return None
+    for w, g in zip(want, got, strict=False):
+        if w != "…" and not _line_ok(w, g):
+            return f"README shows\n  {w}\nprinted\n  {g}\nwhole output:\n" + "\n".join(got)
+        if w == "…":
+            break
+    return "README shows\n" + "\n".join(want) + "\nprinted\n" + "\n".join(got)
 
 
 def test_the_extractor_pairs_blocks_with_their_output() -> None:
@@ -116,6 +131,8 @@ def test_the_extractor_pairs_blocks_with_their_output() -> None:
     assert matches("a … b\nc", "a 12 ms b\nc") is None
     assert matches("a … b", "a 12 ms c") is not None
     assert matches("a", "a\nb") is not None
+    assert matches("a\n…\nz", "a\nb\nc\nz") is None and matches("a\n…", "a") is None
+    assert matches("a\n…\nz", "a\nb") is not None
 
 
 def test_readme_has_examples_of_both_kinds() -> None:
