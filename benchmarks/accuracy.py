@@ -350,7 +350,7 @@ def run_case(model: str, plan_text: str, batch: int, seq: int, cache: dict[str, 
     case.seconds["simulated"] = time.perf_counter() - t0
     case.predictions["simulated"] = sim.tensor_peak.peak_bytes if sim.ok and sim.tensor_peak else None
     t0 = time.perf_counter()
-    est = estimate_peak(model, plan, batch, seq, target="cpu")
+    est = estimate_peak(model, plan, batch_size=batch, seq_len=seq, target="cpu")
     case.seconds["estimated"] = time.perf_counter() - t0
     case.predictions["estimated"] = est.peak_bytes
     precision = _precision_of(plan.name)

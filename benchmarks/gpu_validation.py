@@ -240,7 +240,7 @@ def run_case(
     else:
         case.reason = f"simulation: {sim.status.value} — {sim.reason}"
     try:
-        case.predicted["estimate"] = estimate_peak(model, plan, batch, seq, target="cuda").peak_bytes
+        case.predicted["estimate"] = estimate_peak(model, plan, batch_size=batch, seq_len=seq, target="cuda").peak_bytes
     except Exception as exc:  # the estimate is a side column: never lose the row for it
         case.reason = (case.reason or "") + f" estimate: {exc}"
     return case

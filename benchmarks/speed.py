@@ -122,7 +122,7 @@ def run_part(part: str, args: argparse.Namespace) -> dict[str, Any]:
         estimates, plan_s = [], []
         for plan in plans:
             t0 = time.perf_counter()
-            estimates.append(estimate_peak(args.sim_model, plan, args.sim_batch, args.sim_seq))
+            estimates.append(estimate_peak(args.sim_model, plan, batch_size=args.sim_batch, seq_len=args.sim_seq))
             plan_s.append(time.perf_counter() - t0)
         out["work_s"] = time.perf_counter() - work
         out["plan_s"] = plan_s

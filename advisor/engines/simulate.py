@@ -6,7 +6,7 @@ are swapped for fake tensors, and the optimizer, batch and step program are made
 ``FakeTensorMode``. :func:`profilers.simulate.simulate_trial` then runs the same training step
 as a measured trial: the tensor peak and its breakdown are exact, with provenance ``simulated``.
 
-What cannot be simulated (``SIMULATION_UNSUPPORTED``) comes back as a result with status
+What cannot be simulated (a cut's ``simulation_unsupported``) comes back as a result with status
 ``unsupported`` and the reason, never as a wrong number:
 
 * ``qlora`` and ``adamw8bit``: bitsandbytes packs quantized weights from their real values and
@@ -23,8 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -34,7 +33,8 @@ from torch._subclasses.fake_tensor import unset_fake_temporarily
 from advisor.core.errors import InvalidInputError
 from advisor.engines.overheads import allocator_model
 from advisor.models import ModelSource, resolve_model
-from advisor.plans import BuildContext, Plan, build_model, finish_program, prepare, trial_spec
+from advisor.plans import CUTS, Plan, build_program, parse_plan, trial_spec
+from advisor.plans.cuts.blocks import chain_context
 from profilers.records import TrialResult
 from profilers.simulate import FakeBuild, FakeWorld, simulate_trial
 from profilers.trial import Progress, StepProgram, UnsupportedConfiguration
@@ -46,27 +46,35 @@ __all__ = [
     "fake_builder",
     "simulate",
     "simulate_plans",
+    "unsupported_reason",
 ]
 
-SIMULATION_UNSUPPORTED: dict[str, str] = {
-    "qlora": "bitsandbytes quantizes from the real weight values, which a meta/fake model does "
-    "not have; measure it, or estimate it",
-    "adamw8bit": "bitsandbytes' 8-bit optimizer runs native kernels on raw data pointers, which "
-    "fake tensors do not have; measure it, or estimate it",
-    "compile": "torch.compile fuses and reorders ops, so the eager replay would not be what runs; "
-    "simulate without compile (an upper bound) or measure it",
-    "offload": "the replay counts host and device storages alike, so offloaded activations "
-    "would still be counted; measure it on a CUDA GPU",
-}
 
+class _SimulationUnsupported(Mapping[str, str]):
+    """Cut name → why the replay cannot run it, read from the registered cuts' own
+    ``simulation_unsupported`` (so a cut registered later is in it too)."""
+
+    def _reasons(self) -> dict[str, str]:
+        return {n: c.simulation_unsupported for n, c in CUTS.items() if c.simulation_unsupported}
+
+    def __getitem__(self, name: str) -> str:
+        return self._reasons()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._reasons())
+
+    def __len__(self) -> int:
+        return len(self._reasons())
+
+
+SIMULATION_UNSUPPORTED: Mapping[str, str] = _SimulationUnsupported()
 
 
 def unsupported_reason(plan: Plan) -> str | None:
     """Why ``plan`` cannot be simulated, or ``None`` when it can."""
     for cut in plan.cuts:
-        why = SIMULATION_UNSUPPORTED.get(cut.name)
-        if why is not None:
-            return f"{cut.name} cannot be simulated: {why}"
+        if cut.simulation_unsupported is not None:
+            return f"{cut.name} cannot be simulated: {cut.simulation_unsupported}"
     return None
 
 
@@ -111,18 +119,6 @@ def _transformers_as_on_real_tensors() -> Iterator[None]:
         import_utils.is_fake_tensor = original
 
 
-def _chain_forward_context(prog: StepProgram, make: Callable[[], AbstractContextManager[Any]]) -> None:
-    outer = prog.forward_context
-
-    def both() -> AbstractContextManager[Any]:
-        stack = contextlib.ExitStack()
-        stack.enter_context(make())
-        stack.enter_context(outer())
-        return stack
-
-    prog.forward_context = both
-
-
 def fake_builder(
     plan: Plan, source: ModelSource, batch_size: int, seq_len: int, target: str = "cuda"
 ) -> FakeBuild:
@@ -136,18 +132,19 @@ def fake_builder(
         # on a fake cpu device the cut runs CPU kernels: check it can; a fake cuda device has no
         # GPU behind it, so only what holds on any device is checked (meta), and the target's
         # own abilities (bf16 support…) are the recommender's to judge from the GPU catalog
-        check_on = world.device if world.device.type == "cpu" else torch.device("meta")
-        for cut in plan.cuts:
-            check = getattr(cut, "check_device", None)
-            if check is not None:
-                check(check_on)
-        recipe = prepare(plan, batch_size, seq_len)
-        model = build_model(plan, BuildContext(source, torch.device("meta"), recipe))
-        world.fakeify(model)
-        ctx = BuildContext(_fake_batch_source(source, world), world.device, recipe)
-        with world.active():
-            prog = finish_program(plan, model, ctx)
-        _chain_forward_context(prog, _transformers_as_on_real_tensors)
+        prog = build_program(
+            plan,
+            source,
+            batch_size,
+            seq_len,
+            world.device,
+            check_on=world.device if world.device.type == "cpu" else torch.device("meta"),
+            build_on=torch.device("meta"),
+            on_model=world.fakeify,
+            batch_source=lambda real: _fake_batch_source(real, world),
+            finish_context=world.active,
+        )
+        chain_context(prog, _transformers_as_on_real_tensors, outside=True)
         return prog
 
     return build
@@ -174,8 +171,6 @@ def simulate(
     """
     source = resolve_model(model)
     if isinstance(plan, str):
-        from advisor.plans.cuts import parse_plan
-
         plan = parse_plan(plan)  # "lora+grad-ckpt"
     plan = plan or Plan()
     if target not in ("cpu", "cuda"):

@@ -1,7 +1,8 @@
 """One builder for measuring and simulating: a plan's recipe, model and step program.
 
-Building is split in two (:func:`build_model`, then :func:`finish_program`) so that simulation
-can swap the parameters for fake tensors in between.
+One skeleton, :func:`build_program`, builds a plan's program for a real device and for fake
+tensors; building is split in two (:func:`build_model`, then :func:`finish_program`) so that
+simulation can swap the parameters for fake tensors in between.
 """
 
 from __future__ import annotations
@@ -19,6 +20,17 @@ from advisor.core.errors import InvalidInputError, PlanError
 from advisor.models import ModelSource
 from advisor.plans.types import BuildContext, Plan, Recipe
 from profilers.trial import StepProgram, TrialSpec
+
+__all__ = [
+    "OPTIMIZERS",
+    "build_model",
+    "build_program",
+    "finish_program",
+    "make_optimizer",
+    "prepare",
+    "program_builder",
+    "trial_spec",
+]
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +146,39 @@ def finish_program(plan: Plan, model: nn.Module, ctx: BuildContext) -> StepProgr
     return prog
 
 
+def build_program(
+    plan: Plan,
+    source: ModelSource,
+    batch_size: int,
+    seq_len: int,
+    device: torch.device,
+    *,
+    check_on: torch.device | None = None,
+    build_on: torch.device | None = None,
+    on_model: Callable[[nn.Module], Any] | None = None,
+    batch_source: Callable[[ModelSource], ModelSource] | None = None,
+    finish_context: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> StepProgram:
+    """The plan realised as a step program on ``device``, for measuring and simulating alike.
+
+    The skeleton: check that the cuts can run, let them fill in the recipe, build and transform
+    the model, make the optimizer, batch and program. The hooks are what simulation changes:
+    ``check_on`` is the device the cuts' checks see and ``build_on`` where the model is built
+    (both ``device`` by default; ``meta`` to simulate), ``on_model`` runs on the built model
+    (swap its parameters for fakes), ``batch_source`` turns the source into the one that makes
+    the batch, and ``finish_context`` is entered while the program is made (a fake mode).
+    """
+    for cut in plan.cuts:
+        cut.check_device(check_on or device)
+    recipe = prepare(plan, batch_size, seq_len)
+    model = build_model(plan, BuildContext(source, build_on or device, recipe))
+    if on_model is not None:
+        on_model(model)
+    ctx = BuildContext(batch_source(source) if batch_source else source, device, recipe)
+    with finish_context():
+        return finish_program(plan, model, ctx)
+
+
 def program_builder(
     plan: Plan, source: ModelSource, batch_size: int, seq_len: int
 ) -> Callable[[torch.device], StepProgram]:
@@ -141,12 +186,7 @@ def program_builder(
     source.check_sizes(batch_size, seq_len)
 
     def build(device: torch.device) -> StepProgram:
-        for cut in plan.cuts:
-            cut.check_device(device)
-        recipe = prepare(plan, batch_size, seq_len)
-        ctx = BuildContext(source, device, recipe)
-        model = build_model(plan, ctx)
-        return finish_program(plan, model, ctx)
+        return build_program(plan, source, batch_size, seq_len, device)
 
     return build
 

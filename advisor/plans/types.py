@@ -10,7 +10,7 @@ three places, in this order:
 
 Before any of that, :meth:`Cut.check_available` and :meth:`Cut.check_device` raise
 ``UnsupportedConfiguration`` with the reason when the cut cannot run here (no bitsandbytes, no
-CUDA). The cuts themselves live in :mod:`advisor.cuts`.
+CUDA). The cuts themselves live in :mod:`advisor.plans.cuts`.
 
 Building is split in two (:func:`build_model`, then :func:`finish_program`) so that simulation
 can swap the parameters for fake tensors in between.
@@ -29,7 +29,11 @@ import torch
 from torch import nn
 
 from advisor.models import ModelSource
+from advisor.plans.code import TrainingCode
+from advisor.plans.view import EstimateView
 from profilers.trial import StepProgram
+
+__all__ = ["BASELINE", "BuildContext", "Cut", "Plan", "Recipe", "conflict_between", "redundancy_in"]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,9 @@ class Cut:
     """One cost-cutting technique; subclasses set the class attributes and override hooks.
 
     Concrete cuts are frozen dataclasses whose fields are their parameters (see
-    :mod:`advisor.cuts`); :meth:`params` and :meth:`label` read those fields.
+    :mod:`advisor.plans.cuts`); :meth:`params` and :meth:`label` read those fields. Each cut also
+    carries what the rest of the advisor knows about it (its traits, its estimate contribution,
+    its code fragment), so a new cut is one class.
     """
 
     name: ClassVar[str] = ""
@@ -104,6 +110,21 @@ class Cut:
         """Whether this cut, with these parameters (JSON-safe, as reports keep them), computes
         in bfloat16 and so needs a GPU with bf16 support."""
         return False
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> Cut:
+        """The cut from its parameters as reports keep them (lists for tuples); keys that are
+        not parameters of this cut (an older or newer report) are left out."""
+        names: set[str] = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items() if k in names}
+        return cls(**kwargs)
+
+    def shape_estimate(self, view: EstimateView) -> None:
+        """Record what this cut changes in the closed-form estimate's view of the plan."""
+        view.notes.append(f"{self.name}: not modelled by the estimate; counted as the baseline")
+
+    def add_code(self, code: TrainingCode) -> None:
+        """Add this cut's fragment to the generated training code (nothing by default)."""
 
     def label(self) -> str:
         """The cut with its non-default parameters, e.g. ``lora(r=16)``."""

@@ -1035,7 +1035,7 @@ def estimated_trial(source: Any, plan: Plan, batch: int, seq: int, why: str) -> 
     (closed-form accounting, provenance ``estimated``), for plans simulation cannot replay."""
     from advisor.engines.estimate import estimate_peak
 
-    e = estimate_peak(source, plan, batch, seq, target="cuda")
+    e = estimate_peak(source, plan, batch_size=batch, seq_len=seq, target="cuda")
     return TrialResult(
         model=source.name,
         plan=plan.name,

@@ -366,3 +366,119 @@ def test_bf16_weights_builds_the_model_in_bf16_not_through_an_fp32_copy() -> Non
     model = resolve_model("tiny-llama").build("meta", dtype=recipe.model_dtype)
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     assert prepare(parse_plan("baseline"), 1, 8).model_dtype is None  # the source's own dtype
+
+
+# -- each cut's knowledge lives on its class ----------------------------------------------------
+
+
+def test_registration_order_is_the_default_sweep_order() -> None:
+    assert list(CUTS) == [
+        "scratch", "lora", "qlora", "frozen-emb", "freeze-layers", "grad-ckpt", "bf16", "fp16",
+        "bf16-weights", "sgd", "adafactor", "adamw8bit", "accum", "eager-attn", "sdpa-attn",
+        "offload", "compile",
+    ]  # fmt: skip
+
+
+def test_every_registered_cut_has_a_title_and_a_summary() -> None:
+    for name, cls in CUTS.items():
+        assert cls.title and cls.summary, name
+        assert cls.simulation_unsupported is None or cls.simulation_unsupported.strip(), name
+
+
+def test_simulation_unsupported_is_read_from_the_cut_classes() -> None:
+    from advisor.engines.simulate import SIMULATION_UNSUPPORTED, unsupported_reason
+
+    assert set(SIMULATION_UNSUPPORTED) == {"qlora", "adamw8bit", "compile", "offload"}
+    assert SIMULATION_UNSUPPORTED["qlora"] == CUTS["qlora"].simulation_unsupported
+    assert unsupported_reason(parse_plan("lora+grad-ckpt")) is None
+    reason = unsupported_reason(parse_plan("lora+offload"))
+    assert reason is not None and reason.startswith("offload cannot be simulated: ")
+
+
+def test_each_cut_shapes_the_estimate_from_its_own_fields() -> None:
+    from advisor.engines.estimate import plan_view
+
+    view = plan_view(parse_plan("qlora(bits=8,r=4,dropout=0.1,targets=q_proj)+grad-ckpt+accum(steps=2)+sgd(momentum=0.5)"))
+    assert (view.lora, view.lora_r, view.lora_dropout, view.lora_targets) == (True, 4, 0.1, ("q_proj",))
+    assert (view.qlora_bits, view.grad_ckpt, view.accumulation) == (8, True, 2)
+    assert (view.optimizer, view.momentum, view.notes) == ("sgd", 0.5, [])
+    assert plan_view(parse_plan("scratch+sdpa-attn")) == plan_view(Plan())
+    assert plan_view(parse_plan("eager-attn+bf16-weights+offload")).attention == "eager"
+    assert plan_view(parse_plan("compile")).notes == [
+        "compile: counted as the eager step (torch.compile usually needs less)"
+    ]
+
+
+def test_estimate_peak_takes_sizes_by_name_and_warns_on_positional_sizes() -> None:
+    from advisor.engines.estimate import estimate_peak
+
+    by_name = estimate_peak("tiny-llama", "lora", batch_size=2, seq_len=16, target="cpu")
+    with pytest.warns(DeprecationWarning, match="pass batch_size= and seq_len= by name"):
+        positional = estimate_peak("tiny-llama", "lora", 2, 16, target="cpu")  # type: ignore[misc]
+    assert positional == by_name
+
+
+def test_a_new_cut_is_one_class_parsed_planned_estimated_and_rendered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cut defined here, touching no other module, goes through every layer."""
+    import dataclasses
+    from dataclasses import dataclass
+
+    from advisor.engines.estimate import estimate_peak
+    from advisor.plans import Cut, Recipe, TrainingCode, register_cut
+    from advisor.report.snippets import snippet_for, training_arguments_code
+
+    from .test_recommend import fake_recommendation
+
+    monkeypatch.setitem(CUTS, "test-touch", Cut)  # removed again after the test
+
+    @register_cut
+    @dataclass(frozen=True)
+    class Touch(Cut):
+        """Records a note; changes nothing else."""
+
+        level: int = 1
+
+        name = "test-touch"
+        summary = "a cut defined in a test"
+        order = 60
+        title = "touching"
+        simulation_unsupported = "a test cut is not simulated"
+
+        def configure(self, recipe: Recipe) -> None:
+            recipe.notes["touched"] = self.level
+
+        def add_code(self, code: TrainingCode) -> None:
+            code.training_arguments["touch_level"] = repr(self.level)
+
+    assert CUTS["test-touch"] is Touch
+    plan = parse_plan("test-touch(level=3)+lora")
+    assert plan.name == "lora+test-touch(level=3)" and plan.cut_names == ("lora", "test-touch")
+    space = combinations([*default_cuts(), Touch()], 2)
+    assert any(p.name == "lora+test-touch" for p in space)
+    assert prepare(plan, 1, 8).notes["touched"] == 3
+
+    touched = estimate_peak("tiny-llama", "test-touch", batch_size=1, seq_len=16, target="cpu")
+    baseline = estimate_peak("tiny-llama", None, batch_size=1, seq_len=16, target="cpu")
+    assert touched.notes == ("test-touch: not modelled by the estimate; counted as the baseline",)
+    assert touched.peak_bytes == baseline.peak_bytes
+
+    rec = fake_recommendation(plans="lora")
+    settings = {c.name: c.params() for c in plan.cuts}  # as reports keep them
+    v = dataclasses.replace(rec.verdict("lora"), plan=plan.name, cuts=plan.cut_names, cut_settings=settings)
+    assert "touch_level=3" in training_arguments_code(v, 4)
+    code = snippet_for(rec, v)
+    assert "touch_level=3" in code and "get_peft_model" in code
+    compile(code, "touch", "exec")
+
+
+def test_snippets_skip_cut_names_they_do_not_know() -> None:
+    import dataclasses
+
+    from advisor.report.snippets import snippet_for
+
+    from .test_recommend import fake_recommendation
+
+    rec = fake_recommendation(plans="lora")
+    v = rec.verdict("lora")
+    old = dataclasses.replace(v, cuts=("lora", "retired-cut"), cut_settings={**v.cut_settings, "retired-cut": {"x": 1}})
+    assert snippet_for(rec, old) == snippet_for(rec, v)

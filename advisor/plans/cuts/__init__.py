@@ -1,0 +1,88 @@
+"""The cuts: each memory- or compute-saving technique as a small :class:`~advisor.plans.Cut`.
+
+Every cut is a frozen dataclass whose fields are its parameters, registered by name in
+:data:`CUTS` beside its definition, and carrying its own traits, its part of the estimate and its
+code fragment: a new cut is one class in one file. The families:
+
+* :mod:`.scratch` — train from random init instead of fine-tuning (to compare);
+* :mod:`.lora` — LoRA and QLoRA;
+* :mod:`.freeze` — frozen embeddings, frozen layers;
+* :mod:`.checkpoint` — gradient checkpointing;
+* :mod:`.precision` — bf16/fp16 autocast, pure bf16 weights;
+* :mod:`.optimizers` — SGD, Adafactor, 8-bit AdamW;
+* :mod:`.execution` — accumulation, attention implementation, activation offload, compile.
+
+The import order below is the registration order, which decides :func:`default_cuts` and the
+order of a sweep's plans. Plan text is parsed in :mod:`advisor.plans.parse` and plans are
+enumerated in :mod:`advisor.plans.space`; their names are re-exported here for old imports.
+"""
+
+# isort: off
+from advisor.plans.cuts.scratch import Scratch
+from advisor.plans.cuts.lora import LoRA, QLoRA
+from advisor.plans.cuts.freeze import FreezeLayers, FrozenEmbeddings
+from advisor.plans.cuts.checkpoint import GradCheckpointing
+from advisor.plans.cuts.precision import Bf16Autocast, Bf16Weights, Fp16Autocast
+from advisor.plans.cuts.optimizers import AdafactorCut, AdamW8bit, Sgd
+from advisor.plans.cuts.execution import (
+    Accumulation,
+    ActivationOffload,
+    Compile,
+    EagerAttention,
+    SdpaAttention,
+)
+
+# isort: on
+from advisor.plans.cuts.blocks import (
+    check_targets,
+    checkpoint_blocks,
+    default_lora_targets,
+    find_repeated_blocks,
+    input_embeddings,
+    leaf_modules_summary,
+    load_embedding_file,
+)
+from advisor.plans.parse import CUT_SYNTAX_HINT, parse_cut, parse_cuts, parse_plan, parse_plans
+from advisor.plans.registry import CUTS, default_cuts, describe_cuts, register_cut
+from advisor.plans.space import PlanSpace, PrunedPlan, combinations, singles, user_plans
+
+__all__ = [
+    "CUTS",
+    "CUT_SYNTAX_HINT",
+    "Accumulation",
+    "ActivationOffload",
+    "AdafactorCut",
+    "AdamW8bit",
+    "Bf16Autocast",
+    "Bf16Weights",
+    "Compile",
+    "EagerAttention",
+    "Fp16Autocast",
+    "FreezeLayers",
+    "FrozenEmbeddings",
+    "GradCheckpointing",
+    "LoRA",
+    "PlanSpace",
+    "PrunedPlan",
+    "QLoRA",
+    "Scratch",
+    "SdpaAttention",
+    "Sgd",
+    "check_targets",
+    "checkpoint_blocks",
+    "combinations",
+    "default_cuts",
+    "default_lora_targets",
+    "describe_cuts",
+    "find_repeated_blocks",
+    "input_embeddings",
+    "leaf_modules_summary",
+    "load_embedding_file",
+    "parse_cut",
+    "parse_cuts",
+    "parse_plan",
+    "parse_plans",
+    "register_cut",
+    "singles",
+    "user_plans",
+]

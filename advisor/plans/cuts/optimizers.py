@@ -1,0 +1,96 @@
+"""Optimizer cuts: SGD, Adafactor and bitsandbytes' 8-bit AdamW instead of AdamW."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from advisor.plans.code import TRAINABLE_PARAMETERS, TrainingCode
+from advisor.plans.cuts.blocks import bitsandbytes_reason
+from advisor.plans.registry import register_cut
+from advisor.plans.types import Cut, Recipe
+from advisor.plans.view import EstimateView
+from profilers.trial import UnsupportedConfiguration
+
+__all__ = ["AdafactorCut", "AdamW8bit", "Sgd"]
+
+
+@register_cut
+@dataclass(frozen=True)
+class Sgd(Cut):
+    """Plain SGD: no optimizer state when ``momentum`` is 0 (one buffer per parameter else)."""
+
+    momentum: float = 0.0
+
+    name = "sgd"
+    summary = "SGD instead of AdamW (momentum 0: no optimizer state)"
+    group = "optimizer"
+    title = "SGD"
+
+    def configure(self, recipe: Recipe) -> None:
+        recipe.optimizer = "sgd"
+        recipe.optimizer_kwargs["momentum"] = self.momentum
+
+    def shape_estimate(self, view: EstimateView) -> None:
+        view.optimizer = "sgd"
+        view.momentum = float(self.momentum)
+
+    def add_code(self, code: TrainingCode) -> None:
+        code.training_arguments["optim"] = '"sgd"'
+        code.torch_optimizer = [
+            f"optimizer = torch.optim.SGD({TRAINABLE_PARAMETERS}, lr=1e-4, momentum={self.momentum!r})"
+        ]
+
+
+@register_cut
+@dataclass(frozen=True)
+class AdafactorCut(Cut):
+    """Adafactor (torch's own where it has one): factored second moments, no first moment."""
+
+    name = "adafactor"
+    summary = "Adafactor instead of AdamW (factored second moment, no first moment)"
+    group = "optimizer"
+    title = "Adafactor"
+
+    def configure(self, recipe: Recipe) -> None:
+        recipe.optimizer = "adafactor"
+
+    def shape_estimate(self, view: EstimateView) -> None:
+        view.optimizer = "adafactor"
+
+    def add_code(self, code: TrainingCode) -> None:
+        code.training_arguments["optim"] = '"adafactor"'
+        code.torch_optimizer = [f"optimizer = torch.optim.Adafactor({TRAINABLE_PARAMETERS}, lr=1e-4)"]
+
+
+@register_cut
+@dataclass(frozen=True)
+class AdamW8bit(Cut):
+    """bitsandbytes' 8-bit AdamW; its default keeps tensors under 4096 elements in 32-bit state."""
+
+    name = "adamw8bit"
+    summary = "8-bit AdamW (bitsandbytes): about one byte per moment"
+    group = "optimizer"
+    title = "8-bit AdamW"
+    simulation_unsupported = (
+        "bitsandbytes' 8-bit optimizer runs native kernels on raw data pointers, which "
+        "fake tensors do not have; measure it, or estimate it"
+    )
+    needs_bitsandbytes = True
+
+    def check_available(self) -> None:
+        reason = bitsandbytes_reason()
+        if reason is not None:
+            raise UnsupportedConfiguration(reason)
+
+    def configure(self, recipe: Recipe) -> None:
+        recipe.optimizer = "adamw8bit"
+
+    def shape_estimate(self, view: EstimateView) -> None:
+        view.optimizer = "adamw8bit"
+
+    def add_code(self, code: TrainingCode) -> None:
+        code.training_arguments["optim"] = '"adamw_bnb_8bit"'
+        code.torch_optimizer = [
+            "import bitsandbytes as bnb",
+            f"optimizer = bnb.optim.AdamW8bit({TRAINABLE_PARAMETERS}, lr=1e-4)",
+        ]
