@@ -45,10 +45,10 @@ _MODELS = {
 _PLANS = {
     "Cut": "advisor.plans",
     "Plan": "advisor.plans",
-    "PlanSpace": "advisor.plans.cuts",
-    "default_cuts": "advisor.plans.cuts",
-    "parse_cuts": "advisor.plans.cuts",
-    "parse_plans": "advisor.plans.cuts",
+    "PlanSpace": "advisor.plans",
+    "default_cuts": "advisor.plans",
+    "parse_cuts": "advisor.plans",
+    "parse_plans": "advisor.plans",
 }
 _ENGINES = {
     "ConvergenceResult": "advisor.engines.convergence",
@@ -128,8 +128,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from advisor.engines.overheads import predict_gpu_need
     from advisor.engines.sweep import PlanChange, SweepProgress, SweepResult, load_sweep
     from advisor.models import ModelSource, ModuleSource, builtin_models, resolve_model
-    from advisor.plans import Cut, Plan
-    from advisor.plans.cuts import PlanSpace, default_cuts, parse_cuts, parse_plans
+    from advisor.plans import Cut, Plan, PlanSpace, default_cuts, parse_cuts, parse_plans
     from advisor.recommend import PlanVerdict, PredictedNeed, RankBy, Recommendation, Workload
     from advisor.report import Advice, load_report
     from profilers.records import (
