@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import warnings
 from collections.abc import Callable, Sequence
@@ -19,8 +18,8 @@ from advisor.engines.sweep import SweepProgress, SweepResult
 from advisor.engines.sweep import sweep as run_sweep
 from advisor.models import ModelSource, resolve_model
 from advisor.plans import Cut, Plan
-from advisor.recommend import Recommendation
 from advisor.recommend.workload import Workload
+from advisor.report import Advice
 from profilers.records import TrialResult
 
 log = logging.getLogger(__name__)
@@ -70,7 +69,7 @@ def advise(
     mode: str = "auto",
     check_top: int = 3,
     progress: Callable[[str], None] | None = None,
-) -> Recommendation:
+) -> Advice:
     """Rank training plans of ``model`` for the GPU ``gpu`` and the ``workload``.
 
     ``model`` is a built-in name (``"tiny-llama"``, ``"llama-3.1-8b"``), a Hugging Face
@@ -82,8 +81,9 @@ def advise(
     the target GPU is this machine's, else simulates; ``"simulate"`` / ``"measure"`` force one.
     ``rank_by`` is ``"time"`` or ``"cost"``.
 
-    Returns a :class:`Recommendation` (``advisor.Advice``): ``.best``, ``.ranked``,
-    ``.excluded``, ``.comparison``, ``.to_json()``, ``.to_markdown()``, ``.save(prefix)``.
+    Returns an :class:`advisor.Advice` (a :class:`advisor.Recommendation` that renders itself):
+    ``.best``, ``.ranked``, ``.excluded``, ``.comparison``, ``.to_json()``, ``.to_markdown()``,
+    ``.to_text()``, ``.save(prefix)``.
     Unknown GPU or model names and bad workload values raise :class:`advisor.AdvisorError`
     with the cause and a hint.
     """
@@ -92,13 +92,12 @@ def advise(
     from advisor.core.io import environment
     from advisor.core.units import parse_memory
     from advisor.models import HFModelSource
+    from advisor.plans.cuts import parse_plan, parse_plans
     from advisor.recommend import (
         DEFAULT_GPU,
         Mode,
         candidate_plans,
-        cut_settings,
         default_backends,
-        parse_plan_list,
         recommend,
         reproduce_command,
         target_present,
@@ -135,7 +134,12 @@ def advise(
         )
     source = resolve_model(model)
     source.check_sizes(workload.micro_batch, workload.seq_len)
-    plan_list = candidate_plans() if plans is None else parse_plan_list(plans)
+    if plans is None:
+        plan_list = candidate_plans()
+    elif isinstance(plans, str):
+        plan_list = parse_plans(plans)
+    else:
+        plan_list = [parse_plan(p) if isinstance(p, str) else p for p in plans]
     plan_text = plans if isinstance(plans, str) else None
     if plans is not None and not isinstance(plans, str):
         plan_text = ";".join(p if isinstance(p, str) else p.name for p in plans)
@@ -145,10 +149,9 @@ def advise(
             model, spec, workload, rank_by=ranking, mode=Mode(mode), plans=plan_text
         )
     backends = default_backends(source, spec, workload, run_mode)
-    backends = dataclasses.replace(backends, settings=cut_settings)
     task = source.task.value if isinstance(source, HFModelSource) else "custom"
     log.info("advising on %s for %s (%s, %d plans)", source.name, spec.name, run_mode.value, len(plan_list))
-    return recommend(
+    rec = recommend(
         source.name,
         plan_list,
         spec,
@@ -162,6 +165,7 @@ def advise(
         model_task=task,
         progress=progress,
     )
+    return Advice.of(rec)
 
 
 # advisor.sweep (the module) is imported at the top, not lazily: advisor/__init__ then binds the

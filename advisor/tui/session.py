@@ -152,10 +152,11 @@ class Session:
     ) -> Any:
         from advisor.core.io import environment
         from advisor.recommend import recommend
+        from advisor.report import Advice
 
         assert self.config is not None and self.source is not None
         task = self.source.task.value if isinstance(self.source, HFModelSource) else "custom"
-        return recommend(
+        rec = recommend(
             self.source.name,
             plans,
             gpu,
@@ -167,6 +168,7 @@ class Session:
             environment=environment(),
             model_task=task,
         )
+        return Advice.of(rec)
 
     def run(self, progress: ProgressFn) -> None:
         """Run every plan (in the caller's thread); trials land in the cache as they finish."""
