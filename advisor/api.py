@@ -35,26 +35,30 @@ from advisor.engines.simulate import simulate_plans as run_simulate_plans
 from advisor.engines.sweep import SweepProgress, SweepResult, change_table
 from advisor.engines.sweep import sweep as run_sweep
 from advisor.models import HFModelSource, ModelSource, resolve_model
-from advisor.plans import Cut, Plan
-from advisor.plans.cuts import (
+from advisor.plans import (
+    Cut,
+    Plan,
     PlanSpace,
     PrunedPlan,
     combinations,
     default_cuts,
     describe_cuts,
     parse_cuts,
+    parse_plan,
     parse_plans,
     user_plans,
 )
 from advisor.recommend import (
     DEFAULT_GPU,
     Mode,
-    Recommendation,
+    candidate_plans,
     default_backends,
     recommend,
     reproduce_command,
+    target_present,
 )
 from advisor.recommend.workload import RankBy, Workload
+from advisor.report import Advice
 from profilers.records import TrialResult
 
 # the entry points, what the front ends need, and a few names passed through (Plan, Workload,
@@ -135,7 +139,7 @@ def advise(
     mode: str = "auto",
     check_top: int = 3,
     progress: Callable[[str], None] | None = None,
-) -> Recommendation:
+) -> Advice:
     """Rank training plans of ``model`` for the GPU ``gpu`` and the ``workload``.
 
     ``model`` is a built-in name (``"tiny-llama"``, ``"llama-3.1-8b"``), a Hugging Face
@@ -147,26 +151,12 @@ def advise(
     the target GPU is this machine's, else simulates; ``"simulate"`` / ``"measure"`` force one.
     ``rank_by`` is ``"time"`` or ``"cost"``.
 
-    Returns a :class:`Recommendation` (``advisor.Advice``): ``.best``, ``.ranked``,
-    ``.excluded``, ``.comparison``, ``.to_json()``, ``.to_markdown()``, ``.save(prefix)``.
+    Returns an :class:`advisor.Advice` (a :class:`advisor.Recommendation` that renders itself):
+    ``.best``, ``.ranked``, ``.excluded``, ``.comparison``, ``.to_json()``, ``.to_markdown()``,
+    ``.to_text()``, ``.save(prefix)``.
     Unknown GPU or model names and bad workload values raise :class:`advisor.AdvisorError`
     with the cause and a hint.
     """
-    from advisor.core.errors import InvalidInputError
-    from advisor.core.io import environment
-    from advisor.models import HFModelSource
-    from advisor.recommend import (
-        Mode,
-        candidate_plans,
-        cut_settings,
-        default_backends,
-        parse_plan_list,
-        recommend,
-        reproduce_command,
-        target_present,
-    )
-    from advisor.recommend.workload import RankBy
-
     workload = workload or Workload()
     spec = target_gpu(gpu, gpu_mem, price_usd_per_hour)
     try:
@@ -189,7 +179,12 @@ def advise(
         )
     source = resolve_model(model)
     source.check_sizes(workload.micro_batch, workload.seq_len)
-    plan_list = candidate_plans() if plans is None else parse_plan_list(plans)
+    if plans is None:
+        plan_list = candidate_plans()
+    elif isinstance(plans, str):
+        plan_list = parse_plans(plans)
+    else:
+        plan_list = [parse_plan(p) if isinstance(p, str) else p for p in plans]
     plan_text = plans if isinstance(plans, str) else None
     if plans is not None and not isinstance(plans, str):
         plan_text = ";".join(p if isinstance(p, str) else p.name for p in plans)
@@ -199,10 +194,9 @@ def advise(
             model, spec, workload, rank_by=ranking, mode=Mode(mode), plans=plan_text
         )
     backends = default_backends(source, spec, workload, run_mode)
-    backends = dataclasses.replace(backends, settings=cut_settings)
     task = source.task.value if isinstance(source, HFModelSource) else "custom"
     log.info("advising on %s for %s (%s, %d plans)", source.name, spec.name, run_mode.value, len(plan_list))
-    return recommend(
+    rec = recommend(
         source.name,
         plan_list,
         spec,
@@ -216,6 +210,7 @@ def advise(
         model_task=task,
         progress=progress,
     )
+    return Advice.of(rec)
 
 
 # advisor.sweep (the module) is imported at the top, not lazily: advisor/__init__ then binds the
@@ -550,14 +545,14 @@ def rank_plans(
     mode: str = "simulate",
     rank_by: str = "time",
     check_top: int = 1,
-) -> Recommendation:
+) -> Advice:
     """Rank ``plans`` of ``source`` for ``gpu`` and ``workload``, with trials from ``trial``
     (default :func:`plan_trials`): a cache of trials in hand re-ranks without running anything."""
     backends = default_backends(source, gpu, workload, _mode(mode))
     if trial is not None:
         backends = dataclasses.replace(backends, trial=trial)
     task = source.task.value if isinstance(source, HFModelSource) else "custom"
-    return recommend(
+    rec = recommend(
         source.name,
         plans,
         gpu,
@@ -569,6 +564,7 @@ def rank_plans(
         environment=environment(),
         model_task=task,
     )
+    return Advice.of(rec)
 
 
 def recommend_command(

@@ -25,8 +25,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from advisor.engines.need import (
+    ALLOCATOR,
+    ATTENTION,
+    CONTEXT,
+    WORKSPACES,
+    NeedPart,
+    PredictedNeed,
+    tensor_parts,
+)
 from profilers.records import Provenance, SimulationRecord, StepCost, TrialResult
 from profilers.simulate import CachingAllocatorModel
 
@@ -41,6 +50,7 @@ __all__ = [
     "PredictedNeed",
     "allocator_model",
     "cublas_workspace_bytes",
+    "gpu_need",
     "observed_overheads",
     "predict_gpu_need",
 ]
@@ -154,52 +164,6 @@ def cublas_workspace_bytes(architecture: str | None, vendor: str | None = None) 
     return int(_c("cublas_workspace_bytes_other"))
 
 
-@dataclass(frozen=True)
-class PredictedNeed:
-    """What one training step of a plan needs on a CUDA GPU, by component (bytes)."""
-
-    tensor_peak_bytes: int
-    allocator_overhead_bytes: int  # reserved beyond the live tensors (rounding, segments)
-    cuda_context_bytes: int
-    workspace_bytes: int  # cuBLAS/hipBLAS workspaces
-    attention_workspace_bytes: int  # fused-attention backward scratch on CUDA
-    tensor_peak_source: Provenance  # measured or simulated
-    allocator_source: Provenance  # simulated (replay), measured (CUDA) or estimated (fraction)
-    provenance: Provenance = Provenance.ESTIMATED
-
-    @property
-    def total_bytes(self) -> int:
-        return (
-            self.tensor_peak_bytes
-            + self.allocator_overhead_bytes
-            + self.cuda_context_bytes
-            + self.workspace_bytes
-            + self.attention_workspace_bytes
-        )
-
-    @property
-    def reserved_bytes(self) -> int:
-        """What ``torch.cuda.max_memory_reserved`` would show (allocator view, no context)."""
-        return self.tensor_peak_bytes + self.allocator_overhead_bytes
-
-    def fits(self, memory_bytes: int, margin: float = 0.0) -> bool:
-        """Whether the need fits ``memory_bytes`` with a share ``margin`` kept free."""
-        return self.total_bytes <= memory_bytes * (1.0 - margin)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "tensor_peak_bytes": self.tensor_peak_bytes,
-            "allocator_overhead_bytes": self.allocator_overhead_bytes,
-            "cuda_context_bytes": self.cuda_context_bytes,
-            "workspace_bytes": self.workspace_bytes,
-            "attention_workspace_bytes": self.attention_workspace_bytes,
-            "total_bytes": self.total_bytes,
-            "tensor_peak_source": self.tensor_peak_source.value,
-            "allocator_source": self.allocator_source.value,
-            "provenance": self.provenance.value,
-        }
-
-
 def _simulation(result: TrialResult) -> SimulationRecord:
     return result.simulation or SimulationRecord()
 
@@ -247,15 +211,41 @@ def predict_gpu_need(
         attention = cost.max_attention_query_elements * int(
             _c("attention_backward_bytes_per_query_element")
         )
-    return PredictedNeed(
-        tensor_peak_bytes=peak,
-        allocator_overhead_bytes=allocator,
-        cuda_context_bytes=context_bytes,
-        workspace_bytes=workspace,
-        attention_workspace_bytes=attention,
-        tensor_peak_source=result.tensor_peak.provenance,
-        allocator_source=allocator_source,
-    )
+    est = Provenance.ESTIMATED
+    parts = [
+        *tensor_parts(result),
+        NeedPart(ALLOCATOR, allocator, allocator_source),
+        NeedPart(CONTEXT, context_bytes, est),
+        NeedPart(WORKSPACES, workspace, est),
+    ]
+    if attention:
+        parts.append(NeedPart(ATTENTION, attention, est))
+    return PredictedNeed(tuple(parts))
+
+
+def gpu_need(trial: TrialResult, gpu: GpuSpec) -> PredictedNeed:
+    """What the recommender takes for ``trial``'s need on ``gpu``, each part with its provenance.
+
+    A trial measured on the target takes the allocator's reserved peak (cuBLAS workspaces come
+    from the allocator) and, where NVML reports it, this process's device memory beyond it (the
+    context); the context is estimated otherwise. Any other trial gets :func:`predict_gpu_need`:
+    the replayed caching allocator (simulated), the CUDA context, cuBLAS workspaces and
+    fused-attention scratch (estimated).
+    """
+    if trial.cuda is None:
+        return predict_gpu_need(trial, gpu)
+    parts = list(tensor_parts(trial))
+    assert trial.tensor_peak is not None
+    peak = trial.tensor_peak.peak_bytes
+    meas = Provenance.MEASURED
+    proc = trial.nvml.peak_process_used_bytes if trial.nvml is not None else None
+    reserved = trial.cuda.max_reserved_bytes
+    parts.append(NeedPart(ALLOCATOR, max(0, reserved - peak), meas))
+    if proc is not None and proc > reserved:
+        parts.append(NeedPart(CONTEXT, proc - reserved, meas))
+    else:
+        parts.append(NeedPart(CONTEXT, int(_c("cuda_context_bytes")), Provenance.ESTIMATED))
+    return PredictedNeed(tuple(parts))
 
 
 def observed_overheads(result: TrialResult) -> dict[str, int] | None:

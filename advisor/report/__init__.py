@@ -1,6 +1,26 @@
-"""Reports: JSON (load and save), Markdown, SVG chart, plain text, and code snippets."""
+"""Reports: JSON (load and save), Markdown, SVG chart, plain text, and code snippets.
 
-from advisor.report.core import *  # noqa: F403
-from advisor.report.core import __all__
+:class:`Advice` is what :func:`advisor.advise` returns: a recommendation that renders and saves
+itself; :func:`load_report` gives one back from a saved ``.json``.
+"""
 
-__all__ = list(__all__)
+from advisor.report.advice import Advice, from_json, load_report
+from advisor.report.json import KIND, ReportVersionWarning, parse_report, report_paths, save_report, to_json
+from advisor.report.markdown import to_markdown
+from advisor.report.svg import chart_svg
+from advisor.report.text import to_text
+
+__all__ = [
+    "KIND",
+    "Advice",
+    "ReportVersionWarning",
+    "chart_svg",
+    "from_json",
+    "load_report",
+    "parse_report",
+    "report_paths",
+    "save_report",
+    "to_json",
+    "to_markdown",
+    "to_text",
+]

@@ -9,6 +9,7 @@ import pytest
 from advisor.catalog.gpus import get_gpu
 from advisor.engines.overheads import (
     CONSTANTS,
+    PredictedNeed,
     allocator_model,
     cublas_workspace_bytes,
     observed_overheads,
@@ -53,9 +54,15 @@ def test_simulated_need_adds_up_and_says_where_each_part_comes_from() -> None:
     assert need.tensor_peak_source is Provenance.SIMULATED
     assert need.workspace_bytes == 2 * (4096 * 1024 * 2 + 16 * 1024 * 8)  # two handles, Ampere
     assert need.cuda_context_bytes == CONSTANTS["cuda_context_bytes"].value
-    assert need.total_bytes == sum(
-        v for k, v in need.to_dict().items() if k.endswith("_bytes") and k != "total_bytes"
+    assert need.total_bytes == (
+        need.tensor_peak_bytes
+        + need.allocator_overhead_bytes
+        + need.cuda_context_bytes
+        + need.workspace_bytes
+        + need.attention_workspace_bytes
     )
+    assert need.total_bytes == sum(p["value"] for p in need.to_dict()["parts"])
+    assert PredictedNeed.from_dict(need.to_dict()) == need
     assert need.provenance is Provenance.ESTIMATED
     assert need.fits(get_gpu("a100").memory_bytes) and not need.fits(need.total_bytes - 1)
 

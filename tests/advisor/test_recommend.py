@@ -466,7 +466,8 @@ def test_plan_verdicts_are_frozen() -> None:
 
 
 def test_need_of_a_measured_trial_uses_the_allocator_and_nvml() -> None:
-    from advisor.recommend import ALLOCATOR, CONTEXT, need_from_overheads
+    from advisor.engines.overheads import gpu_need
+    from advisor.recommend import ALLOCATOR, CONTEXT
     from profilers.records import CudaMemory, NvmlMemory
 
     trial = dataclasses.replace(
@@ -474,7 +475,7 @@ def test_need_of_a_measured_trial_uses_the_allocator_and_nvml() -> None:
         cuda=CudaMemory("RTX 4090", 18 * GiB, 19 * GiB, 18 * GiB, 24 * GiB),
         nvml=NvmlMemory("RTX 4090", 20 * GiB, 19 * GiB + 600 * MiB, 24 * GiB, 100),
     )
-    need = need_from_overheads(trial, get_gpu("rtx-4090"))
+    need = gpu_need(trial, get_gpu("rtx-4090"))
     assert need.provenance is Provenance.SIMULATED  # the fake trial's tensor peak is simulated
     assert need.part(ALLOCATOR) == 19 * GiB - trial.tensor_peak.peak_bytes  # type: ignore[union-attr]
     assert need.part(CONTEXT) == 600 * MiB
@@ -483,7 +484,8 @@ def test_need_of_a_measured_trial_uses_the_allocator_and_nvml() -> None:
 
 
 def test_need_of_a_simulated_trial_adds_estimated_overheads() -> None:
-    from advisor.recommend import ALLOCATOR, WORKSPACES, need_from_overheads
+    from advisor.engines.overheads import gpu_need
+    from advisor.recommend import ALLOCATOR, WORKSPACES
     from profilers.records import AllocatorPeak, SimulationRecord
 
     trial = fake_trial(Plan(), 1)
@@ -491,7 +493,7 @@ def test_need_of_a_simulated_trial_adds_estimated_overheads() -> None:
     replayed = dataclasses.replace(
         trial, simulation=SimulationRecord(cuda_allocator=AllocatorPeak(peak, peak + 40 * MiB, 1))
     )
-    need = need_from_overheads(replayed, get_gpu("rtx-4090"))
+    need = gpu_need(replayed, get_gpu("rtx-4090"))
     assert need.part(ALLOCATOR) == 40 * MiB
     assert need.part(WORKSPACES) > 0
     assert need.provenance is Provenance.ESTIMATED  # context and workspaces are estimates

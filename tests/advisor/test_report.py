@@ -11,8 +11,7 @@ import pytest
 from advisor.cli import main
 from advisor.core.errors import ReportError
 from advisor.core.io import SCHEMA_VERSION
-from advisor.recommend import Recommendation
-from advisor.report import KIND, ReportVersionWarning, from_json, load_report, save_report
+from advisor.report import KIND, Advice, ReportVersionWarning, from_json, load_report, save_report
 from advisor.report.snippets import lora_config_code, snippet_for, training_arguments_code
 
 from .test_recommend import fake_recommendation
@@ -21,28 +20,30 @@ GiB = 2**30
 
 
 @pytest.fixture(scope="module")
-def rec() -> Recommendation:
+def rec() -> Advice:
     import dataclasses
 
     r = fake_recommendation(gpu="rtx-4090", plans="lora;grad-ckpt;grad-ckpt+lora;bf16;sgd;qlora")
-    return dataclasses.replace(
-        r,
-        environment={"torch": "2.x", "transformers": "5.x", "vram_advisor": "0.1.0"},
-        command="vram-advisor recommend --model fake --gpu rtx-4090 --report reports/fake",
+    return Advice.of(
+        dataclasses.replace(
+            r,
+            environment={"torch": "2.x", "transformers": "5.x", "vram_advisor": "0.1.0"},
+            command="vram-advisor recommend --model fake --gpu rtx-4090 --report reports/fake",
+        )
     )
 
 
 # -- JSON ------------------------------------------------------------------------------------
 
 
-def test_json_round_trips(rec: Recommendation) -> None:
+def test_json_round_trips(rec: Advice) -> None:
     text = rec.to_json()
-    again = Recommendation.from_json(text)
+    again = Advice.from_json(text)
     assert again == rec
     assert again.to_json() == text
 
 
-def test_json_carries_schema_kind_environment_units_and_provenance(rec: Recommendation) -> None:
+def test_json_carries_schema_kind_environment_units_and_provenance(rec: Advice) -> None:
     data = json.loads(rec.to_json())
     assert data["schema_version"] == SCHEMA_VERSION
     assert data["kind"] == KIND
@@ -67,7 +68,7 @@ def test_json_carries_schema_kind_environment_units_and_provenance(rec: Recommen
     assert data["comparison"]["scratch"]["tokens"]["provenance"] == "estimated"
 
 
-def test_save_writes_json_markdown_and_chart_atomically(rec: Recommendation, tmp_path: Path) -> None:
+def test_save_writes_json_markdown_and_chart_atomically(rec: Advice, tmp_path: Path) -> None:
     paths = save_report(rec, tmp_path / "out" / "fake-rtx-4090")
     assert {p.name for p in paths.values()} == {"fake-rtx-4090.json", "fake-rtx-4090.md", "fake-rtx-4090.svg"}
     assert load_report(paths["json"]) == rec
@@ -109,7 +110,7 @@ def test_foreign_json_is_not_one_of_ours(tmp_path: Path, content: object, words:
     assert words in str(info.value)
 
 
-def test_damaged_report_is_a_clear_error(rec: Recommendation) -> None:
+def test_damaged_report_is_a_clear_error(rec: Advice) -> None:
     data = json.loads(rec.to_json())
     del data["ranked"][0]["need"]["parts"]
     with pytest.raises(ReportError, match="is damaged: missing field 'parts'"):
@@ -129,7 +130,7 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         load_report(tmp_path / "nope.json")
 
 
-def test_newer_schema_and_unknown_keys_load_with_a_warning(rec: Recommendation) -> None:
+def test_newer_schema_and_unknown_keys_load_with_a_warning(rec: Advice) -> None:
     data = json.loads(rec.to_json())
     data["schema_version"] = SCHEMA_VERSION + 1
     data["something_new"] = {"a": 1}
@@ -142,7 +143,7 @@ def test_newer_schema_and_unknown_keys_load_with_a_warning(rec: Recommendation) 
 # -- Markdown, text, chart, snippets ---------------------------------------------------------
 
 
-def test_markdown_has_target_table_breakdown_snippet_and_command(rec: Recommendation) -> None:
+def test_markdown_has_target_table_breakdown_snippet_and_command(rec: Advice) -> None:
     md = rec.to_markdown(chart="fake.svg")
     best = rec.best
     assert best is not None
@@ -166,7 +167,7 @@ def test_markdown_has_target_table_breakdown_snippet_and_command(rec: Recommenda
         assert v.why.replace("|", "\\|") in md
 
 
-def test_text_summary_lists_every_plan(rec: Recommendation) -> None:
+def test_text_summary_lists_every_plan(rec: Advice) -> None:
     text = rec.to_text()
     assert text.splitlines()[0].startswith("fake on NVIDIA GeForce RTX 4090")
     assert "Best: " in text
@@ -174,7 +175,7 @@ def test_text_summary_lists_every_plan(rec: Recommendation) -> None:
         assert v.plan in text
 
 
-def test_chart_is_valid_svg_with_a_bar_per_plan_and_the_budget_line(rec: Recommendation) -> None:
+def test_chart_is_valid_svg_with_a_bar_per_plan_and_the_budget_line(rec: Advice) -> None:
     svg = rec.chart_svg()
     root = ET.fromstring(svg)
     assert root.tag.endswith("svg")
@@ -185,7 +186,7 @@ def test_chart_is_valid_svg_with_a_bar_per_plan_and_the_budget_line(rec: Recomme
     assert svg == rec.chart_svg()
 
 
-def test_snippets_for_lora_and_training_arguments(rec: Recommendation) -> None:
+def test_snippets_for_lora_and_training_arguments(rec: Advice) -> None:
     from peft import LoraConfig
 
     v = rec.verdict("grad-ckpt+lora")
@@ -201,7 +202,7 @@ def test_snippets_for_lora_and_training_arguments(rec: Recommendation) -> None:
         compile(snippet_for(rec, rec.verdict(plan)), plan, "exec")  # valid Python
 
 
-def test_plain_module_snippet_is_plain_pytorch(rec: Recommendation) -> None:
+def test_plain_module_snippet_is_plain_pytorch(rec: Advice) -> None:
     import dataclasses
 
     custom = dataclasses.replace(rec, model_task="custom")
@@ -215,7 +216,7 @@ def test_plain_module_snippet_is_plain_pytorch(rec: Recommendation) -> None:
 
 
 def test_cli_report_show_re_renders_a_saved_report(
-    rec: Recommendation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    rec: Advice, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     paths = save_report(rec, tmp_path / "r")
     assert main(["report", "show", str(paths["json"])]) == 0

@@ -1,0 +1,169 @@
+"""The GPU memory one training step needs on a target: named parts, each with its provenance.
+
+A :class:`PredictedNeed` is the tensor peak split by role (parameters, gradients, optimizer
+state, activations) plus the target's overheads (allocator rounding, CUDA context, kernel
+workspaces, attention scratch). :func:`advisor.engines.overheads.predict_gpu_need` and
+:func:`advisor.engines.overheads.gpu_need` build one from a trial; reports keep it as
+``{"value", "unit", "provenance", "parts"}`` (:meth:`PredictedNeed.to_dict`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from advisor.core.errors import InvalidInputError
+from profilers.records import Provenance, TrialResult
+
+__all__ = [
+    "ACTIVATIONS",
+    "ALLOCATOR",
+    "ATTENTION",
+    "CONTEXT",
+    "GRADIENTS",
+    "OPTIMIZER",
+    "OVERHEAD_PARTS",
+    "PARAMETERS",
+    "TENSOR_PARTS",
+    "WORKSPACES",
+    "NeedPart",
+    "PredictedNeed",
+    "tensor_parts",
+    "weakest",
+]
+
+# part names, in the order they stack in tables and charts
+PARAMETERS = "parameters"
+GRADIENTS = "gradients"
+OPTIMIZER = "optimizer state"
+ACTIVATIONS = "activations"  # activations + temporaries + the input batch
+ALLOCATOR = "allocator rounding"
+CONTEXT = "CUDA context"
+WORKSPACES = "kernel workspaces"
+ATTENTION = "attention scratch"  # fused-attention backward buffers on CUDA
+TENSOR_PARTS = (PARAMETERS, GRADIENTS, OPTIMIZER, ACTIVATIONS)
+OVERHEAD_PARTS = (ALLOCATOR, CONTEXT, WORKSPACES, ATTENTION)
+
+# strongest first: a sum is as good as its weakest part
+_STRENGTH = {Provenance.MEASURED: 0, Provenance.SIMULATED: 1, Provenance.ESTIMATED: 2}
+
+
+def weakest(provenances: Sequence[Provenance]) -> Provenance:
+    """The least direct of several provenances (measured > simulated > estimated)."""
+    return max(provenances, key=_STRENGTH.__getitem__) if provenances else Provenance.ESTIMATED
+
+
+@dataclass(frozen=True)
+class NeedPart:
+    """One part of the predicted need, with where it comes from."""
+
+    name: str  # one of TENSOR_PARTS or OVERHEAD_PARTS (or a backend's own overhead name)
+    size_bytes: int
+    provenance: Provenance
+
+
+@dataclass(frozen=True)
+class PredictedNeed:
+    """GPU memory one training step needs on the target: tensor peak by role plus overheads."""
+
+    parts: tuple[NeedPart, ...]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(p.size_bytes for p in self.parts)
+
+    @property
+    def tensor_bytes(self) -> int:
+        """The tensor peak: the parts in :data:`TENSOR_PARTS`."""
+        return sum(p.size_bytes for p in self.parts if p.name in TENSOR_PARTS)
+
+    @property
+    def provenance(self) -> Provenance:
+        return weakest([p.provenance for p in self.parts])
+
+    def part(self, name: str) -> int:
+        """The bytes of the part ``name`` (0 when there is none)."""
+        return sum(p.size_bytes for p in self.parts if p.name == name)
+
+    def source(self, name: str) -> Provenance:
+        """Where the part ``name`` comes from (``estimated`` when there is none)."""
+        return weakest([p.provenance for p in self.parts if p.name == name])
+
+    # -- the overhead model's components -----------------------------------------------------
+
+    @property
+    def tensor_peak_bytes(self) -> int:
+        return self.tensor_bytes
+
+    @property
+    def tensor_peak_source(self) -> Provenance:
+        return weakest([p.provenance for p in self.parts if p.name in TENSOR_PARTS])
+
+    @property
+    def allocator_overhead_bytes(self) -> int:
+        """Reserved beyond the live tensors (rounding, segments)."""
+        return self.part(ALLOCATOR)
+
+    @property
+    def allocator_source(self) -> Provenance:
+        """Simulated (replay), measured (CUDA) or estimated (a fraction of the peak)."""
+        return self.source(ALLOCATOR)
+
+    @property
+    def cuda_context_bytes(self) -> int:
+        return self.part(CONTEXT)
+
+    @property
+    def workspace_bytes(self) -> int:
+        """cuBLAS/hipBLAS workspaces."""
+        return self.part(WORKSPACES)
+
+    @property
+    def attention_workspace_bytes(self) -> int:
+        """Fused-attention backward scratch on CUDA."""
+        return self.part(ATTENTION)
+
+    @property
+    def reserved_bytes(self) -> int:
+        """What ``torch.cuda.max_memory_reserved`` would show (allocator view, no context)."""
+        return self.tensor_bytes + self.allocator_overhead_bytes
+
+    def fits(self, memory_bytes: int, margin: float = 0.0) -> bool:
+        """Whether the need fits ``memory_bytes`` with a share ``margin`` kept free."""
+        return self.total_bytes <= memory_bytes * (1.0 - margin)
+
+    # -- JSON --------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"value", "unit", "provenance", "parts": [{"name", "value", "unit", "provenance"}]}``."""
+        return {
+            "value": self.total_bytes,
+            "unit": "bytes",
+            "provenance": self.provenance.value,
+            "parts": [
+                {"name": p.name, "value": p.size_bytes, "unit": "bytes", "provenance": p.provenance.value}
+                for p in self.parts
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PredictedNeed:
+        """Inverse of :meth:`to_dict` (``KeyError``/``ValueError`` on a damaged dict)."""
+        return cls(
+            tuple(NeedPart(str(p["name"]), int(p["value"]), Provenance(p["provenance"])) for p in d["parts"])
+        )
+
+
+def tensor_parts(trial: TrialResult) -> tuple[NeedPart, ...]:
+    """The tensor peak of a trial as need parts (parameters, gradients, optimizer, activations)."""
+    tp = trial.tensor_peak
+    if tp is None:
+        raise InvalidInputError(f"trial of {trial.plan} has no tensor peak", "run it with track_memory")
+    b, src = tp.breakdown, tp.provenance
+    return (
+        NeedPart(PARAMETERS, b.parameter_bytes + b.buffer_bytes, src),
+        NeedPart(GRADIENTS, b.gradient_bytes, src),
+        NeedPart(OPTIMIZER, b.optimizer_state_bytes, src),
+        NeedPart(ACTIVATIONS, b.activation_bytes + b.input_bytes, src),
+    )
