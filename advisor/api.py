@@ -21,6 +21,7 @@ from typing import Any
 from torch import nn
 
 from advisor.catalog.gpus import GpuSpec, custom_gpu, get_gpu
+from advisor.core.deprecation import legacy_sizes
 from advisor.core.errors import InvalidInputError
 from advisor.core.io import environment
 from advisor.core.units import parse_memory
@@ -256,7 +257,7 @@ def sweep(
 def simulate(
     model: str | nn.Module | ModelSource,
     plan: Plan | str | None = None,
-    *legacy_sizes: int,
+    *legacy_sizes_given: int,
     batch_size: int = 4,
     seq_len: int = 128,
     target: str = "cuda",
@@ -281,20 +282,7 @@ def simulate(
     The old spellings still work, with a ``DeprecationWarning``: sizes given positionally
     (``simulate(model, plan, 2, 512)``) and ``count_cost=`` for ``count_flops=``.
     """
-    if legacy_sizes:
-        if len(legacy_sizes) > 2:
-            raise InvalidInputError(
-                f"simulate() takes at most 4 positional arguments ({2 + len(legacy_sizes)} given)",
-                "pass the sizes by name: simulate(model, plan, batch_size=2, seq_len=512)",
-            )
-        warnings.warn(
-            "simulate(model, plan, batch, seq) is deprecated; pass batch_size= and seq_len= by name",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        batch_size = legacy_sizes[0]
-        if len(legacy_sizes) == 2:
-            seq_len = legacy_sizes[1]
+    batch_size, seq_len = legacy_sizes("simulate", legacy_sizes_given, batch_size, seq_len)
     if "count_cost" in legacy:
         warnings.warn("simulate(count_cost=…) is deprecated; use count_flops=", DeprecationWarning, stacklevel=2)
         count_flops = bool(legacy.pop("count_cost"))

@@ -55,12 +55,12 @@ that decides the peak.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
+from advisor.core.deprecation import legacy_sizes
 from advisor.core.errors import InvalidInputError
 from advisor.engines.estimate.accounting import account
 from advisor.engines.estimate.peak import EstimatedPeak, peak_of
@@ -112,7 +112,7 @@ def plan_view(plan: Plan) -> EstimateView:
 def estimate_peak(
     model: Any,
     plan: Plan | str | None = None,
-    *legacy_sizes: int,
+    *legacy_sizes_given: int,
     batch_size: int = 4,
     seq_len: int = 128,
     target: str = "cuda",
@@ -128,20 +128,7 @@ def estimate_peak(
     Sizes given positionally (``estimate_peak(model, plan, 2, 512)``), the old spelling, still
     work with a ``DeprecationWarning``.
     """
-    if legacy_sizes:
-        if len(legacy_sizes) > 2:
-            raise InvalidInputError(
-                f"estimate_peak() takes at most 4 positional arguments ({2 + len(legacy_sizes)} given)",
-                "pass the sizes by name: estimate_peak(model, plan, batch_size=2, seq_len=512)",
-            )
-        warnings.warn(
-            "estimate_peak(model, plan, batch, seq) is deprecated; pass batch_size= and seq_len= by name",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        batch_size = legacy_sizes[0]
-        if len(legacy_sizes) == 2:
-            seq_len = legacy_sizes[1]
+    batch_size, seq_len = legacy_sizes("estimate_peak", legacy_sizes_given, batch_size, seq_len)
     if target not in TARGETS:
         raise InvalidInputError(f"unknown estimate target '{target}'", "use cuda or cpu")
     if batch_size < 1 or seq_len < 1:
