@@ -69,7 +69,7 @@ _ENGINES = {
 }
 _RECOMMEND = {
     "PlanVerdict": "advisor.recommend",
-    "PredictedNeed": "advisor.recommend",
+    "PredictedNeed": "advisor.engines.need",
     "Recommendation": "advisor.recommend",
     "RankBy": "advisor.recommend",
     "Workload": "advisor.recommend",
@@ -125,11 +125,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from advisor.engines.estimate import EstimatedPeak, estimate_peak
     from advisor.engines.flops import StepTimeEstimate, estimate_for_gpu
     from advisor.engines.growth import GrowthFit, fit_growth, simulate_growth
+    from advisor.engines.need import PredictedNeed
     from advisor.engines.overheads import predict_gpu_need
     from advisor.engines.sweep import PlanChange, SweepProgress, SweepResult, load_sweep
     from advisor.models import ModelSource, ModuleSource, builtin_models, resolve_model
     from advisor.plans import Cut, Plan, PlanSpace, default_cuts, parse_cuts, parse_plans
-    from advisor.recommend import PlanVerdict, PredictedNeed, RankBy, Recommendation, Workload
+    from advisor.recommend import PlanVerdict, RankBy, Recommendation, Workload
     from advisor.report import Advice, load_report
     from profilers.records import (
         MemoryBreakdown,

@@ -32,7 +32,7 @@ MOVED: dict[str, str | tuple[str, ...]] = {
     "advisor.overheads": "advisor.engines.overheads",
     "advisor.flops": "advisor.engines.flops",
     "advisor.growth": "advisor.engines.growth",
-    "advisor.convergence": "advisor.engines.convergence",
+    "advisor.convergence": ("advisor.engines.convergence", "advisor.report.runs"),
     "advisor.workload": "advisor.recommend.workload",
     "advisor.snippets": "advisor.report.snippets",
 }

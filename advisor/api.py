@@ -25,7 +25,7 @@ from advisor.core.deprecation import legacy_sizes
 from advisor.core.errors import InvalidInputError
 from advisor.core.io import environment
 from advisor.core.units import parse_memory
-from advisor.engines.convergence import convergence_probe, convergence_text
+from advisor.engines.convergence import convergence_probe
 from advisor.engines.flops import StepCost, StepTimeEstimate, estimate_for_gpu, step_cost_of
 from advisor.engines.growth import GrowthFit, simulate_growth
 from advisor.engines.measure import check_measurable, measure_plan
@@ -33,7 +33,7 @@ from advisor.engines.overheads import PredictedNeed as GpuNeed
 from advisor.engines.overheads import predict_gpu_need
 from advisor.engines.simulate import simulate as run_simulation
 from advisor.engines.simulate import simulate_plans as run_simulate_plans
-from advisor.engines.sweep import SweepProgress, SweepResult, change_table
+from advisor.engines.sweep import SweepProgress, SweepResult
 from advisor.engines.sweep import sweep as run_sweep
 from advisor.models import HFModelSource, ModelSource, resolve_model
 from advisor.plans import (
@@ -63,7 +63,7 @@ from advisor.report import Advice
 from profilers.records import TrialResult
 
 # the entry points, what the front ends need, and a few names passed through (Plan, Workload,
-# SweepProgress, change_table, convergence_probe/_text, describe_cuts) so that a front end needs
+# SweepProgress, convergence_probe, describe_cuts) so that a front end needs
 # no import from the engines, the plans or the recommender
 __all__ = [
     "GpuFigures",
@@ -73,10 +73,8 @@ __all__ = [
     "SweepProgress",
     "Workload",
     "advise",
-    "change_table",
     "check_run",
     "convergence_probe",
-    "convergence_text",
     "cut_names",
     "describe_cuts",
     "gpu_figures",

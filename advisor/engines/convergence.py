@@ -325,32 +325,3 @@ def convergence_probe(
         scratch=reach(scratch),
     )
 
-
-def convergence_text(result: ConvergenceResult, points: int = 10) -> str:
-    """Both curves side by side at about ``points`` steps, then the steps to the threshold."""
-    from advisor.core.tables import table
-
-    n = result.steps
-    marks = sorted({1, n, *(round(1 + i * (n - 1) / max(1, points - 1)) for i in range(points))})
-    p, s = smoothed(result.pretrained.losses), smoothed(result.scratch.losses)
-    rows = [(str(i), f"{p[i - 1]:.3f}", f"{s[i - 1]:.3f}") for i in marks]
-    text = table(("step", "pretrained loss", "random-init loss"), rows)
-
-    def reached(c: LossCurve) -> str:
-        if c.steps_to_threshold is None:
-            return f"not within {n} steps"
-        return f"{c.steps_to_threshold} steps ({c.steps_to_threshold * result.tokens_per_step:,} tokens)"
-
-    ratio = result.step_ratio
-    lines = [
-        text,
-        "",
-        f"losses: trailing mean over {SMOOTHING} steps; data: {result.data}; "
-        f"batch {result.batch_size} × seq {result.seq_len}, lr {result.lr:g} ({result.provenance.value})",
-        f"threshold {result.threshold:.3f} ({result.threshold_source})",
-        f"  pretrained reaches it in {reached(result.pretrained)}",
-        f"  random-init reaches it in {reached(result.scratch)}",
-    ]
-    if ratio is not None:
-        lines.append(f"  random init needs {ratio:.1f}× the steps (and compute) of fine-tuning")
-    return "\n".join(lines)

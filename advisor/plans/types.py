@@ -104,6 +104,8 @@ class Cut:
     needs_bitsandbytes: ClassVar[bool] = False  # runs bitsandbytes' CUDA kernels
     trains_subset: ClassVar[bool] = False  # leaves part of the weights frozen (not for scratch)
     candidate: ClassVar[bool] = True  # among the recommender's default candidate plans
+    starts_from_scratch: ClassVar[bool] = False  # random init: needs a from-scratch token budget
+    splits_batch: ClassVar[bool] = False  # runs the batch as several micro-batches (no one size)
 
     @classmethod
     def needs_bf16(cls, settings: dict[str, Any]) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 from advisor.catalog.gpus import GpuSpec
 from advisor.plans import Plan
+from advisor.plans.cuts import CUTS
 from advisor.recommend.backends import Backends
 from advisor.recommend.ranking import (
     estimate_max_batch,
@@ -120,7 +121,8 @@ def recommend(
     final: list[PlanVerdict] = []
     for v in ranked:
         plan, known = by_name[v.plan]
-        if "accum" in v.cuts or v.need is None:  # accum splits its batch: no one size to search
+        # a cut that splits the batch (accumulation) leaves no one micro-batch size to search
+        if any(CUTS[c].splits_batch for c in v.cuts if c in CUTS) or v.need is None:
             final.append(v)
             continue
         if v.rank <= check_top:
@@ -284,7 +286,7 @@ def _notes(mode: Mode, verdicts: Sequence[PlanVerdict]) -> tuple[str, ...]:
         names = ", ".join(v.plan for v in estimated)
         notes.append(
             f"Not replayable on fake tensors (bitsandbytes kernels, host offload or torch.compile): "
-            f"{names}. Their tensor memory is the closed-form estimate (advisor.estimate) and their "
+            f"{names}. Their tensor memory is the closed-form estimate (advisor.engines.estimate) and their "
             "FLOPs those of the nearest plan simulation can run (QLoRA → LoRA with the same "
             "adapters; 8-bit AdamW, offload and compile dropped); marked * in the table."
         )

@@ -283,7 +283,7 @@ def why_line(trial: TrialResult, baseline: TrialResult | None, cuts: Sequence[st
         change = (peak - base_peak) / base_peak
         if abs(change) >= 0.01:
             line += f"; peak {abs(change):.0%} {'lower' if change < 0 else 'higher'}"
-    if "scratch" in cuts:
+    if any(CUTS[c].starts_from_scratch for c in cuts if c in CUTS):
         line += f"; from scratch needs ~{SCRATCH_TOKENS_PER_PARAM} tokens per parameter in total"
     return line
 

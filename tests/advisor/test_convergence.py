@@ -13,13 +13,13 @@ from advisor.core.errors import InvalidInputError
 from advisor.engines.convergence import (
     ConvergenceResult,
     convergence_probe,
-    convergence_text,
     sample_text,
     smoothed,
     steps_to_reach,
     text_batches,
 )
 from advisor.models import Task
+from advisor.report import convergence_text
 
 TOY = Path(__file__).resolve().parents[1] / "fixtures" / "toy_module.py"
 

@@ -31,6 +31,7 @@ class Accumulation(Cut):
     summary = "gradient accumulation: micro-batch = batch / steps (steps=4 by default)"
     title = "accumulation"
     candidate = False
+    splits_batch = True
 
     def __post_init__(self) -> None:
         if self.steps < 2:

@@ -23,6 +23,7 @@ class Scratch(Cut):
     order = 0
     title = "random init"
     candidate = False
+    starts_from_scratch = True
 
     def configure(self, recipe: Recipe) -> None:
         recipe.pretrained = False

@@ -1,0 +1,73 @@
+"""Tables for a sweep and a convergence probe, as the CLI prints them and Markdown saves them."""
+
+from __future__ import annotations
+
+from advisor.core.tables import table
+from advisor.core.units import format_bytes, format_count, format_rate
+from advisor.engines.convergence import SMOOTHING, ConvergenceResult, LossCurve, smoothed
+from advisor.engines.sweep import SweepResult
+from advisor.plans import BASELINE
+
+__all__ = ["change_table", "convergence_text"]
+
+
+def _signed_percent(x: float | None) -> str:
+    return "–" if x is None else f"{x * 100:+.1f}%"
+
+
+def change_table(result: SweepResult, markdown: bool = False) -> str:
+    """Each plan's peak, tokens/s and trainable parameters, with the change against the
+    baseline; failed plans show their status and reason."""
+    rows = []
+    for c in result.changes():
+        is_base = c.plan == BASELINE
+        if c.trainable_change is None or is_base:
+            train_delta = "–"
+        else:
+            train_delta = ("+" if c.trainable_change > 0 else "") + format_count(c.trainable_change)
+        note = c.reason or ""
+        if c.accumulation_steps > 1:
+            note = (f"{c.accumulation_steps} accumulation steps " + note).strip()
+        rows.append(
+            (
+                c.plan,
+                c.status.value,
+                format_bytes(c.peak_bytes, 2),
+                "–" if is_base else _signed_percent(c.peak_change),
+                format_rate(c.tokens_per_s, "tok/s") if c.tokens_per_s is not None else "–",
+                "–" if is_base else _signed_percent(c.tokens_per_s_change),
+                format_count(c.trainable),
+                train_delta,
+                note if len(note) <= 120 else note[:117] + "…",
+            )
+        )
+    headers = ("plan", "status", "peak", "Δ peak", "tokens/s", "Δ tok/s", "trainable", "Δ trainable", "note")
+    return table(headers, rows, markdown=markdown)
+
+
+def convergence_text(result: ConvergenceResult, points: int = 10) -> str:
+    """Both curves side by side at about ``points`` steps, then the steps to the threshold."""
+    n = result.steps
+    marks = sorted({1, n, *(round(1 + i * (n - 1) / max(1, points - 1)) for i in range(points))})
+    p, s = smoothed(result.pretrained.losses), smoothed(result.scratch.losses)
+    rows = [(str(i), f"{p[i - 1]:.3f}", f"{s[i - 1]:.3f}") for i in marks]
+    text = table(("step", "pretrained loss", "random-init loss"), rows)
+
+    def reached(c: LossCurve) -> str:
+        if c.steps_to_threshold is None:
+            return f"not within {n} steps"
+        return f"{c.steps_to_threshold} steps ({c.steps_to_threshold * result.tokens_per_step:,} tokens)"
+
+    ratio = result.step_ratio
+    lines = [
+        text,
+        "",
+        f"losses: trailing mean over {SMOOTHING} steps; data: {result.data}; "
+        f"batch {result.batch_size} × seq {result.seq_len}, lr {result.lr:g} ({result.provenance.value})",
+        f"threshold {result.threshold:.3f} ({result.threshold_source})",
+        f"  pretrained reaches it in {reached(result.pretrained)}",
+        f"  random-init reaches it in {reached(result.scratch)}",
+    ]
+    if ratio is not None:
+        lines.append(f"  random init needs {ratio:.1f}× the steps (and compute) of fine-tuning")
+    return "\n".join(lines)
