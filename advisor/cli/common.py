@@ -19,6 +19,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "ProgressLine",
+    "add_margin_arg",
     "add_model_args",
     "count",
     "fraction",
@@ -133,6 +134,16 @@ def add_model_args(p: argparse.ArgumentParser, default_seq: int = 128) -> None:
         default=default_seq,
         help="sequence length in tokens (default: %(default)s)",
     )
+
+
+def add_margin_arg(p: argparse.ArgumentParser, default: float) -> None:
+    """--margin: the share of GPU memory a fit keeps free, shared by every command that gives a
+    fit verdict (``default`` is the API's ``DEFAULT_MARGIN``: one default, one rule)."""
+    p.add_argument(
+        "--margin", type=fraction, default=default,
+        help="share of GPU memory kept free when deciding what fits, 0 to <1 (default: %(default)s, "
+        "as recommend, simulate, profile and the TUI all use)",
+    )  # fmt: skip
 
 
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

@@ -11,18 +11,24 @@ from advisor.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     ProgressLine,
+    add_margin_arg,
     add_model_args,
     non_negative_int,
     positive_int,
 )
+from advisor.cli.simulate import need_rows
 from advisor.core.io import SCHEMA_VERSION, atomic_write_text, environment, write_json
+from advisor.core.tables import table
 from advisor.report.trial import trial_text
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure the plan, print it, and write JSON / Markdown when asked."""
+    """Measure the plan, print it (and what it needs on a target GPU, with ``--gpu`` /
+    ``--gpu-mem``), and write JSON / Markdown when asked."""
+    api.check_margin(args.margin)  # before any work
+    gpu = api.target_gpu(args.gpu, args.gpu_mem) if args.gpu or args.gpu_mem else None
     progress = ProgressLine(f"{args.model}: ")
     result = api.profile(
         args.model,
@@ -36,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     )
     progress.done()
     print(trial_text(result))
+    if gpu is not None and result.ok:
+        print()
+        print(table(("figure", "value", "source"), need_rows(result, gpu, args.margin)))
     if args.json:
         doc = {
             "schema_version": SCHEMA_VERSION,
@@ -70,6 +79,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--steps", type=positive_int, default=5, help="timed steps (default: %(default)s)")
     p.add_argument("--warmup", type=non_negative_int, default=1, help="warm-up steps (default: %(default)s)")
+    p.add_argument(
+        "--gpu", "-g",
+        help="also show what the measured step needs on this GPU from the catalog, and whether it fits",
+    )  # fmt: skip
+    p.add_argument("--gpu-mem", help="memory budget instead of (or overriding) the GPU's, e.g. 22GiB")
+    add_margin_arg(p, api.DEFAULT_MARGIN)
     p.add_argument("--json", type=Path, help="also write the result as JSON to this path")
     p.add_argument("--markdown", type=Path, help="also write the result as Markdown to this path")
     p.set_defaults(func=run)

@@ -11,9 +11,9 @@ from advisor import api
 from advisor.cli.common import (
     EXIT_OK,
     ProgressLine,
+    add_margin_arg,
     add_model_args,
     count,
-    fraction,
     non_negative_int,
     positive_float,
 )
@@ -80,10 +80,7 @@ def add_parser(sub: Any) -> None:
         help="tokens in one pass over your data, e.g. 50M (default: 10M)",
     )  # fmt: skip
     p.add_argument("--epochs", type=positive_float, default=1.0, help="passes over the data (default: 1)")
-    p.add_argument(
-        "--margin", type=fraction, default=0.10,
-        help="share of GPU memory kept free, 0 to <1 (default: %(default)s)",
-    )  # fmt: skip
+    add_margin_arg(p, api.DEFAULT_MARGIN)
     p.add_argument("--rank-by", choices=("time", "cost"), default="time", help="order of the plans that fit")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--simulate", action="store_true", help="simulate even when the target GPU is here")

@@ -21,6 +21,7 @@ __all__ = [
     "ALLOCATOR",
     "ATTENTION",
     "CONTEXT",
+    "DEFAULT_MARGIN",
     "GRADIENTS",
     "OPTIMIZER",
     "OVERHEAD_PARTS",
@@ -29,7 +30,10 @@ __all__ = [
     "WORKSPACES",
     "NeedPart",
     "PredictedNeed",
+    "check_margin",
+    "fits_in",
     "tensor_parts",
+    "usable_bytes",
     "weakest",
 ]
 
@@ -44,6 +48,13 @@ WORKSPACES = "kernel workspaces"
 ATTENTION = "attention scratch"  # fused-attention backward buffers on CUDA
 TENSOR_PARTS = (PARAMETERS, GRADIENTS, OPTIMIZER, ACTIVATIONS)
 OVERHEAD_PARTS = (ALLOCATOR, CONTEXT, WORKSPACES, ATTENTION)
+
+# The share of a GPU's memory a plan must leave free to be called a fit. The predicted need is
+# the steady step's peak plus modelled overheads; what it leaves out (allocator fragmentation
+# over a long run, a checkpoint save, another process, a driver update's context) is a few
+# percent to ~10% on real cards, so 10% keeps a "fits" from being an OOM an hour in. Every fit
+# verdict (simulate, profile, recommend, the TUI, the API) uses this one default and rule.
+DEFAULT_MARGIN = 0.10
 
 # strongest first: a sum is as good as its weakest part
 _STRENGTH = {Provenance.MEASURED: 0, Provenance.SIMULATED: 1, Provenance.ESTIMATED: 2}
@@ -129,9 +140,10 @@ class PredictedNeed:
         """What ``torch.cuda.max_memory_reserved`` would show (allocator view, no context)."""
         return self.tensor_bytes + self.allocator_overhead_bytes
 
-    def fits(self, memory_bytes: int, margin: float = 0.0) -> bool:
-        """Whether the need fits ``memory_bytes`` with a share ``margin`` kept free."""
-        return self.total_bytes <= memory_bytes * (1.0 - margin)
+    def fits(self, memory_bytes: int, margin: float = DEFAULT_MARGIN) -> bool:
+        """Whether the need fits ``memory_bytes`` with a share ``margin`` kept free
+        (:func:`fits_in`, the one fit rule)."""
+        return fits_in(self.total_bytes, memory_bytes, margin)
 
     # -- JSON --------------------------------------------------------------------------------
 
@@ -153,6 +165,29 @@ class PredictedNeed:
         return cls(
             tuple(NeedPart(str(p["name"]), int(p["value"]), Provenance(p["provenance"])) for p in d["parts"])
         )
+
+
+def check_margin(margin: object) -> float:
+    """``margin`` as a float when it is a share in [0, 1), else :class:`InvalidInputError`."""
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
+        raise InvalidInputError(
+            f"safety margin must be in [0, 1), got {margin!r}",
+            "allowed: 0 (no margin) up to but not including 1; "
+            f"the default {DEFAULT_MARGIN:g} keeps {DEFAULT_MARGIN:.0%} free",
+        )
+    return float(margin)
+
+
+def usable_bytes(memory_bytes: int, margin: float = DEFAULT_MARGIN) -> int:
+    """The budget a plan may use: ``memory_bytes`` less the share ``margin`` kept free."""
+    return int(memory_bytes * (1.0 - check_margin(margin)))
+
+
+def fits_in(need_bytes: int, memory_bytes: int, margin: float = DEFAULT_MARGIN) -> bool:
+    """The one fit rule: a need fits when it is at most the usable budget
+    (:func:`usable_bytes`); the recommender, ``simulate``, ``profile``, the TUI and the API
+    all decide with it."""
+    return need_bytes <= usable_bytes(memory_bytes, margin)
 
 
 def tensor_parts(trial: TrialResult) -> tuple[NeedPart, ...]:

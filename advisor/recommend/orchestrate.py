@@ -100,7 +100,7 @@ def recommend(
             excluded.append(dataclasses.replace(verdict, excluded_reason=why, exclusion=kind))
             continue
         need = backends.need(trial)
-        fits = need.total_bytes <= budget
+        fits = need.fits(gpu.memory_bytes, workload.margin)  # the one rule: need ≤ budget
         verdict = dataclasses.replace(verdict, need=need, fits=fits)
         verdict = _with_speed(verdict, backends.step_time(trial, plan), trial, workload, gpu)
         evaluated.append((plan, verdict, {workload.micro_batch: need.total_bytes}))

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from advisor.core.tables import table
 from advisor.core.units import format_bytes, format_count, format_rate, format_seconds
+from advisor.engines.need import fits_in, usable_bytes
 from advisor.recommend import PlanVerdict, Recommendation
 
-__all__ = ["HEADERS", "duration", "headroom_cell", "money", "ranked_rows", "summary_lines", "to_text"]
+__all__ = [
+    "HEADERS",
+    "budget_text",
+    "duration",
+    "fit_text",
+    "headroom_cell",
+    "money",
+    "ranked_rows",
+    "summary_lines",
+    "to_text",
+]
 
 
 def money(x: float | None) -> str:
@@ -25,6 +36,21 @@ def duration(s: float | None) -> str:
     if s is not None and s >= 365 * 86400:
         return f"{s / (365.25 * 86400):,.1f} years"
     return format_seconds(s)
+
+
+def budget_text(memory_bytes: int, margin: float, digits: int = 1) -> str:
+    """``"18.9 GiB usable (21.0 GiB − 10% margin)"``: the budget a fit verdict is made against
+    (:func:`advisor.engines.need.usable_bytes`)."""
+    usable = usable_bytes(memory_bytes, margin)
+    return f"{format_bytes(usable, digits)} usable ({format_bytes(memory_bytes, digits)} − {margin:.0%} margin)"
+
+
+def fit_text(need_bytes: int, memory_bytes: int, margin: float, digits: int = 1) -> str:
+    """One fit verdict that names its budget and margin, decided by the one fit rule
+    (:func:`advisor.engines.need.fits_in`):
+    ``"19.9 GiB of 18.9 GiB usable (21.0 GiB − 10% margin): does not fit"``."""
+    verdict = "fits" if fits_in(need_bytes, memory_bytes, margin) else "does not fit"
+    return f"{format_bytes(need_bytes, digits)} of {budget_text(memory_bytes, margin, digits)}: {verdict}"
 
 
 def _share(part: int, whole: int) -> str:
@@ -98,11 +124,12 @@ HEADERS = [
 
 
 def summary_lines(rec: Recommendation) -> list[str]:
+    """Target, workload, and the best plan (or the closest), each fit verdict naming its budget."""
     g, w = rec.gpu, rec.workload
     best = rec.best
     lines = [
-        f"Target: {g.name}, {format_bytes(g.memory_bytes)}; usable {format_bytes(rec.budget_bytes)} "
-        f"with a {w.margin:.0%} margin; {money(g.price_usd_per_hour)}/h.",
+        f"Target: {g.name}; budget {budget_text(g.memory_bytes, w.margin)}; "
+        f"{money(g.price_usd_per_hour)}/h.",
         f"Workload: micro-batch {w.micro_batch} × {w.seq_len} tokens; {format_count(w.dataset_tokens)} "
         f"tokens × {w.epochs:g} epoch{'s' if w.epochs != 1 else ''} = {format_count(round(w.total_tokens))} tokens.",
     ]
@@ -111,7 +138,7 @@ def summary_lines(rec: Recommendation) -> list[str]:
         lines.append(
             "Nothing fits."
             + (
-                f" Closest: {closest.plan}, needs {format_bytes(closest.need_bytes)}."
+                f" Closest: {closest.plan} needs {fit_text(closest.need_bytes, g.memory_bytes, w.margin)}."
                 if closest is not None and closest.need_bytes is not None
                 else ""
             )
@@ -119,9 +146,8 @@ def summary_lines(rec: Recommendation) -> list[str]:
     else:
         assert best.need is not None
         lines.append(
-            f"Best: {best.plan} — needs {format_bytes(best.need.total_bytes)} of "
-            f"{format_bytes(best.budget_bytes)} ({best.need.provenance.value}), "
-            f"{format_rate(best.tokens_per_s, 'tok/s')}"
+            f"Best: {best.plan} — {fit_text(best.need.total_bytes, g.memory_bytes, w.margin)} "
+            f"({best.need.provenance.value}); {format_rate(best.tokens_per_s, 'tok/s')}"
             + (f" ({best.throughput_provenance.value})" if best.throughput_provenance else "")
             + f", {duration(best.train_time_s)} and {money(best.cost_usd)} for the workload."
         )
