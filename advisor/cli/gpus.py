@@ -7,7 +7,7 @@ from typing import Any
 
 from advisor.catalog.gpus import list_gpus
 from advisor.cli.common import EXIT_OK
-from advisor.core.tables import table
+from advisor.core.tables import Column, table, terminal_width
 from advisor.core.units import format_bytes
 
 __all__ = ["add_parser", "run"]
@@ -28,7 +28,12 @@ def run(args: argparse.Namespace) -> int:
         )
         for g in list_gpus()
     ]
-    print(table(("key", "name", "memory", "bf16", "16-bit TFLOPS", "fp32 TFLOPS", "bandwidth", "$/h"), rows))
+    headers = (
+        Column("key"), Column("name", priority=1), Column("memory"), Column("bf16", priority=3),
+        Column("16-bit TFLOPS", priority=2), Column("fp32 TFLOPS", priority=4),
+        Column("bandwidth", priority=3), Column("$/h"),
+    )  # fmt: skip
+    print(table(headers, rows, width=terminal_width()))
     print("\nPrices are typical on-demand rates (estimates); override with --price. "
           "Any budget: --gpu-mem 22GiB.")  # fmt: skip
     return EXIT_OK

@@ -18,8 +18,8 @@ from advisor.cli.common import (
 )
 from advisor.cli.simulate import need_rows
 from advisor.core.io import SCHEMA_VERSION, atomic_write_text, environment, write_json
-from advisor.core.tables import table
-from advisor.report.trial import trial_text
+from advisor.core.tables import table, terminal_width
+from advisor.report.trial import FIGURE_COLUMNS, trial_text
 
 __all__ = ["add_parser", "run"]
 
@@ -41,10 +41,11 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
     )
     progress.done()
-    print(trial_text(result))
+    width = terminal_width()
+    print(trial_text(result, width=width))
     if gpu is not None and result.ok:
         print()
-        print(table(("figure", "value", "source"), need_rows(result, gpu, args.margin)))
+        print(table(FIGURE_COLUMNS, need_rows(result, gpu, args.margin), width=width))
     if args.json:
         doc = {
             "schema_version": SCHEMA_VERSION,

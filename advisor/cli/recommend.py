@@ -17,6 +17,7 @@ from advisor.cli.common import (
     non_negative_int,
     positive_float,
 )
+from advisor.core.tables import terminal_width
 
 __all__ = ["add_parser", "run"]
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         args.model, rec.gpu, workload, rank_by=args.rank_by, mode=mode, plans=args.plans, report=report
     )
     rec = dataclasses.replace(rec, command=command)
-    print(rec.to_text())
+    print(rec.to_text(terminal_width()))
     if args.report:
         paths = rec.save(args.report)
         print("\nwrote " + ", ".join(str(p) for p in paths.values()))

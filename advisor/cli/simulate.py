@@ -19,13 +19,13 @@ from advisor.cli.common import (
     positive_int,
 )
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
-from advisor.core.tables import table
+from advisor.core.tables import Column, table, terminal_width, wrap_text
 from advisor.core.units import format_bytes, format_rate, format_seconds
 from advisor.report.text import budget_text, fit_text
-from advisor.report.trial import trial_text
+from advisor.report.trial import FIGURE_COLUMNS, trial_text
 from profilers.records import Provenance, TrialResult
 
-__all__ = ["add_parser", "growth_rows", "need_rows", "run", "sweep_rows"]
+__all__ = ["SWEEP_COLUMNS", "add_parser", "growth_rows", "need_rows", "run", "sweep_rows"]
 
 Row = tuple[str, str, str]
 _EST = Provenance.ESTIMATED.value
@@ -87,6 +87,20 @@ def growth_rows(limits: api.GrowthLimits, gpu: GpuSpec | None, margin: float = a
     return rows
 
 
+# the simulated sweep's columns; on a narrow terminal the highest priority numbers go first
+SWEEP_COLUMNS = (
+    Column("plan"),
+    Column("status"),
+    Column("tensor peak"),
+    Column("Δ peak", priority=1),
+    Column("GPU need"),
+    Column("fits"),
+    Column("FLOP/step", priority=3),
+    Column("step time", priority=2),
+    Column("note", wrap=True, min_width=20),
+)
+
+
 def sweep_rows(
     results: tuple[TrialResult, ...], gpu: GpuSpec | None, margin: float = api.DEFAULT_MARGIN
 ) -> list[tuple[str, ...]]:
@@ -122,11 +136,12 @@ def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
     line = ProgressLine(f"{args.model}: ")
     result = api.simulate(args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, progress=line)
     line.done()
-    print(trial_text(result))
+    width = terminal_width()
+    print(trial_text(result, width=width))
     rows = need_rows(result, gpu, args.margin) if result.ok else []
     if rows:
         print()
-        print(table(("figure", "value", "source"), rows))
+        print(table(FIGURE_COLUMNS, rows, width=width))
     if args.growth and result.ok:
         line = ProgressLine(f"{args.model} growth: ")
         limits = api.growth_limits(
@@ -135,7 +150,7 @@ def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
         )  # fmt: skip
         line.done()
         print()
-        print(table(("figure", "value", "source"), growth_rows(limits, gpu, args.margin)))
+        print(table(FIGURE_COLUMNS, growth_rows(limits, gpu, args.margin), width=width))
     return [result]
 
 
@@ -162,13 +177,14 @@ def _many(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
         if gpu is not None
         else "on a CUDA GPU (give --gpu for fit and speed)"
     )
-    print(f"{args.model}: batch {args.batch} × seq {args.seq}, {len(sims.results)} plans simulated, need {where}\n")
-    headers = ("plan", "status", "tensor peak", "Δ peak", "GPU need", "fits", "FLOP/step", "step time", "note")
-    print(table(headers, sweep_rows(sims.results, gpu, args.margin)))
+    width = terminal_width()
+    head = f"{args.model}: batch {args.batch} × seq {args.seq}, {len(sims.results)} plans simulated, need {where}\n"
+    print(wrap_text(head, width))
+    print(table(SWEEP_COLUMNS, sweep_rows(sims.results, gpu, args.margin), width=width))
     if sims.pruned:
         print(f"\npruned ({len(sims.pruned)}):")
         for p in sims.pruned:
-            print(f"  {p.plan}: {p.reason}")
+            print(wrap_text(f"  {p.plan}: {p.reason}", width))
     print("\ntensor peaks: simulated (exact); GPU need and step time: estimated")
     return list(sims.results)
 

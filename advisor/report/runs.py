@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from advisor.core.tables import table
+from advisor.core.tables import Column, table, wrap_text
 from advisor.core.units import format_bytes, format_count, format_rate
 from advisor.engines.convergence import SMOOTHING, ConvergenceResult, LossCurve, smoothed
 from advisor.engines.sweep import SweepResult
@@ -15,9 +15,24 @@ def _signed_percent(x: float | None) -> str:
     return "–" if x is None else f"{x * 100:+.1f}%"
 
 
-def change_table(result: SweepResult, markdown: bool = False) -> str:
+# the change table's columns; on a narrow terminal the highest priority numbers go first
+CHANGE_COLUMNS = (
+    Column("plan"),
+    Column("status"),
+    Column("peak"),
+    Column("Δ peak", priority=1),
+    Column("tokens/s", priority=2),
+    Column("Δ tok/s", priority=2),
+    Column("trainable", priority=4),
+    Column("Δ trainable", priority=5),
+    Column("note", wrap=True, min_width=20),
+)
+
+
+def change_table(result: SweepResult, markdown: bool = False, width: int | None = None) -> str:
     """Each plan's peak, tokens/s and trainable parameters, with the change against the
-    baseline; failed plans show their status and reason."""
+    baseline; failed plans show their status and reason. Within ``width`` characters a line
+    when given (plain text only: Markdown keeps every column)."""
     rows = []
     for c in result.changes():
         is_base = c.plan == BASELINE
@@ -41,17 +56,16 @@ def change_table(result: SweepResult, markdown: bool = False) -> str:
                 note if len(note) <= 120 else note[:117] + "…",
             )
         )
-    headers = ("plan", "status", "peak", "Δ peak", "tokens/s", "Δ tok/s", "trainable", "Δ trainable", "note")
-    return table(headers, rows, markdown=markdown)
+    return table(CHANGE_COLUMNS, rows, markdown=markdown, width=width)
 
 
-def convergence_text(result: ConvergenceResult, points: int = 10) -> str:
+def convergence_text(result: ConvergenceResult, points: int = 10, width: int | None = None) -> str:
     """Both curves side by side at about ``points`` steps, then the steps to the threshold."""
     n = result.steps
     marks = sorted({1, n, *(round(1 + i * (n - 1) / max(1, points - 1)) for i in range(points))})
     p, s = smoothed(result.pretrained.losses), smoothed(result.scratch.losses)
     rows = [(str(i), f"{p[i - 1]:.3f}", f"{s[i - 1]:.3f}") for i in marks]
-    text = table(("step", "pretrained loss", "random-init loss"), rows)
+    text = table(("step", "pretrained loss", "random-init loss"), rows, width=width)
 
     def reached(c: LossCurve) -> str:
         if c.steps_to_threshold is None:
@@ -70,4 +84,4 @@ def convergence_text(result: ConvergenceResult, points: int = 10) -> str:
     ]
     if ratio is not None:
         lines.append(f"  random init needs {ratio:.1f}× the steps (and compute) of fine-tuning")
-    return "\n".join(lines)
+    return wrap_text("\n".join(lines), width)

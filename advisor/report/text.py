@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from advisor.core.tables import table
+from advisor.core.tables import Column, table, wrap_text
 from advisor.core.units import format_bytes, format_count, format_rate, format_seconds
 from advisor.engines.need import fits_in, usable_bytes
 from advisor.recommend import PlanVerdict, Recommendation
@@ -109,17 +109,19 @@ def ranked_rows(rec: Recommendation, with_why: bool) -> list[list[str]]:
     return rows
 
 
+# the ranked table's columns; on a narrow terminal the highest priority numbers go first
+# (headroom, then the largest micro-batch, the front, cost, time), the rest always stay
 HEADERS = [
-    "#",
-    "plan",
-    "fits",
-    "need (of budget)",
-    "headroom",
-    "max micro-batch",
-    "speed",
-    "time",
-    "cost",
-    "front",
+    Column("#"),
+    Column("plan"),
+    Column("fits"),
+    Column("need (of budget)"),
+    Column("headroom", priority=5),
+    Column("max micro-batch", priority=4),
+    Column("speed"),
+    Column("time", priority=1),
+    Column("cost", priority=2),
+    Column("front", priority=3),
 ]
 
 
@@ -154,11 +156,11 @@ def summary_lines(rec: Recommendation) -> list[str]:
     return lines
 
 
-def to_text(rec: Recommendation) -> str:
-    """Summary lines and the ranked table, for a terminal."""
+def to_text(rec: Recommendation, width: int | None = None) -> str:
+    """Summary lines and the ranked table, for a terminal ``width`` characters wide (``None``:
+    no limit; the table leaves out its least important columns to fit, lines wrap)."""
     out = [f"{rec.model} on {rec.gpu.name} ({rec.mode.value})", *summary_lines(rec), ""]
-    out.append(table(HEADERS, ranked_rows(rec, with_why=False)))
+    out.append(table(HEADERS, ranked_rows(rec, with_why=False), width=width))
     if rec.excluded:
         out += ["", "excluded:"] + [f"  {v.plan}: {v.excluded_reason}" for v in rec.excluded]
-    return "\n".join(out)
-
+    return wrap_text("\n".join(out), width)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from advisor.core.tables import table
+from advisor.core.tables import Column, table, wrap_text
 from advisor.core.units import format_bytes, format_count, format_rate, format_seconds
 from profilers.records import TrialResult
+
+__all__ = ["FIGURE_COLUMNS", "backend_notes", "trial_rows", "trial_text"]
 
 
 def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
@@ -78,16 +80,21 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
     return rows
 
 
+# (figure, value, source) tables: on a narrow terminal the value wraps; nothing is left out
+FIGURE_COLUMNS = (Column("figure"), Column("value", wrap=True, min_width=24), Column("source"))
+
+
 def backend_notes(r: TrialResult) -> list[str]:
     """One line per measurement backend that could not be used, with the reason."""
     return [f"{b.name}: unavailable — {b.reason}" for b in r.backends if not b.available]
 
 
-def trial_text(r: TrialResult, markdown: bool = False) -> str:
-    """One trial as a readable table (human units, provenance per figure), then backend notes."""
-    text = table(("figure", "value", "source"), trial_rows(r), markdown=markdown)
+def trial_text(r: TrialResult, markdown: bool = False, width: int | None = None) -> str:
+    """One trial as a readable table (human units, provenance per figure), then backend notes;
+    within ``width`` characters a line when given (plain text only)."""
+    text = table(FIGURE_COLUMNS, trial_rows(r), markdown=markdown, width=width)
     notes = backend_notes(r)
     if notes:
         bullet = "- " if markdown else "  "
         text += "\n\nbackends not used:\n" + "\n".join(bullet + n for n in notes)
-    return text
+    return text if markdown else wrap_text(text, width)
