@@ -17,7 +17,7 @@ from advisor.cli.common import (
     non_negative_int,
     positive_float,
 )
-from advisor.core.tables import terminal_width
+from advisor.core.tables import terminal_width, wrap_text
 
 __all__ = ["add_parser", "run"]
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     print(rec.to_text(terminal_width()))
     if args.report:
         paths = rec.save(args.report)
-        print("\nwrote " + ", ".join(str(p) for p in paths.values()))
+        print(wrap_text("\nwrote " + ", ".join(str(p) for p in paths.values()), terminal_width()))
     return EXIT_OK
 
 

@@ -19,7 +19,9 @@ from advisor.plans import Plan
 from advisor.plans.cuts import CUTS
 from advisor.recommend.backends import Backends
 from advisor.recommend.ranking import (
+    NOISY_SPREAD,
     estimate_max_batch,
+    is_noisy,
     largest_fitting_batch,
     mark_pareto,
     rank_verdicts,
@@ -189,8 +191,11 @@ def _with_speed(
         tokens_per_step = trial.batch_size * trial.seq_len
     tps = tokens_per_step / step_s
     time_s = workload.total_tokens / tps
+    measured = prov is Provenance.MEASURED and trial.timing is not None
     return dataclasses.replace(
         v,
+        timing_spread=trial.timing.spread if measured and trial.timing is not None else None,
+        noisy=measured and is_noisy(trial.timing),
         step_time_s=step_s,
         tokens_per_s=tps,
         throughput_provenance=prov,
@@ -289,6 +294,14 @@ def _notes(mode: Mode, verdicts: Sequence[PlanVerdict]) -> tuple[str, ...]:
             f"{names}. Their tensor memory is the closed-form estimate (advisor.engines.estimate) and their "
             "FLOPs those of the nearest plan simulation can run (QLoRA → LoRA with the same "
             "adapters; 8-bit AdamW, offload and compile dropped); marked * in the table."
+        )
+    noisy = [v for v in verdicts if v.noisy]
+    if noisy:
+        names = ", ".join(f"{v.plan} ({v.timing_spread:.0%})" for v in noisy if v.timing_spread is not None)
+        notes.append(
+            f"Noisy timings: the timed steps of {names} varied by more than {NOISY_SPREAD:.0%} of their "
+            "median, so their speed is not used to rank them: they come after the plans with steady "
+            "timings, smallest need first. Measure again on a quieter GPU, or with more steps."
         )
     if any(v.max_micro_batch is not None and not v.max_micro_batch_checked for v in verdicts):
         notes.append(

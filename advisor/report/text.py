@@ -5,7 +5,7 @@ from __future__ import annotations
 from advisor.core.tables import Column, table, wrap_text
 from advisor.core.units import format_bytes, format_count, format_rate, format_seconds
 from advisor.engines.need import fits_in, usable_bytes
-from advisor.recommend import PlanVerdict, Recommendation
+from advisor.recommend import NOISY_SPREAD, PlanVerdict, Recommendation
 
 __all__ = [
     "HEADERS",
@@ -14,6 +14,7 @@ __all__ = [
     "fit_text",
     "headroom_cell",
     "money",
+    "noisy_lines",
     "ranked_rows",
     "summary_lines",
     "to_text",
@@ -88,6 +89,25 @@ def _fits_cell(v: PlanVerdict) -> str:
     return "yes" if v.fits else "no"
 
 
+def _speed_cell(v: PlanVerdict) -> str:
+    """Tokens/s, marked ``noisy`` when its measured steps varied beyond the threshold."""
+    return format_rate(v.tokens_per_s, "tok/s") + (" noisy" if v.noisy else "")
+
+
+def noisy_lines(rec: Recommendation) -> list[str]:
+    """One line naming the plans whose measured speed is noise (none: no line)."""
+    noisy = [v for v in rec.ranked if v.noisy]
+    if not noisy:
+        return []
+    names = ", ".join(
+        v.plan + (f" ({v.timing_spread:.0%})" if v.timing_spread is not None else "") for v in noisy
+    )
+    return [
+        f"noisy: {names}: timed steps varied by more than {NOISY_SPREAD:.0%} of the median, so "
+        "their speed is not ranked on (they follow the steady plans, smallest need first)"
+    ]
+
+
 def ranked_rows(rec: Recommendation, with_why: bool) -> list[list[str]]:
     rows = []
     for v in rec.ranked:
@@ -98,7 +118,7 @@ def ranked_rows(rec: Recommendation, with_why: bool) -> list[list[str]]:
             _need_cell(v),
             headroom_cell(v),
             _batch_cell(v),
-            format_rate(v.tokens_per_s, "tok/s"),
+            _speed_cell(v),
             duration(v.train_time_s),
             money(v.cost_usd),
             "★" if v.pareto else "",
@@ -161,6 +181,9 @@ def to_text(rec: Recommendation, width: int | None = None) -> str:
     no limit; the table leaves out its least important columns to fit, lines wrap)."""
     out = [f"{rec.model} on {rec.gpu.name} ({rec.mode.value})", *summary_lines(rec), ""]
     out.append(table(HEADERS, ranked_rows(rec, with_why=False), width=width))
+    noisy = noisy_lines(rec)
+    if noisy:
+        out += ["", *noisy]
     if rec.excluded:
         out += ["", "excluded:"] + [f"  {v.plan}: {v.excluded_reason}" for v in rec.excluded]
     return wrap_text("\n".join(out), width)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from advisor.core.tables import Column, table, wrap_text
 from advisor.core.units import format_bytes, format_count, format_rate, format_seconds
-from profilers.records import TrialResult
+from advisor.recommend import NOISY_SPREAD, is_noisy
+from profilers.records import Timing, TrialResult
 
 __all__ = ["FIGURE_COLUMNS", "backend_notes", "trial_rows", "trial_text"]
 
@@ -67,6 +68,7 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
                 f"max {format_seconds(t.max_step_time_s)}, {t.steps} steps)",
                 src,
             ),
+            ("step-time spread", _spread_text(t), src),
             (
                 "throughput",
                 f"{format_rate(t.tokens_per_s, 'tok/s')}, {format_rate(t.samples_per_s, 'samples/s')}",
@@ -82,6 +84,14 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
 
 # (figure, value, source) tables: on a narrow terminal the value wraps; nothing is left out
 FIGURE_COLUMNS = (Column("figure"), Column("value", wrap=True, min_width=24), Column("source"))
+
+
+def _spread_text(t: Timing) -> str:
+    """``"8% of the median"``, ``"62% of the median: noisy (over 25%)"``, or why it is unknown."""
+    if t.spread is None:
+        return "– (one timed step)" if t.steps < 2 else "–"
+    text = f"{t.spread:.0%} of the median"
+    return text + (f": noisy (over {NOISY_SPREAD:.0%})" if is_noisy(t) else "")
 
 
 def backend_notes(r: TrialResult) -> list[str]:
