@@ -35,7 +35,7 @@ def _sources_line(rec: Recommendation) -> str:
     if best is not None and best.need is not None:
         by_prov: dict[str, list[str]] = {}
         for p in best.need.parts:
-            by_prov.setdefault(p.provenance.value, []).append(p.name)
+            by_prov.setdefault(p.source_text, []).append(p.name)
         detail = "; ".join(f"{', '.join(names)}: {prov}" for prov, names in by_prov.items())
         parts.append(f"need — {detail}")
     if best is not None and best.throughput_provenance is not None:
@@ -79,7 +79,7 @@ def _breakdown_table(rec: Recommendation) -> str:
         for v in top:
             for p in v.need.parts if v.need else ():
                 if p.name == name:
-                    by_prov.setdefault(p.provenance.value, []).append(f"#{v.rank}")
+                    by_prov.setdefault(p.source_text, []).append(f"#{v.rank}")
         if len(by_prov) == 1:
             prov = next(iter(by_prov))
         else:
