@@ -23,6 +23,7 @@ result measured on CUDA, for calibration.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -139,9 +140,12 @@ def _c(name: str) -> float:
     return CONSTANTS[name].value
 
 
-def allocator_model() -> CachingAllocatorModel:
-    """The caching-allocator model built from :data:`CONSTANTS`."""
-    return CachingAllocatorModel(
+def allocator_model(alloc_conf: str | None = None) -> CachingAllocatorModel:
+    """The caching-allocator model built from :data:`CONSTANTS`, under ``alloc_conf`` (a
+    ``PYTORCH_CUDA_ALLOC_CONF`` string; default: this process's environment, where the user
+    would start the training)."""
+    conf = os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "") if alloc_conf is None else alloc_conf
+    model = CachingAllocatorModel(
         min_block_bytes=int(_c("allocator_min_block_bytes")),
         small_size_bytes=int(_c("allocator_small_size_bytes")),
         small_buffer_bytes=int(_c("allocator_small_segment_bytes")),
@@ -149,6 +153,7 @@ def allocator_model() -> CachingAllocatorModel:
         min_large_alloc_bytes=int(_c("allocator_min_large_alloc_bytes")),
         round_large_bytes=int(_c("allocator_round_large_bytes")),
     )
+    return model.with_alloc_conf(conf)[0] if conf else model
 
 
 _BIG_CUBLAS = {"hopper", "blackwell"}
