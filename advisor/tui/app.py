@@ -42,10 +42,14 @@ from advisor.models import builtin_models
 from advisor.tui.help import HelpScreen
 from advisor.tui.session import Cancelled, Session, SessionConfig, default_cut_names, known_cut_names
 from advisor.tui.views import detail_text, result_rows
+from advisor.tui.widgets import FilterInput
 
 log = logging.getLogger(__name__)
 
 __all__ = ["COLUMNS", "SweepProgress", "VramAdvisorApp", "run_tui"]
+
+COMPACT_BELOW_ROWS = 32  # the bordered setup needs about 30 rows; an 80×24 terminal gets it compact
+READY = "ready — r runs · Tab or a click edits the setup (Esc leaves a field) · ? help"
 
 COLUMNS = ("#", "plan", "fits", "need / budget", "max batch", "tok/s", "train%", "time", "cost", "source")
 
@@ -66,7 +70,12 @@ class VramAdvisorApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "vram-advisor"
     SUB_TITLE = "which cuts let your model train on your GPU"
+    # One key scheme: the letter keys act whenever no text field has focus (in a field they are
+    # typed, and Textual hides them from the footer); Esc leaves a field. The app opens on the
+    # Run button, so `r` runs at once.
+    AUTO_FOCUS = "#run"
     BINDINGS = [
+        Binding("escape", "leave_field", "Leave field"),
         Binding("r", "run", "Run"),
         Binding("c", "cancel", "Cancel"),
         Binding("g", "choose_gpu", "GPU"),
@@ -102,26 +111,28 @@ class VramAdvisorApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("ready — set up a run, then press r", id="status-bar")
+        yield Static(READY, id="status-bar")
         yield ProgressBar(total=1, show_eta=False, id="progress")
         with TabbedContent(initial="setup", id="tabs"):
             with TabPane("Setup", id="setup"), VerticalScroll(id="setup-scroll"):
+                yield Label("Model", classes="form-label", id="model-label")
+                with Horizontal(id="model-row"):
+                    yield Input(
+                        self.initial_model,
+                        placeholder="tiny-llama, llama-3.1-8b, a path, or module:factory",
+                        suggester=SuggestFromList(self._model_names(), case_sensitive=False),
+                        id="model",
+                    )
+                    yield Button("Run sweep  r", variant="primary", id="run")
                 with Horizontal(id="setup-columns"):
                     with Vertical(classes="setup-column"):
-                        yield Label("Model", classes="form-label")
-                        yield Input(
-                            self.initial_model,
-                            placeholder="tiny-llama, llama-3.1-8b, a path, or module:factory",
-                            suggester=SuggestFromList(self._model_names(), case_sensitive=False),
-                            id="model",
-                        )
                         yield Label("Target GPU (type to filter)", classes="form-label")
-                        yield Input(placeholder="e.g. 4090, a100, t4", id="gpu-filter")
+                        yield FilterInput(placeholder="e.g. 4090, a100 — Enter picks", id="gpu-filter")
                         yield OptionList(id="gpu-list")
                         yield Label("Budget override (optional)", classes="form-label")
                         yield Input(placeholder="e.g. 22GiB", id="budget")
                     with Vertical(classes="setup-column"):
-                        yield Label("Workload: micro-batch · seq · dataset tokens", classes="form-label")
+                        yield Label("Micro-batch · seq · dataset tokens", classes="form-label")
                         with Horizontal(classes="workload-row"):
                             yield Input("4", type="integer", id="batch")
                             yield Input("128", type="integer", id="seq")
@@ -134,7 +145,6 @@ class VramAdvisorApp(App[None]):
                         with RadioSet(id="mode"):
                             yield RadioButton("Simulate (any model, no compute)", value=True, id="simulate")
                             yield RadioButton("Measure here (small models)", id="measure")
-                        yield Button("Run sweep  [r]", variant="primary", id="run")
             with TabPane("Results", id="results"):
                 yield Static("", id="summary")
                 yield DataTable(id="results-table", cursor_type="row", zebra_stripes=True)
@@ -143,6 +153,7 @@ class VramAdvisorApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._fit_height()
         table = self.query_one("#results-table", DataTable)
         for col in COLUMNS:
             table.add_column(col, key=col)
@@ -153,6 +164,15 @@ class VramAdvisorApp(App[None]):
         self._fill_gpu_list("")
         if self.initial_report is not None:
             self.load_report(self.initial_report)
+
+    def on_resize(self) -> None:
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Below COMPACT_BELOW_ROWS rows the fields lose their borders, so the whole setup fits."""
+        compact = self.size.height < COMPACT_BELOW_ROWS
+        for widget in self.query("Input, Button, RadioSet"):
+            widget.compact = compact  # type: ignore[attr-defined]
 
     @staticmethod
     def _model_names() -> list[str]:
@@ -172,13 +192,31 @@ class VramAdvisorApp(App[None]):
             label = f"{g.key:<16} {g.memory_bytes / 2**30:>3.0f}G ${g.price_usd_per_hour:.2f}/h"
             options.add_option(Option(label, id=g.key))
         keys = [g.key for g in gpus]
-        if self.gpu.key in keys:
+        if needle and keys:
+            options.highlighted = 0  # Enter in the filter picks this one
+        elif self.gpu.key in keys:
             options.highlighted = keys.index(self.gpu.key)
         self._update_status_gpu()
 
     @on(Input.Changed, "#gpu-filter")
     def _filter_gpus(self, event: Input.Changed) -> None:
         self._fill_gpu_list(event.value)
+
+    @on(Input.Submitted, "#gpu-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        """Enter in the filter picks the highlighted match (the first one, unless moved)."""
+        options = self.query_one("#gpu-list", OptionList)
+        if options.option_count == 0:
+            self._status(f"[red]no GPU matches {event.value!r}[/red] — clear the filter to see the catalog")
+            return
+        index = options.highlighted if options.highlighted is not None else 0
+        key = options.get_option_at_index(index).id
+        if key:
+            self.set_gpu(get_gpu(key))
+            more = options.option_count - 1
+            self._status(
+                f"target: {key}" + (f" ({more} more match{'es' if more > 1 else ''}: ↓ to the list to pick another)" if more else "")
+            )
 
     @on(OptionList.OptionSelected, "#gpu-list")
     def _gpu_chosen(self, event: OptionList.OptionSelected) -> None:
@@ -238,7 +276,7 @@ class VramAdvisorApp(App[None]):
         self._started = time.perf_counter()
         self.query_one("#progress", ProgressBar).update(total=max(1, self.session.total_plans), progress=0)
         self._status(f"running {self.session.total_plans} plans on {config.model} …")
-        self.query_one("#tabs", TabbedContent).active = "results"
+        self.action_tab("results")
         self._run_worker()
 
     @on(Button.Pressed, "#run")
@@ -266,16 +304,22 @@ class VramAdvisorApp(App[None]):
         if event.worker.group != "sweep":
             return
         if event.state is WorkerState.SUCCESS:
-            self._status(f"done: {self.session.done_plans} plans in {time.perf_counter() - self._started:.0f} s")
+            self._status(
+                f"done: {self.session.done_plans} plans in {time.perf_counter() - self._started:.0f} s"
+                " · ↑↓ select a plan · e export · t time/cost"
+            )
             self.rerank()
+            self._focus_results()
         elif event.state is WorkerState.CANCELLED:
             self._status(f"cancelled — keeping {self.session.done_plans} finished plans")
             self.rerank()
+            self._focus_results()
         elif event.state is WorkerState.ERROR:
             err = event.worker.error
             if isinstance(err, Cancelled):
                 self._status(f"cancelled — keeping {self.session.done_plans} finished plans")
                 self.rerank()
+                self._focus_results()
             else:
                 self._error(err if err is not None else RuntimeError("the sweep failed"))
 
@@ -375,7 +419,7 @@ class VramAdvisorApp(App[None]):
         self.query_one("#model", Input).value = rec.model
         self._status(f"opened {path}")
         self._show(rec)
-        self.query_one("#tabs", TabbedContent).active = "results"
+        self.action_tab("results")
 
     # -- small actions -----------------------------------------------------------------------
 
@@ -390,7 +434,30 @@ class VramAdvisorApp(App[None]):
         self.query_one("#gpu-filter", Input).focus()
 
     def action_tab(self, tab: str) -> None:
+        """Show a tab and put the focus where its keys act: the table, or the Run button."""
         self.query_one("#tabs", TabbedContent).active = tab
+        if tab == "results":
+            self._focus_results()
+        else:
+            self.query_one("#run", Button).focus()
+
+    def _focus_results(self) -> None:
+        """Focus the results table, so the arrow keys move the selected row."""
+        if self.query_one("#tabs", TabbedContent).active == "results":
+            self.query_one("#results-table", DataTable).focus()
+
+    def action_leave_field(self) -> None:
+        """Esc in a text field: leave it, so the letter keys act again."""
+        if self.query_one("#tabs", TabbedContent).active == "results":
+            self.query_one("#results-table", DataTable).focus()
+        else:
+            self.query_one("#run", Button).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Esc's "Leave field" is shown, and acts, only while a text field has focus."""
+        if action == "leave_field":
+            return isinstance(self.focused, Input)
+        return True
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

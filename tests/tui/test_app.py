@@ -149,3 +149,115 @@ async def test_help_screen_opens_and_closes() -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen.__class__.__name__ != "HelpScreen"
+
+
+# -- keys (issue 18): letters act outside text fields, Esc leaves a field ----------------------
+
+
+async def test_letter_keys_type_into_a_field_and_act_once_esc_leaves_it() -> None:
+    app = VramAdvisorApp(model="tiny-llama", gpu="rtx-4090", check_top=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.focused is app.query_one("#run")  # the app opens where `r` runs
+        model = app.query_one("#model", Input)
+        model.focus()
+        await pilot.press("end", "2", "t")
+        # typed into the field, not taken as "Results tab" and "rank by cost"
+        assert model.value == "tiny-llama2t"
+        assert app.query_one("#tabs").active == "setup" and app.rank_by == "time"
+        assert "escape" in app.screen.active_bindings  # the footer offers "esc Leave field"
+        assert "r" not in app.screen.active_bindings  # and hides the keys that would be typed
+        await pilot.press("backspace", "backspace", "escape")
+        await pilot.pause()
+        assert not isinstance(app.focused, Input)
+        assert "escape" not in app.screen.active_bindings and "r" in app.screen.active_bindings
+        await pilot.press("t")
+        assert app.rank_by == "cost" and model.value == "tiny-llama"
+        await pilot.press("2")
+        await pilot.pause()
+        assert app.query_one("#tabs").active == "results"
+        assert app.focused is app.query_one("#results-table")
+        await pilot.press("1")
+        await pilot.pause()
+        assert app.query_one("#tabs").active == "setup"
+
+
+async def test_esc_then_r_runs_instead_of_typing_r(tmp_path: Path) -> None:
+    app = VramAdvisorApp(model="tiny-llama", gpu="rtx-4090", export_dir=tmp_path, check_top=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _select_cuts(app, ["sgd"])
+        app.query_one("#seq", Input).value = "32"
+        model = app.query_one("#model", Input)
+        model.focus()
+        await pilot.press("end", "escape", "r")
+        assert model.value == "tiny-llama"
+        await _wait_for_sweep(app, pilot)
+        assert "done: 2 plans" in _status(app)
+        # after the run the table has the focus: the arrow keys move the selected row at once
+        table = app.query_one("#results-table", DataTable)
+        assert app.focused is table and table.cursor_row == 0
+        first = str(app.query_one("#detail-body", Static).content).splitlines()[0]
+        await pilot.press("down")
+        await pilot.pause()
+        assert table.cursor_row == 1
+        second = str(app.query_one("#detail-body", Static).content).splitlines()[0]
+        assert second != first
+        await pilot.press("up")
+        await pilot.pause()
+        assert table.cursor_row == 0
+
+
+async def test_enter_in_the_gpu_filter_picks_the_first_match() -> None:
+    app = VramAdvisorApp(model="tiny-llama", gpu="rtx-4090", check_top=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("g")
+        await pilot.pause()
+        assert app.focused is app.query_one("#gpu-filter")
+        await pilot.press(*"l4", "enter")
+        await pilot.pause()
+        assert app.gpu.key == "l4"
+        assert "target: l4" in _status(app)
+        # several matches: Enter takes the first listed, and the status says there are more
+        gpu_filter = app.query_one("#gpu-filter", Input)
+        gpu_filter.value = ""
+        await pilot.press(*"a100", "enter")
+        await pilot.pause()
+        options = app.query_one("#gpu-list", OptionList)
+        assert app.gpu.key == options.get_option_at_index(0).id
+        assert app.gpu.key.startswith("a100") and "1 more match" in _status(app)
+        # ↓ goes from the filter into the list, and Enter there picks the highlighted one
+        await pilot.press("down")
+        await pilot.pause()
+        assert app.focused is options
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert app.gpu.key == options.get_option_at_index(1).id != options.get_option_at_index(0).id
+        # no match: nothing changes and the status says so
+        before = app.gpu.key
+        gpu_filter.focus()
+        gpu_filter.value = ""
+        await pilot.press(*"zzz", "enter")
+        await pilot.pause()
+        assert app.gpu.key == before and "no GPU matches 'zzz'" in _status(app)
+
+
+async def test_help_says_how_to_close_it_and_q_closes_it_without_quitting() -> None:
+    from textual.widgets import Markdown
+
+    from advisor.tui.help import HelpScreen
+
+    app = VramAdvisorApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        text = app.screen.query_one(Markdown).source
+        assert text.splitlines()[2] == "**Esc**, **q** or **?** closes this help; ↑ ↓ and PgUp PgDn scroll it."
+        await pilot.press("q")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen) and app.is_running
+        await pilot.press("question_mark")
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
