@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -36,7 +37,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from advisor import api
 from advisor.api import Workload
 from advisor.catalog.gpus import GpuSpec, get_gpu, list_gpus
-from advisor.core.errors import AdvisorError
+from advisor.core.errors import AdvisorError, InvalidInputError
 from advisor.core.units import parse_count
 from advisor.models import builtin_models
 from advisor.tui.help import HelpScreen
@@ -90,7 +91,7 @@ class VramAdvisorApp(App[None]):
     def __init__(
         self,
         model: str | None = None,
-        gpu: str | None = None,
+        gpu: str | GpuSpec | None = None,
         report: str | Path | None = None,
         export_dir: str | Path = "reports",
         check_top: int = 1,
@@ -98,10 +99,15 @@ class VramAdvisorApp(App[None]):
         super().__init__()
         self.session = Session(check_top=check_top)
         self.initial_model = model or "tiny-llama"
-        self.initial_gpu = gpu  # None: the default target
         self.initial_report = Path(report) if report else None
         self.export_dir = Path(export_dir)
-        self.gpu: GpuSpec = list_gpus()[0]
+        # An unknown GPU name is never replaced by a guess: no target until the person picks one.
+        self.gpu: GpuSpec | None = None
+        self.gpu_error: AdvisorError | None = None
+        try:
+            self.gpu = api.target_gpu(gpu)  # None: the default target
+        except AdvisorError as exc:
+            self.gpu_error = exc
         self.rank_by = "time"
         self._row_plans: list[str] = []
         self._started = 0.0
@@ -157,11 +163,10 @@ class VramAdvisorApp(App[None]):
         table = self.query_one("#results-table", DataTable)
         for col in COLUMNS:
             table.add_column(col, key=col)
-        try:
-            self.gpu = api.target_gpu(self.initial_gpu)
-        except AdvisorError as exc:
-            self.notify(str(exc), title="Unknown GPU", severity="error", timeout=8)
         self._fill_gpu_list("")
+        if self.gpu_error is not None:
+            self._error(self.gpu_error, then="pick a GPU in the list")
+            self.query_one("#gpu-filter", Input).focus()
         if self.initial_report is not None:
             self.load_report(self.initial_report)
 
@@ -194,7 +199,7 @@ class VramAdvisorApp(App[None]):
         keys = [g.key for g in gpus]
         if needle and keys:
             options.highlighted = 0  # Enter in the filter picks this one
-        elif self.gpu.key in keys:
+        elif self.gpu is not None and self.gpu.key in keys:
             options.highlighted = keys.index(self.gpu.key)
         self._update_status_gpu()
 
@@ -231,11 +236,16 @@ class VramAdvisorApp(App[None]):
             self.rerank()
 
     def _budget_gpu(self) -> GpuSpec:
+        if self.gpu is None:
+            raise InvalidInputError("no target GPU chosen", "pick one in the Target GPU list (press g)")
         text = self.query_one("#budget", Input).value.strip()
         return api.target_gpu(self.gpu, text or None)
 
     def _update_status_gpu(self) -> None:
-        self.sub_title = f"target: {self.gpu.key} ({self.gpu.memory_bytes / 2**30:.0f} GiB)"
+        if self.gpu is None:
+            self.sub_title = "target: none — pick a GPU (g)"
+        else:
+            self.sub_title = f"target: {self.gpu.key} ({self.gpu.memory_bytes / 2**30:.0f} GiB)"
 
     # -- running -----------------------------------------------------------------------------
 
@@ -465,11 +475,13 @@ class VramAdvisorApp(App[None]):
     def _status(self, text: str) -> None:
         self.query_one("#status-bar", Static).update(text)
 
-    def _error(self, exc: BaseException) -> None:
+    def _error(self, exc: BaseException, then: str = "") -> None:
+        """An error in the status line (its first line, and what to do ``then``) and a toast."""
         message = str(exc)
         log.info("tui error: %s", message)
-        self._status(f"[red]error:[/red] {message.splitlines()[0]}")
-        self.notify(message, title="Error", severity="error", timeout=10)
+        first = escape(message.splitlines()[0] if message else type(exc).__name__)
+        self._status(f"[red]error:[/red] {first}" + (f" — {escape(then)}" if then else ""))
+        self.notify(escape(message), title="Error", severity="error", timeout=10)
 
 
 def _slug(text: str) -> str:

@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown
+from textual.widgets import Footer, Markdown
 
 __all__ = ["CLOSE_LINE", "HELP_TEXT", "HelpScreen"]
 
@@ -69,6 +69,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
             yield Markdown(HELP_TEXT)
+        yield Footer()  # the keys that act here (esc Close help), not the main screen's
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

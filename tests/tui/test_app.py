@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from rich.text import Text
 
 pytest.importorskip("textual")
 
@@ -32,7 +33,8 @@ def _rows(app: VramAdvisorApp) -> list[list[str]]:
 
 
 def _status(app: VramAdvisorApp) -> str:
-    return str(app.query_one("#status-bar", Static).content)
+    """The status line as the person reads it (markup rendered away)."""
+    return Text.from_markup(str(app.query_one("#status-bar", Static).content)).plain
 
 
 async def _select_cuts(app: VramAdvisorApp, names: list[str]) -> None:
@@ -101,7 +103,7 @@ async def test_changing_gpu_reranks_without_new_trials(tmp_path: Path) -> None:
         budget_before = app.session.last.budget_bytes
         from advisor.catalog.gpus import get_gpu
 
-        app.set_gpu(get_gpu("h100"))
+        app.set_gpu(get_gpu("h100-sxm"))  # a full name: "h100" alone is ambiguous (pcie or sxm)
         await pilot.pause()
         assert app.session.last.gpu.key == "h100-sxm"
         assert app.session.last.budget_bytes > budget_before
@@ -261,3 +263,24 @@ async def test_help_says_how_to_close_it_and_q_closes_it_without_quitting() -> N
         await pilot.press("question_mark")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
+
+
+# -- GPU names (issue 18): an unknown name is an error, never a silent first catalog entry ----
+
+
+async def test_unknown_gpu_name_is_shown_and_nothing_runs_until_one_is_picked() -> None:
+    app = VramAdvisorApp(model="tiny-llama", gpu="rtx-9999", check_top=0)
+    assert app.gpu is None  # not rtx-3080, the first catalog entry
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert _status(app).startswith("error: unknown GPU 'rtx-9999'; closest catalog entries: ")
+        assert _status(app).endswith("— pick a GPU in the list")
+        assert app.sub_title == "target: none — pick a GPU (g)"
+        assert app.focused is app.query_one("#gpu-filter")
+        await pilot.press("escape", "r")
+        await pilot.pause()
+        assert "no target GPU chosen" in _status(app) and not app.session.running
+        await pilot.press("g", *"t4", "enter")
+        await pilot.pause()
+        assert app.gpu is not None and app.gpu.key == "t4"
+        assert app.sub_title == "target: t4 (16 GiB)"
