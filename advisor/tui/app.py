@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.markup import escape
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -38,21 +38,20 @@ from advisor import api
 from advisor.api import Workload
 from advisor.catalog.gpus import GpuSpec, get_gpu, list_gpus
 from advisor.core.errors import AdvisorError, InvalidInputError
-from advisor.core.units import parse_count
+from advisor.core.units import format_bytes, parse_count
 from advisor.models import builtin_models
 from advisor.tui.help import HelpScreen
 from advisor.tui.session import Cancelled, Session, SessionConfig, default_cut_names, known_cut_names
-from advisor.tui.views import detail_text, result_rows
-from advisor.tui.widgets import FilterInput
+from advisor.tui.views import detail_text, fit_columns, plan_cell, result_rows, sort_key
+from advisor.tui.widgets import CutList, FilterInput, MarkedRadioButton
 
 log = logging.getLogger(__name__)
 
-__all__ = ["COLUMNS", "SweepProgress", "VramAdvisorApp", "run_tui"]
+__all__ = ["SweepProgress", "VramAdvisorApp", "run_tui"]
 
 COMPACT_BELOW_ROWS = 32  # the bordered setup needs about 30 rows; an 80×24 terminal gets it compact
 READY = "ready — r runs · Tab or a click edits the setup (Esc leaves a field) · ? help"
 
-COLUMNS = ("#", "plan", "fits", "need / budget", "max batch", "tok/s", "train%", "time", "cost", "source")
 
 
 class SweepProgress(Message):
@@ -112,6 +111,7 @@ class VramAdvisorApp(App[None]):
         self._row_plans: list[str] = []
         self._started = 0.0
         self._sort_reverse = False
+        self._rec_width = 0  # the width the table was last laid out for
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -144,13 +144,13 @@ class VramAdvisorApp(App[None]):
                             yield Input("128", type="integer", id="seq")
                             yield Input("10M", id="tokens")
                         yield Label("Cuts to combine (pairs are tried too)", classes="form-label")
-                        yield SelectionList[str](
+                        yield CutList(
                             *[(name, name, name in default_cut_names()) for name in known_cut_names()],
                             id="cuts",
                         )
                         with RadioSet(id="mode"):
-                            yield RadioButton("Simulate (any model, no compute)", value=True, id="simulate")
-                            yield RadioButton("Measure here (small models)", id="measure")
+                            yield MarkedRadioButton("Simulate (any model, no compute)", value=True, id="simulate")
+                            yield MarkedRadioButton("Measure here (small models)", id="measure")
             with TabPane("Results", id="results"):
                 yield Static("", id="summary")
                 yield DataTable(id="results-table", cursor_type="row", zebra_stripes=True)
@@ -160,9 +160,6 @@ class VramAdvisorApp(App[None]):
 
     def on_mount(self) -> None:
         self._fit_height()
-        table = self.query_one("#results-table", DataTable)
-        for col in COLUMNS:
-            table.add_column(col, key=col)
         self._fill_gpu_list("")
         if self.gpu_error is not None:
             self._error(self.gpu_error, then="pick a GPU in the list")
@@ -170,12 +167,15 @@ class VramAdvisorApp(App[None]):
         if self.initial_report is not None:
             self.load_report(self.initial_report)
 
-    def on_resize(self) -> None:
-        self._fit_height()
+    def on_resize(self, event: events.Resize) -> None:
+        # This runs before App's own handler has taken the new size: use the event's.
+        self._fit_height(event.size.height)
+        if self.session.last is not None and event.size.width != self._rec_width:
+            self._show(self.session.last, event.size.width)  # the columns that fit the new width
 
-    def _fit_height(self) -> None:
+    def _fit_height(self, height: int | None = None) -> None:
         """Below COMPACT_BELOW_ROWS rows the fields lose their borders, so the whole setup fits."""
-        compact = self.size.height < COMPACT_BELOW_ROWS
+        compact = (self.size.height if height is None else height) < COMPACT_BELOW_ROWS
         for widget in self.query("Input, Button, RadioSet"):
             widget.compact = compact  # type: ignore[attr-defined]
 
@@ -354,26 +354,40 @@ class VramAdvisorApp(App[None]):
             return
         self._show(rec)
 
-    def _show(self, rec: Any) -> None:
+    def _show(self, rec: Any, width: int | None = None) -> None:
+        """Fill the table (the columns that fit the terminal's ``width``) and the summary line;
+        the plan selected before stays selected."""
+        width = self.size.width if width is None else width
         table = self.query_one("#results-table", DataTable)
-        table.clear()
+        selected = self._row_plans[table.cursor_row] if 0 <= table.cursor_row < len(self._row_plans) else None
+        rows = result_rows(rec)
+        columns, plan_width = fit_columns(rows, max(40, width - 1))  # 1: the scrollbar
+        table.clear(columns=True)
+        for col in columns:
+            table.add_column(col.header, key=col.key)
         self._row_plans = []
-        for plan, cells, fits in result_rows(rec):
-            style = "green" if fits else ("red" if fits is False else "dim")
-            row = [Text(c, style=style) if i in (1, 2) else c for i, c in enumerate(cells)]
-            table.add_row(*row, key=plan)
-            self._row_plans.append(plan)
-        summary = self.query_one("#summary", Static)
+        for row in rows:
+            style = "green" if row.fits else ("red" if row.fits is False else "dim")
+            cells: list[str | Text] = []
+            for col in columns:
+                text = plan_cell(row.cells["plan"], plan_width) if col.key == "plan" else row.cells[col.key]
+                cells.append(Text(text, style=style) if col.key in ("plan", "fits") else text)
+            table.add_row(*cells, key=row.plan)
+            self._row_plans.append(row.plan)
         best = rec.best
-        budget = rec.budget_bytes / 2**30
-        summary.update(
-            f"{rec.model} on {rec.gpu.key}: budget {budget:.1f} GiB (margin {rec.workload.margin:.0%}) · "
-            + (f"best: [b]{best.plan}[/b]" if best else "[red]no plan fits[/red]")
+        sources = sorted({v.need.provenance.value for v in rec.ranked if v.need is not None})
+        self.query_one("#summary", Static).update(
+            f"{escape(rec.model)} on {rec.gpu.key}: budget {format_bytes(rec.budget_bytes)} "
+            f"(margin {rec.workload.margin:.0%}) · "
+            + (f"best: [b]{escape(best.plan)}[/b]" if best else "[red]no plan fits[/red]")
             + f" · ranked by {rec.rank_by.value}"
+            + (f" · memory figures: {'/'.join(sources)}" if sources else "")
         )
+        self._rec_width = width
         if self._row_plans:
-            table.move_cursor(row=0)
-            self._show_detail(self._row_plans[0])
+            index = self._row_plans.index(selected) if selected in self._row_plans else 0
+            table.move_cursor(row=index)
+            self._show_detail(self._row_plans[index])
 
     @on(DataTable.RowHighlighted, "#results-table")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -385,12 +399,8 @@ class VramAdvisorApp(App[None]):
         table = self.query_one("#results-table", DataTable)
         self._sort_reverse = not self._sort_reverse
 
-        def key(cell: Any) -> Any:
-            text = cell.plain if isinstance(cell, Text) else str(cell)
-            try:
-                return (0, float(text.split()[0].rstrip("%GiBMk$")))
-            except (ValueError, IndexError):
-                return (1, text)
+        def key(cell: Any) -> tuple[int, float, str]:
+            return sort_key(cell.plain if isinstance(cell, Text) else str(cell))
 
         table.sort(event.column_key, key=key, reverse=self._sort_reverse)
 

@@ -69,7 +69,7 @@ async def test_pick_gpu_run_sweep_select_row_and_export(tmp_path: Path) -> None:
         }
         fits = [r[2] for r in rows]
         # every plan that fits is ranked above every plan that does not
-        assert fits == sorted(fits, key=lambda f: f != "fits")
+        assert set(fits) <= {"yes", "no"} and fits == sorted(fits, key=lambda f: f != "yes")
         assert "done: 4 plans" in _status(app)
 
         # select the second row: its detail shows the breakdown against the budget
@@ -284,3 +284,85 @@ async def test_unknown_gpu_name_is_shown_and_nothing_runs_until_one_is_picked() 
         await pilot.pause()
         assert app.gpu is not None and app.gpu.key == "t4"
         assert app.sub_title == "target: t4 (16 GiB)"
+
+
+# -- rendering (issue 18): 80 columns, state without colour, values as the CLI prints them ----
+
+
+def _table_width(app: VramAdvisorApp) -> int:
+    table = app.query_one("#results-table", DataTable)
+    return sum(col.get_render_width(table) for col in table.columns.values())
+
+
+def _headers(app: VramAdvisorApp) -> list[str]:
+    table = app.query_one("#results-table", DataTable)
+    return [str(col.label) for col in table.columns.values()]
+
+
+async def test_results_fit_80_columns_and_wider_terminals_get_every_column(saved_report: Path) -> None:
+    app = VramAdvisorApp(report=saved_report)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert _headers(app) == ["#", "plan", "fits", "need", "max batch", "tok/s", "time", "cost"]
+        assert _table_width(app) <= 79  # 80 less the scrollbar
+        assert "memory figures: " in str(app.query_one("#summary", Static).content)  # the dropped source
+        await pilot.resize_terminal(130, 36)
+        await pilot.pause()
+        assert _headers(app) == [
+            "#", "plan", "fits", "need", "of budget", "max batch", "tok/s", "train%", "time", "cost", "source",
+        ]  # fmt: skip
+        assert _table_width(app) <= 129
+
+
+def test_fit_columns_drops_by_rank_then_cuts_the_plan_name_keeping_its_star() -> None:
+    from advisor.tui.views import COLUMNS, ResultRow, fit_columns, plan_cell
+
+    cells = {c.key: "x" * 6 for c in COLUMNS}
+    cells.update({"#": "1", "plan": "freeze-layers+bf16-weights ★"})
+    rows = [ResultRow("freeze-layers+bf16-weights", cells, True)]
+    everything = sum(max(len(c.header), len(cells[c.key])) + 2 for c in COLUMNS)
+    shown, plan_width = fit_columns(rows, everything)
+    assert [c.key for c in shown] == [c.key for c in COLUMNS] and plan_width == 28
+    shown, plan_width = fit_columns(rows, everything - 1)  # train% (drop 3) goes first
+    assert "train" not in [c.key for c in shown] and len(shown) == len(COLUMNS) - 1
+    shown, plan_width = fit_columns(rows, 70)
+    assert [c.key for c in shown] == ["#", "plan", "fits", "need", "batch", "speed", "time", "cost"]
+    # the others take 3 ("#") + 11 ("max batch") + 5 × 8 = 54 cells with padding: the plan has 70 − 54 − 2
+    assert plan_width == 14
+    assert plan_cell(cells["plan"], plan_width) == "freeze-laye… ★"
+    assert plan_cell("lora ★", plan_width) == "lora ★"
+    _, plan_width = fit_columns(rows, 20)
+    assert plan_width == 12  # never below MIN_PLAN_WIDTH: the table scrolls instead
+
+
+async def test_cut_list_and_mode_read_without_colour() -> None:
+    app = VramAdvisorApp(model="tiny-llama", gpu="rtx-4090", check_top=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _select_cuts(app, ["lora"])
+        await pilot.pause()
+        cuts = app.query_one("#cuts", SelectionList)
+        lines = [cuts.render_line(y).text.strip() for y in range(3)]
+        assert lines[0].startswith("[ ] scratch") and lines[1].startswith("[x] lora") and lines[2].startswith("[ ] qlora")
+        simulate, measure = app.query_one("#simulate"), app.query_one("#measure")
+        assert str(simulate.render()).startswith("(•) Simulate") and str(measure.render()).startswith("( ) Measure")
+        measure.value = True
+        await pilot.pause()
+        assert str(simulate.render()).startswith("( ) Simulate") and str(measure.render()).startswith("(•) Measure")
+
+
+async def test_no_fit_shows_none_and_tiny_costs_show_below_a_cent(tmp_path: Path) -> None:
+    app = VramAdvisorApp(model="tiny-llama", gpu="t4", export_dir=tmp_path, check_top=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _select_cuts(app, ["sgd"])
+        for field, value in (("#seq", "32"), ("#batch", "2"), ("#tokens", "20k"), ("#budget", "300MiB")):
+            app.query_one(field, Input).value = value
+        await pilot.press("r")
+        await _wait_for_sweep(app, pilot)
+        table = app.query_one("#results-table", DataTable)
+        keys = [str(c.key.value) for c in table.columns.values()]
+        rows = [dict(zip(keys, row, strict=True)) for row in _rows(app)]
+        assert [r["fits"] for r in rows] == ["no", "no"]
+        assert [r["batch"] for r in rows] == ["none", "none"]  # the CLI's word, not 0
+        assert [r["cost"] for r in rows] == ["<$0.01", "<$0.01"]  # not $0.00 or $0.01
+        detail = str(app.query_one("#detail-body", Static).content)
+        assert "largest micro-batch that fits: none, not even 1" in detail and "<$0.01 at $0.35/h" in detail
