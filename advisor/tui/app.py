@@ -40,8 +40,17 @@ from advisor.catalog.gpus import GpuSpec, get_gpu, list_gpus
 from advisor.core.errors import AdvisorError, InvalidInputError
 from advisor.core.units import format_bytes, parse_count
 from advisor.models import builtin_models
+from advisor.tui.confirm import ExportChoice, ReplaceReportScreen
 from advisor.tui.help import HelpScreen
-from advisor.tui.session import Cancelled, Session, SessionConfig, default_cut_names, known_cut_names
+from advisor.tui.session import (
+    Cancelled,
+    Session,
+    SessionConfig,
+    default_cut_names,
+    existing_report_files,
+    known_cut_names,
+    unused_prefix,
+)
 from advisor.tui.views import detail_text, fit_columns, plan_cell, result_rows, sort_key
 from advisor.tui.widgets import CutList, FilterInput, MarkedRadioButton
 
@@ -413,19 +422,37 @@ class VramAdvisorApp(App[None]):
     # -- reports -----------------------------------------------------------------------------
 
     def action_export(self) -> None:
+        """Export the report in hand; if its files exist, ask first (replace, new name, cancel)."""
         rec = self.session.last
         if rec is None:
             self.notify("nothing to export yet: run a sweep or open a report", severity="warning")
             return
         prefix = self.export_dir / f"{_slug(rec.model)}-{rec.gpu.key}"
+        existing = existing_report_files(prefix)
+        if not existing:
+            self._export(rec, prefix)
+            return
+        new_prefix = unused_prefix(prefix)
+
+        def chosen(choice: str | None) -> None:
+            if choice == ExportChoice.REPLACE:
+                self._export(rec, prefix, note="replaced the old files")
+            elif choice == ExportChoice.NEW_NAME:
+                self._export(rec, new_prefix, note=f"{prefix.name}.* kept")
+            else:
+                self._status(f"export cancelled: nothing written ({prefix}.* exist)")
+
+        self.push_screen(ReplaceReportScreen(existing, new_prefix), chosen)
+
+    def _export(self, rec: Any, prefix: Path, note: str = "") -> None:
         try:
             paths = rec.save(str(prefix))
         except (AdvisorError, OSError) as exc:
             self._error(exc)
             return
         names = ", ".join(str(p) for p in paths.values())
-        self.notify(f"wrote {names}", title="Exported", timeout=8)
-        self._status(f"exported {prefix}.json/.md/.svg")
+        self.notify(escape(f"wrote {names}"), title="Exported", timeout=8)
+        self._status(escape(f"exported {prefix}.json/.md/.svg" + (f" ({note})" if note else "")))
 
     def load_report(self, path: Path) -> None:
         """Open a saved report to browse it without re-running."""

@@ -366,3 +366,57 @@ async def test_no_fit_shows_none_and_tiny_costs_show_below_a_cent(tmp_path: Path
         assert [r["cost"] for r in rows] == ["<$0.01", "<$0.01"]  # not $0.00 or $0.01
         detail = str(app.query_one("#detail-body", Static).content)
         assert "largest micro-batch that fits: none, not even 1" in detail and "<$0.01 at $0.35/h" in detail
+
+
+# -- export (issue 18): never replaces a file without asking ------------------------------------
+
+
+async def test_export_asks_before_replacing_and_keeps_the_old_files_unless_told(
+    tmp_path: Path, saved_report: Path
+) -> None:
+    from advisor.tui.confirm import ReplaceReportScreen
+
+    old = tmp_path / "tiny-llama-t4.md"
+    old.write_text("my notes\n")  # e.g. the README example's report, written by advice.save
+    app = VramAdvisorApp(report=saved_report, export_dir=tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, ReplaceReportScreen)
+        assert app.screen.existing == [old]
+        await pilot.press("escape")  # cancel: nothing written
+        await pilot.pause()
+        assert not isinstance(app.screen, ReplaceReportScreen)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-llama-t4.md"]
+        assert old.read_text() == "my notes\n" and "export cancelled: nothing written" in _status(app)
+
+        await pilot.press("e")
+        await pilot.pause()
+        await pilot.press("enter")  # the default button: save under a new name
+        await pilot.pause()
+        assert old.read_text() == "my notes\n"
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "tiny-llama-t4-2.json", "tiny-llama-t4-2.md", "tiny-llama-t4-2.svg", "tiny-llama-t4.md",
+        ]  # fmt: skip
+        assert _status(app).endswith("tiny-llama-t4-2.json/.md/.svg (tiny-llama-t4.* kept)")
+
+        await pilot.press("e")  # -2 is taken now too: the new name is -3
+        await pilot.pause()
+        assert app.screen.new_prefix.name == "tiny-llama-t4-3"  # type: ignore[attr-defined]
+        await pilot.press("y")  # replace, because the person said so
+        await pilot.pause()
+        assert "# " in old.read_text() and "tiny-llama" in old.read_text()
+        assert (tmp_path / "tiny-llama-t4.json").is_file() and not (tmp_path / "tiny-llama-t4-3.json").exists()
+        assert "(replaced the old files)" in _status(app)
+
+
+def test_unused_prefix_counts_past_every_taken_name(tmp_path: Path) -> None:
+    from advisor.tui.session import existing_report_files, unused_prefix
+
+    prefix = tmp_path / "m-gpu"
+    assert unused_prefix(prefix) == prefix and existing_report_files(prefix) == []
+    (tmp_path / "m-gpu.svg").write_text("")
+    (tmp_path / "m-gpu-2.json").write_text("")
+    assert existing_report_files(prefix) == [tmp_path / "m-gpu.svg"]
+    assert unused_prefix(prefix) == tmp_path / "m-gpu-3"
