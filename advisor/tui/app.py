@@ -120,6 +120,7 @@ class VramAdvisorApp(App[None]):
         self._row_plans: list[str] = []
         self._started = 0.0
         self._sort_reverse = False
+        self._sort_column = ""
         self._rec_width = 0  # the width the table was last laid out for
 
     # -- layout ----------------------------------------------------------------------------
@@ -405,8 +406,11 @@ class VramAdvisorApp(App[None]):
 
     @on(DataTable.HeaderSelected, "#results-table")
     def _sort(self, event: DataTable.HeaderSelected) -> None:
+        """Sort by the clicked column: ascending first, a second click on it reverses."""
         table = self.query_one("#results-table", DataTable)
-        self._sort_reverse = not self._sort_reverse
+        column = str(event.column_key.value)
+        self._sort_reverse = not self._sort_reverse if column == self._sort_column else False
+        self._sort_column = column
 
         def key(cell: Any) -> tuple[int, float, str]:
             return sort_key(cell.plain if isinstance(cell, Text) else str(cell))

@@ -420,3 +420,34 @@ def test_unused_prefix_counts_past_every_taken_name(tmp_path: Path) -> None:
     (tmp_path / "m-gpu-2.json").write_text("")
     assert existing_report_files(prefix) == [tmp_path / "m-gpu.svg"]
     assert unused_prefix(prefix) == tmp_path / "m-gpu-3"
+
+
+async def test_clicking_a_header_sorts_by_value_with_its_unit(saved_report: Path) -> None:
+    app = VramAdvisorApp(report=saved_report)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        table = app.query_one("#results-table", DataTable)
+        keys = [str(c.key.value) for c in table.columns.values()]
+        x = sum(c.get_render_width(table) for c in list(table.columns.values())[: keys.index("batch")])
+        await pilot.click("#results-table", offset=(x + 2, 0))
+        await pilot.pause()
+        batches = [row[keys.index("batch")] for row in _rows(app)]
+        assert batches[-1] == "–"  # the excluded plan sorts after every number
+        numbers = [int(b.split()[0]) for b in batches[:-1]]
+        assert len(numbers) == 3 and numbers == sorted(numbers)  # ascending on the first click
+        await pilot.click("#results-table", offset=(x + 2, 0))  # again: reversed
+        await pilot.pause()
+        assert [row[keys.index("batch")] for row in _rows(app)] == batches[::-1]
+
+
+def test_sort_key_compares_numbers_with_their_units() -> None:
+    from advisor.tui.views import sort_key
+
+    cells = ["1.2 GiB", "–", "538.2 MiB", "none", "65536 (est.)", "100000", "excluded", "980 B"]
+    assert sorted(cells, key=sort_key) == [
+        "none", "980 B", "65536 (est.)", "100000", "538.2 MiB", "1.2 GiB", "excluded", "–",
+    ]  # fmt: skip
+    assert sorted(["1.2M", "50.2k", "999.0"], key=sort_key) == ["999.0", "50.2k", "1.2M"]
+    assert sorted(["$1,234", "<$0.01", "$0.02"], key=sort_key) == ["<$0.01", "$0.02", "$1,234"]
+    assert sorted(["2.0 h", "3.3 min", "12.00 s", "1.5 days"], key=sort_key) == ["12.00 s", "3.3 min", "2.0 h", "1.5 days"]
+    assert sorted(["██··· 40%", "····· 3%"], key=sort_key) == ["····· 3%", "██··· 40%"]
