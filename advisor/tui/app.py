@@ -229,9 +229,8 @@ class VramAdvisorApp(App[None]):
         if key:
             self.set_gpu(get_gpu(key))
             more = options.option_count - 1
-            self._status(
-                f"target: {key}" + (f" ({more} more match{'es' if more > 1 else ''}: ↓ to the list to pick another)" if more else "")
-            )
+            others = f" ({more} more match{'es' if more > 1 else ''}: ↓ to the list to pick another)"
+            self._status(f"target: {key}" + (others if more else ""))
 
     @on(OptionList.OptionSelected, "#gpu-list")
     def _gpu_chosen(self, event: OptionList.OptionSelected) -> None:
@@ -369,7 +368,7 @@ class VramAdvisorApp(App[None]):
         the plan selected before stays selected."""
         width = self.size.width if width is None else width
         table = self.query_one("#results-table", DataTable)
-        selected = self._row_plans[table.cursor_row] if 0 <= table.cursor_row < len(self._row_plans) else None
+        selected = self._selected_plan()
         rows = result_rows(rec)
         columns, plan_width = fit_columns(rows, max(40, width - 1))  # 1: the scrollbar
         table.clear(columns=True)
@@ -399,6 +398,14 @@ class VramAdvisorApp(App[None]):
             table.move_cursor(row=index)
             self._show_detail(self._row_plans[index])
 
+    def _selected_plan(self) -> str | None:
+        """The plan of the row under the cursor (rows may have been sorted since they were added)."""
+        table = self.query_one("#results-table", DataTable)
+        if not table.row_count or not table.columns:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return str(key) if key is not None else None
+
     @on(DataTable.RowHighlighted, "#results-table")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key is not None and event.row_key.value:
@@ -415,7 +422,10 @@ class VramAdvisorApp(App[None]):
         def key(cell: Any) -> tuple[int, float, str]:
             return sort_key(cell.plain if isinstance(cell, Text) else str(cell))
 
+        selected = self._selected_plan()
         table.sort(event.column_key, key=key, reverse=self._sort_reverse)
+        if selected is not None:  # the cursor follows its plan to the row it was sorted to
+            table.move_cursor(row=table.get_row_index(selected))
 
     def _show_detail(self, plan: str) -> None:
         rec = self.session.last

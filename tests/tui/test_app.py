@@ -451,3 +451,22 @@ def test_sort_key_compares_numbers_with_their_units() -> None:
     assert sorted(["$1,234", "<$0.01", "$0.02"], key=sort_key) == ["<$0.01", "$0.02", "$1,234"]
     assert sorted(["2.0 h", "3.3 min", "12.00 s", "1.5 days"], key=sort_key) == ["12.00 s", "3.3 min", "2.0 h", "1.5 days"]
     assert sorted(["██··· 40%", "····· 3%"], key=sort_key) == ["····· 3%", "██··· 40%"]
+
+
+async def test_the_selected_plan_stays_selected_across_sort_and_rerank(saved_report: Path) -> None:
+    app = VramAdvisorApp(report=saved_report)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        table = app.query_one("#results-table", DataTable)
+        await pilot.press("down")
+        await pilot.pause()
+        chosen = app._selected_plan()
+        assert chosen is not None and chosen != app.session.last.ranked[0].plan
+        keys = [str(c.key.value) for c in table.columns.values()]
+        x = sum(c.get_render_width(table) for c in list(table.columns.values())[: keys.index("plan")])
+        await pilot.click("#results-table", offset=(x + 2, 0))  # sort by plan name
+        await pilot.pause()
+        await pilot.press("t")  # re-rank by cost: the table is rebuilt
+        await pilot.pause()
+        assert app._selected_plan() == chosen
+        assert str(app.query_one("#detail-body", Static).content).splitlines()[0] == f"[b]{chosen}[/b]"
