@@ -396,7 +396,10 @@ class _MatMul8bitLt(torch.autograd.Function):
         sca = torch.empty(rows, dtype=torch.float32, device=a.device)
         del a16
         acc = torch.empty((rows, layer.out_features), dtype=torch.int32, device=a.device)  # int8_linear_matmul
-        out = torch.empty((rows, layer.out_features), dtype=a.dtype, device=a.device)  # int8_mm_dequant
+        # int8_mm_dequant's output, in A's dtype whatever autocast says (custom ops are not
+        # autocast); replayed as a matmul so that the step's FLOPs count the product
+        with torch.autocast(a.device.type, enabled=False):
+            out = torch.matmul(a, _shadow(layer, layer.in_features, layer.out_features, a.dtype))
         del acc, ca, sca
         if bias is not None:
             out.add_(bias)
