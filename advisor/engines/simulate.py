@@ -9,13 +9,15 @@ as a measured trial: the tensor peak and its breakdown are exact, with provenanc
 What cannot be simulated (a cut's ``simulation_unsupported``) comes back as a result with status
 ``unsupported`` and the reason, never as a wrong number:
 
-* ``qlora`` and ``adamw8bit``: bitsandbytes packs quantized weights from their real values and
-  runs its 8-bit optimizer in native kernels on raw data pointers; a meta/fake model has
-  neither (the recommender estimates these plans in closed form instead);
 * ``compile``: ``torch.compile`` fuses and reorders ops, so the eager op sequence the replay
   sees is not what runs (and Inductor would compile kernels for fake tensors);
 * ``offload``: the replay counts every fake storage alike, so memory moved to the host would
   still be counted as on the device.
+
+``qlora`` and ``adamw8bit`` are simulated without bitsandbytes: the replay swaps its quantized
+layers and its 8-bit optimizer for stand-ins holding the same storages
+(:mod:`profilers.simulate.quant`, :mod:`profilers.simulate.optim8bit`), so simulating does
+not check that bitsandbytes is installed (measuring does).
 """
 
 from __future__ import annotations
@@ -143,6 +145,7 @@ def fake_builder(
             on_model=world.fakeify,
             batch_source=lambda real: _fake_batch_source(real, world),
             finish_context=world.active,
+            check_available=False,  # nothing runs here: bitsandbytes' layouts are known without it
         )
         chain_context(prog, _transformers_as_on_real_tensors, outside=True)
         return prog

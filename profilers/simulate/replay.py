@@ -42,6 +42,7 @@ from profilers.records import (
 from profilers.simulate.allocator import CachingAllocatorModel, replay_caching_allocator
 from profilers.simulate.cost import StepCostCounter
 from profilers.simulate.phases import PhaseTracker
+from profilers.simulate.quant import quantized_target
 from profilers.simulate.shadows import ShadowValues
 from profilers.simulate.target import cuda_attention_choice, use_cuda_optimizer_defaults
 from profilers.simulate.world import FakeBuild, FakeWorld, fake_cuda_works, fake_device_type, new_fake_mode
@@ -128,7 +129,7 @@ def simulate_trial(
         kernels: AbstractContextManager[Any] = nullcontext()
         if target == "cuda" and device_type != "cuda":
             kernels = cuda_attention_choice()
-        with world.active(), kernels:
+        with world.active(), kernels, quantized_target(target):
             if warmup == "light":
                 say("simulated warm-up (optimizer state)")
                 light_warmup(prog, device)
