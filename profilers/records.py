@@ -228,9 +228,12 @@ class SimulationRecord:
     tokens_per_step: int | None = None
     optimizer_foreach: bool | None = None  # target cuda: whether foreach was switched on
     phase_peaks: dict[str, int] = field(default_factory=dict)  # phase → its peak of live bytes
+    # phase → live bytes when it first began ("backward": resident + saved for backward + loss)
+    phase_start_bytes: dict[str, int] = field(default_factory=dict)
     step_cost: StepCost | None = None  # FLOPs and bytes moved (when counted)
     cuda_allocator: AllocatorPeak | None = None  # target cuda: the caching allocator replayed
     unknown_value_reads: int = 0  # values read back that were not known (answered 0 / False)
+    autocast_policy: str | None = None  # whose autocast op lists: "cuda policy (torch 2.13)"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (the step cost with its ``total_flops``)."""

@@ -12,11 +12,14 @@ from profilers.tracker import Role, TensorMemoryTracker, flat_tensors
 __all__ = ["PhaseTracker"]
 
 class PhaseTracker(TensorMemoryTracker):
-    """A :class:`TensorMemoryTracker` that also keeps the peak of each phase of the step."""
+    """A :class:`TensorMemoryTracker` that also keeps the peak of each phase of the step, and
+    the live bytes when each phase first began (at ``"backward"``: the resident bytes, what the
+    forward saved for backward, and the loss)."""
 
     def __init__(self, device_type: str = "meta") -> None:
         super().__init__(device_type)
         self.phase_peaks: dict[str, int] = {}
+        self.phase_starts: dict[str, int] = {}
 
     def _note(self) -> None:
         if self._live_bytes > self.phase_peaks.get(self.phase, -1):
@@ -29,6 +32,7 @@ class PhaseTracker(TensorMemoryTracker):
 
     def set_phase(self, phase: str) -> None:
         super().set_phase(phase)
+        self.phase_starts.setdefault(phase, self._live_bytes)
         self._note()
 
     def __torch_dispatch__(
