@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from profilers.simulate.autocast import (
     CUDA_AUTOCAST_POLICY,
@@ -132,6 +133,49 @@ def test_shim_output_dtypes_equal_real_cuda_autocast(name: str, low: torch.dtype
             b = torch.float16 if b is BF else b
         expected = _on_fake_cuda(case, a, b, low)
         assert _under_shim(case, a, b, low) == expected, (name, a, b)
+
+
+class _OpTrace(TorchDispatchMode):
+    """The aten ops that ran below autocast and autograd, with their output dtypes."""
+
+    SKIP = ("aten::rand", "aten::add.Tensor", "aten::zeros", "aten::empty_strided", "aten::detach")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[tuple[str, Any]] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        name = func.name()
+        if not name.startswith("prim::") and name not in self.SKIP:
+            self.ops.append((name, _dtypes(out) if isinstance(out, (torch.Tensor, tuple)) else None))
+        return out
+
+
+# CUDA picks its own kernels for these (fused dropout; SDPA's math path for fake cuda tensors)
+_OWN_KERNELS = ("dropout", "sdpa")
+
+
+@pytest.mark.parametrize("name", sorted(set(CASES) - set(_OWN_KERNELS)))
+def test_shim_runs_the_same_ops_in_the_same_dtypes_as_cuda_autocast(name: str) -> None:
+    """Every cast and every inner op of a composite (cross_entropy → log_softmax in the logits'
+    dtype, then nll_loss in fp32) happens as under real CUDA autocast."""
+    case = CASES[name]
+    for a, b in DTYPES:
+        prev = torch.is_autocast_enabled("cuda")
+        with torch.no_grad(), FakeTensorMode(allow_non_fake_inputs=True):
+            torch.set_autocast_dtype("cuda", BF)
+            torch.set_autocast_enabled("cuda", True)
+            try:
+                make = _maker("cuda", False)
+                with _OpTrace() as cuda:
+                    case(make, a, b)
+            finally:
+                torch.set_autocast_enabled("cuda", prev)
+        with FakeTensorMode(allow_non_fake_inputs=True), cuda_autocast_policy():
+            with torch.autocast("cpu", dtype=BF), _OpTrace() as shim:
+                case(_maker("cpu", True), a, b)
+        assert shim.ops == cuda.ops, (name, a, b)
 
 
 def test_cpu_autocast_differs_from_cuda_where_the_issue_says() -> None:
