@@ -19,7 +19,15 @@ from advisor.recommend import (
     ScratchComparison,
 )
 from advisor.report.snippets import snippet
-from advisor.report.text import HEADERS, duration, headroom_cell, money, ranked_rows, summary_lines
+from advisor.report.text import (
+    HEADERS,
+    duration,
+    headroom_cell,
+    host_lines,
+    money,
+    ranked_rows,
+    summary_lines,
+)
 from profilers.records import Provenance
 
 __all__ = ["to_markdown"]
@@ -171,6 +179,9 @@ def to_markdown(rec: Recommendation, chart: str | None = None) -> str:
         src = _sources_line(rec)
         if src:
             out += [src, ""]
+        hosts = host_lines(rec)
+        if hosts:
+            out += ["Host memory beside the device's:", ""] + [f"- {_md(line)}" for line in hosts] + [""]
     else:
         out += ["_No plan could run._", ""]
     if chart:
