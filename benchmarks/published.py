@@ -145,12 +145,15 @@ def render(rows: list[Row], data: dict[str, Any]) -> str:
         errors = [abs(e) for r in rows if r.kind == kind and (e := r.error(r.predicted)) is not None]
         sim = [abs(e) for r in rows if r.kind == kind and r.engine == "simulated"
                and (e := r.error(r.predicted)) is not None]  # fmt: skip
+        theirs = [abs(e) for r in rows if r.kind == kind and (e := r.error(r.with_their_context)) is not None]
         if errors:
             summary.append((kind, str(len(errors)), f"{statistics.median(errors) * 100:.1f}%",
                             f"{max(errors) * 100:.1f}%",
-                            f"{statistics.median(sim) * 100:.1f}% ({len(sim)})" if sim else "–"))  # fmt: skip
+                            f"{statistics.median(sim) * 100:.1f}% ({len(sim)})" if sim else "–",
+                            f"{statistics.median(theirs) * 100:.1f}% / {max(theirs) * 100:.1f}%" if theirs else "–"))  # fmt: skip
     out += ["## Summary (absolute error of the prediction)", "",
-            table(["figure kind", "cases", "median", "max", "median, simulated only (cases)"], summary, markdown=True),
+            table(["figure kind", "cases", "median", "max", "median, simulated only (cases)",
+                   "median / max with the context the source measured"], summary, markdown=True),
             ""]  # fmt: skip
     return "\n".join(out)
 
