@@ -22,7 +22,7 @@ from advisor.core.io import SCHEMA_VERSION, environment, write_json
 from advisor.core.tables import Column, table, terminal_width, wrap_text
 from advisor.core.units import format_bytes, format_rate, format_seconds
 from advisor.report.text import budget_text, fit_text
-from advisor.report.trial import FIGURE_COLUMNS, trial_text
+from advisor.report.trial import FIGURE_COLUMNS, simulation_note, trial_text
 from profilers.records import Provenance, TrialResult
 
 __all__ = ["SWEEP_COLUMNS", "add_parser", "growth_rows", "need_rows", "run", "sweep_rows"]
@@ -114,7 +114,7 @@ def sweep_rows(
             change = f"{(peak / base.tensor_peak.peak_bytes - 1) * 100:+.1f}%"
         figures = api.gpu_figures(r, gpu, margin=margin)
         need, cost, timing = figures.need, figures.cost, figures.timing
-        note = r.reason or ""
+        note = r.reason or simulation_note(r)
         rows.append(
             (
                 r.plan,

@@ -13,6 +13,8 @@ __all__ = [
     "duration",
     "fit_text",
     "headroom_cell",
+    "host_bytes",
+    "host_lines",
     "money",
     "noisy_lines",
     "ranked_rows",
@@ -63,11 +65,33 @@ def _estimated(v: PlanVerdict) -> bool:
     return v.trial is not None and "estimate" in v.trial.extra
 
 
+def _upper_bound(v: PlanVerdict) -> bool:
+    """Whether the plan's figures are an upper bound (the eager replay of a compiled plan)."""
+    sim = v.trial.simulation if v.trial is not None else None
+    return sim is not None and bool(sim.upper_bound)
+
+
+def host_bytes(v: PlanVerdict) -> int | None:
+    """Pinned host memory the plan needs beside the device's (activation offload), if any."""
+    sim = v.trial.simulation if v.trial is not None else None
+    return sim.host_peak_bytes if sim is not None else None
+
+
 def _need_cell(v: PlanVerdict) -> str:
     if v.need is None:
         return "out of memory" if v.trial is not None and v.trial.status.value == "oom" else "–"
     mark = " *" if _estimated(v) else ""
-    return f"{format_bytes(v.need.total_bytes)} ({_share(v.need.total_bytes, v.budget_bytes)}){mark}"
+    at_most = "≤ " if _upper_bound(v) else ""
+    return f"{at_most}{format_bytes(v.need.total_bytes)} ({_share(v.need.total_bytes, v.budget_bytes)}){mark}"
+
+
+def host_lines(rec: Recommendation) -> list[str]:
+    """One line per ranked plan that also needs pinned host memory (activation offload)."""
+    return [
+        f"{v.plan}: + {format_bytes(host)} pinned host memory for offloaded activations (simulated)"
+        for v in rec.ranked
+        if (host := host_bytes(v))
+    ]
 
 
 def headroom_cell(v: PlanVerdict) -> str:
@@ -169,7 +193,10 @@ def summary_lines(rec: Recommendation) -> list[str]:
         assert best.need is not None
         lines.append(
             f"Best: {best.plan} — {fit_text(best.need.total_bytes, g.memory_bytes, w.margin)} "
-            f"({best.need.provenance.value}); {format_rate(best.tokens_per_s, 'tok/s')}"
+            f"({best.need.provenance.value}"
+            + (", upper bound" if _upper_bound(best) else "")
+            + "); "
+            f"{format_rate(best.tokens_per_s, 'tok/s')}"
             + (f" ({best.throughput_provenance.value})" if best.throughput_provenance else "")
             + f", {duration(best.train_time_s)} and {money(best.cost_usd)} for the workload."
         )
@@ -184,6 +211,9 @@ def to_text(rec: Recommendation, width: int | None = None) -> str:
     noisy = noisy_lines(rec)
     if noisy:
         out += ["", *noisy]
+    hosts = host_lines(rec)
+    if hosts:
+        out += ["", "host memory:"] + [f"  {line}" for line in hosts]
     if rec.excluded:
         out += ["", "excluded:"] + [f"  {v.plan}: {v.excluded_reason}" for v in rec.excluded]
     return wrap_text("\n".join(out), width)

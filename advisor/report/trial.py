@@ -5,9 +5,9 @@ from __future__ import annotations
 from advisor.core.tables import Column, table, wrap_text
 from advisor.core.units import format_bytes, format_count, format_rate, format_seconds
 from advisor.recommend import NOISY_SPREAD, is_noisy
-from profilers.records import Timing, TrialResult
+from profilers.records import Provenance, Timing, TrialResult
 
-__all__ = ["FIGURE_COLUMNS", "backend_notes", "trial_rows", "trial_text"]
+__all__ = ["FIGURE_COLUMNS", "backend_notes", "simulation_note", "trial_rows", "trial_text"]
 
 
 def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
@@ -28,12 +28,15 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
             ("parameters", f"{format_count(p.total)} ({format_bytes(p.parameter_bytes)})", src),
             ("trainable", f"{format_count(p.trainable)} ({p.trainable_percent:.3g}%)", src),
         ]
+    sim = r.simulation
+    bound = sim.upper_bound if sim is not None else None
     if r.tensor_peak:
         tp = r.tensor_peak
         b = tp.breakdown
-        src = tp.provenance.value
+        src = tp.provenance.value + (", upper bound" if bound else "")
+        at_most = "≤ " if bound else ""
         rows += [
-            ("peak tensor memory", f"{format_bytes(tp.peak_bytes, 2)} (in {tp.peak_phase})", src),
+            ("peak tensor memory", f"{at_most}{format_bytes(tp.peak_bytes, 2)} (in {tp.peak_phase})", src),
             ("  parameters", format_bytes(b.parameter_bytes + b.buffer_bytes, 2), src),
             ("  gradients", format_bytes(b.gradient_bytes, 2), src),
             ("  optimizer state", format_bytes(b.optimizer_state_bytes, 2), src),
@@ -41,6 +44,12 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
             ("  activations + temporaries", format_bytes(b.activation_bytes, 2), src),
             ("resident between steps", format_bytes(tp.resident_before_step_bytes, 2), src),
         ]
+    if sim is not None and sim.host_peak_bytes:
+        rows.append(("host memory (offloaded, pinned)", format_bytes(sim.host_peak_bytes, 2), Provenance.SIMULATED.value))
+    if sim is not None and sim.autocast_policy:
+        rows.append(("autocast", sim.autocast_policy, Provenance.SIMULATED.value))
+    if bound:
+        rows.append(("note", bound, ""))
     if r.cuda:
         c = r.cuda
         src = c.provenance.value
@@ -92,6 +101,17 @@ def _spread_text(t: Timing) -> str:
         return "– (one timed step)" if t.steps < 2 else "–"
     text = f"{t.spread:.0%} of the median"
     return text + (f": noisy (over {NOISY_SPREAD:.0%})" if is_noisy(t) else "")
+
+
+def simulation_note(r: TrialResult) -> str:
+    """What a simulated result's figures need said beside them: an upper bound, host memory."""
+    sim = r.simulation
+    if sim is None:
+        return ""
+    parts = [sim.upper_bound] if sim.upper_bound else []
+    if sim.host_peak_bytes:
+        parts.append(f"+ {format_bytes(sim.host_peak_bytes, 2)} pinned host memory (offload)")
+    return "; ".join(parts)
 
 
 def backend_notes(r: TrialResult) -> list[str]:
