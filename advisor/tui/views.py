@@ -112,7 +112,7 @@ def result_rows(rec: Any) -> list[ResultRow]:
             "need": _need_cell(v),
             "share": _share_cell(v.need_bytes, budget),
             "batch": batch_cell(v),
-            "speed": format_rate(v.tokens_per_s, "").strip(),
+            "speed": format_rate(v.tokens_per_s, "").strip() + (" noisy" if v.noisy else ""),
             "train": "–" if trained is None else f"{trained:.3g}%",
             "time": duration(v.train_time_s),
             "cost": money(v.cost_usd),
@@ -227,6 +227,8 @@ def detail_text(rec: Any, plan: str) -> str:
         lines.append(f"largest micro-batch that fits: {largest} ({checked}; {prov})")
     if v.tokens_per_s is not None:
         prov = v.throughput_provenance.value if v.throughput_provenance else ""
+        if v.noisy and v.timing_spread is not None:  # not ranked on: see advisor.recommend.ranking
+            prov += f"; noisy: timed steps varied by {v.timing_spread:.0%}, not ranked on"
         lines.append(
             f"speed: {format_rate(v.tokens_per_s, 'tok/s')} ({prov}); workload: "
             f"{duration(v.train_time_s)}, {money(v.cost_usd)} at {money(rec.gpu.price_usd_per_hour)}/h"

@@ -28,3 +28,20 @@ async def test_the_apps_workload_keeps_the_margin() -> None:
             assert app._config().workload.margin == want
     with pytest.raises(AdvisorError, match=r"safety margin must be in \[0, 1\)"):
         VramAdvisorApp(margin=1.5)
+
+
+def test_a_noisy_measured_speed_is_marked_in_the_table_and_the_detail() -> None:
+    import dataclasses
+
+    from advisor.catalog.gpus import custom_gpu
+    from advisor.recommend import Mode, PlanVerdict, RankBy, Recommendation
+    from advisor.recommend.workload import Workload
+    from advisor.tui.views import detail_text, result_rows
+
+    v = PlanVerdict("sgd", ("sgd",), {}, 24 << 30, 21 << 30, fits=True, tokens_per_s=900.0, rank=1)
+    noisy = dataclasses.replace(v, plan="lora", cuts=("lora",), rank=2, noisy=True, timing_spread=0.5)
+    rec = Recommendation("fake", custom_gpu(24 << 30), Workload(), RankBy.TIME, Mode.MEASURE, (v, noisy))
+    speeds = [row.cells["speed"] for row in result_rows(rec)]
+    assert speeds == ["900.0", "900.0 noisy"]
+    assert "noisy: timed steps varied by 50%, not ranked on" in detail_text(rec, "lora")
+    assert "noisy" not in detail_text(rec, "sgd")
