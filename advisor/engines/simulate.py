@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import gc
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -33,15 +36,34 @@ from torch._subclasses.fake_tensor import unset_fake_temporarily
 from advisor.core.errors import InvalidInputError
 from advisor.engines.overheads import allocator_model
 from advisor.models import ModelSource, resolve_model
-from advisor.plans import CUTS, Plan, build_program, parse_plan, trial_spec
+from advisor.plans import (
+    CUTS,
+    BuildContext,
+    Plan,
+    build_model,
+    build_program,
+    parse_plan,
+    prepare,
+    trial_spec,
+)
 from advisor.plans.cuts.blocks import chain_context
-from profilers.records import TrialResult
+from profilers.records import ParamCounts, Provenance, RepeatReplay, TrialResult, TrialStatus
 from profilers.simulate import FakeBuild, FakeWorld, simulate_trial
-from profilers.trial import Progress, StepProgram, UnsupportedConfiguration
+from profilers.simulate.repeat import (
+    BlockClock,
+    Probe,
+    RepeatPattern,
+    block_labels,
+    extrapolate,
+    find_repeats,
+    keep_blocks,
+)
+from profilers.trial import Progress, StepProgram, TrialSpec, UnsupportedConfiguration, count_parameters
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "MIN_BLOCKS",
     "SIMULATION_UNSUPPORTED",
     "fake_builder",
     "simulate",
@@ -150,6 +172,127 @@ def fake_builder(
     return build
 
 
+# -- repeat-block simulation: a few repeats of the block replayed, the real depth extrapolated --
+
+MIN_BLOCKS = 8  # extrapolate models with at least this many repeating blocks
+_EXTRA_PROBES = 2  # probes beyond the first three tried before falling back to the full replay
+
+
+def _blocks_source(source: ModelSource, pattern: RepeatPattern, blocks: int, clock: BlockClock) -> ModelSource:
+    """A shallow copy of ``source`` whose models keep only ``blocks`` repeats of the block (cut
+    before the plan's cuts apply), their layers hooked to ``clock``; it keeps the source's type
+    and name."""
+    probe = copy.copy(source)
+    build_full = source.build
+
+    def build(device: torch.device | str = "cpu", **kwargs: Any) -> nn.Module:
+        model = build_full(device, **kwargs)
+        clock.install(keep_blocks(model, pattern, blocks), block_labels(pattern, blocks))
+        return model
+
+    probe.build = build  # type: ignore[method-assign]
+    return probe
+
+
+def _real_model(
+    plan: Plan, source: ModelSource, batch_size: int, seq_len: int
+) -> tuple[ParamCounts, dict[str, Any], RepeatPattern | None]:
+    """The plan applied to the whole model on meta: its parameter counts, the build's notes and
+    the repeat pattern of its layers (a plan that freezes the first k layers makes them a prefix)."""
+    recipe = prepare(plan, batch_size, seq_len)
+    model = build_model(plan, BuildContext(source, torch.device("meta"), recipe))
+    return count_parameters(model, Provenance.SIMULATED), dict(recipe.notes), find_repeats(model)
+
+
+@contextlib.contextmanager
+def _young_garbage_only() -> Iterator[None]:
+    """Let each probe's ``gc.collect()`` look only at what the probes made.
+
+    What lives now (torch, transformers, the source) is moved out of the collector's sight for
+    the duration, so collecting before each probe's tracked step costs milliseconds, not a
+    scan of every module loaded.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _extrapolated(
+    plan: Plan,
+    source: ModelSource,
+    spec: TrialSpec,
+    *,
+    target: str,
+    fake_device: str,
+    count_cost: bool,
+    progress: Progress | None,
+    min_blocks: int,
+) -> TrialResult | str:
+    """The step replayed with a few repeats of the model's block and extrapolated exactly to
+    its real depth (:mod:`profilers.simulate.repeat`), or why that cannot be done."""
+    started = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    batch_size, seq_len = spec.batch_size, spec.seq_len
+    try:
+        params, notes, pattern = _real_model(plan, source, batch_size, seq_len)
+    except Exception as exc:  # the full replay records it as that plan's failure
+        return f"the plan could not be built on meta ({type(exc).__name__})"
+    if pattern is None:
+        return "no repeating block found"
+    if pattern.blocks < min_blocks:
+        return f"{pattern.blocks} repeating blocks, fewer than {min_blocks}"
+    first = 2  # the first and the last block differ from the smallest probe on
+    probe_layers = sum(len(pattern.kept(first + i)) for i in range(3))
+    if probe_layers >= pattern.layers:
+        return f"three probes would replay {probe_layers} layers, the model has {pattern.layers}"
+    probes: list[Probe] = []
+    with _young_garbage_only():
+        blocks = first
+        while True:
+            if blocks >= pattern.blocks:
+                return f"not affine on probes {probes[0].blocks}..{probes[-1].blocks} and no room for more"
+            probe = Probe(blocks)
+
+            def step(msg: str, blocks: int = blocks) -> None:
+                say(f"{blocks} of {pattern.blocks} blocks: {msg}")
+
+            probe.result = simulate_trial(
+                spec,
+                fake_builder(plan, _blocks_source(source, pattern, blocks, probe.clock), batch_size, seq_len, target),
+                step,
+                target=target,
+                fake_device=fake_device,
+                allocator=allocator_model(),
+                count_cost=count_cost,
+                observe=probe.observe,
+                tracker_type=probe.clock.make_tracker,
+            )
+            if not probe.result.ok:
+                return f"the probe with {blocks} blocks failed ({probe.result.status.value})"
+            probes.append(probe)
+            if len(probes) >= 3:
+                out = extrapolate(
+                    probes, pattern, params=params, extra=notes, wall_time_s=time.perf_counter() - started
+                )
+                if isinstance(out, TrialResult):
+                    return out
+                if len(probes) >= 3 + _EXTRA_PROBES:
+                    return out
+                log.debug("%s/%s: %s; one more probe", source.name, plan.name, out)
+            blocks += 1
+
+
+def _full_replay_noted(result: TrialResult, why: str) -> TrialResult:
+    """``result`` with the reason it is a full replay in its simulation record."""
+    if result.simulation is None or result.status is TrialStatus.UNSUPPORTED:
+        return result
+    note = RepeatReplay(extrapolated=False, reason=why)
+    return dataclasses.replace(result, simulation=dataclasses.replace(result.simulation, repeats=note))
+
+
 def simulate(
     model: str | nn.Module | ModelSource,
     plan: Plan | str | None = None,
@@ -161,13 +304,18 @@ def simulate(
     warmup_steps: int = 1,
     count_cost: bool = True,
     progress: Progress | None = None,
+    extrapolate: bool = True,
+    min_blocks: int = MIN_BLOCKS,
 ) -> TrialResult:
     """Replay one training configuration of ``model`` on fake tensors (see the module doc).
 
     ``target`` is where the step is meant to run: ``"cuda"`` (the optimizer as torch runs it
     on CUDA, and the caching allocator replayed) or ``"cpu"`` (exactly what this CPU runs).
-    Failures come back as the result's ``status`` and ``reason``; bad input raises
-    :class:`advisor.AdvisorError`.
+    A model with ``min_blocks`` or more repeating blocks is replayed with a few of them and
+    extrapolated exactly to its real depth (``result.simulation.repeats`` says from which);
+    where that cannot be done, or with ``extrapolate=False``, every layer is replayed and the
+    record says why. Failures come back as the result's ``status`` and ``reason``; bad input
+    raises :class:`advisor.AdvisorError`.
     """
     source = resolve_model(model)
     if isinstance(plan, str):
@@ -180,7 +328,17 @@ def simulate(
         plan, source, batch_size, seq_len, device="meta", steps=0, warmup_steps=warmup_steps
     )
     log.info("simulating %s, plan %s, batch %d × seq %d", source.name, plan.name, batch_size, seq_len)
-    return simulate_trial(
+    why = "asked for"
+    if extrapolate and unsupported_reason(plan) is None:
+        out = _extrapolated(
+            plan, source, spec, target=target, fake_device=fake_device, count_cost=count_cost,
+            progress=progress, min_blocks=min_blocks,
+        )  # fmt: skip
+        if isinstance(out, TrialResult):
+            return out
+        why = out
+        log.info("%s/%s: replaying every layer: %s", source.name, plan.name, why)
+    result = simulate_trial(
         spec,
         build,
         progress,
@@ -189,6 +347,7 @@ def simulate(
         allocator=allocator_model(),
         count_cost=count_cost,
     )
+    return _full_replay_noted(result, why)
 
 
 def simulate_plans(
