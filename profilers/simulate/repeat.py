@@ -367,6 +367,7 @@ class Probe:
 
 _PARTS = tuple(f.name for f in dataclasses.fields(MemoryBreakdown))
 _COSTS = ("flop_op_bytes", "other_op_bytes", "ops", "max_attention_query_elements")
+_PAGE = 2 << 20  # CUDA caching-allocator segments are whole 2 MiB pages
 _PARAMS = ("total", "trainable", "parameter_bytes", "trainable_bytes")
 
 
@@ -492,21 +493,17 @@ def extrapolate(
     alloc = last.simulation.cuda_allocator
     allocator_exact: bool | None = None
     if alloc is not None:
+        # the allocator's cache is quantized in segments and fills unevenly, so even figures
+        # affine on the probes are not exact at depth: an estimate, from the last two probes,
+        # in whole 2 MiB pages and never below what is allocated
         allocator_exact = not any(k[0] == "allocator" for k in soft_bad)
-        reserved = soft[("allocator", "max_reserved_bytes")]
-        provenance = alloc.provenance
-        if not allocator_exact:
-            # the allocator's cache is not affine in the depth (segments fill unevenly): keep at
-            # least the largest probe's overhead above its peak, and say it is an estimate
-            overhead = alloc.max_reserved_bytes - last.tensor_peak.peak_bytes
-            reserved = max(reserved, tensor_peak.peak_bytes + overhead)
-            provenance = Provenance.ESTIMATED
-            log.info("caching-allocator replay not affine on probes %s: its overhead is estimated", ks)
+        allocated = max(soft[("allocator", "max_allocated_bytes")], tensor_peak.peak_bytes)
+        reserved = max(soft[("allocator", "max_reserved_bytes")], allocated)
         alloc = AllocatorPeak(
-            max_allocated_bytes=max(soft[("allocator", "max_allocated_bytes")], tensor_peak.peak_bytes),
-            max_reserved_bytes=max(reserved, tensor_peak.peak_bytes),
-            segments=soft[("allocator", "segments")],
-            provenance=provenance,
+            max_allocated_bytes=allocated,
+            max_reserved_bytes=_PAGE * -(-reserved // _PAGE),
+            segments=max(1, soft[("allocator", "segments")]),
+            provenance=Provenance.ESTIMATED,
         )
     simulation = dataclasses.replace(
         last.simulation,
