@@ -20,11 +20,16 @@ What cannot be simulated (a cut's ``simulation_unsupported``) comes back as a re
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import copy
 import dataclasses
 import gc
 import logging
+import multiprocessing
+import multiprocessing.context
+import os
+import pickle
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -65,6 +70,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "MIN_BLOCKS",
     "SIMULATION_UNSUPPORTED",
+    "default_workers",
     "fake_builder",
     "simulate",
     "simulate_plans",
@@ -244,7 +250,7 @@ def _extrapolated(
         return "no repeating block found"
     if pattern.blocks < min_blocks:
         return f"{pattern.blocks} repeating blocks, fewer than {min_blocks}"
-    first = 2  # the first and the last block differ from the smallest probe on
+    first = 1
     probe_layers = sum(len(pattern.kept(first + i)) for i in range(3))
     if probe_layers >= pattern.layers:
         return f"three probes would replay {probe_layers} layers, the model has {pattern.layers}"
@@ -350,6 +356,85 @@ def simulate(
     return _full_replay_noted(result, why)
 
 
+def default_workers() -> int:
+    """Worker processes for a sweep: one per core this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+_worker_source: ModelSource | None = None  # in a worker process: the sweep's model, sent once
+
+
+def _worker_start(payload: bytes) -> None:
+    """A worker's initializer: the model source (or what resolves to it), once per worker."""
+    global _worker_source
+    torch.set_num_threads(1)  # fake tensors compute nothing; real batches are tiny
+    _worker_source = resolve_model(pickle.loads(payload))
+    gc.collect()
+    gc.freeze()  # what lives now is never garbage: each replay's collection skips it
+
+
+def _worker_simulate(index: int, plan: Plan, batch_size: int, seq_len: int, options: dict[str, Any]) -> tuple[int, TrialResult]:
+    assert _worker_source is not None, "worker started without its model"
+    return index, simulate(_worker_source, plan, batch_size, seq_len, **options)
+
+
+def _payload(model: str | nn.Module | ModelSource, source: ModelSource) -> bytes | None:
+    """What a worker needs to make the model: the name it was given, else the source (or the
+    module) pickled; ``None`` when neither pickles (a closure, a lambda)."""
+    for candidate in (model,) if isinstance(model, str) else (source, model):
+        try:
+            return pickle.dumps(candidate)
+        except Exception as exc:  # pickle raises many kinds
+            log.debug("cannot send %r to a worker: %s", candidate, exc)
+    return None
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """``forkserver`` where there is one (the server imports the simulator once, each worker
+    is a fork of it), else ``spawn``; never a bare fork of a process that has run torch."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["advisor.engines.simulate"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _simulate_in_workers(
+    payload: bytes,
+    plans: list[Plan],
+    workers: int,
+    batch_size: int,
+    seq_len: int,
+    options: dict[str, Any],
+    done: Callable[[int, TrialResult], None],
+) -> list[int]:
+    """Simulate ``plans`` in ``workers`` processes, calling ``done(index, result)`` as each
+    finishes; returns the indices left undone when the pool broke (a worker died)."""
+    left = set(range(len(plans)))
+    try:
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=_pool_context(), initializer=_worker_start, initargs=(payload,)
+        ) as pool:
+            futures = [
+                pool.submit(_worker_simulate, i, plan, batch_size, seq_len, options) for i, plan in enumerate(plans)
+            ]
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    index, result = future.result()  # bad input (AdvisorError) raises, as serially
+                    left.discard(index)
+                    done(index, result)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    except concurrent.futures.process.BrokenProcessPool as exc:
+        log.warning("a simulation worker died (%s): the %d plans left run in this process", exc, len(left))
+    return sorted(left)
+
+
 def simulate_plans(
     model: str | nn.Module | ModelSource,
     plans: Iterable[Plan],
@@ -359,19 +444,46 @@ def simulate_plans(
     target: str = "cuda",
     progress: Progress | None = None,
     on_result: Callable[[TrialResult], None] | None = None,
+    extrapolate: bool = True,
+    workers: int | None = None,
 ) -> list[TrialResult]:
-    """Simulate each plan in turn (a sweep without hardware); one plan's failure is its result."""
+    """Simulate each plan (a sweep without hardware); one plan's failure is its result.
+
+    The replay patches process-wide state (dropout, attention, transformers' fake-tensor
+    check), so plans run in ``workers`` processes (default: one per core; ``1``: one after
+    the other here), the model sent once to each. Results come back in plan order, the same
+    as serially; ``on_result`` and ``progress`` see each plan as it finishes. Where the model
+    cannot be sent to another process, or a worker dies, the rest run here.
+    """
     source = resolve_model(model)
     plans = list(plans)
-    results: list[TrialResult] = []
+    n = len(plans)
+    results: list[TrialResult | None] = [None] * n
     say = progress or (lambda _msg: None)
-    for i, plan in enumerate(plans, 1):
+    options: dict[str, Any] = {"target": target, "extrapolate": extrapolate}
+    finished = 0
 
-        def step(msg: str, i: int = i, plan: Plan = plan) -> None:
-            say(f"plan {i}/{len(plans)} {plan.name}: {msg}")
-
-        result = simulate(source, plan, batch_size, seq_len, target=target, progress=step)
-        results.append(result)
+    def done(index: int, result: TrialResult) -> None:
+        nonlocal finished
+        finished += 1
+        results[index] = result
+        say(f"plan {index + 1}/{n} {plans[index].name}: {result.status.value} ({finished} of {n} done)")
         if on_result is not None:
             on_result(result)
-    return results
+
+    workers = min(default_workers() if workers is None else workers, n)
+    if workers < 1:
+        raise InvalidInputError(f"workers must be ≥ 1, got {workers}", "pass --workers 1 or more")
+    todo = list(range(n))
+    payload = _payload(model, source) if workers > 1 else None
+    if workers > 1 and payload is None:
+        log.info("the model cannot be sent to worker processes: simulating %d plans here", n)
+    if payload is not None:
+        todo = _simulate_in_workers(payload, plans, workers, batch_size, seq_len, options, done)
+    for i in todo:
+
+        def step(msg: str, i: int = i) -> None:
+            say(f"plan {i + 1}/{n} {plans[i].name}: {msg}")
+
+        done(i, simulate(source, plans[i], batch_size, seq_len, progress=step, **options))
+    return [r for r in results if r is not None]

@@ -245,22 +245,24 @@ class SegmentTracker(PhaseTracker):
 
     def __init__(self) -> None:
         super().__init__("meta")
-        self.where = OUTSIDE
+        self.where: tuple[str, ...] = (OUTSIDE,)
         self.segment_peaks: dict[tuple[str, str], int] = {}
         self.segment_events: dict[tuple[str, str], int] = {}  # events replayed to reach each peak
 
     def _note(self) -> None:
         super()._note()
-        key = (self.phase, self.where)
-        if self._live_bytes > self.segment_peaks.get(key, -1):
-            self.segment_peaks[key] = self._live_bytes
-            self.segment_events[key] = len(self._events)
+        for where in self.where:
+            key = (self.phase, where)
+            if self._live_bytes > self.segment_peaks.get(key, -1):
+                self.segment_peaks[key] = self._live_bytes
+                self.segment_events[key] = len(self._events)
 
     def set_phase(self, phase: str) -> None:
-        self.where = OUTSIDE
+        self.where = (OUTSIDE,)
         super().set_phase(phase)
 
-    def set_where(self, where: str) -> None:
+    def set_where(self, where: tuple[str, ...]) -> None:
+        """Enter a segment: ``(first,)``, ``(outside,)``, ``(first, last)`` for a lone block."""
         self.where = where
         self._note()
 
@@ -299,18 +301,20 @@ class BlockClock:
         t = self.tracker
         return t if t is not None and t.phase == "forward" else None
 
-    def _mark(self, where: str) -> Callable[[torch.Tensor], None]:
+    def _mark(self, where: tuple[str, ...]) -> Callable[[torch.Tensor], None]:
         def hook(_grad: torch.Tensor) -> None:
             if self.tracker is not None:
                 self.tracker.set_where(where)
 
         return hook
 
-    def install(self, layers: Sequence[nn.Module], labels: Sequence[str]) -> None:
-        """Hook ``layers`` (in order), each with its label (``first``, ``outside`` …)."""
+    def install(self, layers: Sequence[nn.Module], labels: Sequence[tuple[str, ...]]) -> None:
+        """Hook ``layers`` (in order), each with its label (``(first,)``, ``(outside,)`` …)."""
         for position, (layer, label) in enumerate(zip(layers, labels, strict=True)):
 
-            def pre(_m: nn.Module, args: Any, kwargs: Any, label: str = label, position: int = position) -> None:
+            def pre(
+                _m: nn.Module, args: Any, kwargs: Any, label: tuple[str, ...] = label, position: int = position
+            ) -> None:
                 tracker = self._forward()
                 if tracker is None:
                     return
@@ -318,13 +322,13 @@ class BlockClock:
                 if position == 0:
                     x = _first_tensor(args) if _first_tensor(args) is not None else _first_tensor(kwargs)
                     if x is not None and x.requires_grad:
-                        x.register_hook(self._mark(OUTSIDE))
+                        x.register_hook(self._mark((OUTSIDE,)))
 
-            def post(_m: nn.Module, _args: Any, _kwargs: Any, out: Any, label: str = label) -> None:
+            def post(_m: nn.Module, _args: Any, _kwargs: Any, out: Any, label: tuple[str, ...] = label) -> None:
                 tracker = self._forward()
                 if tracker is None:
                     return
-                tracker.set_where(OUTSIDE)
+                tracker.set_where((OUTSIDE,))
                 y = _first_tensor(out)
                 if y is not None and y.requires_grad:
                     y.register_hook(self._mark(label))
@@ -333,15 +337,16 @@ class BlockClock:
             layer.register_forward_hook(post, with_kwargs=True)
 
 
-def block_labels(pattern: RepeatPattern, blocks: int) -> list[str]:
-    """The label of each layer a probe with ``blocks`` repeats keeps."""
-    labels = []
+def block_labels(pattern: RepeatPattern, blocks: int) -> list[tuple[str, ...]]:
+    """The label of each layer a probe with ``blocks`` repeats keeps (a lone block is both the
+    first and the last)."""
+    labels: list[tuple[str, ...]] = []
     for position in range(len(pattern.kept(blocks))):
         b = (position - pattern.prefix) // pattern.period
         if position < pattern.prefix or b >= blocks:
-            labels.append(OUTSIDE)
+            labels.append((OUTSIDE,))
         else:
-            labels.append(FIRST if b == 0 else LAST if b == blocks - 1 else MIDDLE)
+            labels.append(tuple(w for w, yes in ((FIRST, b == 0), (LAST, b == blocks - 1)) if yes) or (MIDDLE,))
     return labels
 
 
@@ -511,7 +516,7 @@ def extrapolate(
         step_cost=cost,
         cuda_allocator=alloc,
         unknown_value_reads=max(0, soft[("unknown_reads",)]),
-        repeats=pattern.record([p.blocks for p in probes], allocator_exact),
+        repeats=pattern.record(ks, allocator_exact),
     )
     return dataclasses.replace(
         last,

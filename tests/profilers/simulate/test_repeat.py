@@ -95,8 +95,10 @@ def test_extrapolated_equals_the_full_replay(arch: str, plan: str) -> None:
     assert fast.simulation is not None and full.simulation is not None
     repeats = fast.simulation.repeats
     assert repeats is not None and repeats.extrapolated
-    assert (repeats.blocks, repeats.probes, repeats.period_layers) == (10, (2, 3, 4), 1)
-    assert repeats.detail == "simulated (extrapolated from 2..4 of 10 blocks)"
+    # three probes in a row, from one block (two when one block alone is not on the line)
+    assert (repeats.blocks, repeats.period_layers) == (10, 1)
+    assert repeats.probes in ((1, 2, 3), (2, 3, 4))
+    assert repeats.detail == f"simulated (extrapolated from {repeats.probes[0]}..{repeats.probes[2]} of 10 blocks)"
     assert full.simulation.repeats is not None and not full.simulation.repeats.extrapolated
     assert full.simulation.repeats.detail == "simulated (full replay: asked for)"
     # the caching allocator is replayed on the events, not counted: extrapolated, an estimate
@@ -134,7 +136,7 @@ def test_alternating_layers_repeat_in_blocks_of_two(plan: str) -> None:
     _assert_same_figures(fast, full)
     repeats = fast.simulation.repeats  # type: ignore[union-attr]
     assert repeats is not None and repeats.extrapolated
-    assert (repeats.blocks, repeats.period_layers, repeats.probes) == (10, 2, (2, 3, 4))
+    assert (repeats.blocks, repeats.period_layers) == (10, 2) and repeats.probes in ((1, 2, 3), (2, 3, 4))
 
 
 def test_frozen_first_layers_are_a_fixed_prefix() -> None:
@@ -156,7 +158,7 @@ def test_round_trip_keeps_the_record() -> None:
     fast = simulate(_llama(10), "lora", BATCH, SEQ)
     again = TrialResult.from_dict(fast.to_dict())
     assert again.simulation == fast.simulation
-    assert fast.to_dict()["simulation"]["repeats"]["probes"] == [2, 3, 4]
+    assert fast.to_dict()["simulation"]["repeats"]["probes"] == [1, 2, 3]
 
 
 # -- falling back to the full replay, and saying why -------------------------------------------
