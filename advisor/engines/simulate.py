@@ -392,17 +392,29 @@ def _payload(model: str | nn.Module | ModelSource, source: ModelSource) -> bytes
     return None
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """``forkserver`` where there is one (the server imports the simulator once, each worker
-    is a fork of it), else ``spawn``; never a bare fork of a process that has run torch."""
+def _preload(source: ModelSource) -> list[str]:
+    """Modules a worker needs, imported once by the fork server: the simulator, PEFT, and the
+    module of the model's class (transformers imports each architecture lazily)."""
+    names = ["advisor.engines.simulate", "peft"]
+    try:
+        names.append(type(source.build("meta")).__module__)
+    except Exception as exc:  # the workers import it themselves, or report the failure per plan
+        log.debug("no model class to preload: %s", exc)
+    return names
+
+
+def _pool_context(preload: list[str]) -> multiprocessing.context.BaseContext:
+    """``forkserver`` where there is one (the server imports ``preload`` once, each worker is
+    a fork of it), else ``spawn``; never a bare fork of a process that has run torch."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["advisor.engines.simulate"])
+        ctx.set_forkserver_preload(preload)
         return ctx
     return multiprocessing.get_context("spawn")
 
 
 def _simulate_in_workers(
+    source: ModelSource,
     payload: bytes,
     plans: list[Plan],
     workers: int,
@@ -416,7 +428,10 @@ def _simulate_in_workers(
     left = set(range(len(plans)))
     try:
         with concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=_pool_context(), initializer=_worker_start, initargs=(payload,)
+            max_workers=workers,
+            mp_context=_pool_context(_preload(source)),
+            initializer=_worker_start,
+            initargs=(payload,),
         ) as pool:
             futures = [
                 pool.submit(_worker_simulate, i, plan, batch_size, seq_len, options) for i, plan in enumerate(plans)
@@ -479,7 +494,7 @@ def simulate_plans(
     if workers > 1 and payload is None:
         log.info("the model cannot be sent to worker processes: simulating %d plans here", n)
     if payload is not None:
-        todo = _simulate_in_workers(payload, plans, workers, batch_size, seq_len, options, done)
+        todo = _simulate_in_workers(source, payload, plans, workers, batch_size, seq_len, options, done)
     for i in todo:
 
         def step(msg: str, i: int = i) -> None:

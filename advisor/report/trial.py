@@ -38,6 +38,9 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
             ("  activations + temporaries", format_bytes(b.activation_bytes, 2), src),
             ("resident between steps", format_bytes(tp.resident_before_step_bytes, 2), src),
         ]
+    repeats = r.simulation.repeats if r.simulation is not None else None
+    if repeats is not None:  # "simulated (extrapolated from 1..3 of 32 blocks)" → its parenthesis
+        rows.append(("layers", repeats.detail.removeprefix("simulated (").removesuffix(")"), "simulated"))
     if r.cuda:
         c = r.cuda
         src = c.provenance.value

@@ -415,6 +415,12 @@ def _soft_figures(probe: Probe) -> dict[tuple[str, ...], int]:
     return out
 
 
+def _cache_overhead(probe: Probe) -> int:
+    """What a probe's caching allocator reserved beyond what it handed out."""
+    alloc = probe.result.simulation.cuda_allocator if probe.result and probe.result.simulation else None
+    return 0 if alloc is None else alloc.max_reserved_bytes - alloc.max_allocated_bytes
+
+
 def _affine(
     probes: Sequence[Probe], figures: Callable[[Probe], dict[tuple[str, ...], int]], blocks: int
 ) -> tuple[dict[tuple[str, ...], int], list[tuple[str, ...]]]:
@@ -500,10 +506,12 @@ def extrapolate(
     if alloc is not None:
         # the allocator's cache is quantized in segments and fills unevenly, so even figures
         # affine on the probes are not exact at depth: an estimate, from the last two probes,
-        # in whole 2 MiB pages and never below what is allocated
+        # in whole 2 MiB pages, never below what is allocated
         allocator_exact = not any(k[0] == "allocator" for k in soft_bad)
         allocated = max(soft[("allocator", "max_allocated_bytes")], tensor_peak.peak_bytes)
         reserved = max(soft[("allocator", "max_reserved_bytes")], allocated)
+        if not allocator_exact:  # at least the most any probe's cache held beyond its blocks
+            reserved = max(reserved, allocated + max(_cache_overhead(p) for p in probes[-3:]))
         alloc = AllocatorPeak(
             max_allocated_bytes=allocated,
             max_reserved_bytes=_PAGE * -(-reserved // _PAGE),
