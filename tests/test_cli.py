@@ -74,3 +74,29 @@ def test_simulate_on_a_budget_alone(capsys: pytest.CaptureFixture[str]) -> None:
 def test_simulate_with_two_plans_needs_sweep(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--model", "tiny-gpt2", "--plans", "lora;sgd"]) == 1
     assert "add --sweep" in capsys.readouterr().err
+
+
+# -- start-up: listing commands import neither torch nor transformers --------------------------
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["gpus"], ["models"]])
+def test_listing_commands_import_no_torch(argv: list[str]) -> None:
+    code = (
+        "import sys\nfrom advisor.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules)\n"
+        "print('heavy:', heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.rstrip().endswith("heavy: []"), done.stdout[-300:]
+    assert "tiny-llama" in done.stdout or "rtx-4090" in done.stdout or "profile" in done.stdout
+
+
+def test_models_lists_what_resolve_model_knows(capsys: pytest.CaptureFixture[str]) -> None:
+    from advisor.models import builtin_models
+
+    assert main(["models"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:]]
+    registered = [m.name for m in builtin_models()]
+    assert listed == registered[: len(listed)]
+    assert {"tiny-llama", "minilm", "llama-3.2-1b", "llama-3.1-8b"} <= set(listed)

@@ -4,14 +4,19 @@ one place an error becomes an exit code."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from advisor.catalog.models import DEFAULT_MODEL
 from advisor.core.errors import AdvisorError
 from advisor.core.units import parse_count
-from advisor.models import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from advisor import api, report
+    from advisor.report import trial as trial_view
 
 __all__ = [
     "EXIT_ERROR",
@@ -20,16 +25,47 @@ __all__ = [
     "EXIT_USAGE",
     "ProgressLine",
     "add_model_args",
+    "api",
     "count",
     "fraction",
     "learning_rate",
     "non_negative_int",
     "positive_float",
     "positive_int",
+    "report",
     "run_command",
+    "trial_view",
 ]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+# -- the API, imported on first use ----------------------------------------------------------
+
+
+class _OnFirstUse:
+    """A module imported when one of its names is first used.
+
+    ``advisor.api`` and ``advisor.report`` import torch and transformers (seconds); ``--help``,
+    ``models`` and ``gpus`` need neither. Every command reaches them through the names below, so
+    only a command that runs a model pays for them (start-up time, not an import cycle, is the
+    reason: the layers are the same as with a plain import).
+    """
+
+    def __init__(self, module: str) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(importlib.import_module(self._module), name)
+
+    def __repr__(self) -> str:
+        return f"<{self._module}, imported on first use>"
+
+
+if not TYPE_CHECKING:
+    api = _OnFirstUse("advisor.api")
+    report = _OnFirstUse("advisor.report")
+    trial_view = _OnFirstUse("advisor.report.trial")
 
 
 class ProgressLine:

@@ -6,10 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from advisor import api
-from advisor.cli.common import EXIT_OK, ProgressLine, learning_rate, positive_int
+from advisor.cli.common import EXIT_OK, ProgressLine, api, learning_rate, positive_int, report
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
-from advisor.report import convergence_text
 
 __all__ = ["add_parser", "run"]
 
@@ -31,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     )
     line.done()
     print(f"Fine-tune vs train from scratch: {result.model}, {result.steps} steps each\n")
-    print(convergence_text(result))
+    print(report.convergence_text(result))
     if args.json:
         doc = {
             "schema_version": SCHEMA_VERSION,

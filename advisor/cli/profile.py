@@ -6,17 +6,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from advisor import api
 from advisor.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     ProgressLine,
     add_model_args,
+    api,
     non_negative_int,
     positive_int,
+    trial_view,
 )
 from advisor.core.io import SCHEMA_VERSION, atomic_write_text, environment, write_json
-from advisor.report.trial import trial_text
 
 __all__ = ["add_parser", "run"]
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
     )
     progress.done()
-    print(trial_text(result))
+    print(trial_view.trial_text(result))
     if args.json:
         doc = {
             "schema_version": SCHEMA_VERSION,
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         path = write_json(args.json, doc)
         print(f"\nwrote {path}")
     if args.markdown:
-        md = f"# Profile of {result.model}\n\n" + trial_text(result, markdown=True) + "\n"
+        md = f"# Profile of {result.model}\n\n" + trial_view.trial_text(result, markdown=True) + "\n"
         path = atomic_write_text(args.markdown, md)
         print(f"wrote {path}")
     return EXIT_OK if result.ok else EXIT_ERROR

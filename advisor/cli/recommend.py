@@ -7,11 +7,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from advisor import api
 from advisor.cli.common import (
     EXIT_OK,
     ProgressLine,
     add_model_args,
+    api,
     count,
     fraction,
     non_negative_int,

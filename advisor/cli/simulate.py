@@ -8,13 +8,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from advisor import api
 from advisor.catalog.gpus import GpuSpec
-from advisor.cli.common import EXIT_ERROR, EXIT_OK, ProgressLine, add_model_args, positive_int
+from advisor.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    ProgressLine,
+    add_model_args,
+    api,
+    positive_int,
+    trial_view,
+)
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
 from advisor.core.tables import table
 from advisor.core.units import format_bytes, format_rate, format_seconds
-from advisor.report.trial import trial_text
 from profilers.records import Provenance, TrialResult
 
 __all__ = ["add_parser", "growth_rows", "need_rows", "run", "sweep_rows"]
@@ -110,7 +116,7 @@ def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
     line = ProgressLine(f"{args.model}: ")
     result = api.simulate(args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, progress=line)
     line.done()
-    print(trial_text(result))
+    print(trial_view.trial_text(result))
     rows = need_rows(result, gpu) if result.ok else []
     if rows:
         print()

@@ -8,18 +8,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from advisor import api
 from advisor.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     ProgressLine,
     add_model_args,
+    api,
     non_negative_int,
     positive_int,
+    report,
 )
 from advisor.core.io import atomic_write_text
 from advisor.core.tables import table
-from advisor.report import change_table
 
 __all__ = ["add_parser", "default_out", "run"]
 
@@ -76,14 +76,14 @@ def run(args: argparse.Namespace) -> int:
         f"{result.model}: batch {result.batch_size} × seq {result.seq_len} on {result.device}, "
         f"{len(result.results)} plans ({len(result.reused)} reused from {out})\n"
     )
-    print(change_table(result))
+    print(report.change_table(result))
     if result.pruned:
         print(f"\npruned ({len(result.pruned)}):")
         for p in result.pruned:
             print(f"  {p.plan}: {p.reason}")
     print(f"\nresults in {out} (re-run the same command to resume; --retry-failed to re-run failures)")
     if args.markdown:
-        md = f"# Sweep of {result.model}\n\n" + change_table(result, markdown=True) + "\n"
+        md = f"# Sweep of {result.model}\n\n" + report.change_table(result, markdown=True) + "\n"
         print(f"wrote {atomic_write_text(args.markdown, md)}")
     return EXIT_OK
 
