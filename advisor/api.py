@@ -137,7 +137,7 @@ def advise(
     rank_by: str = "time",
     mode: str = "auto",
     check_top: int = 3,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[SweepProgress], None] | None = None,
 ) -> Advice:
     """Rank training plans of ``model`` for the GPU ``gpu`` and the ``workload``.
 
@@ -154,7 +154,9 @@ def advise(
     ``.best``, ``.ranked``, ``.excluded``, ``.comparison``, ``.to_json()``, ``.to_markdown()``,
     ``.to_text()``, ``.save(prefix)``.
     Unknown GPU or model names and bad workload values raise :class:`advisor.AdvisorError`
-    with the cause and a hint.
+    with the cause and a hint. ``progress`` hears a :class:`SweepProgress` at the start and end
+    of each plan's trial (phase ``"trials"``) and of each search for the largest micro-batch
+    (phase ``"largest micro-batch"``).
     """
     workload = workload or Workload()
     spec = target_gpu(gpu, gpu_mem, price_usd_per_hour)
@@ -397,7 +399,7 @@ def simulate_plans(
     batch_size: int = 4,
     seq_len: int = 128,
     target: str = "cuda",
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[SweepProgress], None] | None = None,
     on_result: Callable[[TrialResult], None] | None = None,
 ) -> SimulatedPlans:
     """Simulate the baseline and many plans of ``model`` (a sweep without hardware).

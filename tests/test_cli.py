@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -100,3 +101,89 @@ def test_models_lists_what_resolve_model_knows(capsys: pytest.CaptureFixture[str
     registered = [m.name for m in builtin_models()]
     assert listed == registered[: len(listed)]
     assert {"tiny-llama", "minilm", "llama-3.2-1b", "llama-3.1-8b"} <= set(listed)
+
+
+# -- progress: plan count, current plan and an ETA from the mean time per finished plan -------
+
+
+def _event(kind: str, index: int, plan: str, elapsed: float, run_elapsed: float, message: str = "", phase: str = ""):
+    from advisor.engines.progress import SweepProgress
+
+    return SweepProgress(kind, index, 3, plan, elapsed, run_elapsed, message, None, phase)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_lines_name_the_plan_and_its_count_with_an_eta() -> None:
+    from advisor.cli.common import ProgressLine
+
+    stream = io.StringIO()
+    line = ProgressLine(stream=stream)
+    for event in (
+        _event("start", 1, "baseline", 0, 0, "starting"),
+        _event("stage", 1, "baseline", 2, 2, "timed step 1/3"),  # not a plain line: only starts and ends
+        _event("done", 1, "baseline", 10, 10, "ok"),
+        _event("start", 2, "lora", 0, 10, "starting"),
+        _event("done", 2, "lora", 20, 30, "ok"),
+        _event("start", 3, "sgd", 0, 30, "starting"),
+        _event("done", 3, "sgd", 5, 35, "ok"),
+    ):
+        line(event)
+    line.done()
+    assert stream.getvalue().splitlines() == [
+        "[1/3] baseline: starting · 0:00",
+        "[1/3] baseline: ok (10.0 s) · ETA 0:20",  # 10 s a plan, 2 left
+        "[2/3] lora: starting · 0:10 · ETA 0:20",
+        "[2/3] lora: ok (20.0 s) · ETA 0:15",  # (10 + 20) / 2 s a plan, 1 left
+        "[3/3] sgd: starting · 0:30 · ETA 0:15",
+        "[3/3] sgd: ok (5.0 s)",
+    ]
+    assert line.finished == 3
+
+
+def test_progress_redraws_one_line_in_a_terminal_and_counts_the_running_plan() -> None:
+    from advisor.cli.common import ProgressLine
+
+    stream = _Terminal()
+    line = ProgressLine(stream=stream)
+    line(_event("done", 1, "baseline", 10, 10, "ok"))
+    line(_event("stage", 2, "lora", 4, 14, "timed step 1/3"))
+    assert stream.getvalue() == (
+        "\r\033[K[1/3] baseline: ok (10.0 s) · ETA 0:20\n"  # a finished plan keeps its line
+        "\r\033[K[2/3] lora: timed step 1/3 · 0:14 · ETA 0:16"  # 2 plans of 10 s, 4 s of one done
+    )
+    line.done()
+    assert stream.getvalue().endswith("\r\033[K")
+
+
+def test_progress_starts_its_count_again_for_a_new_phase_and_is_silent_when_quiet() -> None:
+    from advisor.cli.common import ProgressLine
+
+    stream = io.StringIO()
+    line = ProgressLine(stream=stream)
+    line(_event("done", 3, "sgd", 60, 100, "ok"))
+    line(_event("start", 1, "lora", 0, 100, "searching", phase="largest micro-batch"))
+    assert stream.getvalue().splitlines()[-1] == "largest micro-batch [1/3] lora: searching · 1:40"  # no ETA yet
+    quiet = io.StringIO()
+    silent = ProgressLine(stream=quiet, quiet=True)
+    silent(_event("done", 1, "baseline", 10, 10, "ok"))
+    silent("building model")
+    assert quiet.getvalue() == "" and silent.finished == 1
+
+
+def test_simulate_sweep_and_recommend_show_progress_per_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--model", "tiny-gpt2", "-b", "1", "-s", "16", "--sweep", "--plans", "lora;sgd"]) == 0
+    err = [e for e in capsys.readouterr().err.splitlines() if e[:1] == "[" and e[1:2].isdigit()]
+    assert err[0] == "[1/3] baseline: starting · 0:00"
+    assert err[-1].startswith("[3/3] sgd: ok (") and "ETA" not in err[-1]
+    assert any(e.startswith("[2/3] lora: starting") and " · ETA " in e for e in err)
+    args = ["recommend", "--model", "tiny-gpt2", "-b", "1", "-s", "16", "--gpu-mem", "2GiB", "--plans", "lora"]
+    assert main([*args, "--check-top", "1"]) == 0
+    err = [e for e in capsys.readouterr().err.splitlines() if e.startswith("tiny-gpt2: ")]
+    assert err[0] == "tiny-gpt2: trials [1/2] baseline: at micro-batch 1 · 0:00"
+    assert any(e.startswith("tiny-gpt2: largest micro-batch [1/1] ") for e in err)
+    assert main([*args, "--check-top", "0", "--quiet"]) == 0
+    assert "tiny-gpt2: " not in capsys.readouterr().err

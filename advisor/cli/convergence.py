@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from advisor.cli.common import EXIT_OK, ProgressLine, api, learning_rate, positive_int, report
+from advisor.cli.common import EXIT_OK, ProgressLine, add_quiet_arg, api, learning_rate, positive_int, report
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
 
 __all__ = ["add_parser", "run"]
@@ -14,7 +14,7 @@ __all__ = ["add_parser", "run"]
 
 def run(args: argparse.Namespace) -> int:
     """Run the probe, print both curves, and write JSON when asked."""
-    line = ProgressLine(f"{args.model}: ")
+    line = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     result = api.convergence_probe(
         args.model,
         text=args.text,
@@ -66,4 +66,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for init, masking and dropout (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--json", type=Path, help="also write the result as JSON to this path")
+    add_quiet_arg(p)
     p.set_defaults(func=run)

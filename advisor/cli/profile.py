@@ -11,6 +11,7 @@ from advisor.cli.common import (
     EXIT_OK,
     ProgressLine,
     add_model_args,
+    add_quiet_arg,
     api,
     non_negative_int,
     positive_int,
@@ -23,7 +24,7 @@ __all__ = ["add_parser", "run"]
 
 def run(args: argparse.Namespace) -> int:
     """Measure the plan, print it, and write JSON / Markdown when asked."""
-    progress = ProgressLine(f"{args.model}: ")
+    progress = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     result = api.profile(
         args.model,
         plan=api.one_plan(cuts=args.cuts),
@@ -72,4 +73,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--warmup", type=non_negative_int, default=1, help="warm-up steps (default: %(default)s)")
     p.add_argument("--json", type=Path, help="also write the result as JSON to this path")
     p.add_argument("--markdown", type=Path, help="also write the result as Markdown to this path")
+    add_quiet_arg(p)
     p.set_defaults(func=run)

@@ -4,7 +4,6 @@ what each needs on a target GPU."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from advisor.cli.common import (
     EXIT_OK,
     ProgressLine,
     add_model_args,
+    add_quiet_arg,
     api,
     positive_int,
     trial_view,
@@ -113,7 +113,7 @@ def sweep_rows(results: tuple[TrialResult, ...], gpu: GpuSpec | None) -> list[tu
 
 def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
     plan = api.one_plan(cuts=args.cuts, plans=args.plans)
-    line = ProgressLine(f"{args.model}: ")
+    line = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     result = api.simulate(args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, progress=line)
     line.done()
     print(trial_view.trial_text(result))
@@ -122,7 +122,7 @@ def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
         print()
         print(table(("figure", "value", "source"), rows))
     if args.growth and result.ok:
-        line = ProgressLine(f"{args.model} growth: ")
+        line = ProgressLine(f"{args.model} growth: ", quiet=args.quiet)
         limits = api.growth_limits(
             args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, gpu=gpu,
             base=result, progress=line,
@@ -134,12 +134,7 @@ def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
 
 
 def _many(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
-    line = ProgressLine(f"{args.model}: ")
-
-    def finished(result: TrialResult) -> None:
-        line.done()
-        print(f"{result.plan}: {result.status.value} ({result.wall_time_s:.1f} s)", file=sys.stderr, flush=True)
-
+    line = ProgressLine(quiet=args.quiet)
     sims = api.simulate_plans(
         args.model,
         cuts=args.cuts or None,  # none or empty: every cut but the opt-in ones
@@ -149,8 +144,8 @@ def _many(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
         seq_len=args.seq,
         target=args.target,
         progress=line,
-        on_result=finished,
     )
+    line.done()
     where = f"on {gpu.name}" if gpu is not None else "on a CUDA GPU (give --gpu for fit and speed)"
     print(f"{args.model}: batch {args.batch} × seq {args.seq}, {len(sims.results)} plans simulated, need {where}\n")
     headers = ("plan", "status", "tensor peak", "Δ peak", "GPU need", "fits", "FLOP/step", "step time", "note")
@@ -216,4 +211,5 @@ def add_parser(sub: Any) -> None:
         help="also fit memory over batch and sequence sizes: the largest batch and longest sequence that fit",
     )  # fmt: skip
     p.add_argument("--json", type=Path, help="also write the results as JSON to this path")
+    add_quiet_arg(p)
     p.set_defaults(func=run)

@@ -13,6 +13,7 @@ from advisor.cli.common import (
     EXIT_OK,
     ProgressLine,
     add_model_args,
+    add_quiet_arg,
     api,
     non_negative_int,
     positive_int,
@@ -36,18 +37,7 @@ def run(args: argparse.Namespace) -> int:
         print(table(("cut", "parameters (defaults)", "what it does"), api.describe_cuts()))
         return EXIT_OK
     out = args.out or default_out(args.model, args.batch, args.seq)
-    line = ProgressLine()
-    finished = 0
-
-    def progress(event: api.SweepProgress) -> None:
-        nonlocal finished
-        if event.kind in ("done", "reused"):
-            finished += 1
-            line.done()
-            print(str(event), file=sys.stderr, flush=True)
-        else:
-            line(str(event))
-
+    line = ProgressLine(quiet=args.quiet)
     try:
         result = api.sweep(
             args.model,
@@ -60,13 +50,13 @@ def run(args: argparse.Namespace) -> int:
             steps=args.steps,
             warmup_steps=args.warmup,
             out=out,
-            progress=progress,
+            progress=line,
             retry_failed=args.retry_failed,
         )
     except KeyboardInterrupt:
         line.done()
         print(
-            f"\ninterrupted: {finished} finished results are in {out}; run the same command again "
+            f"\ninterrupted: {line.finished} finished results are in {out}; run the same command again "
             "to resume",
             file=sys.stderr,
         )
@@ -122,4 +112,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--retry-failed", action="store_true", help="re-run plans recorded as failed")
     p.add_argument("--markdown", type=Path, help="also write the table as Markdown to this path")
     p.add_argument("--list-cuts", action="store_true", help="list the cuts and their parameters, then exit")
+    add_quiet_arg(p)
     p.set_defaults(func=run)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -32,6 +33,7 @@ from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from advisor.core.errors import InvalidInputError
 from advisor.engines.overheads import allocator_model
+from advisor.engines.progress import PlanEvents, ProgressCallback
 from advisor.models import ModelSource, resolve_model
 from advisor.plans import CUTS, Plan, build_program, parse_plan, trial_spec
 from advisor.plans.cuts.blocks import chain_context
@@ -198,21 +200,22 @@ def simulate_plans(
     seq_len: int = 128,
     *,
     target: str = "cuda",
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     on_result: Callable[[TrialResult], None] | None = None,
 ) -> list[TrialResult]:
-    """Simulate each plan in turn (a sweep without hardware); one plan's failure is its result."""
+    """Simulate each plan in turn (a sweep without hardware); one plan's failure is its result.
+    ``progress`` hears a :class:`SweepProgress` per start, stage and result of each plan."""
     source = resolve_model(model)
     plans = list(plans)
     results: list[TrialResult] = []
-    say = progress or (lambda _msg: None)
+    say = progress or (lambda _event: None)
+    started = time.perf_counter()
     for i, plan in enumerate(plans, 1):
-
-        def step(msg: str, i: int = i, plan: Plan = plan) -> None:
-            say(f"plan {i}/{len(plans)} {plan.name}: {msg}")
-
-        result = simulate(source, plan, batch_size, seq_len, target=target, progress=step)
+        events = PlanEvents(say, i, len(plans), plan.name, started)
+        events("start", "starting")
+        result = simulate(source, plan, batch_size, seq_len, target=target, progress=events.stage)
         results.append(result)
         if on_result is not None:
             on_result(result)
+        events("done", result.status.value, result)
     return results

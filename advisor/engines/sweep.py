@@ -34,6 +34,8 @@ from torch import nn
 
 from advisor.core.errors import ReportError
 from advisor.engines.measure import check_measurable, measure_plan
+from advisor.engines.progress import PlanEvents, ProgressCallback
+from advisor.engines.progress import SweepProgress as SweepProgress  # its old home: still importable here
 from advisor.models import ModelSource, resolve_model
 from advisor.plans import BASELINE, Plan
 from advisor.plans.cuts import PlanSpace, PrunedPlan, user_plans
@@ -77,32 +79,7 @@ class SweepKey:
         )
 
 
-@dataclass(frozen=True)
-class SweepProgress:
-    """One progress event: ``kind`` is ``start``, ``stage`` (a trial step), ``done`` (the
-    result is on disk) or ``reused`` (taken from the results file)."""
-
-    kind: str
-    index: int  # 1-based
-    total: int
-    plan: str
-    elapsed_s: float  # since this plan started
-    sweep_elapsed_s: float  # since the sweep started
-    message: str = ""
-    result: TrialResult | None = None
-
-    def __str__(self) -> str:
-        head = f"plan {self.index}/{self.total} {self.plan}"
-        if self.kind == "reused":
-            return f"{head}: done before, reused"
-        if self.kind == "done" and self.result is not None:
-            status = self.result.status.value
-            why = f" — {self.result.reason}" if self.result.reason else ""
-            return f"{head}: {status}{why} ({self.elapsed_s:.1f} s)"
-        return f"{head}: {self.message or self.kind} ({self.elapsed_s:.1f} s)"
-
-
-SweepCallback = Callable[[SweepProgress], None]
+SweepCallback = ProgressCallback  # the name this module has always used
 
 
 @dataclass(frozen=True)
@@ -329,27 +306,6 @@ def _header(
 # -- running -----------------------------------------------------------------------------------
 
 
-class _Events:
-    """Progress events of one plan, timed from the plan's start."""
-
-    def __init__(self, say: SweepCallback, index: int, total: int, plan: str, sweep_started: float) -> None:
-        self.say, self.index, self.total, self.plan = say, index, total, plan
-        self.sweep_started = sweep_started
-        self.started = time.perf_counter()
-
-    def __call__(self, kind: str, message: str = "", result: TrialResult | None = None) -> None:
-        now = time.perf_counter()
-        self.say(
-            SweepProgress(
-                kind, self.index, self.total, self.plan, now - self.started, now - self.sweep_started,
-                message, result,
-            )
-        )  # fmt: skip
-
-    def stage(self, message: str) -> None:
-        self("stage", message)
-
-
 def _run_plan(
     plan: Plan,
     source: ModelSource,
@@ -421,7 +377,7 @@ def sweep(
     def run_all(append: Callable[[SweepKey, TrialResult], None] | None) -> None:
         for index, plan in enumerate(space.plans, 1):
             key = SweepKey(source.name, plan.name, batch_size, seq_len, dev)
-            event = _Events(say, index, total, plan.name, started)
+            event = PlanEvents(say, index, total, plan.name, started)
             previous = done.get(key)
             if previous is not None and (previous.ok or not retry_failed):
                 results.append(previous)
