@@ -230,6 +230,7 @@ def sweep(
     out: str | Path | None = None,
     progress: Callable[[SweepProgress], None] | None = None,
     retry_failed: bool = False,
+    simulate: bool = False,
 ) -> SweepResult:
     """Measure the baseline and many plans of ``model``, one trial each.
 
@@ -238,7 +239,10 @@ def sweep(
     ``max_combo`` cuts, or the user list ``plans`` (``"lora+grad-ckpt;sgd"``). Conflicting and
     redundant sets are pruned with the reason (``result.pruned``). A failing plan is recorded
     with its reason and the sweep goes on; with ``out``, results are appended to that JSON Lines
-    file as they arrive and a re-run resumes (see :mod:`advisor.sweep`).
+    file as they arrive and a re-run resumes (see :mod:`advisor.sweep`). ``simulate=True``
+    replays each plan on fake tensors as for a CUDA GPU instead of measuring it (any model
+    size, no hardware; ``device`` and ``steps`` are then unused); the result's ``simulated``
+    is true and its results file says so.
     """
     return run_sweep(
         model,
@@ -251,6 +255,7 @@ def sweep(
         out=out,
         progress=progress,
         retry_failed=retry_failed,
+        simulate=simulate,
     )
 
 

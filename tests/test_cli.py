@@ -187,3 +187,39 @@ def test_simulate_sweep_and_recommend_show_progress_per_plan(capsys: pytest.Capt
     assert any(e.startswith("tiny-gpt2: largest micro-batch [1/1] ") for e in err)
     assert main([*args, "--check-top", "0", "--quiet"]) == 0
     assert "tiny-gpt2: " not in capsys.readouterr().err
+
+
+# -- sweep --simulate: the sweep's change table from the simulator, its file marked simulated --
+
+
+def test_sweep_simulate_replays_plans_and_marks_its_results_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sim.jsonl"
+    argv = ["sweep", "--simulate", "--model", "tiny-gpt2", "-b", "1", "-s", "16", "--plans", "lora", "--out", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "tiny-gpt2: batch 1 × seq 16 on simulated:cuda, 2 plans (0 reused" in text
+    assert "peaks: simulated on fake tensors" in text
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0]["sweep"]["engine"] == "simulate" and lines[0]["sweep"]["device"] == "simulated:cuda"
+    results = [line["result"] for line in lines[1:]]
+    assert [r["plan"] for r in results] == ["baseline", "lora"]
+    assert all(r["status"] == "ok" and r["tensor_peak"]["provenance"] == "simulated" for r in results)
+    assert results[1]["tensor_peak"]["peak_bytes"] < results[0]["tensor_peak"]["peak_bytes"]
+    assert main(argv) == 0  # the same command again: both reused, nothing simulated
+    assert "2 plans (2 reused" in capsys.readouterr().out
+
+
+def test_sweep_simulate_by_default_writes_its_own_file() -> None:
+    from advisor.cli.sweep import default_out
+
+    assert default_out("llama-3.1-8b", 1, 2048, simulated=True) == Path("reports/sweep-llama-3.1-8b-b1-s2048-simulated.jsonl")
+    assert default_out("llama-3.1-8b", 1, 2048) == Path("reports/sweep-llama-3.1-8b-b1-s2048.jsonl")
+
+
+@pytest.mark.slow
+def test_sweep_simulate_runs_a_preset_without_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # llama-3.2-1b: 1.2B parameters, no weights; measuring it would build it for real
+    argv = ["sweep", "--simulate", "--model", "llama-3.2-1b", "-b", "1", "-s", "16", "--plans", "lora"]
+    assert main([*argv, "--out", str(tmp_path / "s.jsonl")]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line[:4] in ("base", "lora")}
+    assert rows["baseline"][1] == "ok" and rows["lora"][1] == "ok" and rows["lora"][4].startswith("-")

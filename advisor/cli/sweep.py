@@ -25,10 +25,12 @@ from advisor.core.tables import table
 __all__ = ["add_parser", "default_out", "run"]
 
 
-def default_out(model: str, batch: int, seq: int) -> Path:
-    """``reports/sweep-MODEL-bBATCH-sSEQ.jsonl``, the results file when ``--out`` is not given."""
+def default_out(model: str, batch: int, seq: int, simulated: bool = False) -> Path:
+    """``reports/sweep-MODEL-bBATCH-sSEQ.jsonl`` (``…-simulated.jsonl`` for ``--simulate``), the
+    results file when ``--out`` is not given."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model).name if "/" in model else model).strip("-")
-    return Path("reports") / f"sweep-{slug or 'model'}-b{batch}-s{seq}.jsonl"
+    tail = "-simulated" if simulated else ""
+    return Path("reports") / f"sweep-{slug or 'model'}-b{batch}-s{seq}{tail}.jsonl"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list_cuts:
         print(table(("cut", "parameters (defaults)", "what it does"), api.describe_cuts()))
         return EXIT_OK
-    out = args.out or default_out(args.model, args.batch, args.seq)
+    out = args.out or default_out(args.model, args.batch, args.seq, args.simulate)
     line = ProgressLine(quiet=args.quiet)
     try:
         result = api.sweep(
@@ -52,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
             out=out,
             progress=line,
             retry_failed=args.retry_failed,
+            simulate=args.simulate,
         )
     except KeyboardInterrupt:
         line.done()
@@ -71,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\npruned ({len(result.pruned)}):")
         for p in result.pruned:
             print(f"  {p.plan}: {p.reason}")
+    if result.simulated:
+        print("\npeaks: simulated on fake tensors as for a CUDA GPU (exact tensor bytes, no compute, no timings)")
     print(f"\nresults in {out} (re-run the same command to resume; --retry-failed to re-run failures)")
     if args.markdown:
         md = f"# Sweep of {result.model}\n\n" + report.change_table(result, markdown=True) + "\n"
@@ -103,6 +108,11 @@ def add_parser(sub: Any) -> None:
         help="largest number of cuts in one plan, for --cuts (default: %(default)s)",
     )  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument(
+        "--simulate", action="store_true",
+        help="simulate each plan on fake tensors as for a CUDA GPU instead of measuring it: any model "
+        "size, no GPU, seconds a plan; the results file is marked simulated",
+    )  # fmt: skip
     p.add_argument("--steps", type=positive_int, default=3, help="timed steps per plan (default: %(default)s)")
     p.add_argument("--warmup", type=non_negative_int, default=1, help="warm-up steps (default: %(default)s)")
     p.add_argument(
