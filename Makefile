@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/accuracy.py
 	$(PY) benchmarks/speed.py
+	$(PY) benchmarks/startup.py
 
 clean-venv:
 	rm -rf $(VENV)
