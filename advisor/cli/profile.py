@@ -6,24 +6,25 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from advisor import api
 from advisor.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     ProgressLine,
     add_model_args,
+    add_quiet_arg,
+    api,
     non_negative_int,
     positive_int,
+    trial_view,
 )
 from advisor.core.io import SCHEMA_VERSION, atomic_write_text, environment, write_json
-from advisor.report.trial import trial_text
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
     """Measure the plan, print it, and write JSON / Markdown when asked."""
-    progress = ProgressLine(f"{args.model}: ")
+    progress = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     result = api.profile(
         args.model,
         plan=api.one_plan(cuts=args.cuts),
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
     )
     progress.done()
-    print(trial_text(result))
+    print(trial_view.trial_text(result))
     if args.json:
         doc = {
             "schema_version": SCHEMA_VERSION,
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         path = write_json(args.json, doc)
         print(f"\nwrote {path}")
     if args.markdown:
-        md = f"# Profile of {result.model}\n\n" + trial_text(result, markdown=True) + "\n"
+        md = f"# Profile of {result.model}\n\n" + trial_view.trial_text(result, markdown=True) + "\n"
         path = atomic_write_text(args.markdown, md)
         print(f"wrote {path}")
     return EXIT_OK if result.ok else EXIT_ERROR
@@ -72,4 +73,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--warmup", type=non_negative_int, default=1, help="warm-up steps (default: %(default)s)")
     p.add_argument("--json", type=Path, help="also write the result as JSON to this path")
     p.add_argument("--markdown", type=Path, help="also write the result as Markdown to this path")
+    add_quiet_arg(p)
     p.set_defaults(func=run)

@@ -7,11 +7,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from advisor import api
 from advisor.cli.common import (
     EXIT_OK,
     ProgressLine,
     add_model_args,
+    add_quiet_arg,
+    api,
     count,
     fraction,
     non_negative_int,
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         margin=args.margin,
     )
     mode = "simulate" if args.simulate else "measure" if args.measure else "auto"
-    progress = ProgressLine(f"{args.model}: ")
+    progress = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     rec = api.advise(
         args.model,
         gpu=args.gpu,
@@ -94,4 +95,5 @@ def add_parser(sub: Any) -> None:
         help="find the largest micro-batch by trials for this many top plans (default: %(default)s)",
     )  # fmt: skip
     p.add_argument("--report", type=Path, metavar="PREFIX", help="write PREFIX.json, PREFIX.md and PREFIX.svg")
+    add_quiet_arg(p)
     p.set_defaults(func=run)
