@@ -38,3 +38,7 @@ class PlanError(AdvisorError):
 
 class ReportError(AdvisorError):
     """A report file that is damaged or not one of ours."""
+
+
+class HardwareUnavailableError(AdvisorError):
+    """What was asked needs hardware this machine does not have (e.g. a CUDA GPU)."""

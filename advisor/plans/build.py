@@ -19,7 +19,7 @@ from torch._subclasses.fake_tensor import is_fake
 
 from advisor.core.errors import InvalidInputError, PlanError
 from advisor.models import ModelSource
-from advisor.plans.types import BuildContext, Plan, Recipe
+from advisor.plans.types import BuildContext, Cut, Plan, Recipe
 from profilers.simulate.optim8bit import AdamW8bitStandIn
 from profilers.trial import StepProgram, TrialSpec
 
@@ -162,7 +162,7 @@ def build_program(
     seq_len: int,
     device: torch.device,
     *,
-    check_on: torch.device | None = None,
+    check_on: torch.device | Callable[[Cut], torch.device] | None = None,
     build_on: torch.device | None = None,
     on_model: Callable[[nn.Module], Any] | None = None,
     batch_source: Callable[[ModelSource], ModelSource] | None = None,
@@ -173,14 +173,14 @@ def build_program(
 
     The skeleton: check that the cuts can run, let them fill in the recipe, build and transform
     the model, make the optimizer, batch and program. The hooks are what simulation changes:
-    ``check_on`` is the device the cuts' checks see and ``build_on`` where the model is built
+    ``check_on`` is the device the cuts' checks see (or a function of the cut giving it) and ``build_on`` where the model is built
     (both ``device`` by default; ``meta`` to simulate), ``on_model`` runs on the built model
     (swap its parameters for fakes), ``batch_source`` turns the source into the one that makes
     the batch, and ``finish_context`` is entered while the program is made (a fake mode);
     ``check_available=False`` (simulating) does not ask for the libraries the cuts run with.
     """
     for cut in plan.cuts:
-        cut.check_device(check_on or device)
+        cut.check_device(check_on(cut) if callable(check_on) else (check_on or device))
     recipe = prepare(plan, batch_size, seq_len, check_available=check_available)
     model = build_model(plan, BuildContext(source, build_on or device, recipe))
     if on_model is not None:
