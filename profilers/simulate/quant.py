@@ -63,6 +63,7 @@ __all__ = [
     "Linear8bitStandIn",
     "Params4bit",
     "QuantStateStandIn",
+    "current_target",
     "packed_4bit_shape",
     "quantized_bytes",
     "quantized_target",
@@ -81,12 +82,19 @@ _TARGET: contextvars.ContextVar[str] = contextvars.ContextVar("vram_advisor_quan
 
 @contextlib.contextmanager
 def quantized_target(target: str) -> Iterator[None]:
-    """Run the stand-ins as bitsandbytes runs on ``target`` (``"cpu"`` or ``"cuda"``)."""
+    """Run the stand-ins (and the 8-bit optimizer's) as bitsandbytes runs on ``target``
+    (``"cpu"`` or ``"cuda"``)."""
     token = _TARGET.set(target)
     try:
         yield
     finally:
         _TARGET.reset(token)
+
+
+def current_target() -> str:
+    """The device bitsandbytes' stand-ins run as now: ``"cpu"`` unless inside
+    :func:`quantized_target`."""
+    return _TARGET.get()
 
 
 def packed_4bit_shape(numel: int, quant_storage: torch.dtype = torch.uint8) -> tuple[int, int]:
