@@ -34,7 +34,7 @@ CUDA ``MatMul8bitLt``: the input is cast to float16 and quantized row-wise to in
 float32 scale per row), ``int8_scaled_mm`` multiplies into an int32 ``(M, N)`` buffer and
 dequantizes into the output; the input is kept for backward, which dequantizes the weight.
 
-PEFT's LoRA wrapper of a 4-bit layer clones the base layer's output (``peft/tuners/lora/
+PEFT 0.21.2's LoRA wrapper of a 4-bit layer clones the base layer's output (``peft/tuners/lora/
 bnb.py``: "we need to defensively clone here"); a stand-in wrapped by LoRA does the same
 (:attr:`Linear4bitStandIn.peft_clone`).
 

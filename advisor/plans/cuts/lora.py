@@ -183,7 +183,7 @@ def _prepare_for_kbit_training(model: nn.Module) -> None:
     """PEFT's ``prepare_model_for_kbit_training`` without its checkpointing part (the grad-ckpt
     cut owns that, non-reentrant, so no input-grad hook is needed): every parameter frozen, and
     the fp16/bf16 ones that are not 4-bit weights (norms, embeddings, lm_head, biases) upcast to
-    float32 (peft 0.x ``utils/other.py``, as installed)."""
+    float32 (peft 0.21.2 ``utils/other.py``)."""
     from peft import prepare_model_for_kbit_training
 
     prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
