@@ -41,9 +41,11 @@ from advisor.plans import (
     Plan,
     PlanSpace,
     PrunedPlan,
+    check_plan,
     combinations,
     default_cuts,
     describe_cuts,
+    explicit_plans,
     parse_cuts,
     parse_plan,
     parse_plans,
@@ -89,6 +91,7 @@ __all__ = [
     "simulate_plans",
     "sweep",
     "target_gpu",
+    "the_plan",
 ]
 
 log = logging.getLogger(__name__)
@@ -99,7 +102,7 @@ def profile(
     *,
     batch_size: int = 4,
     seq_len: int = 128,
-    plan: Plan | None = None,
+    plan: Plan | str | None = None,
     device: str = "auto",
     steps: int = 5,
     warmup_steps: int = 1,
@@ -115,8 +118,8 @@ def profile(
     """
     from profilers.trial import resolve_device
 
+    plan = the_plan(plan)
     source = resolve_model(model)
-    plan = plan or Plan()
     source.check_sizes(batch_size, seq_len)
     check_measurable(source, resolve_device(device))  # an 8B preset is simulated, not measured
     log.info("profiling %s, plan %s, batch %d × seq %d", source.name, plan.name, batch_size, seq_len)
@@ -178,12 +181,7 @@ def advise(
         )
     source = resolve_model(model)
     source.check_sizes(workload.micro_batch, workload.seq_len)
-    if plans is None:
-        plan_list = candidate_plans()
-    elif isinstance(plans, str):
-        plan_list = parse_plans(plans)
-    else:
-        plan_list = [parse_plan(p) if isinstance(p, str) else p for p in plans]
+    plan_list = candidate_plans() if plans is None else explicit_plans(plans)
     plan_text = plans if isinstance(plans, str) else None
     if plans is not None and not isinstance(plans, str):
         plan_text = ";".join(p if isinstance(p, str) else p.name for p in plans)
@@ -292,7 +290,7 @@ def simulate(
         )
     return run_simulation(
         model,
-        plan,
+        the_plan(plan),
         batch_size,
         seq_len,
         target=target,
@@ -304,6 +302,15 @@ def simulate(
 
 
 # -- targets and plans: what the front ends turn their input into ----------------------------
+
+
+def the_plan(plan: Plan | str | None) -> Plan:
+    """The one plan an entry point runs: ``None`` is the baseline, text is parsed
+    (``"lora+grad-ckpt"``); a conflicting or redundant plan raises :class:`advisor.AdvisorError`
+    with the reason a sweep would prune it, as does empty text."""
+    if plan is None:
+        return Plan()
+    return check_plan(parse_plan(plan) if isinstance(plan, str) else plan)
 
 
 def target_gpu(
@@ -361,15 +368,15 @@ def one_plan(*, cuts: str | None = None, plans: str | None = None) -> Plan:
     (``"lora+grad-ckpt"``); neither is the baseline. Text naming several plans raises."""
     if cuts is not None and plans is not None:
         raise InvalidInputError("give cuts or plans, not both", "cuts: 'lora,grad-ckpt'; a plan: 'lora+grad-ckpt'")
-    if plans:
+    if plans is not None:
         found = parse_plans(plans)
         if len(found) != 1:
             raise InvalidInputError(
                 f"--plans names {len(found)} plans but one is simulated without --sweep",
                 "add --sweep, or give one plan (cuts joined by '+')",
             )
-        return found[0]
-    return Plan.of(parse_cuts(cuts or ""))
+        return check_plan(found[0])
+    return check_plan(Plan.of(parse_cuts(cuts or "")))
 
 
 def cut_names() -> list[str]:

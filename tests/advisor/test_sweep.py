@@ -207,11 +207,15 @@ def test_cli_sweep_with_a_plan_list_and_the_cut_list(
     assert "r=8, alpha=32, dropout=0.05, targets=auto" in listing and "[opt-in]" in listing
     argv = ["sweep", "--model", TOY_SPEC, "--plans", "frozen-emb+sgd;lora+frozen-emb", "--batch", "1",
             "--seq", "8", "--steps", "1", "--device", "cpu", "--out", str(tmp_path / "p.jsonl")]  # fmt: skip
+    # a plan named explicitly is run or refused with the reason, never silently pruned
+    assert main(argv) == 1
+    assert "lora+frozen-emb is refused (redundant): frozen-emb is redundant under lora" in capsys.readouterr().err
+    assert not (tmp_path / "p.jsonl").exists()
+    argv[4] = "frozen-emb+sgd"
     assert main(argv) == 0
     text = capsys.readouterr().out
     row = next(line for line in text.splitlines() if line.startswith("frozen-emb+sgd "))
     assert "-262k" in row  # the embedding's 4096 × 64 trainable parameters fewer
-    assert "lora+frozen-emb: frozen-emb is redundant under lora" in text
     assert main(["sweep", "--model", TOY_SPEC, "--cuts", "lorra", "--out", str(tmp_path / "x.jsonl")]) == 1
     assert "unknown cut 'lorra'" in capsys.readouterr().err
 
