@@ -7,9 +7,11 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from advisor.core.errors import AdvisorError
+from advisor.core.io import check_writable
 from advisor.core.units import parse_count
 from advisor.models import DEFAULT_MODEL
 
@@ -20,6 +22,7 @@ __all__ = [
     "EXIT_USAGE",
     "ProgressLine",
     "add_model_args",
+    "check_outputs",
     "count",
     "fraction",
     "learning_rate",
@@ -133,6 +136,14 @@ def add_model_args(p: argparse.ArgumentParser, default_seq: int = 128) -> None:
         default=default_seq,
         help="sequence length in tokens (default: %(default)s)",
     )
+
+
+def check_outputs(*paths: str | Path | None) -> None:
+    """Check every output path a command was given before it starts any work (a missing folder
+    is made; an unwritable path is an error now, not after minutes of trials)."""
+    for path in paths:
+        if path is not None:
+            check_writable(path)
 
 
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

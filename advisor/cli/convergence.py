@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor import api
-from advisor.cli.common import EXIT_OK, ProgressLine, learning_rate, positive_int
+from advisor.cli.common import EXIT_OK, ProgressLine, check_outputs, learning_rate, positive_int
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
 from advisor.report import convergence_text
 
@@ -16,6 +16,7 @@ __all__ = ["add_parser", "run"]
 
 def run(args: argparse.Namespace) -> int:
     """Run the probe, print both curves, and write JSON when asked."""
+    check_outputs(args.json)
     line = ProgressLine(f"{args.model}: ")
     result = api.convergence_probe(
         args.model,

@@ -12,6 +12,7 @@ from advisor.cli.common import (
     EXIT_OK,
     ProgressLine,
     add_model_args,
+    check_outputs,
     non_negative_int,
     positive_int,
 )
@@ -23,10 +24,12 @@ __all__ = ["add_parser", "run"]
 
 def run(args: argparse.Namespace) -> int:
     """Measure the plan, print it, and write JSON / Markdown when asked."""
+    plan = api.one_plan(cuts=args.cuts)
+    check_outputs(args.json, args.markdown)
     progress = ProgressLine(f"{args.model}: ")
     result = api.profile(
         args.model,
-        plan=api.one_plan(cuts=args.cuts),
+        plan=plan,
         batch_size=args.batch,
         seq_len=args.seq,
         device=args.device,

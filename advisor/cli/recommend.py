@@ -12,11 +12,13 @@ from advisor.cli.common import (
     EXIT_OK,
     ProgressLine,
     add_model_args,
+    check_outputs,
     count,
     fraction,
     non_negative_int,
     positive_float,
 )
+from advisor.report import report_paths
 
 __all__ = ["add_parser", "run"]
 
@@ -31,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         margin=args.margin,
     )
     mode = "simulate" if args.simulate else "measure" if args.measure else "auto"
+    check_outputs(*(report_paths(args.report).values() if args.report else ()))
     progress = ProgressLine(f"{args.model}: ")
     rec = api.advise(
         args.model,

@@ -14,6 +14,7 @@ from advisor.cli.common import (
     EXIT_OK,
     ProgressLine,
     add_model_args,
+    check_outputs,
     non_negative_int,
     positive_int,
 )
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         print(table(("cut", "parameters (defaults)", "what it does"), api.describe_cuts()))
         return EXIT_OK
     out = args.out or default_out(args.model, args.batch, args.seq)
+    check_outputs(out, args.markdown)
     line = ProgressLine()
     finished = 0
 

@@ -38,3 +38,8 @@ class PlanError(AdvisorError):
 
 class ReportError(AdvisorError):
     """A report file that is damaged or not one of ours."""
+
+
+class OutputPathError(AdvisorError):
+    """An output path that cannot be written (no such folder and none can be made, a folder in
+    its place, a parent that is a file, no permission): found before any work is done."""

@@ -33,6 +33,7 @@ from typing import IO, Any
 from torch import nn
 
 from advisor.core.errors import ReportError
+from advisor.core.io import check_writable
 from advisor.engines.measure import check_measurable, measure_plan
 from advisor.models import ModelSource, resolve_model
 from advisor.plans import BASELINE, Plan
@@ -407,7 +408,7 @@ def sweep(
     space = plans if isinstance(plans, PlanSpace) else user_plans(plans, baseline=False)
     dev = str(resolve_device(device))
     check_measurable(source, dev)  # an 8B preset is simulated (`simulate --sweep`), not measured
-    path = Path(out) if out is not None else None
+    path = check_writable(out) if out is not None else None
     done = read_sweep_file(path).results if path is not None else {}
     say = progress or (lambda _event: None)
     total = len(space.plans)

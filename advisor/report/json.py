@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 from advisor.core.errors import AdvisorError, ReportError
-from advisor.core.io import SCHEMA_VERSION, atomic_write_text, write_json
+from advisor.core.io import SCHEMA_VERSION, atomic_write_text, check_writable, write_json
 from advisor.recommend import KIND, Recommendation
 from advisor.report.markdown import to_markdown
 from advisor.report.svg import chart_svg
@@ -104,8 +104,11 @@ def report_paths(prefix: str | Path) -> dict[str, Path]:
 
 
 def save_report(rec: Recommendation, prefix: str | Path) -> dict[str, Path]:
-    """Write PREFIX.json, PREFIX.svg and PREFIX.md (linking the chart), each atomically."""
+    """Write PREFIX.json, PREFIX.svg and PREFIX.md (linking the chart), each atomically; every
+    path is checked first, so an unwritable one (:class:`OutputPathError`) writes none."""
     paths = report_paths(prefix)
+    for path in paths.values():
+        check_writable(path)
     write_json(paths["json"], rec.to_dict())
     atomic_write_text(paths["svg"], chart_svg(rec))
     atomic_write_text(paths["md"], to_markdown(rec, chart=paths["svg"].name))

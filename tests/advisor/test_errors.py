@@ -10,7 +10,9 @@ import pytest
 import advisor
 from advisor import api
 from advisor.cli import main
-from advisor.core.errors import AdvisorError, PlanError
+from advisor.core.errors import AdvisorError, OutputPathError, PlanError
+from advisor.core.io import atomic_write_text, check_writable
+from advisor.report import Advice
 
 REFUSED = {
     "grad-ckpt+grad-ckpt": "grad-ckpt appears twice",
@@ -89,3 +91,80 @@ def test_empty_plan_text_is_an_error_everywhere(text: str, capsys: pytest.Captur
     ):
         with pytest.raises(AdvisorError):
             call()
+
+
+# -- output paths, checked before any work ------------------------------------------------------
+
+
+def _bad_paths(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    (tmp_path / "a-dir").mkdir()
+    return {
+        "no folder": (Path("/proc/nope/r"), "its folder does not exist and cannot be made"),
+        "parent is a file": (a_file / "r", f"{a_file} is a file, not a folder"),
+        "a folder": (tmp_path / "a-dir", "it is a folder"),
+        "no permission": (Path("/sys/kernel/x.json"), "permission denied"),
+    }
+
+
+def test_check_writable_makes_a_missing_folder_and_refuses_the_rest(tmp_path: Path) -> None:
+    deep = tmp_path / "new" / "folder" / "r.json"
+    assert check_writable(deep) == deep
+    assert deep.parent.is_dir() and not deep.exists()  # the folder made, no file left
+    assert list(deep.parent.iterdir()) == []
+    for path, why in _bad_paths(tmp_path).values():
+        with pytest.raises(OutputPathError) as info:
+            check_writable(path)
+        assert info.value.message == f"cannot write {path}: {why}" and info.value.hint
+
+
+def test_atomic_writes_and_advice_save_fail_as_one_error_and_write_nothing(tmp_path: Path) -> None:
+    from .test_report import fake_recommendation
+
+    for path, _why in _bad_paths(tmp_path).values():
+        with pytest.raises(OutputPathError):
+            atomic_write_text(path, "text")
+    advice = Advice.of(fake_recommendation(gpu="rtx-4090", plans="lora"))
+    (tmp_path / "r.svg").mkdir()  # one of the three files cannot be written
+    with pytest.raises(OutputPathError, match=r"r\.svg: it is a folder"):
+        advice.save(tmp_path / "r")
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / "r.md").exists()
+    with pytest.raises(OutputPathError, match="does not exist"):
+        advice.save("/proc/nope/r")
+
+
+@pytest.mark.parametrize("case", ["no folder", "parent is a file", "a folder", "no permission"])
+def test_the_cli_checks_every_output_flag_before_any_work(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, why = _bad_paths(tmp_path)[case]
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("work started before the output path was checked")
+
+    for name in ("advise", "profile", "simulate", "simulate_plans", "sweep", "convergence_probe"):
+        monkeypatch.setattr(api, name, no_work)
+    monkeypatch.setattr("advisor.cli.report.load_report", no_work)
+    # a report PREFIX (x or x.json): PREFIX.json is checked first
+    suffixed = path if path.suffix == ".json" else path.with_name(path.name + ".json")
+    if case == "a folder":
+        suffixed.mkdir()
+    for argv, shown in (
+        (["recommend", "--model", "tiny-llama", "--report", str(path)], suffixed),
+        (["simulate", "--model", "tiny-llama", "--json", str(path)], path),
+        (["simulate", "--model", "tiny-llama", "--sweep", "--json", str(path)], path),
+        (["profile", "--model", "tiny-llama", "--json", str(path)], path),
+        (["profile", "--model", "tiny-llama", "--markdown", str(path)], path),
+        (["sweep", "--model", "tiny-llama", "--out", str(path)], path),
+        (["sweep", "--model", "tiny-llama", "--markdown", str(path), "--out", str(tmp_path / "s.jsonl")], path),
+        (["convergence", "--json", str(path)], path),
+        (["report", "show", "whatever.json", "--out", str(path)], suffixed),
+    ):
+        err = _one_error(capsys, main(argv))
+        assert f"cannot write {shown}: {why}" in err, argv
+
+
+def test_api_sweep_checks_its_out_path_first(tmp_path: Path) -> None:
+    with pytest.raises(OutputPathError, match="is a file, not a folder"):
+        advisor.sweep("tiny-llama", plans="lora", out=Path(__file__) / "s.jsonl")
