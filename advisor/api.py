@@ -22,7 +22,7 @@ from torch import nn
 
 from advisor.catalog.gpus import GpuSpec, custom_gpu, get_gpu
 from advisor.core.deprecation import legacy_sizes
-from advisor.core.errors import InvalidInputError
+from advisor.core.errors import InvalidInputError, whole_number
 from advisor.core.io import environment
 from advisor.core.units import parse_memory
 from advisor.engines.convergence import convergence_probe
@@ -119,6 +119,8 @@ def profile(
     from profilers.trial import resolve_device
 
     plan = the_plan(plan)
+    whole_number("steps", steps, 0)
+    whole_number("warmup_steps", warmup_steps, 0)
     source = resolve_model(model)
     source.check_sizes(batch_size, seq_len)
     check_measurable(source, resolve_device(device))  # an 8B preset is simulated, not measured
@@ -160,6 +162,13 @@ def advise(
     with the cause and a hint.
     """
     workload = workload or Workload()
+    if not isinstance(workload, Workload):
+        raise InvalidInputError(
+            f"workload must be an advisor.Workload, got {type(workload).__name__}",
+            "pass workload=advisor.Workload(micro_batch=4, seq_len=512)",
+            argument="workload",
+        )
+    whole_number("check_top", check_top, 0)
     spec = target_gpu(gpu, gpu_mem, price_usd_per_hour)
     try:
         run_mode = Mode(mode)
@@ -236,9 +245,12 @@ def sweep(
     with its reason and the sweep goes on; with ``out``, results are appended to that JSON Lines
     file as they arrive and a re-run resumes (see :mod:`advisor.sweep`).
     """
+    space = plan_space(cuts=cuts, plans=plans, max_combo=max_combo)
+    whole_number("steps", steps, 0)
+    whole_number("warmup_steps", warmup_steps, 0)
     return run_sweep(
         model,
-        plan_space(cuts=cuts, plans=plans, max_combo=max_combo),
+        space,
         batch_size=batch_size,
         seq_len=seq_len,
         device=device,
@@ -279,6 +291,7 @@ def simulate(
     (``simulate(model, plan, 2, 512)``) and ``count_cost=`` for ``count_flops=``.
     """
     batch_size, seq_len = legacy_sizes("simulate", legacy_sizes_given, batch_size, seq_len)
+    whole_number("warmup_steps", warmup_steps, 0)
     if "count_cost" in legacy:
         warnings.warn("simulate(count_cost=…) is deprecated; use count_flops=", DeprecationWarning, stacklevel=2)
         count_flops = bool(legacy.pop("count_cost"))
@@ -310,6 +323,12 @@ def the_plan(plan: Plan | str | None) -> Plan:
     with the reason a sweep would prune it, as does empty text."""
     if plan is None:
         return Plan()
+    if isinstance(plan, str) and plan.strip().isdigit():  # simulate(model, 2, 16): sizes in its place
+        raise InvalidInputError(
+            f"plan {plan!r} is a number, not a plan",
+            "the argument after the model is the plan; pass sizes by name: batch_size=2, seq_len=16",
+            argument="plan",
+        )
     return check_plan(parse_plan(plan) if isinstance(plan, str) else plan)
 
 

@@ -70,7 +70,7 @@ NUMERIC_FIELDS: tuple[str, ...] = (
     "price_usd_per_hour",
 )
 
-_CATALOG_HINT = "run `vram-advisor gpus` to list the catalog, or give a budget with --gpu-mem 22GiB"
+_CATALOG_HINT = "see the catalog (`vram-advisor gpus`, advisor.list_gpus()), or give a budget: gpu_mem=22GiB"
 
 
 @dataclass(frozen=True)
@@ -500,8 +500,8 @@ def get_gpu(name: str) -> GpuSpec:
                 f"unknown GPU {name!r}: the catalog has {base.key} with "
                 f"{base.memory_bytes // _GIB} GiB, not {size} GB",
                 hint=(
-                    f"give the budget with --gpu-mem {size}GiB, "
-                    "or run `vram-advisor gpus` to list the catalog"
+                    f"give the budget as gpu_mem={size}GiB, "
+                    "or see the catalog (`vram-advisor gpus`, advisor.list_gpus())"
                 ),
             )
     raise _unknown(name)

@@ -4,6 +4,7 @@ one place an error becomes an exit code."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -20,9 +21,11 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "FLAGS",
     "ProgressLine",
     "add_model_args",
     "check_outputs",
+    "cli_text",
     "count",
     "fraction",
     "learning_rate",
@@ -146,13 +149,62 @@ def check_outputs(*paths: str | Path | None) -> None:
             check_writable(path)
 
 
+# API argument → the flag that sets it: library errors name arguments as the API spells them
+# (``batch_size=1``), and the CLI shows them with its flags (``--batch 1``)
+FLAGS: dict[str, str] = {
+    "batch_size": "--batch",
+    "micro_batch": "--batch",
+    "seq_len": "--seq",
+    "steps": "--steps",
+    "warmup_steps": "--warmup",
+    "max_combo": "--max-combo",
+    "check_top": "--check-top",
+    "gpu": "--gpu",
+    "gpu_mem": "--gpu-mem",
+    "price_usd_per_hour": "--price",
+    "dataset_tokens": "--dataset-tokens",
+    "epochs": "--epochs",
+    "margin": "--margin",
+    "rank_by": "--rank-by",
+    "lr": "--lr",
+    "text": "--text",
+    "out": "--out",
+}
+# ``name=value`` where name is an argument: not a cut parameter (``accum(steps=4)``, ``lora(r=8,
+# alpha=16)``), not inside a word; the value unquoted when it was quoted for Python
+_ARGUMENT = re.compile(
+    r"(?<![\w(,|.-])(?P<name>" + "|".join(sorted(FLAGS, key=len, reverse=True)) + r")="
+    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;)]+)"
+)
+
+
+def cli_text(text: str) -> str:
+    """``text`` with every API argument (``batch_size=1``) spelled as its flag (``--batch 1``)."""
+
+    def flag(match: re.Match[str]) -> str:
+        value = match["value"]
+        if value[:1] in "\"'" and " " not in value:
+            value = value[1:-1]
+        return f"{FLAGS[match['name']]} {value}"
+
+    return _ARGUMENT.sub(flag, text)
+
+
+def error_text(exc: AdvisorError) -> str:
+    """How the CLI shows an error: the message, then its hint, in flags."""
+    text = cli_text(exc.message)
+    if exc.hint:
+        text += f"\n  hint: {cli_text(exc.hint)}"
+    return text
+
+
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run one command: an :class:`AdvisorError` is one line on stderr and exit code 1, an
-    interrupt exit code 130; nothing else is turned into an exit code."""
+    """Run one command: an :class:`AdvisorError` is one message on stderr (with its hint, in
+    flags) and exit code 1, an interrupt exit code 130; nothing else becomes an exit code."""
     try:
         return int(func(args))
     except AdvisorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_text(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

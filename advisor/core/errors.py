@@ -1,18 +1,34 @@
 """One error root for everything the advisor reports to a person.
 
 Every error carries a ``hint``: what to do about it. Only the CLI turns these into exit codes.
+
+Messages and hints name arguments as the Python API spells them (``batch_size=1``); an error
+about one argument says which in ``argument``. The CLI shows the same text with its flags
+(``--batch 1``), translated by one table in :mod:`advisor.cli.common`.
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "AdvisorError",
+    "InvalidInputError",
+    "OutputPathError",
+    "PlanError",
+    "ReportError",
+    "UnknownGpuError",
+    "UnknownModelError",
+    "whole_number",
+]
 
 
 class AdvisorError(Exception):
     """Root of all user-facing errors: a message that names the cause, and a hint with the fix."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, *, argument: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.argument = argument  # the API argument at fault ("batch_size"), when there is one
 
     def __str__(self) -> str:
         if self.hint:
@@ -43,3 +59,17 @@ class ReportError(AdvisorError):
 class OutputPathError(AdvisorError):
     """An output path that cannot be written (no such folder and none can be made, a folder in
     its place, a parent that is a file, no permission): found before any work is done."""
+
+
+def whole_number(argument: str, value: object, minimum: int = 1, what: str | None = None) -> int:
+    """``value`` when it is a whole number ≥ ``minimum`` (not a bool, not text); otherwise
+    :class:`InvalidInputError` naming ``argument``, with the hint ``argument=minimum or more``."""
+    label = what or argument
+    hint = f"pass {argument}={minimum} or more"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(
+            f"{label} must be a whole number, got {value!r} ({type(value).__name__})", hint, argument=argument
+        )
+    if value < minimum:
+        raise InvalidInputError(f"{label} must be ≥ {minimum}, got {value}", hint, argument=argument)
+    return value

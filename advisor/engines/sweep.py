@@ -208,7 +208,7 @@ class SweepFile:
 def _not_ours(path: Path, why: str) -> ReportError:
     return ReportError(
         f"{path} is not a vram-advisor sweep results file ({why})",
-        "choose another --out path, or move that file away",
+        "give another results file: out=PATH, or move that file away",
     )
 
 
@@ -459,7 +459,7 @@ def load_sweep(path: str | Path) -> SweepResult:
     """A :class:`SweepResult` from a results file (the sweep of its header, in file order)."""
     found = read_sweep_file(path)
     if found.header is None:
-        raise ReportError(f"{path} holds no sweep", "run `vram-advisor sweep --out PATH` first")
+        raise ReportError(f"{path} holds no sweep", "run a sweep with out=PATH first")
     params = found.header.get("sweep", {})
     pruned = tuple(
         PrunedPlan(p.get("plan", ""), p.get("reason", ""), p.get("kind", ""))

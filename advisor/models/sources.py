@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from advisor.core.errors import InvalidInputError, UnknownModelError
+from advisor.core.errors import InvalidInputError, UnknownModelError, whole_number
 
 __all__ = [
     "Batch",
@@ -95,14 +95,8 @@ class ModelSource:
 
     def check_sizes(self, batch_size: int, seq_len: int) -> None:
         """Raise :class:`InvalidInputError` for sizes this model cannot take."""
-        if batch_size <= 0:
-            raise InvalidInputError(
-                f"micro-batch must be ≥ 1, got {batch_size}", "pass --batch 1 or more"
-            )
-        if seq_len <= 0:
-            raise InvalidInputError(
-                f"sequence length must be ≥ 1, got {seq_len}", "pass --seq 1 or more"
-            )
+        whole_number("batch_size", batch_size, 1, "micro-batch")
+        whole_number("seq_len", seq_len, 1, "sequence length")
 
 
 # -- Hugging Face models ---------------------------------------------------------------------
@@ -218,8 +212,9 @@ class HFModelSource(ModelSource):
         limit = self.max_positions
         if limit is not None and seq_len > limit:
             raise InvalidInputError(
-                f"{self.name} takes at most {limit} positions, got --seq {seq_len}",
-                f"pass --seq {limit} or less",
+                f"{self.name} takes at most {limit} positions, got seq_len={seq_len}",
+                f"pass seq_len={limit} or less",
+                argument="seq_len",
             )
 
     def make_batch(

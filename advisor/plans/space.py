@@ -7,7 +7,7 @@ import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from advisor.core.errors import PlanError
+from advisor.core.errors import PlanError, whole_number
 from advisor.plans.parse import parse_plan, parse_plans
 from advisor.plans.types import Cut, Plan, conflict_between
 
@@ -123,8 +123,7 @@ def _prune(candidates: Iterable[Plan], baseline: bool) -> PlanSpace:
 def combinations(cuts: Sequence[Cut], max_size: int = 1, *, baseline: bool = True) -> PlanSpace:
     """Every compatible combination of ``cuts`` of 1 to ``max_size`` cuts (plus the baseline);
     combinations with conflicting or redundant cuts are pruned with the reason."""
-    if max_size < 1:
-        raise PlanError(f"max combination size must be ≥ 1, got {max_size}", "pass --max-combo 1 or more")
+    whole_number("max_combo", max_size, 1, "max combination size")
 
     def candidates() -> Iterator[Plan]:
         for size in range(1, min(max_size, len(cuts)) + 1):

@@ -168,3 +168,58 @@ def test_the_cli_checks_every_output_flag_before_any_work(
 def test_api_sweep_checks_its_out_path_first(tmp_path: Path) -> None:
     with pytest.raises(OutputPathError, match="is a file, not a folder"):
         advisor.sweep("tiny-llama", plans="lora", out=Path(__file__) / "s.jsonl")
+
+
+# -- API edges: plan text everywhere, arguments named as the API spells them -------------------
+
+
+def test_profile_takes_plan_text() -> None:
+    result = advisor.profile("tiny-llama", plan="lora", batch_size=1, seq_len=8, steps=0, device="cpu")
+    assert result.ok and result.plan == "lora" and result.cuts == ("lora",)
+
+
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [
+        (lambda: advisor.simulate("tiny-llama", "lora", "2", 16), "batch_size"),
+        (lambda: advisor.simulate("tiny-llama", "2", 16), "plan"),
+        (lambda: advisor.simulate("tiny-llama", batch_size="2"), "batch_size"),
+        (lambda: advisor.simulate("tiny-llama", seq_len=0), "seq_len"),
+        (lambda: advisor.simulate("tiny-llama", warmup_steps=-1), "warmup_steps"),
+        (lambda: advisor.profile("tiny-llama", batch_size=2.5), "batch_size"),
+        (lambda: advisor.profile("tiny-llama", steps="3"), "steps"),
+        (lambda: advisor.sweep("tiny-llama", plans="lora", warmup_steps=True), "warmup_steps"),
+        (lambda: advisor.sweep("tiny-llama", cuts="lora", max_combo=0), "max_combo"),
+        (lambda: advisor.advise("tiny-llama", check_top=-1), "check_top"),
+        (lambda: advisor.advise("tiny-llama", workload={"micro_batch": 2}), "workload"),
+        (lambda: advisor.simulate("gpt2", seq_len=4096), "seq_len"),
+    ],
+)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # sizes given positionally, the old spelling
+def test_bad_arguments_are_advisor_errors_naming_the_argument(call: object, argument: str) -> None:
+    with pytest.raises(AdvisorError) as info:
+        call()  # type: ignore[operator]
+    err = info.value
+    assert err.argument == argument
+    assert argument in str(err) and "--" not in str(err)  # API callers read API names, not flags
+
+
+def test_hints_name_api_arguments_and_the_cli_shows_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(AdvisorError) as info:
+        advisor.simulate("gpt2", seq_len=4096)
+    assert (info.value.message, info.value.hint) == (
+        "gpt2 takes at most 1024 positions, got seq_len=4096", "pass seq_len=1024 or less"
+    )
+    err = _one_error(capsys, main(["simulate", "--model", "gpt2", "--seq", "4096"]))
+    assert err == "error: gpt2 takes at most 1024 positions, got --seq 4096\n  hint: pass --seq 1024 or less\n"
+    err = _one_error(capsys, main(["simulate", "--model", "tiny-llama", "--gpu", "rtx 4060 ti 8gb"]))
+    assert "give the budget as --gpu-mem 8GiB" in err and "gpu_mem" not in err
+
+
+def test_cli_text_translates_arguments_but_not_cut_parameters() -> None:
+    from advisor.cli.common import FLAGS, cli_text
+
+    assert cli_text("pass batch_size=1 or more and seq_len=512") == "pass --batch 1 or more and --seq 512"
+    assert cli_text('a budget: gpu_mem="22GiB", or out=PATH') == "a budget: --gpu-mem 22GiB, or --out PATH"
+    assert cli_text("e.g. accum(steps=4) or lora(r=8,alpha=16)") == "e.g. accum(steps=4) or lora(r=8,alpha=16)"
+    assert cli_text("micro_batch=4") == "--batch 4" and FLAGS["warmup_steps"] == "--warmup"

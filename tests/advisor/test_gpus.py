@@ -167,7 +167,7 @@ def test_unknown_name_suggests_close_keys() -> None:
     assert 3 <= len(suggested) <= 5
     assert all(s in {spec.key for spec in CATALOG} for s in suggested)
     assert err.hint is not None
-    assert "vram-advisor gpus" in err.hint and "--gpu-mem" in err.hint
+    assert "vram-advisor gpus" in err.hint and "advisor.list_gpus()" in err.hint and "gpu_mem=22GiB" in err.hint
 
 
 def test_unknown_name_suggestions_favour_the_family() -> None:
@@ -180,7 +180,7 @@ def test_trailing_size_that_does_not_match_is_refused() -> None:
     with pytest.raises(UnknownGpuError) as caught:
         get_gpu("rtx 4060 ti 8gb")
     assert "rtx-4060-ti-16gb" in caught.value.message
-    assert caught.value.hint is not None and "--gpu-mem 8GiB" in caught.value.hint
+    assert caught.value.hint is not None and "gpu_mem=8GiB" in caught.value.hint
 
 
 @pytest.mark.parametrize("text", ["", "   ", "---"])
