@@ -235,6 +235,7 @@ def sweep(
     out: str | Path | None = None,
     progress: Callable[[SweepProgress], None] | None = None,
     retry_failed: bool = False,
+    new: bool = False,
 ) -> SweepResult:
     """Measure the baseline and many plans of ``model``, one trial each.
 
@@ -243,7 +244,9 @@ def sweep(
     ``max_combo`` cuts, or the user list ``plans`` (``"lora+grad-ckpt;sgd"``). Conflicting and
     redundant sets are pruned with the reason (``result.pruned``). A failing plan is recorded
     with its reason and the sweep goes on; with ``out``, results are appended to that JSON Lines
-    file as they arrive and a re-run resumes (see :mod:`advisor.sweep`).
+    file as they arrive and a re-run resumes (see :mod:`advisor.engines.sweep`); a file holding
+    another sweep (model, sizes, device, steps) is refused unless ``new=True`` moves it aside to
+    ``NAME.old.jsonl`` and starts afresh.
     """
     space = plan_space(cuts=cuts, plans=plans, max_combo=max_combo)
     whole_number("steps", steps, 0)
@@ -259,6 +262,7 @@ def sweep(
         out=out,
         progress=progress,
         retry_failed=retry_failed,
+        new=new,
     )
 
 

@@ -169,6 +169,7 @@ FLAGS: dict[str, str] = {
     "lr": "--lr",
     "text": "--text",
     "out": "--out",
+    "new": "--new",
 }
 # ``name=value`` where name is an argument: not a cut parameter (``accum(steps=4)``, ``lora(r=8,
 # alpha=16)``), not inside a word; the value unquoted when it was quoted for Python
@@ -183,6 +184,8 @@ def cli_text(text: str) -> str:
 
     def flag(match: re.Match[str]) -> str:
         value = match["value"]
+        if value == "True":  # a switch: new=True is --new
+            return FLAGS[match["name"]]
         if value[:1] in "\"'" and " " not in value:
             value = value[1:-1]
         return f"{FLAGS[match['name']]} {value}"

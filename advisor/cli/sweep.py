@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             out=out,
             progress=progress,
             retry_failed=args.retry_failed,
+            new=args.new,
         )
     except KeyboardInterrupt:
         line.done()
@@ -122,6 +123,11 @@ def add_parser(sub: Any) -> None:
         help="results file (JSON Lines); default reports/sweep-MODEL-bBATCH-sSEQ.jsonl",
     )  # fmt: skip
     p.add_argument("--retry-failed", action="store_true", help="re-run plans recorded as failed")
+    p.add_argument(
+        "--new", action="store_true",
+        help="start --out afresh: an existing file is moved aside to NAME.old.jsonl first (without "
+        "--new, a file holding another sweep is refused)",
+    )  # fmt: skip
     p.add_argument("--markdown", type=Path, help="also write the table as Markdown to this path")
     p.add_argument("--list-cuts", action="store_true", help="list the cuts and their parameters, then exit")
     p.set_defaults(func=run)
