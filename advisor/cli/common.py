@@ -14,7 +14,7 @@ from typing import Any
 from advisor.core.errors import AdvisorError
 from advisor.core.io import check_writable
 from advisor.core.units import parse_count
-from advisor.models import DEFAULT_MODEL
+from advisor.models import DEFAULT_MODEL, TRUST
 
 __all__ = [
     "EXIT_ERROR",
@@ -22,6 +22,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "FLAGS",
+    "MODEL_TRUST_HELP",
     "ProgressLine",
     "add_model_args",
     "check_outputs",
@@ -122,12 +123,16 @@ def learning_rate(text: str) -> float:
     return value
 
 
+# argparse formats help with %: the trust statement, escaped, for every --model
+MODEL_TRUST_HELP = TRUST.replace("%", "%%")
+
+
 def add_model_args(p: argparse.ArgumentParser, default_seq: int = 128) -> None:
     """--model, --batch, --seq: shared by every subcommand that runs a model."""
     p.add_argument(
         "--model", "-m", default=DEFAULT_MODEL,
         help="built-in name (see `vram-advisor models`), a Hugging Face model directory or "
-        "config.json, or module.path:factory (default: %(default)s)",
+        "config.json, or module.path:factory (default: %(default)s). " + MODEL_TRUST_HELP,
     )  # fmt: skip
     p.add_argument(
         "--batch", "-b", type=positive_int, default=4, help="micro-batch size (default: %(default)s)"

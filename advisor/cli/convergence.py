@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from advisor import api
-from advisor.cli.common import EXIT_OK, ProgressLine, check_outputs, learning_rate, positive_int
+from advisor.cli.common import (
+    EXIT_OK,
+    MODEL_TRUST_HELP,
+    ProgressLine,
+    check_outputs,
+    learning_rate,
+    positive_int,
+)
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
 from advisor.report import convergence_text
 
@@ -58,7 +65,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--model", "-m", default="minilm",
         help="a model with pretrained weights: minilm, a Hugging Face directory with weights, or "
-        "module.path:factory loading your checkpoint (default: %(default)s)",
+        "module.path:factory loading your checkpoint (default: %(default)s). " + MODEL_TRUST_HELP,
     )  # fmt: skip
     p.add_argument("--batch", "-b", type=positive_int, default=4, help="batch size (default: %(default)s)")
     p.add_argument("--seq", "-s", type=positive_int, default=64, help="sequence length (default: %(default)s)")
