@@ -22,7 +22,7 @@ from torch import nn
 
 from advisor.catalog.gpus import GpuSpec, custom_gpu, get_gpu
 from advisor.core.deprecation import legacy_sizes
-from advisor.core.errors import InvalidInputError, whole_number
+from advisor.core.errors import InvalidInputError, check_device, whole_number
 from advisor.core.io import environment
 from advisor.core.units import parse_memory
 from advisor.engines.convergence import convergence_probe
@@ -121,6 +121,7 @@ def profile(
     plan = the_plan(plan)
     whole_number("steps", steps, 0)
     whole_number("warmup_steps", warmup_steps, 0)
+    device = check_device(device)
     source = resolve_model(model)
     source.check_sizes(batch_size, seq_len)
     check_measurable(source, resolve_device(device))  # an 8B preset is simulated, not measured
@@ -188,9 +189,9 @@ def advise(
             f"cannot measure on the {spec.name}: this machine has {here}",
             "simulate instead (mode='simulate', or --simulate), or run on that GPU",
         )
+    plan_list = candidate_plans() if plans is None else explicit_plans(plans)  # before any model code
     source = resolve_model(model)
     source.check_sizes(workload.micro_batch, workload.seq_len)
-    plan_list = candidate_plans() if plans is None else explicit_plans(plans)
     plan_text = plans if isinstance(plans, str) else None
     if plans is not None and not isinstance(plans, str):
         plan_text = ";".join(p if isinstance(p, str) else p.name for p in plans)
@@ -251,6 +252,7 @@ def sweep(
     space = plan_space(cuts=cuts, plans=plans, max_combo=max_combo)
     whole_number("steps", steps, 0)
     whole_number("warmup_steps", warmup_steps, 0)
+    device = check_device(device)
     return run_sweep(
         model,
         space,

@@ -175,6 +175,7 @@ FLAGS: dict[str, str] = {
     "text": "--text",
     "out": "--out",
     "new": "--new",
+    "device": "--device",
 }
 # ``name=value`` where name is an argument: not a cut parameter (``accum(steps=4)``, ``lora(r=8,
 # alpha=16)``), not inside a word; the value unquoted when it was quoted for Python
@@ -198,11 +199,16 @@ def cli_text(text: str) -> str:
     return _ARGUMENT.sub(flag, text)
 
 
+def _one_line(text: str) -> str:
+    """``text`` on one line: line breaks inside a name or a library's message shown as ``\\n``."""
+    return text.strip().replace("\r", "\\r").replace("\n", "\\n")
+
+
 def error_text(exc: AdvisorError) -> str:
-    """How the CLI shows an error: the message, then its hint, in flags."""
-    text = cli_text(exc.message)
+    """How the CLI shows an error: the message on one line, then its hint, in flags."""
+    text = _one_line(cli_text(exc.message))
     if exc.hint:
-        text += f"\n  hint: {cli_text(exc.hint)}"
+        text += f"\n  hint: {_one_line(cli_text(exc.hint))}"
     return text
 
 

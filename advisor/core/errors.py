@@ -9,6 +9,8 @@ about one argument says which in ``argument``. The CLI shows the same text with 
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "AdvisorError",
     "InvalidInputError",
@@ -17,8 +19,11 @@ __all__ = [
     "ReportError",
     "UnknownGpuError",
     "UnknownModelError",
+    "check_device",
     "whole_number",
 ]
+
+_DEVICE = re.compile(r"^(auto|cpu|meta|mps|(cuda|xpu|hpu)(:\d+)?)$")
 
 
 class AdvisorError(Exception):
@@ -73,3 +78,14 @@ def whole_number(argument: str, value: object, minimum: int = 1, what: str | Non
     if value < minimum:
         raise InvalidInputError(f"{label} must be ≥ {minimum}, got {value}", hint, argument=argument)
     return value
+
+
+def check_device(device: object, argument: str = "device") -> str:
+    """``device`` when it names a device torch knows how to run on (``auto``, ``cpu``,
+    ``cuda``, ``cuda:N``, ``mps``, …); otherwise :class:`InvalidInputError` naming ``argument``
+    (torch would raise a bare RuntimeError deep inside a trial)."""
+    if not isinstance(device, str) or not _DEVICE.match(device.strip().lower()):
+        raise InvalidInputError(
+            f"unknown device {device!r}", f"pass {argument}=auto, cpu, cuda or cuda:N", argument=argument
+        )
+    return device.strip().lower()

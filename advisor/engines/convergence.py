@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from advisor.core.errors import InvalidInputError
+from advisor.core.errors import InvalidInputError, check_device
 from advisor.models import Batch, HFModelSource, ModelSource, Task, quiet_transformers, resolve_model
 from profilers.records import Provenance
 
@@ -282,7 +282,7 @@ def convergence_probe(
             "checkpoint",
         )
     say = progress or (lambda _msg: None)
-    dev = torch.device(device)
+    dev = torch.device(check_device(device))
     tokenizer = _load_tokenizer(source) if isinstance(source, HFModelSource) else None
     if tokenizer is not None:
         if text is None:

@@ -315,7 +315,7 @@ def read_sweep_file(path: str | Path) -> SweepFile:
         try:
             key = SweepKey.from_dict(doc["key"])
             found.results[key] = TrialResult.from_dict(doc["result"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, ReportError) as exc:
             log.warning("%s:%d: skipping an unreadable result (%s)", path, number, exc)
             found.damaged_lines += 1
     return found
