@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_REPORT = ROOT / "reports" / "examples" / "tiny-llama-rtx-4090.json"
 TOY_SPEC = f"{ROOT / 'tests' / 'fixtures' / 'toy_module.py'}:build"
 
-FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 FEW = settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # -- strategies ------------------------------------------------------------------------------------

@@ -199,9 +199,13 @@ def cli_text(text: str) -> str:
     return _ARGUMENT.sub(flag, text)
 
 
+# every character str.splitlines breaks at, shown escaped (\n, \x85, \u2028, …)
+_BREAKS = {ord(c): c.encode("unicode_escape").decode() for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 def _one_line(text: str) -> str:
-    """``text`` on one line: line breaks inside a name or a library's message shown as ``\\n``."""
-    return text.strip().replace("\r", "\\r").replace("\n", "\\n")
+    """``text`` on one line: line breaks inside a name or a library's message shown escaped."""
+    return text.strip().translate(_BREAKS)
 
 
 def error_text(exc: AdvisorError) -> str:
