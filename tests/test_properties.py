@@ -77,7 +77,8 @@ def _one_error(code: int, err: str) -> None:
     """A failing command's stderr: no traceback, and one error (argparse's usage, or ours)."""
     assert code != 0
     assert "Traceback" not in err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
+    # a family GPU name ("h100") is said on a note line first: not an error
+    lines = [line for line in err.strip().splitlines() if line.strip() and not line.startswith("note: ")]
     if code == 2:  # argparse: usage lines, then one "…: error: …" line
         assert "error:" in lines[-1]
     else:

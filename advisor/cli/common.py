@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from advisor.catalog.gpus import family_alias
 from advisor.core.errors import AdvisorError
 from advisor.core.io import check_writable
 from advisor.core.units import parse_count
@@ -31,6 +32,7 @@ __all__ = [
     "fraction",
     "learning_rate",
     "non_negative_int",
+    "note_gpu",
     "positive_float",
     "positive_int",
     "run_command",
@@ -144,6 +146,19 @@ def add_model_args(p: argparse.ArgumentParser, default_seq: int = 128) -> None:
         default=default_seq,
         help="sequence length in tokens (default: %(default)s)",
     )
+
+
+def note_gpu(name: str | None) -> None:
+    """Say on stderr which catalog entry a family name such as ``h100`` chose, and which others
+    share it: never a silent guess (an unknown name is left to the command's own error)."""
+    if not name:
+        return
+    try:
+        fam = family_alias(name)
+    except AdvisorError:
+        return
+    if fam is not None:
+        print(f"note: --gpu {fam.note()}", file=sys.stderr)
 
 
 def check_outputs(*paths: str | Path | None) -> None:

@@ -16,6 +16,7 @@ from advisor.cli.common import (
     count,
     fraction,
     non_negative_int,
+    note_gpu,
     positive_float,
 )
 from advisor.report import report_paths
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     )
     mode = "simulate" if args.simulate else "measure" if args.measure else "auto"
     check_outputs(*(report_paths(args.report).values() if args.report else ()))
+    note_gpu(args.gpu)
     progress = ProgressLine(f"{args.model}: ")
     rec = api.advise(
         args.model,

@@ -10,7 +10,15 @@ from typing import Any
 
 from advisor import api
 from advisor.catalog.gpus import GpuSpec
-from advisor.cli.common import EXIT_ERROR, EXIT_OK, ProgressLine, add_model_args, check_outputs, positive_int
+from advisor.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    ProgressLine,
+    add_model_args,
+    check_outputs,
+    note_gpu,
+    positive_int,
+)
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
 from advisor.core.tables import table
 from advisor.core.units import format_bytes, format_rate, format_seconds
@@ -161,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
     """Simulate one plan (with its need, and its growth if asked) or, with ``--sweep``, many."""
     gpu = api.target_gpu(args.gpu, args.gpu_mem) if args.gpu or args.gpu_mem else None
     check_outputs(args.json)
+    note_gpu(args.gpu)
     results = _many(args, gpu) if args.sweep else _one(args, gpu)
     if args.json:
         doc = {
