@@ -11,6 +11,7 @@ result means on a GPU (:func:`gpu_figures`, :func:`growth_limits`), and ranking 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import warnings
 from collections.abc import Callable, Sequence
@@ -20,9 +21,16 @@ from typing import Any
 
 from torch import nn
 
+from advisor.catalog.calibration import CalibrationProfile, save_calibration
 from advisor.catalog.gpus import GpuSpec, custom_gpu, get_gpu
 from advisor.core.deprecation import legacy_sizes
-from advisor.core.errors import InvalidInputError, check_device, whole_number
+from advisor.core.errors import (
+    HardwareUnavailableError,
+    InvalidInputError,
+    UnknownGpuError,
+    check_device,
+    whole_number,
+)
 from advisor.core.io import environment
 from advisor.core.units import parse_memory
 from advisor.engines.convergence import convergence_probe
@@ -62,12 +70,15 @@ from advisor.recommend import (
 )
 from advisor.recommend.workload import RankBy, Workload
 from advisor.report import Advice
+from profilers.calibrate import probe_cuda_device
 from profilers.records import TrialResult
+from profilers.trial import UnsupportedConfiguration
 
 # the entry points, what the front ends need, and a few names passed through (Plan, Workload,
 # SweepProgress, convergence_probe, describe_cuts) so that a front end needs
 # no import from the engines, the plans or the recommender
 __all__ = [
+    "CalibrationProfile",
     "GpuFigures",
     "GrowthLimits",
     "Plan",
@@ -75,6 +86,7 @@ __all__ = [
     "SweepProgress",
     "Workload",
     "advise",
+    "calibrate",
     "check_run",
     "convergence_probe",
     "cut_names",
@@ -599,3 +611,45 @@ def recommend_command(
     return reproduce_command(
         model, gpu, workload, rank_by=RankBy(rank_by), mode=Mode(mode), plans=plans, report=report
     )
+
+
+def calibrate(gpu: str | None = None, *, device_index: int = 0, save: bool = True) -> CalibrationProfile:
+    """Measure this CUDA GPU's context, cuBLAS workspaces and allocator overhead (a few
+    seconds; :func:`profilers.calibrate.probe_cuda_device`) and, with ``save``, keep the
+    profile so every later prediction for that GPU uses it (:mod:`advisor.catalog.calibration`).
+
+    ``gpu`` names the catalog entry the card is (default: the driver's device name, matched
+    against the catalog). Raises :class:`HardwareUnavailableError` without a CUDA GPU.
+    """
+    try:
+        probe = probe_cuda_device(device_index)
+    except UnsupportedConfiguration as exc:
+        raise HardwareUnavailableError(
+            str(exc), "run calibrate on the machine with the GPU (with a CUDA build of torch)"
+        ) from None
+    try:
+        spec = get_gpu(gpu or probe.device_name)
+    except UnknownGpuError as exc:
+        raise UnknownGpuError(
+            f"the GPU here ({probe.device_name}) is not in the catalog: {exc.message}",
+            "name the catalog entry it matches: gpu='rtx-4090'; `vram-advisor gpus` lists them",
+            argument="gpu",
+        ) from None
+    profile = CalibrationProfile(
+        gpu_key=spec.key,
+        device_name=probe.device_name,
+        context_bytes=probe.context_bytes,
+        workspace_bytes=probe.workspace_bytes,
+        allocator_overhead_fraction=probe.allocator_overhead_fraction,
+        driver_version=probe.driver_version,
+        cuda_version=probe.cuda_version,
+        torch_version=probe.torch_version,
+        cuda_module_loading=probe.cuda_module_loading,
+        alloc_conf=probe.alloc_conf,
+        measured_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        notes=probe.notes,
+    )
+    if save:
+        path = save_calibration(profile)
+        log.info("calibration of %s saved to %s", spec.key, path)
+    return profile

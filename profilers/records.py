@@ -228,9 +228,16 @@ class SimulationRecord:
     tokens_per_step: int | None = None
     optimizer_foreach: bool | None = None  # target cuda: whether foreach was switched on
     phase_peaks: dict[str, int] = field(default_factory=dict)  # phase → its peak of live bytes
+    # phase → live bytes when it first began ("backward": resident + saved for backward + loss)
+    phase_start_bytes: dict[str, int] = field(default_factory=dict)
     step_cost: StepCost | None = None  # FLOPs and bytes moved (when counted)
     cuda_allocator: AllocatorPeak | None = None  # target cuda: the caching allocator replayed
     unknown_value_reads: int = 0  # values read back that were not known (answered 0 / False)
+    autocast_policy: str | None = None  # whose autocast op lists: "cuda policy (torch 2.13)"
+    # activation offload: peak of host (pinned) bytes holding saved tensors; None when none
+    host_peak_bytes: int | None = None
+    # why the figures are an upper bound, e.g. "upper bound: eager replay of a compiled plan"
+    upper_bound: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (the step cost with its ``total_flops``)."""

@@ -22,7 +22,7 @@ from advisor.cli.common import (
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
 from advisor.core.tables import table
 from advisor.core.units import format_bytes, format_rate, format_seconds
-from advisor.report.trial import trial_text
+from advisor.report.trial import simulation_note, trial_text
 from profilers.records import Provenance, TrialResult
 
 __all__ = ["add_parser", "growth_rows", "need_rows", "run", "sweep_rows"]
@@ -96,7 +96,7 @@ def sweep_rows(results: tuple[TrialResult, ...], gpu: GpuSpec | None) -> list[tu
             change = f"{(peak / base.tensor_peak.peak_bytes - 1) * 100:+.1f}%"
         figures = api.gpu_figures(r, gpu)
         need, cost, timing = figures.need, figures.cost, figures.timing
-        note = r.reason or ""
+        note = r.reason or simulation_note(r)
         rows.append(
             (
                 r.plan,

@@ -13,6 +13,7 @@ import re
 
 __all__ = [
     "AdvisorError",
+    "HardwareUnavailableError",
     "InvalidInputError",
     "OutputPathError",
     "PlanError",
@@ -89,3 +90,7 @@ def check_device(device: object, argument: str = "device") -> str:
             f"unknown device {device!r}", f"pass {argument}=auto, cpu, cuda or cuda:N", argument=argument
         )
     return device.strip().lower()
+
+
+class HardwareUnavailableError(AdvisorError):
+    """What was asked needs hardware this machine does not have (e.g. a CUDA GPU)."""

@@ -9,19 +9,28 @@ as a measured trial: the tensor peak and its breakdown are exact, with provenanc
 What cannot be simulated (a cut's ``simulation_unsupported``) comes back as a result with status
 ``unsupported`` and the reason, never as a wrong number:
 
-* ``qlora`` and ``adamw8bit``: bitsandbytes packs quantized weights from their real values and
-  runs its 8-bit optimizer in native kernels on raw data pointers; a meta/fake model has
-  neither (the recommender estimates these plans in closed form instead);
-* ``compile``: ``torch.compile`` fuses and reorders ops, so the eager op sequence the replay
-  sees is not what runs (and Inductor would compile kernels for fake tensors);
-* ``offload``: the replay counts every fake storage alike, so memory moved to the host would
-  still be counted as on the device.
+* none of the built-in cuts today; a cut that sets ``simulation_unsupported`` gets this.
+
+``qlora`` and ``adamw8bit`` are simulated without bitsandbytes: the replay swaps its quantized
+layers and its 8-bit optimizer for stand-ins holding the same storages
+(:mod:`profilers.simulate.quant`, :mod:`profilers.simulate.optim8bit`), so simulating does
+not check that bitsandbytes is installed (measuring does).
+
+A cut with ``simulation_upper_bound`` is left out of the replay and the result is marked an
+upper bound (``SimulationRecord.upper_bound``): ``compile`` fuses and reorders ops, usually
+needing less than the eager step the replay runs (and Inductor would compile kernels for fake
+tensors), so its figure is "upper bound: eager replay of a compiled plan".
+
+Activation offload (``offload``) is simulated for a CUDA target: the host copies of saved
+tensors are counted apart, as ``SimulationRecord.host_peak_bytes``, and the tensor peak is the
+device's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -44,9 +53,11 @@ log = logging.getLogger(__name__)
 __all__ = [
     "SIMULATION_UNSUPPORTED",
     "fake_builder",
+    "replayed_plan",
     "simulate",
     "simulate_plans",
     "unsupported_reason",
+    "upper_bound_detail",
 ]
 
 
@@ -68,6 +79,18 @@ class _SimulationUnsupported(Mapping[str, str]):
 
 
 SIMULATION_UNSUPPORTED: Mapping[str, str] = _SimulationUnsupported()
+
+
+def upper_bound_detail(plan: Plan) -> str | None:
+    """Why simulating ``plan`` gives an upper bound (``"upper bound: eager replay of a compiled
+    plan"``), or ``None`` when the replay runs it as it is."""
+    details = [c.simulation_upper_bound for c in plan.cuts if c.simulation_upper_bound]
+    return "upper bound: " + "; ".join(details) if details else None
+
+
+def replayed_plan(plan: Plan) -> Plan:
+    """The plan the replay runs: ``plan`` without the cuts it can only bound (``compile``)."""
+    return Plan.of(c for c in plan.cuts if c.simulation_upper_bound is None)
 
 
 def unsupported_reason(plan: Plan) -> str | None:
@@ -131,18 +154,21 @@ def fake_builder(
             raise UnsupportedConfiguration(reason)
         # on a fake cpu device the cut runs CPU kernels: check it can; a fake cuda device has no
         # GPU behind it, so only what holds on any device is checked (meta), and the target's
-        # own abilities (bf16 support…) are the recommender's to judge from the GPU catalog
+        # own abilities (bf16 support…) are the recommender's to judge from the GPU catalog;
+        fake_check = world.device if world.device.type == "cpu" else torch.device("meta")
         prog = build_program(
-            plan,
+            replayed_plan(plan),
             source,
             batch_size,
             seq_len,
             world.device,
-            check_on=world.device if world.device.type == "cpu" else torch.device("meta"),
+            # a cut whose check is about the target GPU (offload) is checked against the target
+            check_on=lambda cut: torch.device(target) if cut.checked_on_target else fake_check,
             build_on=torch.device("meta"),
             on_model=world.fakeify,
             batch_source=lambda real: _fake_batch_source(real, world),
             finish_context=world.active,
+            check_available=False,  # nothing runs here: bitsandbytes' layouts are known without it
         )
         chain_context(prog, _transformers_as_on_real_tensors, outside=True)
         return prog
@@ -180,7 +206,7 @@ def simulate(
         plan, source, batch_size, seq_len, device="meta", steps=0, warmup_steps=warmup_steps
     )
     log.info("simulating %s, plan %s, batch %d × seq %d", source.name, plan.name, batch_size, seq_len)
-    return simulate_trial(
+    result = simulate_trial(
         spec,
         build,
         progress,
@@ -189,6 +215,10 @@ def simulate(
         allocator=allocator_model(),
         count_cost=count_cost,
     )
+    bound = upper_bound_detail(plan)
+    if bound is not None and result.simulation is not None:
+        result = dataclasses.replace(result, simulation=dataclasses.replace(result.simulation, upper_bound=bound))
+    return result
 
 
 def simulate_plans(

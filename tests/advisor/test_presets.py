@@ -67,7 +67,7 @@ def test_a_users_config_json_simulates_like_the_preset(tmp_path: Path) -> None:
 def test_plans_that_cannot_be_simulated_are_unsupported_with_the_reason() -> None:
     from advisor.plans.cuts import parse_plan
 
-    for plan in ("qlora", "adamw8bit", "offload", "lora+compile"):
+    for plan in ("qlora", "adamw8bit"):
         result = simulate("tiny-llama", parse_plan(plan), 1, 16, fake_device="cpu")
         assert result.status is TrialStatus.UNSUPPORTED, plan
         assert "cannot be simulated" in (result.reason or "")
