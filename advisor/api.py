@@ -290,6 +290,7 @@ def simulate(
     count_flops: bool = True,
     warmup_steps: int = 1,
     progress: Callable[[str], None] | None = None,
+    extrapolate: bool = True,
     **legacy: Any,
 ) -> TrialResult:
     """Replay one training configuration of ``model`` on fake tensors: no GPU, no weights.
@@ -304,6 +305,8 @@ def simulate(
     ``target="cuda"``) the CUDA caching allocator replayed. Turn it into a GPU need with
     :func:`advisor.predict_gpu_need` and a step time with :func:`advisor.estimate_for_gpu`.
     Plans that cannot be simulated come back with status ``unsupported`` and the reason.
+    A model of 8 or more repeating blocks is replayed with a few and extrapolated exactly
+    (``result.simulation.repeats`` says from which); ``extrapolate=False`` replays every layer.
 
     The old spellings still work, with a ``DeprecationWarning``: sizes given positionally
     (``simulate(model, plan, 2, 512)``) and ``count_cost=`` for ``count_flops=``.
@@ -329,6 +332,7 @@ def simulate(
         warmup_steps=warmup_steps,
         count_cost=count_flops,
         progress=progress,
+        extrapolate=extrapolate,
     )
 
 
@@ -443,16 +447,20 @@ def simulate_plans(
     target: str = "cuda",
     progress: Callable[[str], None] | None = None,
     on_result: Callable[[TrialResult], None] | None = None,
+    extrapolate: bool = True,
+    workers: int | None = None,
 ) -> SimulatedPlans:
     """Simulate the baseline and many plans of ``model`` (a sweep without hardware).
 
     Plans are chosen as :func:`sweep` chooses them (see :func:`plan_space`); one plan's failure
-    is its result, and ``on_result`` sees each result as it arrives.
+    is its result, and ``on_result`` sees each result as it arrives. Plans run in ``workers``
+    processes (default: one per core; 1: one after the other in this process), with the same
+    results; ``extrapolate`` as for :func:`simulate`.
     """
     space = plan_space(cuts=cuts, plans=plans, max_combo=max_combo)
     results = run_simulate_plans(
         model, space.plans, batch_size=batch_size, seq_len=seq_len, target=target,
-        progress=progress, on_result=on_result,
+        progress=progress, on_result=on_result, extrapolate=extrapolate, workers=workers,
     )  # fmt: skip
     return SimulatedPlans(tuple(results), tuple(space.pruned))
 

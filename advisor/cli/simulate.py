@@ -116,7 +116,10 @@ def sweep_rows(results: tuple[TrialResult, ...], gpu: GpuSpec | None) -> list[tu
 def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
     plan = api.one_plan(cuts=args.cuts, plans=args.plans)
     line = ProgressLine(f"{args.model}: ")
-    result = api.simulate(args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, progress=line)
+    result = api.simulate(
+        args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, progress=line,
+        extrapolate=not args.full_replay,
+    )  # fmt: skip
     line.done()
     print(trial_text(result))
     rows = need_rows(result, gpu) if result.ok else []
@@ -152,6 +155,8 @@ def _many(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
         target=args.target,
         progress=line,
         on_result=finished,
+        extrapolate=not args.full_replay,
+        workers=args.workers,
     )
     where = f"on {gpu.name}" if gpu is not None else "on a CUDA GPU (give --gpu for fit and speed)"
     print(f"{args.model}: batch {args.batch} × seq {args.seq}, {len(sims.results)} plans simulated, need {where}\n")
@@ -218,6 +223,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--growth", action="store_true",
         help="also fit memory over batch and sequence sizes: the largest batch and longest sequence that fit",
+    )  # fmt: skip
+    p.add_argument(
+        "--full-replay", action="store_true",
+        help="replay every layer, not a few repeats of the model's block extrapolated exactly "
+        "(the default for models of 8 or more repeating blocks)",
+    )  # fmt: skip
+    p.add_argument(
+        "--workers", type=positive_int, default=None,
+        help="with --sweep: worker processes simulating plans side by side (default: one per core; 1: one at a time)",
     )  # fmt: skip
     p.add_argument("--json", type=Path, help="also write the results as JSON to this path")
     p.set_defaults(func=run)

@@ -47,6 +47,9 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
         rows.append(("autocast", sim.autocast_policy, Provenance.SIMULATED.value))
     if bound:
         rows.append(("note", bound, ""))
+    repeats = r.simulation.repeats if r.simulation is not None else None
+    if repeats is not None:  # "simulated (extrapolated from 1..3 of 32 blocks)" → its parenthesis
+        rows.append(("layers", repeats.detail.removeprefix("simulated (").removesuffix(")"), "simulated"))
     if r.cuda:
         c = r.cuda
         src = c.provenance.value

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -98,6 +99,8 @@ def simulate_trial(
     allocator: CachingAllocatorModel | None = None,
     count_cost: bool = True,
     warmup: str = "light",
+    observe: Callable[[PhaseTracker], None] | None = None,
+    tracker_type: Callable[[], PhaseTracker] | None = None,
 ) -> TrialResult:
     """Replay one trial on fake tensors; never raises for a failing configuration.
 
@@ -107,7 +110,9 @@ def simulate_trial(
     runs under the memory tracker (and, with ``count_cost``, the FLOP/byte counter). ``target``
     ``"cuda"`` makes the optimizer run as it does on CUDA and replays the allocations through
     the CUDA caching-allocator model; ``"cpu"`` replays exactly what this CPU would run.
-    No timing: the result's figures are ``simulated``.
+    No timing: the result's figures are ``simulated``. ``tracker_type`` makes the tracker (a
+    :class:`PhaseTracker` by default) and ``observe`` is called with it after the tracked step,
+    while its log is still open (the repeat-block probes read their figures there).
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
@@ -149,7 +154,7 @@ def simulate_trial(
                     train_step(prog)
             say("simulating the peak of one step")
             gc.collect()
-            tracker = PhaseTracker("meta")
+            tracker = tracker_type() if tracker_type is not None else PhaseTracker("meta")
             tracker.register_training_state(prog.model, prog.optimizer, prog.batch)
             counter = StepCostCounter() if count_cost else None
             try:
@@ -168,6 +173,8 @@ def simulate_trial(
                 if target == "cuda":
                     events, sizes = tracker.event_log()
                     replay = replay_caching_allocator(events, sizes, tracker.resident_count(), allocator)
+                if observe is not None:
+                    observe(tracker)
             finally:
                 tracker.close()
     except Exception as exc:
