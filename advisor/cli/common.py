@@ -191,6 +191,7 @@ FLAGS: dict[str, str] = {
     "out": "--out",
     "new": "--new",
     "device": "--device",
+    "workers": "--workers",
 }
 # ``name=value`` where name is an argument: not a cut parameter (``accum(steps=4)``, ``lora(r=8,
 # alpha=16)``), not inside a word; the value unquoted when it was quoted for Python

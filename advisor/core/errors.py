@@ -36,9 +36,9 @@ class AdvisorError(Exception):
         self.hint = hint
         self.argument = argument  # the API argument at fault ("batch_size"), when there is one
 
-    def __reduce__(self) -> tuple[type, tuple[str, str | None]]:
-        # pickled with its hint (a sweep's worker process raises it in the parent)
-        return type(self), (self.message, self.hint)
+    def __reduce__(self) -> tuple[type, tuple[str, str | None], dict[str, str | None]]:
+        # pickled with its hint and argument (a sweep's worker process raises it in the parent)
+        return type(self), (self.message, self.hint), {"argument": self.argument}
 
     def __str__(self) -> str:
         if self.hint:

@@ -223,3 +223,13 @@ def test_cli_text_translates_arguments_but_not_cut_parameters() -> None:
     assert cli_text('a budget: gpu_mem="22GiB", or out=PATH') == "a budget: --gpu-mem 22GiB, or --out PATH"
     assert cli_text("e.g. accum(steps=4) or lora(r=8,alpha=16)") == "e.g. accum(steps=4) or lora(r=8,alpha=16)"
     assert cli_text("micro_batch=4") == "--batch 4" and FLAGS["warmup_steps"] == "--warmup"
+
+
+def test_an_error_pickled_from_a_worker_keeps_its_hint_and_argument() -> None:
+    import pickle
+
+    from advisor.core.errors import InvalidInputError
+
+    again = pickle.loads(pickle.dumps(InvalidInputError("m", "pass batch_size=1 or more", argument="batch_size")))
+    assert type(again) is InvalidInputError
+    assert (again.message, again.hint, again.argument) == ("m", "pass batch_size=1 or more", "batch_size")
