@@ -24,7 +24,13 @@ from torch import nn
 from advisor.catalog.calibration import CalibrationProfile, save_calibration
 from advisor.catalog.gpus import GpuSpec, custom_gpu, get_gpu
 from advisor.core.deprecation import legacy_sizes
-from advisor.core.errors import HardwareUnavailableError, InvalidInputError, UnknownGpuError
+from advisor.core.errors import (
+    HardwareUnavailableError,
+    InvalidInputError,
+    UnknownGpuError,
+    check_device,
+    whole_number,
+)
 from advisor.core.io import environment
 from advisor.core.units import parse_memory
 from advisor.engines.convergence import convergence_probe
@@ -43,9 +49,11 @@ from advisor.plans import (
     Plan,
     PlanSpace,
     PrunedPlan,
+    check_plan,
     combinations,
     default_cuts,
     describe_cuts,
+    explicit_plans,
     parse_cuts,
     parse_plan,
     parse_plans,
@@ -95,6 +103,7 @@ __all__ = [
     "simulate_plans",
     "sweep",
     "target_gpu",
+    "the_plan",
 ]
 
 log = logging.getLogger(__name__)
@@ -105,7 +114,7 @@ def profile(
     *,
     batch_size: int = 4,
     seq_len: int = 128,
-    plan: Plan | None = None,
+    plan: Plan | str | None = None,
     device: str = "auto",
     steps: int = 5,
     warmup_steps: int = 1,
@@ -121,8 +130,11 @@ def profile(
     """
     from profilers.trial import resolve_device
 
+    plan = the_plan(plan)
+    whole_number("steps", steps, 0)
+    whole_number("warmup_steps", warmup_steps, 0)
+    device = check_device(device)
     source = resolve_model(model)
-    plan = plan or Plan()
     source.check_sizes(batch_size, seq_len)
     check_measurable(source, resolve_device(device))  # an 8B preset is simulated, not measured
     log.info("profiling %s, plan %s, batch %d × seq %d", source.name, plan.name, batch_size, seq_len)
@@ -165,6 +177,13 @@ def advise(
     (phase ``"largest micro-batch"``).
     """
     workload = workload or Workload()
+    if not isinstance(workload, Workload):
+        raise InvalidInputError(
+            f"workload must be an advisor.Workload, got {type(workload).__name__}",
+            "pass workload=advisor.Workload(micro_batch=4, seq_len=512)",
+            argument="workload",
+        )
+    whole_number("check_top", check_top, 0)
     spec = target_gpu(gpu, gpu_mem, price_usd_per_hour)
     try:
         run_mode = Mode(mode)
@@ -184,14 +203,9 @@ def advise(
             f"cannot measure on the {spec.name}: this machine has {here}",
             "simulate instead (mode='simulate', or --simulate), or run on that GPU",
         )
+    plan_list = candidate_plans() if plans is None else explicit_plans(plans)  # before any model code
     source = resolve_model(model)
     source.check_sizes(workload.micro_batch, workload.seq_len)
-    if plans is None:
-        plan_list = candidate_plans()
-    elif isinstance(plans, str):
-        plan_list = parse_plans(plans)
-    else:
-        plan_list = [parse_plan(p) if isinstance(p, str) else p for p in plans]
     plan_text = plans if isinstance(plans, str) else None
     if plans is not None and not isinstance(plans, str):
         plan_text = ";".join(p if isinstance(p, str) else p.name for p in plans)
@@ -237,6 +251,7 @@ def sweep(
     progress: Callable[[SweepProgress], None] | None = None,
     retry_failed: bool = False,
     simulate: bool = False,
+    new: bool = False,
 ) -> SweepResult:
     """Measure the baseline and many plans of ``model``, one trial each.
 
@@ -245,14 +260,19 @@ def sweep(
     ``max_combo`` cuts, or the user list ``plans`` (``"lora+grad-ckpt;sgd"``). Conflicting and
     redundant sets are pruned with the reason (``result.pruned``). A failing plan is recorded
     with its reason and the sweep goes on; with ``out``, results are appended to that JSON Lines
-    file as they arrive and a re-run resumes (see :mod:`advisor.sweep`). ``simulate=True``
-    replays each plan on fake tensors as for a CUDA GPU instead of measuring it (any model
-    size, no hardware; ``device`` and ``steps`` are then unused); the result's ``simulated``
-    is true and its results file says so.
+    file as they arrive and a re-run resumes (see :mod:`advisor.engines.sweep`); a file holding
+    another sweep (model, sizes, device, steps) is refused unless ``new=True`` moves it aside to
+    ``NAME.old.jsonl`` and starts afresh. ``simulate=True`` replays each plan on fake tensors as
+    for a CUDA GPU instead of measuring it (any model size, no hardware; ``device`` and ``steps``
+    are then unused); the result's ``simulated`` is true and its results file says so.
     """
+    space = plan_space(cuts=cuts, plans=plans, max_combo=max_combo)
+    whole_number("steps", steps, 0)
+    whole_number("warmup_steps", warmup_steps, 0)
+    device = check_device(device)
     return run_sweep(
         model,
-        plan_space(cuts=cuts, plans=plans, max_combo=max_combo),
+        space,
         batch_size=batch_size,
         seq_len=seq_len,
         device=device,
@@ -262,6 +282,7 @@ def sweep(
         progress=progress,
         retry_failed=retry_failed,
         simulate=simulate,
+        new=new,
     )
 
 
@@ -297,6 +318,7 @@ def simulate(
     (``simulate(model, plan, 2, 512)``) and ``count_cost=`` for ``count_flops=``.
     """
     batch_size, seq_len = legacy_sizes("simulate", legacy_sizes_given, batch_size, seq_len)
+    whole_number("warmup_steps", warmup_steps, 0)
     if "count_cost" in legacy:
         warnings.warn("simulate(count_cost=…) is deprecated; use count_flops=", DeprecationWarning, stacklevel=2)
         count_flops = bool(legacy.pop("count_cost"))
@@ -308,7 +330,7 @@ def simulate(
         )
     return run_simulation(
         model,
-        plan,
+        the_plan(plan),
         batch_size,
         seq_len,
         target=target,
@@ -321,6 +343,21 @@ def simulate(
 
 
 # -- targets and plans: what the front ends turn their input into ----------------------------
+
+
+def the_plan(plan: Plan | str | None) -> Plan:
+    """The one plan an entry point runs: ``None`` is the baseline, text is parsed
+    (``"lora+grad-ckpt"``); a conflicting or redundant plan raises :class:`advisor.AdvisorError`
+    with the reason a sweep would prune it, as does empty text."""
+    if plan is None:
+        return Plan()
+    if isinstance(plan, str) and plan.strip().isdigit():  # simulate(model, 2, 16): sizes in its place
+        raise InvalidInputError(
+            f"plan {plan!r} is a number, not a plan",
+            "the argument after the model is the plan; pass sizes by name: batch_size=2, seq_len=16",
+            argument="plan",
+        )
+    return check_plan(parse_plan(plan) if isinstance(plan, str) else plan)
 
 
 def target_gpu(
@@ -378,15 +415,15 @@ def one_plan(*, cuts: str | None = None, plans: str | None = None) -> Plan:
     (``"lora+grad-ckpt"``); neither is the baseline. Text naming several plans raises."""
     if cuts is not None and plans is not None:
         raise InvalidInputError("give cuts or plans, not both", "cuts: 'lora,grad-ckpt'; a plan: 'lora+grad-ckpt'")
-    if plans:
+    if plans is not None:
         found = parse_plans(plans)
         if len(found) != 1:
             raise InvalidInputError(
                 f"--plans names {len(found)} plans but one is simulated without --sweep",
                 "add --sweep, or give one plan (cuts joined by '+')",
             )
-        return found[0]
-    return Plan.of(parse_cuts(cuts or ""))
+        return check_plan(found[0])
+    return check_plan(Plan.of(parse_cuts(cuts or "")))
 
 
 def cut_names() -> list[str]:
@@ -609,8 +646,8 @@ def calibrate(gpu: str | None = None, *, device_index: int = 0, save: bool = Tru
     except UnknownGpuError as exc:
         raise UnknownGpuError(
             f"the GPU here ({probe.device_name}) is not in the catalog: {exc.message}",
-            "name the catalog entry it matches: gpu='rtx-4090' (CLI: --gpu rtx-4090); "
-            "`vram-advisor gpus` lists them",
+            "name the catalog entry it matches: gpu='rtx-4090'; `vram-advisor gpus` lists them",
+            argument="gpu",
         ) from None
     profile = CalibrationProfile(
         gpu_key=spec.key,

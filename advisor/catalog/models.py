@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from advisor.catalog.presets import PRESETS
 
-__all__ = ["BUILTIN_MODELS", "DEFAULT_MODEL", "ModelEntry", "model_entries"]
+__all__ = ["BUILTIN_MODELS", "DEFAULT_MODEL", "TRUST", "ModelEntry", "model_entries"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,14 @@ class ModelEntry:
 
 
 DEFAULT_MODEL = "tiny-llama"
+
+# what `--help` of every command taking --model says about running code (advisor.models.registry)
+TRUST = (
+    "Code runs only when you name it: module.path:factory or file.py:factory is imported and "
+    "called; a Hugging Face folder or config.json is read as data (trust_remote_code is never "
+    "set, so a model that needs its own code is refused)."
+)
+
 
 # the models built from code (advisor.models.registry); the presets follow them
 BUILTIN_MODELS: tuple[ModelEntry, ...] = (

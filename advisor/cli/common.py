@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import shutil
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from advisor.catalog.models import DEFAULT_MODEL
+from advisor.catalog.gpus import family_alias
+from advisor.catalog.models import DEFAULT_MODEL, TRUST
 from advisor.core.errors import AdvisorError
+from advisor.core.io import check_writable
 from advisor.core.units import parse_count
 
 if TYPE_CHECKING:
@@ -24,15 +28,20 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "FLAGS",
+    "MODEL_TRUST_HELP",
     "ProgressLine",
     "add_model_args",
     "add_quiet_arg",
     "api",
+    "check_outputs",
+    "cli_text",
     "clock",
     "count",
     "fraction",
     "learning_rate",
     "non_negative_int",
+    "note_gpu",
     "positive_float",
     "positive_int",
     "report",
@@ -222,12 +231,16 @@ def learning_rate(text: str) -> float:
     return value
 
 
+# argparse formats help with %: the trust statement, escaped, for every --model
+MODEL_TRUST_HELP = TRUST.replace("%", "%%")
+
+
 def add_model_args(p: argparse.ArgumentParser, default_seq: int = 128) -> None:
     """--model, --batch, --seq: shared by every subcommand that runs a model."""
     p.add_argument(
         "--model", "-m", default=DEFAULT_MODEL,
         help="built-in name (see `vram-advisor models`), a Hugging Face model directory or "
-        "config.json, or module.path:factory (default: %(default)s)",
+        "config.json, or module.path:factory (default: %(default)s). " + MODEL_TRUST_HELP,
     )  # fmt: skip
     p.add_argument(
         "--batch", "-b", type=positive_int, default=4, help="micro-batch size (default: %(default)s)"
@@ -244,15 +257,97 @@ def add_model_args(p: argparse.ArgumentParser, default_seq: int = 128) -> None:
 def add_quiet_arg(p: argparse.ArgumentParser) -> None:
     """--quiet: no progress on stderr (errors are still shown)."""
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+def note_gpu(name: str | None) -> None:
+    """Say on stderr which catalog entry a family name such as ``h100`` chose, and which others
+    share it: never a silent guess (an unknown name is left to the command's own error)."""
+    if not name:
+        return
+    try:
+        fam = family_alias(name)
+    except AdvisorError:
+        return
+    if fam is not None:
+        print(f"note: --gpu {fam.note()}", file=sys.stderr)
+
+
+def check_outputs(*paths: str | Path | None) -> None:
+    """Check every output path a command was given before it starts any work (a missing folder
+    is made; an unwritable path is an error now, not after minutes of trials)."""
+    for path in paths:
+        if path is not None:
+            check_writable(path)
+
+
+# API argument → the flag that sets it: library errors name arguments as the API spells them
+# (``batch_size=1``), and the CLI shows them with its flags (``--batch 1``)
+FLAGS: dict[str, str] = {
+    "batch_size": "--batch",
+    "micro_batch": "--batch",
+    "seq_len": "--seq",
+    "steps": "--steps",
+    "warmup_steps": "--warmup",
+    "max_combo": "--max-combo",
+    "check_top": "--check-top",
+    "gpu": "--gpu",
+    "gpu_mem": "--gpu-mem",
+    "price_usd_per_hour": "--price",
+    "dataset_tokens": "--dataset-tokens",
+    "epochs": "--epochs",
+    "margin": "--margin",
+    "rank_by": "--rank-by",
+    "lr": "--lr",
+    "text": "--text",
+    "out": "--out",
+    "new": "--new",
+    "device": "--device",
+    "workers": "--workers",
+}
+# ``name=value`` where name is an argument: not a cut parameter (``accum(steps=4)``, ``lora(r=8,
+# alpha=16)``), not inside a word; the value unquoted when it was quoted for Python
+_ARGUMENT = re.compile(
+    r"(?<![\w(,|.-])(?P<name>" + "|".join(sorted(FLAGS, key=len, reverse=True)) + r")="
+    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;)]+)"
+)
+
+
+def cli_text(text: str) -> str:
+    """``text`` with every API argument (``batch_size=1``) spelled as its flag (``--batch 1``)."""
+
+    def flag(match: re.Match[str]) -> str:
+        value = match["value"]
+        if value == "True":  # a switch: new=True is --new
+            return FLAGS[match["name"]]
+        if value[:1] in "\"'" and " " not in value:
+            value = value[1:-1]
+        return f"{FLAGS[match['name']]} {value}"
+
+    return _ARGUMENT.sub(flag, text)
+
+
+# every character str.splitlines breaks at, shown escaped (\n, \x85, \u2028, …)
+_BREAKS = {ord(c): c.encode("unicode_escape").decode() for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: line breaks inside a name or a library's message shown escaped."""
+    return text.strip().translate(_BREAKS)
+
+
+def error_text(exc: AdvisorError) -> str:
+    """How the CLI shows an error: the message on one line, then its hint, in flags."""
+    text = _one_line(cli_text(exc.message))
+    if exc.hint:
+        text += f"\n  hint: {_one_line(cli_text(exc.hint))}"
+    return text
 
 
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run one command: an :class:`AdvisorError` is one line on stderr and exit code 1, an
-    interrupt exit code 130; nothing else is turned into an exit code."""
+    """Run one command: an :class:`AdvisorError` is one message on stderr (with its hint, in
+    flags) and exit code 1, an interrupt exit code 130; nothing else becomes an exit code."""
     try:
         return int(func(args))
     except AdvisorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_text(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

@@ -6,7 +6,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from advisor.cli.common import EXIT_OK, ProgressLine, add_quiet_arg, api, learning_rate, positive_int, report
+from advisor.cli.common import (
+    EXIT_OK,
+    MODEL_TRUST_HELP,
+    ProgressLine,
+    add_quiet_arg,
+    api,
+    check_outputs,
+    learning_rate,
+    positive_int,
+    report,
+)
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
 
 __all__ = ["add_parser", "run"]
@@ -14,6 +24,7 @@ __all__ = ["add_parser", "run"]
 
 def run(args: argparse.Namespace) -> int:
     """Run the probe, print both curves, and write JSON when asked."""
+    check_outputs(args.json)
     line = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     result = api.convergence_probe(
         args.model,
@@ -55,7 +66,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--model", "-m", default="minilm",
         help="a model with pretrained weights: minilm, a Hugging Face directory with weights, or "
-        "module.path:factory loading your checkpoint (default: %(default)s)",
+        "module.path:factory loading your checkpoint (default: %(default)s). " + MODEL_TRUST_HELP,
     )  # fmt: skip
     p.add_argument("--batch", "-b", type=positive_int, default=4, help="batch size (default: %(default)s)")
     p.add_argument("--seq", "-s", type=positive_int, default=64, help="sequence length (default: %(default)s)")

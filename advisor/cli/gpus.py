@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from advisor.catalog.calibration import calibration_dir, list_calibrations
-from advisor.catalog.gpus import list_gpus
+from advisor.catalog.gpus import family_aliases, list_gpus
 from advisor.cli.common import EXIT_OK
 from advisor.core.tables import table
 from advisor.core.units import format_bytes
@@ -33,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
         for g in list_gpus()
     ]
     print(table(("key", "name", "memory", "bf16", "16-bit TFLOPS", "fp32 TFLOPS", "bandwidth", "$/h"), rows))
+    print("\nFamily names choose the most rented variant (name another to use it):")
+    for fam in family_aliases():
+        print(f"  {fam.name:<9} = {fam.chosen.key:<10} also: {', '.join(o.key for o in fam.others)}")
     print("\nPrices are typical on-demand rates (estimates); override with --price. "
           "Any budget: --gpu-mem 22GiB.")  # fmt: skip
     return EXIT_OK

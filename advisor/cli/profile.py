@@ -13,6 +13,7 @@ from advisor.cli.common import (
     add_model_args,
     add_quiet_arg,
     api,
+    check_outputs,
     non_negative_int,
     positive_int,
     trial_view,
@@ -24,10 +25,12 @@ __all__ = ["add_parser", "run"]
 
 def run(args: argparse.Namespace) -> int:
     """Measure the plan, print it, and write JSON / Markdown when asked."""
+    plan = api.one_plan(cuts=args.cuts)
+    check_outputs(args.json, args.markdown)
     progress = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     result = api.profile(
         args.model,
-        plan=api.one_plan(cuts=args.cuts),
+        plan=plan,
         batch_size=args.batch,
         seq_len=args.seq,
         device=args.device,

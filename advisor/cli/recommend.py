@@ -13,10 +13,13 @@ from advisor.cli.common import (
     add_model_args,
     add_quiet_arg,
     api,
+    check_outputs,
     count,
     fraction,
     non_negative_int,
+    note_gpu,
     positive_float,
+    report,
 )
 
 __all__ = ["add_parser", "run"]
@@ -32,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         margin=args.margin,
     )
     mode = "simulate" if args.simulate else "measure" if args.measure else "auto"
+    check_outputs(*(report.report_paths(args.report).values() if args.report else ()))
+    note_gpu(args.gpu)
     progress = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     rec = api.advise(
         args.model,
@@ -46,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
     )
     progress.done()
-    report = str(args.report) if args.report else None
+    prefix = str(args.report) if args.report else None
     command = api.recommend_command(
-        args.model, rec.gpu, workload, rank_by=args.rank_by, mode=mode, plans=args.plans, report=report
+        args.model, rec.gpu, workload, rank_by=args.rank_by, mode=mode, plans=args.plans, report=prefix
     )
     rec = dataclasses.replace(rec, command=command)
     print(rec.to_text())

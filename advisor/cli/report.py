@@ -6,13 +6,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from advisor.cli.common import EXIT_OK, EXIT_USAGE, report
+from advisor.cli.common import EXIT_OK, EXIT_USAGE, check_outputs, report
 
 __all__ = ["add_parser", "run_show"]
 
 
 def run_show(args: argparse.Namespace) -> int:
     """Load and check the report; print it, or write its files again with ``--out``."""
+    check_outputs(*(report.report_paths(args.out).values() if args.out else ()))
     rec = report.load_report(args.file)
     if args.out:
         paths = report.save_report(rec, args.out)

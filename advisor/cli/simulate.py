@@ -15,6 +15,8 @@ from advisor.cli.common import (
     add_model_args,
     add_quiet_arg,
     api,
+    check_outputs,
+    note_gpu,
     positive_int,
     trial_view,
 )
@@ -141,7 +143,7 @@ def _many(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
     sims = api.simulate_plans(
         args.model,
         cuts=args.cuts or None,  # none or empty: every cut but the opt-in ones
-        plans=args.plans or None,
+        plans=args.plans,  # given but empty is an error, not "every cut"
         max_combo=args.max_combo,
         batch_size=args.batch,
         seq_len=args.seq,
@@ -166,6 +168,8 @@ def _many(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
 def run(args: argparse.Namespace) -> int:
     """Simulate one plan (with its need, and its growth if asked) or, with ``--sweep``, many."""
     gpu = api.target_gpu(args.gpu, args.gpu_mem) if args.gpu or args.gpu_mem else None
+    check_outputs(args.json)
+    note_gpu(args.gpu)
     results = _many(args, gpu) if args.sweep else _one(args, gpu)
     if args.json:
         doc = {

@@ -15,6 +15,7 @@ from advisor.cli.common import (
     add_model_args,
     add_quiet_arg,
     api,
+    check_outputs,
     non_negative_int,
     positive_int,
     report,
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         print(table(("cut", "parameters (defaults)", "what it does"), api.describe_cuts()))
         return EXIT_OK
     out = args.out or default_out(args.model, args.batch, args.seq, args.simulate)
+    check_outputs(out, args.markdown)
     line = ProgressLine(quiet=args.quiet)
     try:
         result = api.sweep(
@@ -55,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
             progress=line,
             retry_failed=args.retry_failed,
             simulate=args.simulate,
+            new=args.new,
         )
     except KeyboardInterrupt:
         line.done()
@@ -120,6 +123,11 @@ def add_parser(sub: Any) -> None:
         help="results file (JSON Lines); default reports/sweep-MODEL-bBATCH-sSEQ.jsonl",
     )  # fmt: skip
     p.add_argument("--retry-failed", action="store_true", help="re-run plans recorded as failed")
+    p.add_argument(
+        "--new", action="store_true",
+        help="start --out afresh: an existing file is moved aside to NAME.old.jsonl first (without "
+        "--new, a file holding another sweep is refused)",
+    )  # fmt: skip
     p.add_argument("--markdown", type=Path, help="also write the table as Markdown to this path")
     p.add_argument("--list-cuts", action="store_true", help="list the cuts and their parameters, then exit")
     add_quiet_arg(p)

