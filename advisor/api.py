@@ -37,6 +37,7 @@ from advisor.engines.convergence import convergence_probe
 from advisor.engines.flops import StepCost, StepTimeEstimate, estimate_for_gpu, step_cost_of
 from advisor.engines.growth import GrowthFit, simulate_growth
 from advisor.engines.measure import check_measurable, measure_plan
+from advisor.engines.need import DEFAULT_MARGIN, check_margin, usable_bytes
 from advisor.engines.overheads import PredictedNeed as GpuNeed
 from advisor.engines.overheads import predict_gpu_need
 from advisor.engines.simulate import simulate as run_simulation
@@ -78,6 +79,7 @@ from profilers.trial import UnsupportedConfiguration
 # SweepProgress, convergence_probe, describe_cuts) so that a front end needs
 # no import from the engines, the plans or the recommender
 __all__ = [
+    "DEFAULT_MARGIN",
     "CalibrationProfile",
     "GpuFigures",
     "GrowthLimits",
@@ -87,6 +89,7 @@ __all__ = [
     "Workload",
     "advise",
     "calibrate",
+    "check_margin",
     "check_run",
     "convergence_probe",
     "cut_names",
@@ -471,18 +474,14 @@ def simulate_plans(
     return SimulatedPlans(tuple(results), tuple(space.pruned))
 
 
-def _budget_bytes(gpu: GpuSpec, margin: float) -> int:
-    """The recommender's budget: the GPU's memory less the share ``margin`` kept free."""
-    return Workload(margin=margin).usable_bytes(gpu.memory_bytes)
-
-
 @dataclass(frozen=True)
 class GpuFigures:
     """What one simulated (or measured) trial means on a target GPU; ``None`` where unknown.
 
     ``need`` is the memory the step needs there (tensor peak + overheads, with sources),
-    ``fits`` the recommender's verdict against the budget, ``timing`` the estimated step time
-    from the counted FLOPs and bytes, ``cost`` those counts.
+    ``fits`` the verdict of the one fit rule (:func:`advisor.engines.need.fits_in`) against
+    ``budget_bytes``, the GPU's memory less the share ``margin`` kept free; ``timing`` the
+    estimated step time from the counted FLOPs and bytes, ``cost`` those counts.
     """
 
     gpu: GpuSpec | None
@@ -490,19 +489,28 @@ class GpuFigures:
     fits: bool | None
     timing: StepTimeEstimate | None
     cost: StepCost | None
+    margin: float = DEFAULT_MARGIN
+    budget_bytes: int | None = None  # usable: the GPU's memory less the margin (None: no GPU)
 
 
-def gpu_figures(result: TrialResult, gpu: GpuSpec | None = None, *, margin: float = 0.0) -> GpuFigures:
+def gpu_figures(
+    result: TrialResult, gpu: GpuSpec | None = None, *, margin: float = DEFAULT_MARGIN
+) -> GpuFigures:
     """The need, fit, step time and step cost of ``result`` on ``gpu`` (without one: on a
     CUDA GPU in general, so no fit and no speed). A plan fits when its need is within the
-    memory less the share ``margin`` kept free, as the recommender decides."""
+    memory less the share ``margin`` kept free (default 10%), the recommender's rule."""
+    margin = check_margin(margin)
     ok = result.ok
     need = predict_gpu_need(result, gpu) if ok and result.tensor_peak is not None else None
+    budget = usable_bytes(gpu.memory_bytes, margin) if gpu is not None else None
     fits = None
     if need is not None and gpu is not None:
-        fits = need.total_bytes <= _budget_bytes(gpu, margin)
+        fits = need.fits(gpu.memory_bytes, margin)
     timing = estimate_for_gpu(result, gpu) if gpu is not None and ok else None
-    return GpuFigures(gpu=gpu, need=need, fits=fits, timing=timing, cost=step_cost_of(result))
+    return GpuFigures(
+        gpu=gpu, need=need, fits=fits, timing=timing, cost=step_cost_of(result), margin=margin,
+        budget_bytes=budget,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -526,12 +534,13 @@ def growth_limits(
     target: str = "cuda",
     gpu: GpuSpec | None = None,
     base: TrialResult | None = None,
-    margin: float = 0.0,
+    margin: float = DEFAULT_MARGIN,
     progress: Callable[[str], None] | None = None,
 ) -> GrowthLimits:
     """Fit the plan's memory over sizes around ``batch_size`` × ``seq_len`` (simulated) and,
     with ``gpu``, find the largest sizes that fit it: the overheads found at the simulated size
-    ``base`` (simulated here when not given) are added to the fitted peak at other sizes."""
+    ``base`` (simulated here when not given) are added to the fitted peak at other sizes; a
+    size fits by the one fit rule (the memory less the share ``margin`` kept free)."""
     fit = simulate_growth(model, plan, batch_size=batch_size, seq_len=seq_len, target=target, progress=progress)
     if gpu is None:
         return GrowthLimits(fit, batch_size, seq_len)
@@ -540,7 +549,7 @@ def growth_limits(
     if base.tensor_peak is None:
         return GrowthLimits(fit, batch_size, seq_len)
     offset = predict_gpu_need(base, gpu).total_bytes - base.tensor_peak.peak_bytes
-    budget = _budget_bytes(gpu, margin)
+    budget = usable_bytes(gpu.memory_bytes, margin)
 
     def need(peak: int) -> int:
         return peak + offset

@@ -223,3 +223,59 @@ def test_sweep_simulate_runs_a_preset_without_weights(tmp_path: Path, capsys: py
     assert main([*argv, "--out", str(tmp_path / "s.jsonl")]) == 0
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line[:4] in ("base", "lora")}
     assert rows["baseline"][1] == "ok" and rows["lora"][1] == "ok" and rows["lora"][4].startswith("-")
+
+
+# -- output that fits the terminal -------------------------------------------------------------
+
+_TINY = ["--model", "tiny-gpt2", "-b", "1", "-s", "16"]
+_WIDE_COMMANDS = {
+    "recommend": ["recommend", *_TINY, "--gpu", "rtx-4090", "--plans", "lora;sgd;grad-ckpt+bf16", "--check-top", "0"],
+    "simulate": ["simulate", *_TINY, "--gpu", "rtx-4090", "--growth", "--plans", "lora+grad-ckpt"],
+    "simulate --sweep": [
+        "simulate", *_TINY, "--sweep", "--gpu", "rtx-4090", "--plans", "lora;sgd;qlora;grad-ckpt+bf16",
+    ],
+    "profile": ["profile", *_TINY, "--steps", "1", "--device", "cpu", "--gpu", "t4"],
+}
+# every column header of each command's widest table
+_ALL_COLUMNS = {
+    "recommend": ["#", "plan", "fits", "need (of budget)", "headroom", "max micro-batch", "speed", "time", "cost", "front"],
+    "simulate": ["figure", "value", "source"],
+    "simulate --sweep": ["plan", "status", "tensor peak", "Δ peak", "GPU need", "fits", "FLOP/step", "step time", "note"],
+    "profile": ["figure", "value", "source"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", sorted(_WIDE_COMMANDS))
+def test_output_fits_80_columns_and_shows_every_column_at_200(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(_WIDE_COMMANDS[command]) == 0
+    narrow = capsys.readouterr().out
+    too_long = [line for line in narrow.splitlines() if len(line) > 80]
+    assert not too_long, "\n".join(too_long)
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(_WIDE_COMMANDS[command]) == 0
+    wide = capsys.readouterr().out
+    header = next(line for line in wide.splitlines() if line.startswith(_ALL_COLUMNS[command][0] + " "))
+    assert [h for h in _ALL_COLUMNS[command] if h not in header] == []
+    assert "not shown at this width" not in wide and max(len(line) for line in wide.splitlines()) <= 200
+
+
+@pytest.mark.slow
+def test_a_measured_sweep_fits_80_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    out = tmp_path / "a-results-file-with-a-long-name-to-wrap-in-a-narrow-terminal.jsonl"
+    argv = ["sweep", *_TINY, "--plans", "lora;sgd;grad-ckpt", "--steps", "1", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert [line for line in printed.splitlines() if len(line) > 80] == []
+    assert "(not shown at this width: " in printed  # the change table left columns out
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(argv) == 0  # every result reused
+    wide = capsys.readouterr().out
+    assert "not shown at this width" not in wide
+    assert "Δ trainable" in wide and "tokens/s" in wide

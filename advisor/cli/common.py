@@ -21,6 +21,7 @@ from advisor.core.units import parse_count
 
 if TYPE_CHECKING:
     from advisor import api, report
+    from advisor.report import text as report_text
     from advisor.report import trial as trial_view
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "FLAGS",
     "MODEL_TRUST_HELP",
     "ProgressLine",
+    "add_margin_arg",
     "add_model_args",
     "add_quiet_arg",
     "api",
@@ -45,6 +47,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "report",
+    "report_text",
     "run_command",
     "trial_view",
 ]
@@ -78,6 +81,7 @@ if not TYPE_CHECKING:
     api = _OnFirstUse("advisor.api")
     report = _OnFirstUse("advisor.report")
     trial_view = _OnFirstUse("advisor.report.trial")
+    report_text = _OnFirstUse("advisor.report.text")
 
 
 def clock(seconds: float) -> str:
@@ -257,6 +261,8 @@ def add_model_args(p: argparse.ArgumentParser, default_seq: int = 128) -> None:
 def add_quiet_arg(p: argparse.ArgumentParser) -> None:
     """--quiet: no progress on stderr (errors are still shown)."""
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+
+
 def note_gpu(name: str | None) -> None:
     """Say on stderr which catalog entry a family name such as ``h100`` chose, and which others
     share it: never a silent guess (an unknown name is left to the command's own error)."""
@@ -339,6 +345,16 @@ def error_text(exc: AdvisorError) -> str:
     if exc.hint:
         text += f"\n  hint: {_one_line(cli_text(exc.hint))}"
     return text
+
+
+def add_margin_arg(p: argparse.ArgumentParser, default: float) -> None:
+    """--margin: the share of GPU memory a fit keeps free, shared by every command that gives a
+    fit verdict (``default`` is the API's ``DEFAULT_MARGIN``: one default, one rule)."""
+    p.add_argument(
+        "--margin", type=fraction, default=default,
+        help="share of GPU memory kept free when deciding what fits, 0 to <1 (default: %(default)s, "
+        "as recommend, simulate, profile and the TUI all use)",
+    )  # fmt: skip
 
 
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

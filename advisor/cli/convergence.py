@@ -18,6 +18,7 @@ from advisor.cli.common import (
     report,
 )
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
+from advisor.core.tables import terminal_width
 
 __all__ = ["add_parser", "run"]
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     )
     line.done()
     print(f"Fine-tune vs train from scratch: {result.model}, {result.steps} steps each\n")
-    print(report.convergence_text(result))
+    print(report.convergence_text(result, width=terminal_width()))
     if args.json:
         doc = {
             "schema_version": SCHEMA_VERSION,

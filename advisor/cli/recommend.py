@@ -10,17 +10,19 @@ from typing import Any
 from advisor.cli.common import (
     EXIT_OK,
     ProgressLine,
+    add_margin_arg,
     add_model_args,
     add_quiet_arg,
     api,
     check_outputs,
     count,
-    fraction,
     non_negative_int,
     note_gpu,
     positive_float,
     report,
 )
+from advisor.core.budget import DEFAULT_MARGIN
+from advisor.core.tables import terminal_width, wrap_text
 
 __all__ = ["add_parser", "run"]
 
@@ -56,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
         args.model, rec.gpu, workload, rank_by=args.rank_by, mode=mode, plans=args.plans, report=prefix
     )
     rec = dataclasses.replace(rec, command=command)
-    print(rec.to_text())
+    print(rec.to_text(terminal_width()))
     if args.report:
         paths = rec.save(args.report)
-        print("\nwrote " + ", ".join(str(p) for p in paths.values()))
+        print(wrap_text("\nwrote " + ", ".join(str(p) for p in paths.values()), terminal_width()))
     return EXIT_OK
 
 
@@ -86,10 +88,7 @@ def add_parser(sub: Any) -> None:
         help="tokens in one pass over your data, e.g. 50M (default: 10M)",
     )  # fmt: skip
     p.add_argument("--epochs", type=positive_float, default=1.0, help="passes over the data (default: 1)")
-    p.add_argument(
-        "--margin", type=fraction, default=0.10,
-        help="share of GPU memory kept free, 0 to <1 (default: %(default)s)",
-    )  # fmt: skip
+    add_margin_arg(p, DEFAULT_MARGIN)
     p.add_argument("--rank-by", choices=("time", "cost"), default="time", help="order of the plans that fit")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--simulate", action="store_true", help="simulate even when the target GPU is here")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.cli.common import EXIT_OK, EXIT_USAGE, check_outputs, report
+from advisor.core.tables import terminal_width
 
 __all__ = ["add_parser", "run_show"]
 
@@ -20,7 +21,7 @@ def run_show(args: argparse.Namespace) -> int:
         print("wrote " + ", ".join(str(p) for p in paths.values()))
         return EXIT_OK
     if args.format == "text":
-        print(rec.to_text())
+        print(rec.to_text(terminal_width()))
     elif args.format == "json":
         print(rec.to_json(), end="")
     else:

@@ -21,7 +21,7 @@ from advisor.cli.common import (
     report,
 )
 from advisor.core.io import atomic_write_text
-from advisor.core.tables import table
+from advisor.core.tables import Column, table, terminal_width, wrap_text
 
 __all__ = ["add_parser", "default_out", "run"]
 
@@ -37,7 +37,8 @@ def default_out(model: str, batch: int, seq: int, simulated: bool = False) -> Pa
 def run(args: argparse.Namespace) -> int:
     """Run the sweep (or list the cuts), print the change table, and write Markdown if asked."""
     if args.list_cuts:
-        print(table(("cut", "parameters (defaults)", "what it does"), api.describe_cuts()))
+        headers = (Column("cut"), Column("parameters (defaults)", wrap=True), Column("what it does", wrap=True, min_width=24))
+        print(table(headers, api.describe_cuts(), width=terminal_width()))
         return EXIT_OK
     out = args.out or default_out(args.model, args.batch, args.seq, args.simulate)
     check_outputs(out, args.markdown)
@@ -68,18 +69,20 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     line.done()
-    print(
+    width = terminal_width()
+    head = (
         f"{result.model}: batch {result.batch_size} × seq {result.seq_len} on {result.device}, "
         f"{len(result.results)} plans ({len(result.reused)} reused from {out})\n"
     )
-    print(report.change_table(result))
+    print(wrap_text(head, width))
+    print(report.change_table(result, width=width))
     if result.pruned:
         print(f"\npruned ({len(result.pruned)}):")
         for p in result.pruned:
-            print(f"  {p.plan}: {p.reason}")
+            print(wrap_text(f"  {p.plan}: {p.reason}", width))
     if result.simulated:
-        print("\npeaks: simulated on fake tensors as for a CUDA GPU (exact tensor bytes, no compute, no timings)")
-    print(f"\nresults in {out} (re-run the same command to resume; --retry-failed to re-run failures)")
+        print(wrap_text("\npeaks: simulated on fake tensors as for a CUDA GPU (exact tensor bytes, no compute, no timings)", width))
+    print(wrap_text(f"\nresults in {out} (re-run the same command to resume; --retry-failed to re-run failures)", width))
     if args.markdown:
         md = f"# Sweep of {result.model}\n\n" + report.change_table(result, markdown=True) + "\n"
         print(f"wrote {atomic_write_text(args.markdown, md)}")

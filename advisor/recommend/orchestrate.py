@@ -22,7 +22,9 @@ from advisor.plans import Plan
 from advisor.plans.cuts import CUTS
 from advisor.recommend.backends import Backends
 from advisor.recommend.ranking import (
+    NOISY_SPREAD,
     estimate_max_batch,
+    is_noisy,
     largest_fitting_batch,
     mark_pareto,
     rank_verdicts,
@@ -106,7 +108,7 @@ def recommend(
             excluded.append(dataclasses.replace(verdict, excluded_reason=why, exclusion=kind))
             continue
         need = backends.need(trial)
-        fits = need.total_bytes <= budget
+        fits = need.fits(gpu.memory_bytes, workload.margin)  # the one rule: need ≤ budget
         verdict = dataclasses.replace(verdict, need=need, fits=fits)
         verdict = _with_speed(verdict, backends.step_time(trial, plan), trial, workload, gpu)
         evaluated.append((plan, verdict, {workload.micro_batch: need.total_bytes}))
@@ -206,8 +208,11 @@ def _with_speed(
         tokens_per_step = trial.batch_size * trial.seq_len
     tps = tokens_per_step / step_s
     time_s = workload.total_tokens / tps
+    measured = prov is Provenance.MEASURED and trial.timing is not None
     return dataclasses.replace(
         v,
+        timing_spread=trial.timing.spread if measured and trial.timing is not None else None,
+        noisy=measured and is_noisy(trial.timing),
         step_time_s=step_s,
         tokens_per_s=tps,
         throughput_provenance=prov,
@@ -327,6 +332,14 @@ def _notes(mode: Mode, verdicts: Sequence[PlanVerdict]) -> tuple[str, ...]:
             "they save) are held in pinned host memory: "
             + ", ".join(f"{v.plan} {format_bytes(_simulation(v).host_peak_bytes, 2)}" for v in offloaded)
             + " (simulated)."
+        )
+    noisy = [v for v in verdicts if v.noisy]
+    if noisy:
+        names = ", ".join(f"{v.plan} ({v.timing_spread:.0%})" for v in noisy if v.timing_spread is not None)
+        notes.append(
+            f"Noisy timings: the timed steps of {names} varied by more than {NOISY_SPREAD:.0%} of their "
+            "median, so their speed is not used to rank them: they come after the plans with steady "
+            "timings, smallest need first. Measure again on a quieter GPU, or with more steps."
         )
     if any(v.max_micro_batch is not None and not v.max_micro_batch_checked for v in verdicts):
         notes.append(

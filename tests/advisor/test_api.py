@@ -105,9 +105,11 @@ def test_gpu_figures_fit_by_the_recommenders_rule() -> None:
     assert alone.need is not None and alone.fits is None and alone.timing is None
     need = alone.need.total_bytes
     exact = api.target_gpu(gpu_mem=need)
-    assert api.gpu_figures(result, exact).fits is True  # no margin: the need itself fits
-    assert api.gpu_figures(result, exact, margin=0.1).fits is False
-    assert api.gpu_figures(result, api.target_gpu(gpu_mem=need - 1)).fits is False
+    assert api.gpu_figures(result, exact, margin=0).fits is True  # no margin: the need itself fits
+    assert api.gpu_figures(result, exact).fits is False  # the default keeps 10% free
+    assert api.gpu_figures(result, exact).margin == 0.10 == api.DEFAULT_MARGIN
+    assert api.gpu_figures(result, exact).budget_bytes == int(need * 0.9)
+    assert api.gpu_figures(result, api.target_gpu(gpu_mem=need - 1), margin=0).fits is False
     on_t4 = api.gpu_figures(result, get_gpu("t4"))
     assert on_t4.fits is True and on_t4.timing is not None and on_t4.cost is not None
 
