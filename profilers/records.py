@@ -231,6 +231,7 @@ class SimulationRecord:
     step_cost: StepCost | None = None  # FLOPs and bytes moved (when counted)
     cuda_allocator: AllocatorPeak | None = None  # target cuda: the caching allocator replayed
     unknown_value_reads: int = 0  # values read back that were not known (answered 0 / False)
+    moe_routing: str | None = None  # mixture of experts: the routing assumed, in one line
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (the step cost with its ``total_flops``)."""

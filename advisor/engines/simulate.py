@@ -37,6 +37,7 @@ from advisor.plans import CUTS, Plan, build_program, parse_plan, trial_spec
 from advisor.plans.cuts.blocks import chain_context
 from profilers.records import TrialResult
 from profilers.simulate import FakeBuild, FakeWorld, simulate_trial
+from profilers.simulate.moe import MoeRouting
 from profilers.trial import Progress, StepProgram, UnsupportedConfiguration
 
 log = logging.getLogger(__name__)
@@ -161,12 +162,15 @@ def simulate(
     warmup_steps: int = 1,
     count_cost: bool = True,
     progress: Progress | None = None,
+    moe_imbalance: float = 1.0,
 ) -> TrialResult:
     """Replay one training configuration of ``model`` on fake tensors (see the module doc).
 
     ``target`` is where the step is meant to run: ``"cuda"`` (the optimizer as torch runs it
     on CUDA, and the caching allocator replayed) or ``"cpu"`` (exactly what this CPU runs).
-    Failures come back as the result's ``status`` and ``reason``; bad input raises
+    Mixture-of-experts layers are replayed under balanced routing, or with the hottest expert
+    at ``moe_imbalance`` × its balanced share (the result's ``simulation.moe_routing`` says
+    which). Failures come back as the result's ``status`` and ``reason``; bad input raises
     :class:`advisor.AdvisorError`.
     """
     source = resolve_model(model)
@@ -175,6 +179,12 @@ def simulate(
     plan = plan or Plan()
     if target not in ("cpu", "cuda"):
         raise InvalidInputError(f"unknown simulation target '{target}'", "use cuda or cpu")
+    if not moe_imbalance >= 1.0:
+        raise InvalidInputError(
+            f"the MoE imbalance must be ≥ 1 (the hottest expert's share over the balanced one), "
+            f"got {moe_imbalance}",
+            "pass --moe-imbalance 1 for balanced routing, or e.g. 1.5",
+        )
     build = fake_builder(plan, source, batch_size, seq_len, target)
     spec = trial_spec(
         plan, source, batch_size, seq_len, device="meta", steps=0, warmup_steps=warmup_steps
@@ -188,6 +198,7 @@ def simulate(
         fake_device=fake_device,
         allocator=allocator_model(),
         count_cost=count_cost,
+        moe_routing=MoeRouting(moe_imbalance),
     )
 
 

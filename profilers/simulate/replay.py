@@ -41,6 +41,7 @@ from profilers.records import (
 )
 from profilers.simulate.allocator import CachingAllocatorModel, replay_caching_allocator
 from profilers.simulate.cost import StepCostCounter
+from profilers.simulate.moe import MoeRouting, routed_experts
 from profilers.simulate.phases import PhaseTracker
 from profilers.simulate.shadows import ShadowValues
 from profilers.simulate.target import cuda_attention_choice, use_cuda_optimizer_defaults
@@ -91,6 +92,7 @@ def simulate_trial(
     allocator: CachingAllocatorModel | None = None,
     count_cost: bool = True,
     warmup: str = "light",
+    moe_routing: MoeRouting | None = None,
 ) -> TrialResult:
     """Replay one trial on fake tensors; never raises for a failing configuration.
 
@@ -100,7 +102,9 @@ def simulate_trial(
     runs under the memory tracker (and, with ``count_cost``, the FLOP/byte counter). ``target``
     ``"cuda"`` makes the optimizer run as it does on CUDA and replays the allocations through
     the CUDA caching-allocator model; ``"cpu"`` replays exactly what this CPU would run.
-    No timing: the result's figures are ``simulated``.
+    Mixture-of-experts layers dispatch under ``moe_routing`` (balanced by default:
+    :mod:`profilers.simulate.moe`), stated in the record. No timing: the result's figures are
+    ``simulated``.
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
@@ -116,6 +120,7 @@ def simulate_trial(
     phase_peaks: dict[str, int] = {}
     cost: StepCost | None = None
     replay: AllocatorPeak | None = None
+    moe_note: str | None = None
     world = FakeWorld(new_fake_mode(), device, ShadowValues())
     prog: StepProgram | None = None
     try:
@@ -128,7 +133,7 @@ def simulate_trial(
         kernels: AbstractContextManager[Any] = nullcontext()
         if target == "cuda" and device_type != "cuda":
             kernels = cuda_attention_choice()
-        with world.active(), kernels:
+        with world.active(), kernels, routed_experts(prog.model, moe_routing) as moe_note:
             if warmup == "light":
                 say("simulated warm-up (optimizer state)")
                 light_warmup(prog, device)
@@ -170,5 +175,6 @@ def simulate_trial(
         step_cost=cost,
         cuda_allocator=replay,
         unknown_value_reads=world.shadows.unknown_reads,
+        moe_routing=moe_note,
     )
     return draft.finish(simulation=simulation)
