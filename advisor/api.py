@@ -262,6 +262,7 @@ def simulate(
     count_flops: bool = True,
     warmup_steps: int = 1,
     progress: Callable[[str], None] | None = None,
+    moe_imbalance: float = 1.0,
     **legacy: Any,
 ) -> TrialResult:
     """Replay one training configuration of ``model`` on fake tensors: no GPU, no weights.
@@ -276,6 +277,8 @@ def simulate(
     ``target="cuda"``) the CUDA caching allocator replayed. Turn it into a GPU need with
     :func:`advisor.predict_gpu_need` and a step time with :func:`advisor.estimate_for_gpu`.
     Plans that cannot be simulated come back with status ``unsupported`` and the reason.
+    Mixture-of-experts layers are replayed under balanced routing, or with the hottest expert
+    at ``moe_imbalance`` (≥ 1) × its balanced share; ``simulation.moe_routing`` states it.
 
     The old spellings still work, with a ``DeprecationWarning``: sizes given positionally
     (``simulate(model, plan, 2, 512)``) and ``count_cost=`` for ``count_flops=``.
@@ -288,7 +291,8 @@ def simulate(
     if legacy:
         raise InvalidInputError(
             f"simulate() got unexpected argument{'s' if len(legacy) > 1 else ''} {', '.join(sorted(legacy))}",
-            "arguments: model, plan, batch_size, seq_len, target, count_flops, warmup_steps, progress",
+            "arguments: model, plan, batch_size, seq_len, target, count_flops, warmup_steps, "
+            "progress, moe_imbalance",
         )
     return run_simulation(
         model,
@@ -300,6 +304,7 @@ def simulate(
         warmup_steps=warmup_steps,
         count_cost=count_flops,
         progress=progress,
+        moe_imbalance=moe_imbalance,
     )
 
 
@@ -399,6 +404,7 @@ def simulate_plans(
     target: str = "cuda",
     progress: Callable[[str], None] | None = None,
     on_result: Callable[[TrialResult], None] | None = None,
+    moe_imbalance: float = 1.0,
 ) -> SimulatedPlans:
     """Simulate the baseline and many plans of ``model`` (a sweep without hardware).
 
@@ -408,7 +414,7 @@ def simulate_plans(
     space = plan_space(cuts=cuts, plans=plans, max_combo=max_combo)
     results = run_simulate_plans(
         model, space.plans, batch_size=batch_size, seq_len=seq_len, target=target,
-        progress=progress, on_result=on_result,
+        progress=progress, on_result=on_result, moe_imbalance=moe_imbalance,
     )  # fmt: skip
     return SimulatedPlans(tuple(results), tuple(space.pruned))
 

@@ -105,6 +105,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def moe_imbalance(text: str) -> float:
+    """The hottest expert's share over the balanced one: a number ≥ 1."""
+    value = fraction(text)
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1 (1 is balanced routing), got {text}")
+    return value
+
+
 def learning_rate(text: str) -> float:
     """A learning rate: a number > 0."""
     try:

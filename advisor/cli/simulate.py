@@ -10,7 +10,7 @@ from typing import Any
 
 from advisor import api
 from advisor.catalog.gpus import GpuSpec
-from advisor.cli.common import EXIT_ERROR, EXIT_OK, ProgressLine, add_model_args, positive_int
+from advisor.cli.common import EXIT_ERROR, EXIT_OK, ProgressLine, add_model_args, moe_imbalance, positive_int
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
 from advisor.core.tables import table
 from advisor.core.units import format_bytes, format_rate, format_seconds
@@ -108,7 +108,10 @@ def sweep_rows(results: tuple[TrialResult, ...], gpu: GpuSpec | None) -> list[tu
 def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
     plan = api.one_plan(cuts=args.cuts, plans=args.plans)
     line = ProgressLine(f"{args.model}: ")
-    result = api.simulate(args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, progress=line)
+    result = api.simulate(
+        args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, progress=line,
+        moe_imbalance=args.moe_imbalance,
+    )  # fmt: skip
     line.done()
     print(trial_text(result))
     rows = need_rows(result, gpu) if result.ok else []
@@ -136,6 +139,7 @@ def _many(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
 
     sims = api.simulate_plans(
         args.model,
+        moe_imbalance=args.moe_imbalance,
         cuts=args.cuts or None,  # none or empty: every cut but the opt-in ones
         plans=args.plans or None,
         max_combo=args.max_combo,
@@ -208,6 +212,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--growth", action="store_true",
         help="also fit memory over batch and sequence sizes: the largest batch and longest sequence that fit",
+    )  # fmt: skip
+    p.add_argument(
+        "--moe-imbalance", type=moe_imbalance, default=1.0, metavar="FACTOR",
+        help="mixture-of-experts models: the hottest expert gets FACTOR × its balanced share of "
+        "tokens (default %(default)s: balanced routing, an assumption the result states)",
     )  # fmt: skip
     p.add_argument("--json", type=Path, help="also write the results as JSON to this path")
     p.set_defaults(func=run)

@@ -211,6 +211,7 @@ def simulate_plans(
     target: str = "cuda",
     progress: Progress | None = None,
     on_result: Callable[[TrialResult], None] | None = None,
+    moe_imbalance: float = 1.0,
 ) -> list[TrialResult]:
     """Simulate each plan in turn (a sweep without hardware); one plan's failure is its result."""
     source = resolve_model(model)
@@ -222,7 +223,10 @@ def simulate_plans(
         def step(msg: str, i: int = i, plan: Plan = plan) -> None:
             say(f"plan {i}/{len(plans)} {plan.name}: {msg}")
 
-        result = simulate(source, plan, batch_size, seq_len, target=target, progress=step)
+        result = simulate(
+            source, plan, batch_size, seq_len, target=target, progress=step,
+            moe_imbalance=moe_imbalance,
+        )  # fmt: skip
         results.append(result)
         if on_result is not None:
             on_result(result)

@@ -48,17 +48,14 @@ class MoeRouting:
 
     def describe(self, experts: int, top_k: int, layers: int) -> str:
         """One line for the record: what was assumed, and for how many layers."""
+        balanced = f"tokens × {top_k} / {experts}"
         share = (
-            f"each expert gets tokens × {top_k} / {experts} token-slots"
+            f"balanced routing, each expert gets {balanced}"
             if self.imbalance == 1.0
-            else f"the hottest expert gets {self.imbalance:g}× its balanced share of tokens × "
-            f"{top_k} / {experts}, the others share the rest"
+            else f"hottest expert gets {self.imbalance:g}× its balanced {balanced}, the rest even"
         )
-        kind = "balanced routing" if self.imbalance == 1.0 else "imbalanced routing"
-        return (
-            f"{kind} assumed ({share}) in {layers} MoE layer{'s' if layers != 1 else ''}, "
-            "eager per-expert dispatch"
-        )
+        plural = "s" if layers != 1 else ""
+        return f"{share} ({layers} MoE layer{plural}, eager per-expert dispatch)"
 
 
 def expert_token_counts(tokens: int, top_k: int, experts: int, imbalance: float = 1.0) -> list[int]:

@@ -104,7 +104,7 @@ def test_dense_models_are_left_alone_and_the_patch_is_undone() -> None:
     experts = find_experts(model)
     assert len(experts) == 2
     with routed_experts(model) as note:
-        assert note is not None and "balanced routing assumed" in note and "2 MoE layers" in note
+        assert note == "balanced routing, each expert gets tokens × 2 / 4 (2 MoE layers, eager per-expert dispatch)"
         assert all("forward" in vars(m) for m in experts)
     assert not any("forward" in vars(m) for m in experts)
 
@@ -132,7 +132,7 @@ def test_simulated_moe_peak_equals_a_real_run_forced_to_the_same_routing(
     assert sim.peak_bytes == pytest.approx(meas.peak_bytes, rel=0.005), (sim, meas)
     assert sim.breakdown.parameter_bytes == meas.breakdown.parameter_bytes
     assert simulated.simulation is not None and simulated.simulation.moe_routing is not None
-    kind = "balanced routing" if imbalance == 1.0 else "the hottest expert gets 2×"
+    kind = "balanced routing" if imbalance == 1.0 else "hottest expert gets 2× its balanced"
     assert kind in simulated.simulation.moe_routing
 
 
@@ -148,3 +148,20 @@ def test_an_imbalanced_routing_needs_more_than_the_balanced_one() -> None:
         assert result.ok and result.tensor_peak is not None
         peaks[imbalance] = result.tensor_peak.peak_bytes
     assert peaks[2.0] > peaks[1.0]
+
+
+@pytest.mark.slow
+def test_cli_simulate_states_the_routing_beside_the_peak(capsys: pytest.CaptureFixture[str]) -> None:
+    from advisor.cli import main
+
+    code = main(
+        ["simulate", "--model", "mixtral-8x7b", "--cuts", "lora,grad-ckpt,bf16-weights", "-b", "1",
+         "-s", "16", "--gpu", "h100", "--moe-imbalance", "1.5"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "peak assumes (MoE)" in out
+    assert "hottest expert gets 1.5× its balanced tokens × 2 / 8, the rest even (32 MoE layers" in out
+    with pytest.raises(SystemExit):
+        main(["simulate", "--model", "mixtral-8x7b", "--moe-imbalance", "0.5"])
+    assert "must be ≥ 1" in capsys.readouterr().err
