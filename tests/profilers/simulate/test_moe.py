@@ -165,3 +165,15 @@ def test_cli_simulate_states_the_routing_beside_the_peak(capsys: pytest.CaptureF
     with pytest.raises(SystemExit):
         main(["simulate", "--model", "mixtral-8x7b", "--moe-imbalance", "0.5"])
     assert "must be ≥ 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_recommendation_for_a_moe_model_states_the_routing() -> None:
+    import advisor
+
+    advice = advisor.advise(
+        _tiny_mixtral(), gpu="rtx-4090", workload=advisor.Workload(micro_batch=1, seq_len=32),
+        plans="lora", check_top=0,
+    )  # fmt: skip
+    text = advice.to_text()
+    assert "Mixture of experts, simulated under balanced routing, each expert gets tokens × 2 / 4" in text
