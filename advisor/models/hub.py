@@ -22,7 +22,7 @@ from pathlib import Path
 
 from advisor.catalog.presets import PRESETS
 from advisor.core.errors import UnknownModelError
-from advisor.models.sources import HFModelSource, quiet_transformers
+from advisor.models.sources import HFModelSource, quiet_transformers, task_of_config
 
 __all__ = [
     "HubId",
@@ -182,6 +182,16 @@ def hub_source(hub: HubId) -> HFModelSource:
             "config.json it knows",
         ) from exc
     commit = config_file.parent.name  # the cache's snapshots/<commit>/config.json
+    part = ""
+    try:
+        task_of_config(config)
+    except UnknownModelError:
+        text_config = getattr(config, "text_config", None)
+        if text_config is None:
+            raise
+        # a multimodal release (Gemma 3, Llama 4…): train its text decoder, as the presets do
+        config, part = text_config, "the text decoder of "
+        log.info("%s is multimodal: using its text_config (%s)", hub, config.model_type)
     preset = _preset_for(hub.repo_id)
     also = f"; the preset {preset} has the same shape" if preset else ""
     if preset:
@@ -189,5 +199,5 @@ def hub_source(hub: HubId) -> HFModelSource:
     return HFModelSource(
         str(hub),
         config,
-        description=f"config.json of {hub.repo_id} at {commit[:12]} (no weights){also}",
+        description=f"{part}config.json of {hub.repo_id} at {commit[:12]} (no weights){also}",
     )

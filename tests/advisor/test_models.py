@@ -298,3 +298,25 @@ def test_cli_recommend_takes_a_cached_hub_id_and_its_snippet_names_it(
     assert f"someorg/tiny-model@{HUB_SHA}" in out
     markdown = prefix.with_suffix(".md").read_text()
     assert f'from_pretrained("someorg/tiny-model", revision="{HUB_SHA}"' in markdown
+
+
+def test_a_multimodal_hub_config_trains_its_text_decoder(offline_hub: Path) -> None:
+    from transformers import Gemma3Config
+
+    text = {
+        "vocab_size": 512, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32,
+    }  # fmt: skip
+    vision = {
+        "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "image_size": 28, "patch_size": 14,
+    }  # fmt: skip
+    config = Gemma3Config(text_config=text, vision_config=vision)
+    config.architectures = ["Gemma3ForConditionalGeneration"]
+    _hub_cache(offline_hub, "someorg/tiny-gemma3", config.to_dict())
+    source = resolve_model("someorg/tiny-gemma3")
+    assert isinstance(source, HFModelSource) and source.task is Task.CAUSAL_LM
+    assert source.config.model_type == "gemma3_text"  # type: ignore[attr-defined]
+    assert source.description.startswith("the text decoder of config.json of someorg/tiny-gemma3")
+    model = source.build("meta")
+    assert type(model).__name__ == "Gemma3ForCausalLM"
