@@ -215,8 +215,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     ),
     Preset(
         "gemma-2-9b", "google/gemma-2-9b", 9_241_705_984,
-        "Gemma 2 9B: 42 layers alternating sliding (4096) / global attention, d=3584, GQA 16/8, "
-        "256k vocab, tied embeddings, logit soft-capping",
+        "Gemma 2 9B: 42 layers, sliding (4096) / global alternating, d=3584, GQA 16/8, "
+        "256k vocab, tied",
         {
             "model_type": "gemma2", "architectures": ["Gemma2ForCausalLM"],
             "vocab_size": 256000, "hidden_size": 3584, "intermediate_size": 14336,
@@ -232,8 +232,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     ),
     Preset(
         "gemma-2-27b", "google/gemma-2-27b", 27_227_128_320,
-        "Gemma 2 27B: 46 layers alternating sliding (4096) / global attention, d=4608, "
-        "GQA 32/16, 256k vocab, tied embeddings, logit soft-capping",
+        "Gemma 2 27B: 46 layers, sliding (4096) / global alternating, d=4608, GQA 32/16, "
+        "256k vocab, tied",
         {
             "model_type": "gemma2", "architectures": ["Gemma2ForCausalLM"],
             "vocab_size": 256000, "hidden_size": 4608, "intermediate_size": 36864,
@@ -249,8 +249,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     ),
     Preset(
         "gemma-3-12b", "google/gemma-3-12b-pt", 11_766_034_176,
-        "Gemma 3 12B, text decoder only (the text_config of the multimodal release): "
-        "48 layers, 5 sliding (1024) : 1 global, d=3840, GQA 16/8, 262k vocab, tied embeddings",
+        "Gemma 3 12B text decoder (of the multimodal release): 48 layers, 5 sliding (1024) : "
+        "1 global, d=3840, GQA 16/8, 262k vocab, tied",
         {
             "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"],
             "vocab_size": 262208, "hidden_size": 3840, "intermediate_size": 15360,
@@ -267,8 +267,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     ),
     Preset(
         "gemma-3-27b", "google/gemma-3-27b-pt", 27_009_346_304,
-        "Gemma 3 27B, text decoder only (the text_config of the multimodal release): "
-        "62 layers, 5 sliding (1024) : 1 global, d=5376, GQA 32/16, 262k vocab, tied embeddings",
+        "Gemma 3 27B text decoder (of the multimodal release): 62 layers, 5 sliding (1024) : "
+        "1 global, d=5376, GQA 32/16, 262k vocab, tied",
         {
             "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"],
             "vocab_size": 262208, "hidden_size": 5376, "intermediate_size": 21504,

@@ -193,7 +193,7 @@ def hub_source(hub: HubId) -> HFModelSource:
         config, part = text_config, "the text decoder of "
         log.info("%s is multimodal: using its text_config (%s)", hub, config.model_type)
     preset = _preset_for(hub.repo_id)
-    also = f"; the preset {preset} has the same shape" if preset else ""
+    also = f"; the preset {preset} is taken from this repository" if preset else ""
     if preset:
         log.info("%s is the source of the preset %s; using its config.json from the Hub", hub, preset)
     return HFModelSource(
