@@ -476,15 +476,22 @@ def growth_limits(
     base: TrialResult | None = None,
     margin: float = 0.0,
     progress: Callable[[str], None] | None = None,
+    moe_imbalance: float = 1.0,
 ) -> GrowthLimits:
     """Fit the plan's memory over sizes around ``batch_size`` × ``seq_len`` (simulated) and,
     with ``gpu``, find the largest sizes that fit it: the overheads found at the simulated size
     ``base`` (simulated here when not given) are added to the fitted peak at other sizes."""
-    fit = simulate_growth(model, plan, batch_size=batch_size, seq_len=seq_len, target=target, progress=progress)
+    fit = simulate_growth(
+        model, plan, batch_size=batch_size, seq_len=seq_len, target=target, progress=progress,
+        moe_imbalance=moe_imbalance,
+    )  # fmt: skip
     if gpu is None:
         return GrowthLimits(fit, batch_size, seq_len)
     if base is None:
-        base = simulate(model, plan, batch_size=batch_size, seq_len=seq_len, target=target, count_flops=False)
+        base = simulate(
+            model, plan, batch_size=batch_size, seq_len=seq_len, target=target, count_flops=False,
+            moe_imbalance=moe_imbalance,
+        )  # fmt: skip
     if base.tensor_peak is None:
         return GrowthLimits(fit, batch_size, seq_len)
     offset = predict_gpu_need(base, gpu).total_bytes - base.tensor_peak.peak_bytes

@@ -122,7 +122,7 @@ def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
         line = ProgressLine(f"{args.model} growth: ")
         limits = api.growth_limits(
             args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, gpu=gpu,
-            base=result, progress=line,
+            base=result, progress=line, moe_imbalance=args.moe_imbalance,
         )  # fmt: skip
         line.done()
         print()
