@@ -138,6 +138,7 @@ def advise(
     mode: str = "auto",
     check_top: int = 3,
     progress: Callable[[str], None] | None = None,
+    moe_imbalance: float = 1.0,
 ) -> Advice:
     """Rank training plans of ``model`` for the GPU ``gpu`` and the ``workload``.
 
@@ -190,9 +191,10 @@ def advise(
     command = ""
     if isinstance(model, str):
         command = reproduce_command(
-            model, spec, workload, rank_by=ranking, mode=Mode(mode), plans=plan_text
+            model, spec, workload, rank_by=ranking, mode=Mode(mode), plans=plan_text,
+            moe_imbalance=moe_imbalance,
         )
-    backends = default_backends(source, spec, workload, run_mode)
+    backends = default_backends(source, spec, workload, run_mode, moe_imbalance=moe_imbalance)
     task = source.task.value if isinstance(source, HFModelSource) else "custom"
     log.info("advising on %s for %s (%s, %d plans)", source.name, spec.name, run_mode.value, len(plan_list))
     rec = recommend(
@@ -575,8 +577,10 @@ def recommend_command(
     mode: str = "auto",
     plans: str | None = None,
     report: str | None = None,
+    moe_imbalance: float = 1.0,
 ) -> str:
     """The ``vram-advisor recommend …`` command line that gives this advice again."""
     return reproduce_command(
-        model, gpu, workload, rank_by=RankBy(rank_by), mode=Mode(mode), plans=plans, report=report
+        model, gpu, workload, rank_by=RankBy(rank_by), mode=Mode(mode), plans=plans, report=report,
+        moe_imbalance=moe_imbalance,
     )

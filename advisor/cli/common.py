@@ -20,9 +20,11 @@ __all__ = [
     "EXIT_USAGE",
     "ProgressLine",
     "add_model_args",
+    "add_moe_arg",
     "count",
     "fraction",
     "learning_rate",
+    "moe_imbalance",
     "non_negative_int",
     "positive_float",
     "positive_int",
@@ -111,6 +113,15 @@ def moe_imbalance(text: str) -> float:
     if not value >= 1:
         raise argparse.ArgumentTypeError(f"must be ≥ 1 (1 is balanced routing), got {text}")
     return value
+
+
+def add_moe_arg(p: argparse.ArgumentParser) -> None:
+    """``--moe-imbalance``: the routing a mixture-of-experts model is simulated under."""
+    p.add_argument(
+        "--moe-imbalance", type=moe_imbalance, default=1.0, metavar="FACTOR",
+        help="mixture-of-experts models: the hottest expert gets FACTOR × its balanced share of "
+        "tokens (default %(default)s: balanced routing, an assumption the result states)",
+    )  # fmt: skip
 
 
 def learning_rate(text: str) -> float:

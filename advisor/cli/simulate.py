@@ -10,7 +10,7 @@ from typing import Any
 
 from advisor import api
 from advisor.catalog.gpus import GpuSpec
-from advisor.cli.common import EXIT_ERROR, EXIT_OK, ProgressLine, add_model_args, moe_imbalance, positive_int
+from advisor.cli.common import EXIT_ERROR, EXIT_OK, ProgressLine, add_model_args, add_moe_arg, positive_int
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
 from advisor.core.tables import table
 from advisor.core.units import format_bytes, format_rate, format_seconds
@@ -213,10 +213,6 @@ def add_parser(sub: Any) -> None:
         "--growth", action="store_true",
         help="also fit memory over batch and sequence sizes: the largest batch and longest sequence that fit",
     )  # fmt: skip
-    p.add_argument(
-        "--moe-imbalance", type=moe_imbalance, default=1.0, metavar="FACTOR",
-        help="mixture-of-experts models: the hottest expert gets FACTOR × its balanced share of "
-        "tokens (default %(default)s: balanced routing, an assumption the result states)",
-    )  # fmt: skip
+    add_moe_arg(p)
     p.add_argument("--json", type=Path, help="also write the results as JSON to this path")
     p.set_defaults(func=run)

@@ -195,3 +195,13 @@ def test_growth_fits_follow_the_routing_assumed() -> None:
         # peak itself may be the optimizer's, which routing does not change)
         assert hot.phase_peaks["backward"] > balanced.phase_peaks["backward"], (balanced, hot)
         assert hot.peak_bytes >= balanced.peak_bytes
+
+
+def test_the_recommend_command_that_reproduces_advice_repeats_the_imbalance() -> None:
+    from advisor.catalog.gpus import get_gpu
+    from advisor.recommend import Workload
+    from advisor.recommend.command import reproduce_command
+
+    command = reproduce_command("mixtral-8x7b", get_gpu("h100"), Workload(), moe_imbalance=1.5)
+    assert command.endswith("--moe-imbalance 1.5")
+    assert "--moe-imbalance" not in reproduce_command("mixtral-8x7b", get_gpu("h100"), Workload())
