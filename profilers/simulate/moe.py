@@ -20,6 +20,7 @@ assumption the record states.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 import types
@@ -29,6 +30,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from profilers.trial import UnsupportedConfiguration
 
 __all__ = ["MoeRouting", "expert_token_counts", "find_experts", "routed_experts"]
 
@@ -78,25 +81,79 @@ def expert_token_counts(tokens: int, top_k: int, experts: int, imbalance: float 
     return counts
 
 
-def _is_experts(module: nn.Module) -> bool:
-    """An experts module of transformers' ``@use_experts_implementation`` kind, in the layout
-    whose eager loop is mirrored here (fused gate/up, no bias, not transposed)."""
-    gate_up = getattr(module, "gate_up_proj", None)
-    down = getattr(module, "down_proj", None)
+def _looks_like_experts(module: nn.Module) -> bool:
+    """Experts weights stored as 3D tensors, as transformers' ``@use_experts_implementation``
+    classes keep them."""
+    up = getattr(module, "gate_up_proj", None)
+    up = up if up is not None else getattr(module, "up_proj", None)
     return (
-        isinstance(gate_up, torch.Tensor) and gate_up.dim() == 3
-        and isinstance(down, torch.Tensor) and down.dim() == 3
+        isinstance(up, torch.Tensor) and up.dim() == 3
         and isinstance(getattr(module, "num_experts", None), int)
         and hasattr(type(module), "_apply_gate")
+    )  # fmt: skip
+
+
+# the statements of the eager loop mirrored by _dispatch (MixtralExperts.forward, transformers 5.25)
+_EAGER_LOOP = (
+    "top_k_pos, token_idx = torch.where(expert_mask[expert_idx])",
+    "current_state = hidden_states[token_idx]",
+    "gate, up = nn.functional.linear(current_state, self.gate_up_proj[expert_idx]).chunk(2, dim=-1)",
+    "current_hidden_states = self.act_fn(gate) * up",
+    "current_hidden_states = nn.functional.linear(current_hidden_states, self.down_proj[expert_idx])",
+    "current_hidden_states = current_hidden_states * top_k_weights[token_idx, top_k_pos, None]",
+    "final_hidden_states.index_add_(0, token_idx, current_hidden_states.to(final_hidden_states.dtype))",
+)
+
+
+_MIRRORED: dict[type, bool] = {}
+
+
+def _mirrored(cls: type) -> bool:
+    """Whether ``cls``'s own eager forward is the loop :func:`_dispatch` mirrors."""
+    if cls not in _MIRRORED:
+        forward: Any = getattr(cls, "forward", None)
+        forward = getattr(forward, "__wrapped__", forward)  # under @use_experts_implementation
+        try:
+            source = inspect.getsource(forward)
+        except (OSError, TypeError):
+            source = ""
+        _MIRRORED[cls] = all(line in source for line in _EAGER_LOOP)
+    return _MIRRORED[cls]
+
+
+def _is_experts(module: nn.Module) -> bool:
+    """An experts module whose eager loop is mirrored here (fused gate/up, no bias, not
+    transposed, no post-expert norm)."""
+    return (
+        _looks_like_experts(module)
+        and isinstance(getattr(module, "down_proj", None), torch.Tensor)
         and getattr(module, "has_gate", True) and not getattr(module, "has_bias", False)
         and not getattr(module, "is_transposed", False)
         and not getattr(module, "has_post_expert_norm", False)
+        and _mirrored(type(module))
     )  # fmt: skip
 
 
 def find_experts(model: nn.Module) -> list[nn.Module]:
-    """The experts modules of ``model`` whose dispatch a replay replaces."""
-    return [m for m in model.modules() if _is_experts(m)]
+    """The experts modules of ``model`` whose dispatch a replay replaces.
+
+    Raises:
+        UnsupportedConfiguration: the model has experts of another layout (biases, transposed
+            weights, another loop), whose data-dependent dispatch a replay cannot follow.
+    """
+    found, other = [], set()
+    for m in model.modules():
+        if _is_experts(m):
+            found.append(m)
+        elif _looks_like_experts(m):
+            other.add(type(m).__name__)
+    if other:
+        raise UnsupportedConfiguration(
+            f"the mixture-of-experts layers ({', '.join(sorted(other))}) are not of the layout the "
+            "replay follows (transformers' eager loop over fused gate/up experts without biases), "
+            "so their routing cannot be simulated"
+        )
+    return found
 
 
 def _dispatch(routing: MoeRouting) -> Callable[..., torch.Tensor]:

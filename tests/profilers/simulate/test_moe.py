@@ -205,3 +205,27 @@ def test_the_recommend_command_that_reproduces_advice_repeats_the_imbalance() ->
     command = reproduce_command("mixtral-8x7b", get_gpu("h100"), Workload(), moe_imbalance=1.5)
     assert command.endswith("--moe-imbalance 1.5")
     assert "--moe-imbalance" not in reproduce_command("mixtral-8x7b", get_gpu("h100"), Workload())
+
+
+def test_experts_of_another_layout_are_unsupported_with_the_reason() -> None:
+    from types import SimpleNamespace
+
+    from transformers.integrations import use_experts_implementation
+
+    from profilers.trial import UnsupportedConfiguration
+
+    @use_experts_implementation(has_bias=True)
+    class BiasedExperts(nn.Module):
+        def __init__(self, config: Any) -> None:
+            super().__init__()
+            self.num_experts = 4
+            self.gate_up_proj = nn.Parameter(torch.zeros(4, 16, 8))
+            self.gate_up_proj_bias = nn.Parameter(torch.zeros(4, 16))
+            self.down_proj = nn.Parameter(torch.zeros(4, 8, 8))
+
+        def forward(self, hidden_states: torch.Tensor, *_: torch.Tensor) -> torch.Tensor:
+            return hidden_states
+
+    model = nn.Sequential(BiasedExperts(SimpleNamespace(num_experts_per_tok=2)))
+    with pytest.raises(UnsupportedConfiguration, match=r"\(BiasedExperts\) are not of the layout"):
+        find_experts(model)
