@@ -11,6 +11,7 @@ result means on a GPU (:func:`gpu_figures`, :func:`growth_limits`), and ranking 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import warnings
 from collections.abc import Callable, Sequence
@@ -20,9 +21,10 @@ from typing import Any
 
 from torch import nn
 
+from advisor.catalog.calibration import CalibrationProfile, save_calibration
 from advisor.catalog.gpus import GpuSpec, custom_gpu, get_gpu
 from advisor.core.deprecation import legacy_sizes
-from advisor.core.errors import InvalidInputError
+from advisor.core.errors import HardwareUnavailableError, InvalidInputError, UnknownGpuError
 from advisor.core.io import environment
 from advisor.core.units import parse_memory
 from advisor.engines.convergence import convergence_probe
@@ -60,12 +62,15 @@ from advisor.recommend import (
 )
 from advisor.recommend.workload import RankBy, Workload
 from advisor.report import Advice
+from profilers.calibrate import probe_cuda_device
 from profilers.records import TrialResult
+from profilers.trial import UnsupportedConfiguration
 
 # the entry points, what the front ends need, and a few names passed through (Plan, Workload,
 # SweepProgress, convergence_probe, describe_cuts) so that a front end needs
 # no import from the engines, the plans or the recommender
 __all__ = [
+    "CalibrationProfile",
     "GpuFigures",
     "GrowthLimits",
     "Plan",
@@ -73,6 +78,7 @@ __all__ = [
     "SweepProgress",
     "Workload",
     "advise",
+    "calibrate",
     "check_run",
     "convergence_probe",
     "cut_names",
@@ -264,6 +270,7 @@ def simulate(
     count_flops: bool = True,
     warmup_steps: int = 1,
     progress: Callable[[str], None] | None = None,
+    extrapolate: bool = True,
     moe_imbalance: float = 1.0,
     **legacy: Any,
 ) -> TrialResult:
@@ -279,6 +286,8 @@ def simulate(
     ``target="cuda"``) the CUDA caching allocator replayed. Turn it into a GPU need with
     :func:`advisor.predict_gpu_need` and a step time with :func:`advisor.estimate_for_gpu`.
     Plans that cannot be simulated come back with status ``unsupported`` and the reason.
+    A model of 8 or more repeating blocks is replayed with a few and extrapolated exactly
+    (``result.simulation.repeats`` says from which); ``extrapolate=False`` replays every layer.
     Mixture-of-experts layers are replayed under balanced routing, or with the hottest expert
     at ``moe_imbalance`` (≥ 1) × its balanced share; ``simulation.moe_routing`` states it.
 
@@ -306,6 +315,7 @@ def simulate(
         warmup_steps=warmup_steps,
         count_cost=count_flops,
         progress=progress,
+        extrapolate=extrapolate,
         moe_imbalance=moe_imbalance,
     )
 
@@ -406,17 +416,22 @@ def simulate_plans(
     target: str = "cuda",
     progress: Callable[[str], None] | None = None,
     on_result: Callable[[TrialResult], None] | None = None,
+    extrapolate: bool = True,
+    workers: int | None = None,
     moe_imbalance: float = 1.0,
 ) -> SimulatedPlans:
     """Simulate the baseline and many plans of ``model`` (a sweep without hardware).
 
     Plans are chosen as :func:`sweep` chooses them (see :func:`plan_space`); one plan's failure
-    is its result, and ``on_result`` sees each result as it arrives.
+    is its result, and ``on_result`` sees each result as it arrives. Plans run in ``workers``
+    processes (default: one per core; 1: one after the other in this process), with the same
+    results; ``extrapolate`` as for :func:`simulate`.
     """
     space = plan_space(cuts=cuts, plans=plans, max_combo=max_combo)
     results = run_simulate_plans(
         model, space.plans, batch_size=batch_size, seq_len=seq_len, target=target,
-        progress=progress, on_result=on_result, moe_imbalance=moe_imbalance,
+        progress=progress, on_result=on_result, extrapolate=extrapolate, workers=workers,
+        moe_imbalance=moe_imbalance,
     )  # fmt: skip
     return SimulatedPlans(tuple(results), tuple(space.pruned))
 
@@ -584,3 +599,45 @@ def recommend_command(
         model, gpu, workload, rank_by=RankBy(rank_by), mode=Mode(mode), plans=plans, report=report,
         moe_imbalance=moe_imbalance,
     )
+
+
+def calibrate(gpu: str | None = None, *, device_index: int = 0, save: bool = True) -> CalibrationProfile:
+    """Measure this CUDA GPU's context, cuBLAS workspaces and allocator overhead (a few
+    seconds; :func:`profilers.calibrate.probe_cuda_device`) and, with ``save``, keep the
+    profile so every later prediction for that GPU uses it (:mod:`advisor.catalog.calibration`).
+
+    ``gpu`` names the catalog entry the card is (default: the driver's device name, matched
+    against the catalog). Raises :class:`HardwareUnavailableError` without a CUDA GPU.
+    """
+    try:
+        probe = probe_cuda_device(device_index)
+    except UnsupportedConfiguration as exc:
+        raise HardwareUnavailableError(
+            str(exc), "run calibrate on the machine with the GPU (with a CUDA build of torch)"
+        ) from None
+    try:
+        spec = get_gpu(gpu or probe.device_name)
+    except UnknownGpuError as exc:
+        raise UnknownGpuError(
+            f"the GPU here ({probe.device_name}) is not in the catalog: {exc.message}",
+            "name the catalog entry it matches: gpu='rtx-4090' (CLI: --gpu rtx-4090); "
+            "`vram-advisor gpus` lists them",
+        ) from None
+    profile = CalibrationProfile(
+        gpu_key=spec.key,
+        device_name=probe.device_name,
+        context_bytes=probe.context_bytes,
+        workspace_bytes=probe.workspace_bytes,
+        allocator_overhead_fraction=probe.allocator_overhead_fraction,
+        driver_version=probe.driver_version,
+        cuda_version=probe.cuda_version,
+        torch_version=probe.torch_version,
+        cuda_module_loading=probe.cuda_module_loading,
+        alloc_conf=probe.alloc_conf,
+        measured_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        notes=probe.notes,
+    )
+    if save:
+        path = save_calibration(profile)
+        log.info("calibration of %s saved to %s", spec.key, path)
+    return profile

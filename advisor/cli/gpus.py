@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from advisor.catalog.calibration import calibration_dir, list_calibrations
 from advisor.catalog.gpus import list_gpus
 from advisor.cli.common import EXIT_OK
 from advisor.core.tables import table
@@ -14,7 +15,10 @@ __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the catalog: memory, bf16, throughput, bandwidth and price of each GPU."""
+    """Print the catalog: memory, bf16, throughput, bandwidth and price of each GPU (with
+    ``--calibrated``: the saved calibrations instead)."""
+    if args.calibrated:
+        return _calibrated()
     rows = [
         (
             g.key,
@@ -34,7 +38,25 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _calibrated() -> int:
+    found = list_calibrations()
+    if not found:
+        print(f"no calibrations in {calibration_dir()}; run `vram-advisor calibrate` on a CUDA GPU "
+              "(predictions use the catalog's estimated overheads until then)")  # fmt: skip
+        return EXIT_OK
+    rows = [
+        (p.gpu_key, p.device_name, format_bytes(p.context_bytes), format_bytes(p.workspace_bytes),
+         f"{p.allocator_overhead_fraction:.1%}", p.torch_version, p.measured_at)
+        for p in found
+    ]  # fmt: skip
+    headers = ("key", "device", "CUDA context", "workspaces", "allocator overhead", "torch", "measured")
+    print(table(headers, rows))
+    print(f"\nmeasured by `vram-advisor calibrate`; kept in {calibration_dir()}")
+    return EXIT_OK
+
+
 def add_parser(sub: Any) -> None:
     """The ``gpus`` command's parser."""
     p = sub.add_parser("gpus", help="list the GPU catalog (memory, throughput, price)")
+    p.add_argument("--calibrated", action="store_true", help="list the GPUs calibrated on this machine instead")
     p.set_defaults(func=run)

@@ -14,7 +14,7 @@ from advisor.cli.common import EXIT_ERROR, EXIT_OK, ProgressLine, add_model_args
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
 from advisor.core.tables import table
 from advisor.core.units import format_bytes, format_rate, format_seconds
-from advisor.report.trial import trial_text
+from advisor.report.trial import simulation_note, trial_text
 from profilers.records import Provenance, TrialResult
 
 __all__ = ["add_parser", "growth_rows", "need_rows", "run", "sweep_rows"]
@@ -88,7 +88,7 @@ def sweep_rows(results: tuple[TrialResult, ...], gpu: GpuSpec | None) -> list[tu
             change = f"{(peak / base.tensor_peak.peak_bytes - 1) * 100:+.1f}%"
         figures = api.gpu_figures(r, gpu)
         need, cost, timing = figures.need, figures.cost, figures.timing
-        note = r.reason or ""
+        note = r.reason or simulation_note(r)
         rows.append(
             (
                 r.plan,
@@ -110,6 +110,7 @@ def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
     line = ProgressLine(f"{args.model}: ")
     result = api.simulate(
         args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, progress=line,
+        extrapolate=not args.full_replay,
         moe_imbalance=args.moe_imbalance,
     )  # fmt: skip
     line.done()
@@ -148,6 +149,8 @@ def _many(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
         target=args.target,
         progress=line,
         on_result=finished,
+        extrapolate=not args.full_replay,
+        workers=args.workers,
     )
     where = f"on {gpu.name}" if gpu is not None else "on a CUDA GPU (give --gpu for fit and speed)"
     print(f"{args.model}: batch {args.batch} × seq {args.seq}, {len(sims.results)} plans simulated, need {where}\n")
@@ -212,6 +215,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--growth", action="store_true",
         help="also fit memory over batch and sequence sizes: the largest batch and longest sequence that fit",
+    )  # fmt: skip
+    p.add_argument(
+        "--full-replay", action="store_true",
+        help="replay every layer, not a few repeats of the model's block extrapolated exactly "
+        "(the default for models of 8 or more repeating blocks)",
+    )  # fmt: skip
+    p.add_argument(
+        "--workers", type=positive_int, default=None,
+        help="with --sweep: worker processes simulating plans side by side (default: one per core; 1: one at a time)",
     )  # fmt: skip
     add_moe_arg(p)
     p.add_argument("--json", type=Path, help="also write the results as JSON to this path")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from advisor.catalog.gpus import get_gpu
 from advisor.cli.common import EXIT_OK
 from advisor.core.errors import AdvisorError
 
@@ -13,7 +14,9 @@ __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the report path, then run the app until the person quits."""
+    """Check the GPU name and the report path, then run the app until the person quits."""
+    if args.gpu is not None:
+        get_gpu(args.gpu)  # an unknown name is the same one-line error as in every other command
     if args.report is not None and not Path(args.report).is_file():
         raise AdvisorError(f"no report at {args.report}", "give a .json report written by `recommend` or the TUI")
     from advisor.tui import run_tui  # textual is imported here, on use, never by `import advisor.cli`

@@ -14,6 +14,10 @@ class AdvisorError(Exception):
         self.message = message
         self.hint = hint
 
+    def __reduce__(self) -> tuple[type, tuple[str, str | None]]:
+        # pickled with its hint (a sweep's worker process raises it in the parent)
+        return type(self), (self.message, self.hint)
+
     def __str__(self) -> str:
         if self.hint:
             return f"{self.message}\n  hint: {self.hint}"
@@ -38,3 +42,7 @@ class PlanError(AdvisorError):
 
 class ReportError(AdvisorError):
     """A report file that is damaged or not one of ours."""
+
+
+class HardwareUnavailableError(AdvisorError):
+    """What was asked needs hardware this machine does not have (e.g. a CUDA GPU)."""

@@ -61,6 +61,12 @@ class NeedPart:
     name: str  # one of TENSOR_PARTS or OVERHEAD_PARTS (or a backend's own overhead name)
     size_bytes: int
     provenance: Provenance
+    calibrated: bool = False  # measured on the user's own GPU by `vram-advisor calibrate`
+
+    @property
+    def source_text(self) -> str:
+        """Its provenance for people: ``measured (calibrated)`` for a calibration's figure."""
+        return f"{self.provenance.value} (calibrated)" if self.calibrated else self.provenance.value
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,11 @@ class PredictedNeed:
     @property
     def provenance(self) -> Provenance:
         return weakest([p.provenance for p in self.parts])
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the device overheads come from a calibration of this GPU (not the catalog)."""
+        return any(p.calibrated for p in self.parts)
 
     def part(self, name: str) -> int:
         """The bytes of the part ``name`` (0 when there is none)."""
@@ -136,13 +147,21 @@ class PredictedNeed:
     # -- JSON --------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"value", "unit", "provenance", "parts": [{"name", "value", "unit", "provenance"}]}``."""
+        """``{"value", "unit", "provenance", "calibrated", "parts": [{"name", "value", "unit",
+        "provenance", "calibrated"}]}``."""
         return {
             "value": self.total_bytes,
             "unit": "bytes",
             "provenance": self.provenance.value,
+            "calibrated": self.calibrated,
             "parts": [
-                {"name": p.name, "value": p.size_bytes, "unit": "bytes", "provenance": p.provenance.value}
+                {
+                    "name": p.name,
+                    "value": p.size_bytes,
+                    "unit": "bytes",
+                    "provenance": p.provenance.value,
+                    "calibrated": p.calibrated,
+                }
                 for p in self.parts
             ],
         }
@@ -151,7 +170,10 @@ class PredictedNeed:
     def from_dict(cls, d: dict[str, Any]) -> PredictedNeed:
         """Inverse of :meth:`to_dict` (``KeyError``/``ValueError`` on a damaged dict)."""
         return cls(
-            tuple(NeedPart(str(p["name"]), int(p["value"]), Provenance(p["provenance"])) for p in d["parts"])
+            tuple(
+                NeedPart(str(p["name"]), int(p["value"]), Provenance(p["provenance"]), bool(p.get("calibrated", False)))
+                for p in d["parts"]
+            )
         )
 
 

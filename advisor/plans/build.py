@@ -15,10 +15,12 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch._subclasses.fake_tensor import is_fake
 
 from advisor.core.errors import InvalidInputError, PlanError
 from advisor.models import ModelSource
-from advisor.plans.types import BuildContext, Plan, Recipe
+from advisor.plans.types import BuildContext, Cut, Plan, Recipe
+from profilers.simulate.optim8bit import AdamW8bitStandIn
 from profilers.trial import StepProgram, TrialSpec
 
 __all__ = [
@@ -74,10 +76,12 @@ def _adafactor(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.Optimi
 
 
 def _adamw8bit(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
-    import bitsandbytes as bnb
-
     kwargs: dict[str, Any] = {"lr": recipe.lr}
     kwargs.update(recipe.optimizer_kwargs)
+    if any(is_fake(p) for p in params):  # a replay: the stand-in with bitsandbytes' state layout
+        return AdamW8bitStandIn(params, **kwargs)
+    import bitsandbytes as bnb
+
     return bnb.optim.AdamW8bit(params, **kwargs)  # type: ignore[no-any-return]
 
 
@@ -89,14 +93,19 @@ OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], Recipe], torch.optim.Optimiz
 }
 
 
-def prepare(plan: Plan, batch_size: int, seq_len: int) -> Recipe:
-    """Check the plan's cuts can run here and let them fill in the recipe."""
+def prepare(plan: Plan, batch_size: int, seq_len: int, *, check_available: bool = True) -> Recipe:
+    """Check the plan's cuts can run here and let them fill in the recipe.
+
+    ``check_available=False`` skips the check for libraries this machine would need to run the
+    cuts (bitsandbytes): a simulation runs none of them.
+    """
     conflict = plan.conflict()
     if conflict is not None:
         raise PlanError(f"plan {plan.name} cannot run: {conflict}", "drop one of the two cuts")
     recipe = Recipe(batch_size=batch_size, seq_len=seq_len)
     for cut in plan.cuts:
-        cut.check_available()
+        if check_available:
+            cut.check_available()
         cut.configure(recipe)
     return recipe
 
@@ -153,24 +162,26 @@ def build_program(
     seq_len: int,
     device: torch.device,
     *,
-    check_on: torch.device | None = None,
+    check_on: torch.device | Callable[[Cut], torch.device] | None = None,
     build_on: torch.device | None = None,
     on_model: Callable[[nn.Module], Any] | None = None,
     batch_source: Callable[[ModelSource], ModelSource] | None = None,
     finish_context: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+    check_available: bool = True,
 ) -> StepProgram:
     """The plan realised as a step program on ``device``, for measuring and simulating alike.
 
     The skeleton: check that the cuts can run, let them fill in the recipe, build and transform
     the model, make the optimizer, batch and program. The hooks are what simulation changes:
-    ``check_on`` is the device the cuts' checks see and ``build_on`` where the model is built
+    ``check_on`` is the device the cuts' checks see (or a function of the cut giving it) and ``build_on`` where the model is built
     (both ``device`` by default; ``meta`` to simulate), ``on_model`` runs on the built model
     (swap its parameters for fakes), ``batch_source`` turns the source into the one that makes
-    the batch, and ``finish_context`` is entered while the program is made (a fake mode).
+    the batch, and ``finish_context`` is entered while the program is made (a fake mode);
+    ``check_available=False`` (simulating) does not ask for the libraries the cuts run with.
     """
     for cut in plan.cuts:
-        cut.check_device(check_on or device)
-    recipe = prepare(plan, batch_size, seq_len)
+        cut.check_device(check_on(cut) if callable(check_on) else (check_on or device))
+    recipe = prepare(plan, batch_size, seq_len, check_available=check_available)
     model = build_model(plan, BuildContext(source, build_on or device, recipe))
     if on_model is not None:
         on_model(model)

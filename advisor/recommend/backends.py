@@ -100,7 +100,7 @@ def step_time_on(trial: TrialResult, gpu: GpuSpec) -> tuple[float, Provenance] |
 def speed_sibling(plan: Plan) -> Plan | None:
     """The nearest plan simulation can run, for the FLOPs of one it cannot: each cut's
     ``speed_stand_in`` (``qlora`` → ``lora`` with the same r, alpha, dropout and targets);
-    other cuts that cannot be simulated (``adamw8bit``, ``offload``, ``compile``) dropped (same
+    other cuts that cannot be simulated (a cut's ``simulation_unsupported``) dropped (same
     arithmetic). ``None`` when the plan has no cut simulation cannot replay."""
     if not any(cut.simulation_unsupported for cut in plan.cuts):
         return None
@@ -141,7 +141,7 @@ def default_backends(
     """Trials measured on the target (``Mode.MEASURE``) or simulated, cached by (plan, size);
     mixture-of-experts layers simulated under the routing ``moe_imbalance`` gives.
 
-    A plan simulation cannot replay (bitsandbytes, offload, compile) gets its tensor figures
+    A plan simulation cannot replay (a cut's ``simulation_unsupported``) gets its tensor figures
     from the closed-form estimate and its FLOPs from :func:`speed_sibling`'s simulation, both
     ``estimated``; the reason is kept in ``trial.extra["estimate"]``.
     """

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from advisor.catalog.gpus import GpuSpec
+from advisor.core.units import format_bytes
 from advisor.plans import Plan
 from advisor.plans.cuts import CUTS
 from advisor.recommend.backends import Backends
@@ -37,7 +38,7 @@ from advisor.recommend.types import (
     ScratchComparison,
 )
 from advisor.recommend.workload import SCRATCH_TOKENS_PER_PARAM, RankBy, Workload
-from profilers.records import Provenance, TrialResult, TrialStatus
+from profilers.records import Provenance, SimulationRecord, TrialResult, TrialStatus
 
 __all__ = ["recommend"]
 
@@ -267,6 +268,12 @@ def _compare_paths(
     return ScratchComparison(params, finetune, scratch)
 
 
+def _simulation(v: PlanVerdict) -> SimulationRecord:
+    """The verdict's simulation record (an empty one when it has none)."""
+    sim = v.trial.simulation if v.trial is not None else None
+    return sim or SimulationRecord()
+
+
 def _notes(mode: Mode, verdicts: Sequence[PlanVerdict]) -> tuple[str, ...]:
     notes = []
     if mode is Mode.SIMULATE:
@@ -285,10 +292,25 @@ def _notes(mode: Mode, verdicts: Sequence[PlanVerdict]) -> tuple[str, ...]:
     if estimated:
         names = ", ".join(v.plan for v in estimated)
         notes.append(
-            f"Not replayable on fake tensors (bitsandbytes kernels, host offload or torch.compile): "
+            f"Not replayable on fake tensors (bitsandbytes kernels): "
             f"{names}. Their tensor memory is the closed-form estimate (advisor.engines.estimate) and their "
             "FLOPs those of the nearest plan simulation can run (QLoRA → LoRA with the same "
-            "adapters; 8-bit AdamW, offload and compile dropped); marked * in the table."
+            "adapters; 8-bit AdamW dropped); marked * in the table."
+        )
+    bounded = [v for v in verdicts if _simulation(v).upper_bound]
+    if bounded:
+        names = ", ".join(v.plan for v in bounded)
+        notes.append(
+            f"Upper bounds, not exact: {names}. The replay runs these plans' eager step "
+            "(torch.compile fuses and reorders ops and usually needs less); marked ≤ in the table."
+        )
+    offloaded = [v for v in verdicts if _simulation(v).host_peak_bytes]
+    if offloaded:
+        notes.append(
+            "Activation offload: ranked by device memory; the saved activations (and the weights "
+            "they save) are held in pinned host memory: "
+            + ", ".join(f"{v.plan} {format_bytes(_simulation(v).host_peak_bytes, 2)}" for v in offloaded)
+            + " (simulated)."
         )
     if any(v.max_micro_batch is not None and not v.max_micro_batch_checked for v in verdicts):
         notes.append(

@@ -6,7 +6,17 @@ from advisor.core.tables import table
 from advisor.core.units import format_bytes, format_count, format_rate, format_seconds
 from advisor.recommend import PlanVerdict, Recommendation
 
-__all__ = ["HEADERS", "duration", "headroom_cell", "money", "ranked_rows", "summary_lines", "to_text"]
+__all__ = [
+    "HEADERS",
+    "duration",
+    "headroom_cell",
+    "host_bytes",
+    "host_lines",
+    "money",
+    "ranked_rows",
+    "summary_lines",
+    "to_text",
+]
 
 
 def money(x: float | None) -> str:
@@ -36,11 +46,33 @@ def _estimated(v: PlanVerdict) -> bool:
     return v.trial is not None and "estimate" in v.trial.extra
 
 
+def _upper_bound(v: PlanVerdict) -> bool:
+    """Whether the plan's figures are an upper bound (the eager replay of a compiled plan)."""
+    sim = v.trial.simulation if v.trial is not None else None
+    return sim is not None and bool(sim.upper_bound)
+
+
+def host_bytes(v: PlanVerdict) -> int | None:
+    """Pinned host memory the plan needs beside the device's (activation offload), if any."""
+    sim = v.trial.simulation if v.trial is not None else None
+    return sim.host_peak_bytes if sim is not None else None
+
+
 def _need_cell(v: PlanVerdict) -> str:
     if v.need is None:
         return "out of memory" if v.trial is not None and v.trial.status.value == "oom" else "–"
     mark = " *" if _estimated(v) else ""
-    return f"{format_bytes(v.need.total_bytes)} ({_share(v.need.total_bytes, v.budget_bytes)}){mark}"
+    at_most = "≤ " if _upper_bound(v) else ""
+    return f"{at_most}{format_bytes(v.need.total_bytes)} ({_share(v.need.total_bytes, v.budget_bytes)}){mark}"
+
+
+def host_lines(rec: Recommendation) -> list[str]:
+    """One line per ranked plan that also needs pinned host memory (activation offload)."""
+    return [
+        f"{v.plan}: + {format_bytes(host)} pinned host memory for offloaded activations (simulated)"
+        for v in rec.ranked
+        if (host := host_bytes(v))
+    ]
 
 
 def headroom_cell(v: PlanVerdict) -> str:
@@ -120,7 +152,9 @@ def summary_lines(rec: Recommendation) -> list[str]:
         assert best.need is not None
         lines.append(
             f"Best: {best.plan} — needs {format_bytes(best.need.total_bytes)} of "
-            f"{format_bytes(best.budget_bytes)} ({best.need.provenance.value}), "
+            f"{format_bytes(best.budget_bytes)} ({best.need.provenance.value}"
+            + (", upper bound" if _upper_bound(best) else "")
+            + "), "
             f"{format_rate(best.tokens_per_s, 'tok/s')}"
             + (f" ({best.throughput_provenance.value})" if best.throughput_provenance else "")
             + f", {duration(best.train_time_s)} and {money(best.cost_usd)} for the workload."
@@ -136,6 +170,9 @@ def to_text(rec: Recommendation) -> str:
     """Summary lines and the ranked table, for a terminal."""
     out = [f"{rec.model} on {rec.gpu.name} ({rec.mode.value})", *summary_lines(rec), ""]
     out.append(table(HEADERS, ranked_rows(rec, with_why=False)))
+    hosts = host_lines(rec)
+    if hosts:
+        out += ["", "host memory:"] + [f"  {line}" for line in hosts]
     if rec.excluded:
         out += ["", "excluded:"] + [f"  {v.plan}: {v.excluded_reason}" for v in rec.excluded]
     return "\n".join(out)

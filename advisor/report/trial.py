@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from advisor.core.tables import table
 from advisor.core.units import format_bytes, format_count, format_rate, format_seconds
-from profilers.records import TrialResult
+from profilers.records import Provenance, TrialResult
 
 
 def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
@@ -25,12 +25,15 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
             ("parameters", f"{format_count(p.total)} ({format_bytes(p.parameter_bytes)})", src),
             ("trainable", f"{format_count(p.trainable)} ({p.trainable_percent:.3g}%)", src),
         ]
+    sim = r.simulation
+    bound = sim.upper_bound if sim is not None else None
     if r.tensor_peak:
         tp = r.tensor_peak
         b = tp.breakdown
-        src = tp.provenance.value
+        src = tp.provenance.value + (", upper bound" if bound else "")
+        at_most = "≤ " if bound else ""
         rows += [
-            ("peak tensor memory", f"{format_bytes(tp.peak_bytes, 2)} (in {tp.peak_phase})", src),
+            ("peak tensor memory", f"{at_most}{format_bytes(tp.peak_bytes, 2)} (in {tp.peak_phase})", src),
         ]
         if r.simulation is not None and r.simulation.moe_routing:  # the figure's assumption
             rows.append(("peak assumes (MoE)", r.simulation.moe_routing, "assumption"))
@@ -42,6 +45,15 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
             ("  activations + temporaries", format_bytes(b.activation_bytes, 2), src),
             ("resident between steps", format_bytes(tp.resident_before_step_bytes, 2), src),
         ]
+    if sim is not None and sim.host_peak_bytes:
+        rows.append(("host memory (offloaded, pinned)", format_bytes(sim.host_peak_bytes, 2), Provenance.SIMULATED.value))
+    if sim is not None and sim.autocast_policy:
+        rows.append(("autocast", sim.autocast_policy, Provenance.SIMULATED.value))
+    if bound:
+        rows.append(("note", bound, ""))
+    repeats = r.simulation.repeats if r.simulation is not None else None
+    if repeats is not None:  # "simulated (extrapolated from 1..3 of 32 blocks)" → its parenthesis
+        rows.append(("layers", repeats.detail.removeprefix("simulated (").removesuffix(")"), "simulated"))
     if r.cuda:
         c = r.cuda
         src = c.provenance.value
@@ -80,6 +92,17 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
             ("host RSS peak (context only)", format_bytes(r.host.rss_peak_bytes), r.host.provenance.value)
         )
     return rows
+
+
+def simulation_note(r: TrialResult) -> str:
+    """What a simulated result's figures need said beside them: an upper bound, host memory."""
+    sim = r.simulation
+    if sim is None:
+        return ""
+    parts = [sim.upper_bound] if sim.upper_bound else []
+    if sim.host_peak_bytes:
+        parts.append(f"+ {format_bytes(sim.host_peak_bytes, 2)} pinned host memory (offload)")
+    return "; ".join(parts)
 
 
 def backend_notes(r: TrialResult) -> list[str]:

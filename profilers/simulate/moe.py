@@ -33,7 +33,7 @@ from torch import nn
 
 from profilers.trial import UnsupportedConfiguration
 
-__all__ = ["MoeRouting", "expert_token_counts", "find_experts", "routed_experts"]
+__all__ = ["MoeRouting", "expert_token_counts", "find_experts", "routed_experts", "routing_note"]
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,21 @@ def _dispatch(routing: MoeRouting) -> Callable[..., torch.Tensor]:
     return forward
 
 
+def _note(experts: list[nn.Module], routing: MoeRouting) -> str:
+    config = getattr(experts[0], "config", None)
+    top_k = int(getattr(config, "num_experts_per_tok", 0) or 0)
+    count = experts[0].num_experts
+    assert isinstance(count, int)  # find_experts checked it
+    return routing.describe(count, top_k, len(experts))
+
+
+def routing_note(model: nn.Module, routing: MoeRouting | None = None) -> str | None:
+    """What :func:`routed_experts` would state for ``model`` (``None``: no experts), e.g. for
+    a model replayed with fewer blocks and extrapolated to this one."""
+    experts = find_experts(model)
+    return _note(experts, routing or MoeRouting()) if experts else None
+
+
 @contextlib.contextmanager
 def routed_experts(model: nn.Module, routing: MoeRouting | None = None) -> Iterator[str | None]:
     """For the duration, every experts module of ``model`` dispatches under ``routing``
@@ -199,11 +214,7 @@ def routed_experts(model: nn.Module, routing: MoeRouting | None = None) -> Itera
         yield None
         return
     forward = _dispatch(routing)
-    config = getattr(experts[0], "config", None)
-    top_k = int(getattr(config, "num_experts_per_tok", 0) or 0)
-    count = experts[0].num_experts
-    assert isinstance(count, int)  # find_experts checked it
-    note = routing.describe(count, top_k, len(experts))
+    note = _note(experts, routing)
     log.info("MoE: %s", note)
     previous = {id(m): vars(m).get("forward") for m in experts}
     try:

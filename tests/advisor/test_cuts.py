@@ -375,7 +375,7 @@ def test_registration_order_is_the_default_sweep_order() -> None:
     assert list(CUTS) == [
         "scratch", "lora", "qlora", "frozen-emb", "freeze-layers", "grad-ckpt", "bf16", "fp16",
         "bf16-weights", "sgd", "adafactor", "adamw8bit", "accum", "eager-attn", "sdpa-attn",
-        "offload", "compile",
+        "offload", "compile", "optim-impl",
     ]  # fmt: skip
 
 
@@ -385,14 +385,16 @@ def test_every_registered_cut_has_a_title_and_a_summary() -> None:
         assert cls.simulation_unsupported is None or cls.simulation_unsupported.strip(), name
 
 
-def test_simulation_unsupported_is_read_from_the_cut_classes() -> None:
+def test_simulation_unsupported_is_read_from_the_cut_classes(monkeypatch: pytest.MonkeyPatch) -> None:
     from advisor.engines.simulate import SIMULATION_UNSUPPORTED, unsupported_reason
 
-    assert set(SIMULATION_UNSUPPORTED) == {"qlora", "adamw8bit", "compile", "offload"}
-    assert SIMULATION_UNSUPPORTED["qlora"] == CUTS["qlora"].simulation_unsupported
+    assert dict(SIMULATION_UNSUPPORTED) == {}  # every built-in cut is replayed (compile: an upper bound)
     assert unsupported_reason(parse_plan("lora+grad-ckpt")) is None
-    reason = unsupported_reason(parse_plan("lora+offload"))
-    assert reason is not None and reason.startswith("offload cannot be simulated: ")
+    assert unsupported_reason(parse_plan("qlora+adamw8bit+offload+compile")) is None
+    monkeypatch.setattr(CUTS["sgd"], "simulation_unsupported", "a reason")
+    assert dict(SIMULATION_UNSUPPORTED) == {"sgd": "a reason"}
+    reason = unsupported_reason(parse_plan("lora+sgd"))
+    assert reason == "sgd cannot be simulated: a reason"
 
 
 def test_each_cut_shapes_the_estimate_from_its_own_fields() -> None:

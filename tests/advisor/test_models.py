@@ -320,3 +320,52 @@ def test_a_multimodal_hub_config_trains_its_text_decoder(offline_hub: Path) -> N
     assert source.description.startswith("the text decoder of config.json of someorg/tiny-gemma3")
     model = source.build("meta")
     assert type(model).__name__ == "Gemma3ForCausalLM"
+
+
+@pytest.mark.parametrize(
+    ("architecture", "task", "label_shape"),
+    [
+        ("BertForSequenceClassification", Task.SEQUENCE_CLASSIFICATION, (3,)),
+        ("BertForTokenClassification", Task.TOKEN_CLASSIFICATION, (3, 16)),
+    ],
+)
+def test_classification_heads_come_from_the_config(
+    tmp_path: Path, architecture: str, task: Task, label_shape: tuple[int, ...]
+) -> None:
+    """A config naming a classification head trains that head: ``num_labels`` outputs, one
+    label per sequence or per token, and no vocabulary-sized logits."""
+    import transformers
+
+    cfg = transformers.BertConfig(
+        vocab_size=500, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64, num_labels=5, architectures=[architecture],
+    )  # fmt: skip
+    cfg.save_pretrained(tmp_path)
+    source = resolve_model(str(tmp_path))
+    assert isinstance(source, HFModelSource) and source.task is task
+    model = source.build("cpu", pretrained=False)
+    assert type(model).__name__ == architecture
+    head = model.classifier
+    assert (head.in_features, head.out_features) == (32, 5)
+    batch = source.make_batch(3, 16)
+    assert tuple(batch["labels"].shape) == label_shape
+    assert 0 <= int(batch["labels"].min()) and int(batch["labels"].max()) < 5
+    loss = source.loss(model, batch)
+    loss.backward()
+    assert loss.ndim == 0 and head.weight.grad is not None
+
+
+def test_a_sequence_classifier_simulates_exactly_as_it_measures(tmp_path: Path) -> None:
+    import transformers
+
+    import advisor
+
+    transformers.BertConfig(
+        vocab_size=500, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=64, num_labels=2, architectures=["BertForSequenceClassification"],
+    ).save_pretrained(tmp_path)  # fmt: skip
+    plan = advisor.parse_plans("lora")[0]
+    simulated = advisor.simulate(str(tmp_path), plan, batch_size=4, seq_len=32, target="cpu")
+    measured = advisor.profile(str(tmp_path), plan=plan, batch_size=4, seq_len=32, device="cpu", steps=1)
+    assert simulated.tensor_peak is not None and measured.tensor_peak is not None
+    assert simulated.tensor_peak.peak_bytes == measured.tensor_peak.peak_bytes

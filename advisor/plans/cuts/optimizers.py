@@ -65,16 +65,17 @@ class AdafactorCut(Cut):
 @register_cut
 @dataclass(frozen=True)
 class AdamW8bit(Cut):
-    """bitsandbytes' 8-bit AdamW; its default keeps tensors under 4096 elements in 32-bit state."""
+    """bitsandbytes' 8-bit AdamW; its default keeps tensors under 4096 elements in 32-bit state.
+
+    Measured, it is ``bitsandbytes.optim.AdamW8bit`` (bitsandbytes needed); simulated, the replay
+    runs :class:`profilers.simulate.optim8bit.AdamW8bitStandIn`, which allocates the same state
+    (uint8 moments, one float32 absmax per 256 elements, the shared maps) without bitsandbytes.
+    """
 
     name = "adamw8bit"
     summary = "8-bit AdamW (bitsandbytes): about one byte per moment"
     group = "optimizer"
     title = "8-bit AdamW"
-    simulation_unsupported = (
-        "bitsandbytes' 8-bit optimizer runs native kernels on raw data pointers, which "
-        "fake tensors do not have; measure it, or estimate it"
-    )
     needs_bitsandbytes = True
 
     def check_available(self) -> None:

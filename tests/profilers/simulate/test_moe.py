@@ -229,3 +229,41 @@ def test_experts_of_another_layout_are_unsupported_with_the_reason() -> None:
     model = nn.Sequential(BiasedExperts(SimpleNamespace(num_experts_per_tok=2)))
     with pytest.raises(UnsupportedConfiguration, match=r"\(BiasedExperts\) are not of the layout"):
         find_experts(model)
+
+
+@pytest.mark.parametrize("imbalance", [1.0, 2.0])
+def test_a_deep_moe_model_extrapolates_to_the_full_replay_with_its_own_layer_count(imbalance: float) -> None:
+    from advisor.engines.simulate import simulate
+
+    source = _tiny_mixtral()
+    source.config.num_hidden_layers = 10  # type: ignore[attr-defined]
+    runs = {
+        extrapolate: simulate(
+            source, "lora", BATCH, SEQ, target="cpu", fake_device="cpu", count_cost=False,
+            moe_imbalance=imbalance, extrapolate=extrapolate,
+        )
+        for extrapolate in (True, False)
+    }
+    few, full = runs[True], runs[False]
+    assert few.ok and full.ok, (few.reason, full.reason)
+    assert few.simulation is not None and few.simulation.repeats is not None
+    assert few.simulation.repeats.extrapolated, few.simulation.repeats.reason
+    assert few.tensor_peak is not None and full.tensor_peak is not None
+    assert few.tensor_peak.peak_bytes == full.tensor_peak.peak_bytes
+    assert few.simulation.moe_routing == full.simulation.moe_routing  # type: ignore[union-attr]
+    assert "(10 MoE layers" in (few.simulation.moe_routing or "")
+
+
+@pytest.mark.slow
+def test_worker_processes_simulate_under_the_same_routing() -> None:
+    from advisor.engines.simulate import simulate_plans
+    from advisor.plans.cuts import parse_plan
+
+    plans = [parse_plan("baseline"), parse_plan("lora")]
+    kwargs: dict[str, Any] = {"target": "cpu", "moe_imbalance": 2.0}
+    here = simulate_plans(_tiny_mixtral(), plans, BATCH, SEQ, workers=1, **kwargs)
+    there = simulate_plans(_tiny_mixtral(), plans, BATCH, SEQ, workers=2, **kwargs)
+    for a, b in zip(here, there, strict=True):
+        assert a.ok and b.ok and a.tensor_peak is not None and b.tensor_peak is not None
+        assert a.tensor_peak.peak_bytes == b.tensor_peak.peak_bytes
+        assert b.simulation is not None and "hottest expert gets 2×" in (b.simulation.moe_routing or "")
