@@ -159,6 +159,7 @@ def advise(
     mode: str = "auto",
     check_top: int = 3,
     progress: Callable[[SweepProgress], None] | None = None,
+    moe_imbalance: float = 1.0,
 ) -> Advice:
     """Rank training plans of ``model`` for the GPU ``gpu`` and the ``workload``.
 
@@ -215,9 +216,10 @@ def advise(
     command = ""
     if isinstance(model, str):
         command = reproduce_command(
-            model, spec, workload, rank_by=ranking, mode=Mode(mode), plans=plan_text
+            model, spec, workload, rank_by=ranking, mode=Mode(mode), plans=plan_text,
+            moe_imbalance=moe_imbalance,
         )
-    backends = default_backends(source, spec, workload, run_mode)
+    backends = default_backends(source, spec, workload, run_mode, moe_imbalance=moe_imbalance)
     task = source.task.value if isinstance(source, HFModelSource) else "custom"
     log.info("advising on %s for %s (%s, %d plans)", source.name, spec.name, run_mode.value, len(plan_list))
     rec = recommend(
@@ -300,6 +302,7 @@ def simulate(
     warmup_steps: int = 1,
     progress: Callable[[str], None] | None = None,
     extrapolate: bool = True,
+    moe_imbalance: float = 1.0,
     **legacy: Any,
 ) -> TrialResult:
     """Replay one training configuration of ``model`` on fake tensors: no GPU, no weights.
@@ -316,6 +319,8 @@ def simulate(
     Plans that cannot be simulated come back with status ``unsupported`` and the reason.
     A model of 8 or more repeating blocks is replayed with a few and extrapolated exactly
     (``result.simulation.repeats`` says from which); ``extrapolate=False`` replays every layer.
+    Mixture-of-experts layers are replayed under balanced routing, or with the hottest expert
+    at ``moe_imbalance`` (≥ 1) × its balanced share; ``simulation.moe_routing`` states it.
 
     The old spellings still work, with a ``DeprecationWarning``: sizes given positionally
     (``simulate(model, plan, 2, 512)``) and ``count_cost=`` for ``count_flops=``.
@@ -329,7 +334,8 @@ def simulate(
     if legacy:
         raise InvalidInputError(
             f"simulate() got unexpected argument{'s' if len(legacy) > 1 else ''} {', '.join(sorted(legacy))}",
-            "arguments: model, plan, batch_size, seq_len, target, count_flops, warmup_steps, progress",
+            "arguments: model, plan, batch_size, seq_len, target, count_flops, warmup_steps, "
+            "progress, moe_imbalance",
         )
     return run_simulation(
         model,
@@ -342,6 +348,7 @@ def simulate(
         count_cost=count_flops,
         progress=progress,
         extrapolate=extrapolate,
+        moe_imbalance=moe_imbalance,
     )
 
 
@@ -458,6 +465,7 @@ def simulate_plans(
     on_result: Callable[[TrialResult], None] | None = None,
     extrapolate: bool = True,
     workers: int | None = None,
+    moe_imbalance: float = 1.0,
 ) -> SimulatedPlans:
     """Simulate the baseline and many plans of ``model`` (a sweep without hardware).
 
@@ -470,6 +478,7 @@ def simulate_plans(
     results = run_simulate_plans(
         model, space.plans, batch_size=batch_size, seq_len=seq_len, target=target,
         progress=progress, on_result=on_result, extrapolate=extrapolate, workers=workers,
+        moe_imbalance=moe_imbalance,
     )  # fmt: skip
     return SimulatedPlans(tuple(results), tuple(space.pruned))
 
@@ -536,16 +545,23 @@ def growth_limits(
     base: TrialResult | None = None,
     margin: float = DEFAULT_MARGIN,
     progress: Callable[[str], None] | None = None,
+    moe_imbalance: float = 1.0,
 ) -> GrowthLimits:
     """Fit the plan's memory over sizes around ``batch_size`` × ``seq_len`` (simulated) and,
     with ``gpu``, find the largest sizes that fit it: the overheads found at the simulated size
     ``base`` (simulated here when not given) are added to the fitted peak at other sizes; a
     size fits by the one fit rule (the memory less the share ``margin`` kept free)."""
-    fit = simulate_growth(model, plan, batch_size=batch_size, seq_len=seq_len, target=target, progress=progress)
+    fit = simulate_growth(
+        model, plan, batch_size=batch_size, seq_len=seq_len, target=target, progress=progress,
+        moe_imbalance=moe_imbalance,
+    )  # fmt: skip
     if gpu is None:
         return GrowthLimits(fit, batch_size, seq_len)
     if base is None:
-        base = simulate(model, plan, batch_size=batch_size, seq_len=seq_len, target=target, count_flops=False)
+        base = simulate(
+            model, plan, batch_size=batch_size, seq_len=seq_len, target=target, count_flops=False,
+            moe_imbalance=moe_imbalance,
+        )  # fmt: skip
     if base.tensor_peak is None:
         return GrowthLimits(fit, batch_size, seq_len)
     offset = predict_gpu_need(base, gpu).total_bytes - base.tensor_peak.peak_bytes
@@ -629,10 +645,12 @@ def recommend_command(
     mode: str = "auto",
     plans: str | None = None,
     report: str | None = None,
+    moe_imbalance: float = 1.0,
 ) -> str:
     """The ``vram-advisor recommend …`` command line that gives this advice again."""
     return reproduce_command(
-        model, gpu, workload, rank_by=RankBy(rank_by), mode=Mode(mode), plans=plans, report=report
+        model, gpu, workload, rank_by=RankBy(rank_by), mode=Mode(mode), plans=plans, report=report,
+        moe_imbalance=moe_imbalance,
     )
 
 

@@ -272,6 +272,7 @@ class SimulationRecord:
     # why the figures are an upper bound, e.g. "upper bound: eager replay of a compiled plan"
     upper_bound: str | None = None
     repeats: RepeatReplay | None = None  # extrapolated from a few repeats of the block, or why not
+    moe_routing: str | None = None  # mixture of experts: the routing assumed, in one line
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (the step cost with its ``total_flops``)."""

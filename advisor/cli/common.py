@@ -34,6 +34,7 @@ __all__ = [
     "ProgressLine",
     "add_margin_arg",
     "add_model_args",
+    "add_moe_arg",
     "add_quiet_arg",
     "api",
     "check_outputs",
@@ -42,6 +43,7 @@ __all__ = [
     "count",
     "fraction",
     "learning_rate",
+    "moe_imbalance",
     "non_negative_int",
     "note_gpu",
     "positive_float",
@@ -222,6 +224,23 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+def moe_imbalance(text: str) -> float:
+    """The hottest expert's share over the balanced one: a number ≥ 1."""
+    value = fraction(text)
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1 (1 is balanced routing), got {text}")
+    return value
+
+
+def add_moe_arg(p: argparse.ArgumentParser) -> None:
+    """``--moe-imbalance``: the routing a mixture-of-experts model is simulated under."""
+    p.add_argument(
+        "--moe-imbalance", type=moe_imbalance, default=1.0, metavar="FACTOR",
+        help="mixture-of-experts models: the hottest expert gets FACTOR × its balanced share of "
+        "tokens (default %(default)s: balanced routing, an assumption the result states)",
+    )  # fmt: skip
 
 
 def learning_rate(text: str) -> float:

@@ -12,6 +12,7 @@ from advisor.cli.common import (
     ProgressLine,
     add_margin_arg,
     add_model_args,
+    add_moe_arg,
     add_quiet_arg,
     api,
     check_outputs,
@@ -51,11 +52,13 @@ def run(args: argparse.Namespace) -> int:
         mode=mode,
         check_top=args.check_top,
         progress=progress,
+        moe_imbalance=args.moe_imbalance,
     )
     progress.done()
     prefix = str(args.report) if args.report else None
     command = api.recommend_command(
-        args.model, rec.gpu, workload, rank_by=args.rank_by, mode=mode, plans=args.plans, report=prefix
+        args.model, rec.gpu, workload, rank_by=args.rank_by, mode=mode, plans=args.plans, report=prefix,
+        moe_imbalance=args.moe_imbalance,
     )
     rec = dataclasses.replace(rec, command=command)
     print(rec.to_text(terminal_width()))
@@ -98,6 +101,7 @@ def add_parser(sub: Any) -> None:
         "--check-top", type=non_negative_int, default=3,
         help="find the largest micro-batch by trials for this many top plans (default: %(default)s)",
     )  # fmt: skip
+    add_moe_arg(p)
     p.add_argument("--report", type=Path, metavar="PREFIX", help="write PREFIX.json, PREFIX.md and PREFIX.svg")
     add_quiet_arg(p)
     p.set_defaults(func=run)

@@ -14,6 +14,7 @@ from advisor.cli.common import (
     ProgressLine,
     add_margin_arg,
     add_model_args,
+    add_moe_arg,
     add_quiet_arg,
     api,
     check_outputs,
@@ -140,6 +141,7 @@ def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
     result = api.simulate(
         args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, progress=line,
         extrapolate=not args.full_replay,
+        moe_imbalance=args.moe_imbalance,
     )  # fmt: skip
     line.done()
     width = terminal_width()
@@ -152,7 +154,7 @@ def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
         line = ProgressLine(f"{args.model} growth: ", quiet=args.quiet)
         limits = api.growth_limits(
             args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, gpu=gpu,
-            base=result, margin=args.margin, progress=line,
+            base=result, margin=args.margin, progress=line, moe_imbalance=args.moe_imbalance,
         )  # fmt: skip
         line.done()
         print()
@@ -164,6 +166,7 @@ def _many(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
     line = ProgressLine(quiet=args.quiet)
     sims = api.simulate_plans(
         args.model,
+        moe_imbalance=args.moe_imbalance,
         cuts=args.cuts or None,  # none or empty: every cut but the opt-in ones
         plans=args.plans,  # given but empty is an error, not "every cut"
         max_combo=args.max_combo,
@@ -257,6 +260,7 @@ def add_parser(sub: Any) -> None:
         "--workers", type=positive_int, default=None,
         help="with --sweep: worker processes simulating plans side by side (default: one per core; 1: one at a time)",
     )  # fmt: skip
+    add_moe_arg(p)
     p.add_argument("--json", type=Path, help="also write the results as JSON to this path")
     add_quiet_arg(p)
     p.set_defaults(func=run)

