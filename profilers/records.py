@@ -21,6 +21,7 @@ __all__ = [
     "NvmlMemory",
     "ParamCounts",
     "Provenance",
+    "RepeatReplay",
     "SimulationRecord",
     "StepCost",
     "TensorPeak",
@@ -225,6 +226,29 @@ class AllocatorPeak:
 
 
 @dataclass(frozen=True)
+class RepeatReplay:
+    """How a simulated trial reached the model's full depth: extrapolated exactly from replays
+    of a few repeats of its repeating block (``probes``), or replayed in full, and why."""
+
+    extrapolated: bool
+    blocks: int | None = None  # repeating blocks of the real model (a block is period_layers layers)
+    probes: tuple[int, ...] = ()  # blocks in each replayed probe
+    period_layers: int = 1  # layers per block: 2 for alternating sliding/global attention
+    prefix_layers: int = 0  # layers before the repeats, kept in every probe (dense before MoE)
+    suffix_layers: int = 0  # layers after the repeats, kept in every probe
+    layers_path: str = ""  # the ModuleList of the layers, e.g. "model.layers"
+    allocator_exact: bool | None = None  # the caching-allocator replay was affine on the probes
+    reason: str | None = None  # why the full replay (no repeating block, not affine, asked for)
+
+    @property
+    def detail(self) -> str:
+        """``simulated (extrapolated from 2..4 of 32 blocks)`` or ``simulated (full replay: …)``."""
+        if self.extrapolated and self.probes:
+            return f"simulated (extrapolated from {self.probes[0]}..{self.probes[-1]} of {self.blocks} blocks)"
+        return f"simulated (full replay: {self.reason or 'asked for'})"
+
+
+@dataclass(frozen=True)
 class SimulationRecord:
     """What a simulated trial adds to its :class:`TrialResult` beyond the tensor peak.
 
@@ -247,6 +271,8 @@ class SimulationRecord:
     host_peak_bytes: int | None = None
     # why the figures are an upper bound, e.g. "upper bound: eager replay of a compiled plan"
     upper_bound: str | None = None
+    repeats: RepeatReplay | None = None  # extrapolated from a few repeats of the block, or why not
+    moe_routing: str | None = None  # mixture of experts: the routing assumed, in one line
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (the step cost with its ``total_flops``)."""
@@ -334,6 +360,7 @@ _NESTED: dict[str, type] = {
     "simulation": SimulationRecord,
     "step_cost": StepCost,
     "cuda_allocator": AllocatorPeak,
+    "repeats": RepeatReplay,
 }
 
 
@@ -363,7 +390,7 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
             value = TrialStatus(value)
         elif f.name == "backends":
             value = tuple(BackendStatus(**b) for b in value)
-        elif f.name == "cuts":
+        elif f.name in ("cuts", "probes"):
             value = tuple(value)
         kwargs[f.name] = value
     return cls(**kwargs)

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from advisor.catalog.calibration import calibration_dir, list_calibrations
-from advisor.catalog.gpus import list_gpus
+from advisor.catalog.gpus import family_aliases, list_gpus
 from advisor.cli.common import EXIT_OK
 from advisor.core.tables import Column, table, terminal_width
 from advisor.core.units import format_bytes
@@ -38,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
         Column("bandwidth", priority=3), Column("$/h"),
     )  # fmt: skip
     print(table(headers, rows, width=terminal_width()))
+    print("\nFamily names choose the most rented variant (name another to use it):")
+    for fam in family_aliases():
+        print(f"  {fam.name:<9} = {fam.chosen.key:<10} also: {', '.join(o.key for o in fam.others)}")
     print("\nPrices are typical on-demand rates (estimates); override with --price. "
           "Any budget: --gpu-mem 22GiB.")  # fmt: skip
     return EXIT_OK

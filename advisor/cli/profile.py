@@ -6,20 +6,23 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from advisor import api
 from advisor.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     ProgressLine,
     add_margin_arg,
     add_model_args,
+    add_quiet_arg,
+    api,
+    check_outputs,
     non_negative_int,
     positive_int,
+    trial_view,
 )
 from advisor.cli.simulate import need_rows
+from advisor.core.budget import DEFAULT_MARGIN
 from advisor.core.io import SCHEMA_VERSION, atomic_write_text, environment, write_json
 from advisor.core.tables import table, terminal_width
-from advisor.report.trial import FIGURE_COLUMNS, trial_text
 
 __all__ = ["add_parser", "run"]
 
@@ -29,10 +32,12 @@ def run(args: argparse.Namespace) -> int:
     ``--gpu-mem``), and write JSON / Markdown when asked."""
     api.check_margin(args.margin)  # before any work
     gpu = api.target_gpu(args.gpu, args.gpu_mem) if args.gpu or args.gpu_mem else None
-    progress = ProgressLine(f"{args.model}: ")
+    plan = api.one_plan(cuts=args.cuts)
+    check_outputs(args.json, args.markdown)
+    progress = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     result = api.profile(
         args.model,
-        plan=api.one_plan(cuts=args.cuts),
+        plan=plan,
         batch_size=args.batch,
         seq_len=args.seq,
         device=args.device,
@@ -42,10 +47,10 @@ def run(args: argparse.Namespace) -> int:
     )
     progress.done()
     width = terminal_width()
-    print(trial_text(result, width=width))
+    print(trial_view.trial_text(result, width=width))
     if gpu is not None and result.ok:
         print()
-        print(table(FIGURE_COLUMNS, need_rows(result, gpu, args.margin), width=width))
+        print(table(trial_view.FIGURE_COLUMNS, need_rows(result, gpu, args.margin), width=width))
     if args.json:
         doc = {
             "schema_version": SCHEMA_VERSION,
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         path = write_json(args.json, doc)
         print(f"\nwrote {path}")
     if args.markdown:
-        md = f"# Profile of {result.model}\n\n" + trial_text(result, markdown=True) + "\n"
+        md = f"# Profile of {result.model}\n\n" + trial_view.trial_text(result, markdown=True) + "\n"
         path = atomic_write_text(args.markdown, md)
         print(f"wrote {path}")
     return EXIT_OK if result.ok else EXIT_ERROR
@@ -85,7 +90,8 @@ def add_parser(sub: Any) -> None:
         help="also show what the measured step needs on this GPU from the catalog, and whether it fits",
     )  # fmt: skip
     p.add_argument("--gpu-mem", help="memory budget instead of (or overriding) the GPU's, e.g. 22GiB")
-    add_margin_arg(p, api.DEFAULT_MARGIN)
+    add_margin_arg(p, DEFAULT_MARGIN)
     p.add_argument("--json", type=Path, help="also write the result as JSON to this path")
     p.add_argument("--markdown", type=Path, help="also write the result as Markdown to this path")
+    add_quiet_arg(p)
     p.set_defaults(func=run)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.catalog.gpus import get_gpu
-from advisor.cli.common import EXIT_OK, fraction
+from advisor.cli.common import EXIT_OK, MODEL_TRUST_HELP, fraction
 from advisor.core.errors import AdvisorError
 
 __all__ = ["add_parser", "run"]
@@ -33,7 +33,7 @@ def add_parser(sub: Any) -> None:
         help="open the terminal UI: pick a model and GPU, watch the sweep, browse and export",
         description="Interactive terminal UI. Press ? inside for help.",
     )
-    p.add_argument("--model", "-m", help="model to preselect (default: tiny-llama)")
+    p.add_argument("--model", "-m", help="model to preselect (default: tiny-llama). " + MODEL_TRUST_HELP)
     p.add_argument("--gpu", "-g", help="target GPU to preselect (default: rtx-4090)")
     p.add_argument("--report", type=Path, help="open a saved report (.json) to browse it")
     p.add_argument(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from advisor.core.budget import DEFAULT_MARGIN, check_margin, fits_in, usable_bytes
 from advisor.core.errors import InvalidInputError
 from profilers.records import Provenance, TrialResult
 
@@ -49,12 +50,6 @@ ATTENTION = "attention scratch"  # fused-attention backward buffers on CUDA
 TENSOR_PARTS = (PARAMETERS, GRADIENTS, OPTIMIZER, ACTIVATIONS)
 OVERHEAD_PARTS = (ALLOCATOR, CONTEXT, WORKSPACES, ATTENTION)
 
-# The share of a GPU's memory a plan must leave free to be called a fit. The predicted need is
-# the steady step's peak plus modelled overheads; what it leaves out (allocator fragmentation
-# over a long run, a checkpoint save, another process, a driver update's context) is a few
-# percent to ~10% on real cards, so 10% keeps a "fits" from being an OOM an hour in. Every fit
-# verdict (simulate, profile, recommend, the TUI, the API) uses this one default and rule.
-DEFAULT_MARGIN = 0.10
 
 # strongest first: a sum is as good as its weakest part
 _STRENGTH = {Provenance.MEASURED: 0, Provenance.SIMULATED: 1, Provenance.ESTIMATED: 2}
@@ -187,29 +182,6 @@ class PredictedNeed:
                 for p in d["parts"]
             )
         )
-
-
-def check_margin(margin: object) -> float:
-    """``margin`` as a float when it is a share in [0, 1), else :class:`InvalidInputError`."""
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
-        raise InvalidInputError(
-            f"safety margin must be in [0, 1), got {margin!r}",
-            "allowed: 0 (no margin) up to but not including 1; "
-            f"the default {DEFAULT_MARGIN:g} keeps {DEFAULT_MARGIN:.0%} free",
-        )
-    return float(margin)
-
-
-def usable_bytes(memory_bytes: int, margin: float = DEFAULT_MARGIN) -> int:
-    """The budget a plan may use: ``memory_bytes`` less the share ``margin`` kept free."""
-    return int(memory_bytes * (1.0 - check_margin(margin)))
-
-
-def fits_in(need_bytes: int, memory_bytes: int, margin: float = DEFAULT_MARGIN) -> bool:
-    """The one fit rule: a need fits when it is at most the usable budget
-    (:func:`usable_bytes`); the recommender, ``simulate``, ``profile``, the TUI and the API
-    all decide with it."""
-    return need_bytes <= usable_bytes(memory_bytes, margin)
 
 
 def tensor_parts(trial: TrialResult) -> tuple[NeedPart, ...]:

@@ -56,16 +56,16 @@ class Workload:
     margin: float = DEFAULT_MARGIN
 
     def __post_init__(self) -> None:
-        _whole("micro-batch", self.micro_batch, 1, "use a micro-batch of 1 or more, e.g. --batch 4")
-        _whole("sequence length", self.seq_len, 1, "use a sequence length of 1 or more, e.g. --seq 512")
+        _whole("micro-batch", self.micro_batch, 1, "use a micro-batch of 1 or more, e.g. micro_batch=4")
+        _whole("sequence length", self.seq_len, 1, "use a sequence length of 1 or more, e.g. seq_len=512")
         _whole(
             "dataset size", self.dataset_tokens, 1,
-            "give the dataset size in tokens, > 0, e.g. --dataset-tokens 50M",
+            "give the dataset size in tokens, > 0, e.g. dataset_tokens=50000000",
         )  # fmt: skip
         epochs = _number(self.epochs)
         if epochs is None or epochs <= 0:
             raise InvalidInputError(
-                f"epochs must be a number > 0, got {self.epochs!r}", "e.g. --epochs 1, 3 or 0.5"
+                f"epochs must be a number > 0, got {self.epochs!r}", "e.g. epochs=1, 3 or 0.5"
             )
         check_margin(self.margin)
 

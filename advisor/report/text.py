@@ -200,6 +200,10 @@ def summary_lines(rec: Recommendation) -> list[str]:
             + (f" ({best.throughput_provenance.value})" if best.throughput_provenance else "")
             + f", {duration(best.train_time_s)} and {money(best.cost_usd)} for the workload."
         )
+    routing = {v.trial.simulation.moe_routing for v in rec.ranked if v.trial and v.trial.simulation}
+    routing.discard(None)
+    if routing:  # the assumption behind every simulated MoE figure
+        lines.append(f"Mixture of experts, simulated under {'; '.join(sorted(map(str, routing)))}.")
     return lines
 
 

@@ -37,6 +37,10 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
         at_most = "≤ " if bound else ""
         rows += [
             ("peak tensor memory", f"{at_most}{format_bytes(tp.peak_bytes, 2)} (in {tp.peak_phase})", src),
+        ]
+        if r.simulation is not None and r.simulation.moe_routing:  # the figure's assumption
+            rows.append(("peak assumes (MoE)", r.simulation.moe_routing, "assumption"))
+        rows += [
             ("  parameters", format_bytes(b.parameter_bytes + b.buffer_bytes, 2), src),
             ("  gradients", format_bytes(b.gradient_bytes, 2), src),
             ("  optimizer state", format_bytes(b.optimizer_state_bytes, 2), src),
@@ -50,6 +54,9 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
         rows.append(("autocast", sim.autocast_policy, Provenance.SIMULATED.value))
     if bound:
         rows.append(("note", bound, ""))
+    repeats = r.simulation.repeats if r.simulation is not None else None
+    if repeats is not None:  # "simulated (extrapolated from 1..3 of 32 blocks)" → its parenthesis
+        rows.append(("layers", repeats.detail.removeprefix("simulated (").removesuffix(")"), "simulated"))
     if r.cuda:
         c = r.cuda
         src = c.provenance.value
