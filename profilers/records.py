@@ -21,6 +21,7 @@ __all__ = [
     "NvmlMemory",
     "ParamCounts",
     "Provenance",
+    "RepeatReplay",
     "SimulationRecord",
     "StepCost",
     "TensorPeak",
@@ -158,6 +159,15 @@ class Timing:
     def samples_per_s(self) -> float:
         return self.samples_per_step / self.median_step_time_s if self.median_step_time_s else 0.0
 
+    @property
+    def spread(self) -> float | None:
+        """How much the timed steps varied: ``(max − min) / median``, a fraction (0.25: the
+        slowest step took a quarter of the median longer than the fastest). ``None`` with
+        fewer than two timed steps or no median: one step cannot show its noise."""
+        if self.steps < 2 or not self.median_step_time_s > 0:
+            return None
+        return (self.max_step_time_s - self.min_step_time_s) / self.median_step_time_s
+
 
 @dataclass(frozen=True)
 class StepCost:
@@ -216,6 +226,29 @@ class AllocatorPeak:
 
 
 @dataclass(frozen=True)
+class RepeatReplay:
+    """How a simulated trial reached the model's full depth: extrapolated exactly from replays
+    of a few repeats of its repeating block (``probes``), or replayed in full, and why."""
+
+    extrapolated: bool
+    blocks: int | None = None  # repeating blocks of the real model (a block is period_layers layers)
+    probes: tuple[int, ...] = ()  # blocks in each replayed probe
+    period_layers: int = 1  # layers per block: 2 for alternating sliding/global attention
+    prefix_layers: int = 0  # layers before the repeats, kept in every probe (dense before MoE)
+    suffix_layers: int = 0  # layers after the repeats, kept in every probe
+    layers_path: str = ""  # the ModuleList of the layers, e.g. "model.layers"
+    allocator_exact: bool | None = None  # the caching-allocator replay was affine on the probes
+    reason: str | None = None  # why the full replay (no repeating block, not affine, asked for)
+
+    @property
+    def detail(self) -> str:
+        """``simulated (extrapolated from 2..4 of 32 blocks)`` or ``simulated (full replay: …)``."""
+        if self.extrapolated and self.probes:
+            return f"simulated (extrapolated from {self.probes[0]}..{self.probes[-1]} of {self.blocks} blocks)"
+        return f"simulated (full replay: {self.reason or 'asked for'})"
+
+
+@dataclass(frozen=True)
 class SimulationRecord:
     """What a simulated trial adds to its :class:`TrialResult` beyond the tensor peak.
 
@@ -238,6 +271,8 @@ class SimulationRecord:
     host_peak_bytes: int | None = None
     # why the figures are an upper bound, e.g. "upper bound: eager replay of a compiled plan"
     upper_bound: str | None = None
+    repeats: RepeatReplay | None = None  # extrapolated from a few repeats of the block, or why not
+    moe_routing: str | None = None  # mixture of experts: the routing assumed, in one line
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (the step cost with its ``total_flops``)."""
@@ -288,6 +323,7 @@ class TrialResult:
         if self.timing is not None:
             out["timing"]["tokens_per_s"] = self.timing.tokens_per_s
             out["timing"]["samples_per_s"] = self.timing.samples_per_s
+            out["timing"]["spread"] = self.timing.spread
         if self.params is not None:
             out["params"]["trainable_percent"] = self.params.trainable_percent
         if self.tensor_peak is not None:
@@ -324,6 +360,7 @@ _NESTED: dict[str, type] = {
     "simulation": SimulationRecord,
     "step_cost": StepCost,
     "cuda_allocator": AllocatorPeak,
+    "repeats": RepeatReplay,
 }
 
 
@@ -353,7 +390,7 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
             value = TrialStatus(value)
         elif f.name == "backends":
             value = tuple(BackendStatus(**b) for b in value)
-        elif f.name == "cuts":
+        elif f.name in ("cuts", "probes"):
             value = tuple(value)
         kwargs[f.name] = value
     return cls(**kwargs)

@@ -247,8 +247,12 @@ class TensorMemoryTracker(TorchDispatchMode):
 
     def breakdown_at_peak(self) -> MemoryBreakdown:
         """Replay the event log to the peak and split the live bytes there by role."""
+        return self.breakdown_at(self._peak_event)
+
+    def breakdown_at(self, events: int) -> MemoryBreakdown:
+        """Replay the first ``events`` events of the log and split the live bytes by role."""
         live: set[int] = set()
-        for ev in self._events[: self._peak_event]:
+        for ev in self._events[:events]:
             if ev > 0:
                 live.add(ev)
             else:

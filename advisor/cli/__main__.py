@@ -6,4 +6,5 @@ from advisor.cli import main
 
 __all__: list[str] = []
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a worker process re-imports the main module
+    sys.exit(main())

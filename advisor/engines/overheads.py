@@ -200,7 +200,7 @@ def predict_gpu_need(
     replay = sim.cuda_allocator
     if replay is not None:
         allocator = max(0, replay.max_reserved_bytes - peak)
-        allocator_source = Provenance.SIMULATED
+        allocator_source = replay.provenance  # estimated where extrapolated from a few blocks
     elif result.cuda is not None:
         allocator = max(0, result.cuda.max_reserved_bytes - peak)
         allocator_source = Provenance.MEASURED

@@ -28,10 +28,17 @@ device's.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import copy
 import dataclasses
+import gc
 import logging
+import multiprocessing
+import multiprocessing.context
+import os
+import pickle
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -41,17 +48,39 @@ from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from advisor.core.errors import InvalidInputError
 from advisor.engines.overheads import allocator_model
+from advisor.engines.progress import PlanEvents, ProgressCallback, SweepProgress
 from advisor.models import ModelSource, resolve_model
-from advisor.plans import CUTS, Plan, build_program, parse_plan, trial_spec
+from advisor.plans import (
+    CUTS,
+    BuildContext,
+    Plan,
+    build_model,
+    build_program,
+    parse_plan,
+    prepare,
+    trial_spec,
+)
 from advisor.plans.cuts.blocks import chain_context
-from profilers.records import TrialResult
+from profilers.records import ParamCounts, Provenance, RepeatReplay, TrialResult, TrialStatus
 from profilers.simulate import FakeBuild, FakeWorld, simulate_trial
-from profilers.trial import Progress, StepProgram, UnsupportedConfiguration
+from profilers.simulate.moe import MoeRouting, routing_note
+from profilers.simulate.repeat import (
+    BlockClock,
+    Probe,
+    RepeatPattern,
+    block_labels,
+    extrapolate,
+    find_repeats,
+    keep_blocks,
+)
+from profilers.trial import Progress, StepProgram, TrialSpec, UnsupportedConfiguration, count_parameters
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "MIN_BLOCKS",
     "SIMULATION_UNSUPPORTED",
+    "default_workers",
     "fake_builder",
     "replayed_plan",
     "simulate",
@@ -176,6 +205,129 @@ def fake_builder(
     return build
 
 
+# -- repeat-block simulation: a few repeats of the block replayed, the real depth extrapolated --
+
+MIN_BLOCKS = 8  # extrapolate models with at least this many repeating blocks
+_EXTRA_PROBES = 2  # probes beyond the first three tried before falling back to the full replay
+
+
+def _blocks_source(source: ModelSource, pattern: RepeatPattern, blocks: int, clock: BlockClock) -> ModelSource:
+    """A shallow copy of ``source`` whose models keep only ``blocks`` repeats of the block (cut
+    before the plan's cuts apply), their layers hooked to ``clock``; it keeps the source's type
+    and name."""
+    probe = copy.copy(source)
+    build_full = source.build
+
+    def build(device: torch.device | str = "cpu", **kwargs: Any) -> nn.Module:
+        model = build_full(device, **kwargs)
+        clock.install(keep_blocks(model, pattern, blocks), block_labels(pattern, blocks))
+        return model
+
+    probe.build = build  # type: ignore[method-assign]
+    return probe
+
+
+def _real_model(
+    plan: Plan, source: ModelSource, batch_size: int, seq_len: int
+) -> tuple[ParamCounts, dict[str, Any], RepeatPattern | None]:
+    """The plan applied to the whole model on meta: its parameter counts, the build's notes and
+    the repeat pattern of its layers (a plan that freezes the first k layers makes them a prefix)."""
+    recipe = prepare(plan, batch_size, seq_len)
+    model = build_model(plan, BuildContext(source, torch.device("meta"), recipe))
+    return count_parameters(model, Provenance.SIMULATED), dict(recipe.notes), find_repeats(model)
+
+
+@contextlib.contextmanager
+def _young_garbage_only() -> Iterator[None]:
+    """Let each probe's ``gc.collect()`` look only at what the probes made.
+
+    What lives now (torch, transformers, the source) is moved out of the collector's sight for
+    the duration, so collecting before each probe's tracked step costs milliseconds, not a
+    scan of every module loaded.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _extrapolated(
+    plan: Plan,
+    source: ModelSource,
+    spec: TrialSpec,
+    *,
+    target: str,
+    fake_device: str,
+    count_cost: bool,
+    progress: Progress | None,
+    min_blocks: int,
+    moe_routing: MoeRouting | None = None,
+) -> TrialResult | str:
+    """The step replayed with a few repeats of the model's block and extrapolated exactly to
+    its real depth (:mod:`profilers.simulate.repeat`), or why that cannot be done."""
+    started = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    batch_size, seq_len = spec.batch_size, spec.seq_len
+    try:
+        params, notes, pattern = _real_model(plan, source, batch_size, seq_len)
+    except Exception as exc:  # the full replay records it as that plan's failure
+        return f"the plan could not be built on meta ({type(exc).__name__})"
+    if pattern is None:
+        return "no repeating block found"
+    if pattern.blocks < min_blocks:
+        return f"{pattern.blocks} repeating blocks, fewer than {min_blocks}"
+    first = 1
+    probe_layers = sum(len(pattern.kept(first + i)) for i in range(3))
+    if probe_layers >= pattern.layers:
+        return f"three probes would replay {probe_layers} layers, the model has {pattern.layers}"
+    probes: list[Probe] = []
+    with _young_garbage_only():
+        blocks = first
+        while True:
+            if blocks >= pattern.blocks:
+                return f"not affine on probes {probes[0].blocks}..{probes[-1].blocks} and no room for more"
+            probe = Probe(blocks)
+
+            def step(msg: str, blocks: int = blocks) -> None:
+                say(f"{blocks} of {pattern.blocks} blocks: {msg}")
+
+            probe.result = simulate_trial(
+                spec,
+                fake_builder(plan, _blocks_source(source, pattern, blocks, probe.clock), batch_size, seq_len, target),
+                step,
+                target=target,
+                fake_device=fake_device,
+                allocator=allocator_model(),
+                count_cost=count_cost,
+                observe=probe.observe,
+                tracker_type=probe.clock.make_tracker,
+                moe_routing=moe_routing,
+            )
+            if not probe.result.ok:
+                return f"the probe with {blocks} blocks failed ({probe.result.status.value})"
+            probes.append(probe)
+            if len(probes) >= 3:
+                out = extrapolate(
+                    probes, pattern, params=params, extra=notes, wall_time_s=time.perf_counter() - started
+                )
+                if isinstance(out, TrialResult):
+                    return out
+                if len(probes) >= 3 + _EXTRA_PROBES:
+                    return out
+                log.debug("%s/%s: %s; one more probe", source.name, plan.name, out)
+            blocks += 1
+
+
+def _full_replay_noted(result: TrialResult, why: str) -> TrialResult:
+    """``result`` with the reason it is a full replay in its simulation record."""
+    if result.simulation is None or result.status is TrialStatus.UNSUPPORTED:
+        return result
+    note = RepeatReplay(extrapolated=False, reason=why)
+    return dataclasses.replace(result, simulation=dataclasses.replace(result.simulation, repeats=note))
+
+
 def simulate(
     model: str | nn.Module | ModelSource,
     plan: Plan | str | None = None,
@@ -187,13 +339,21 @@ def simulate(
     warmup_steps: int = 1,
     count_cost: bool = True,
     progress: Progress | None = None,
+    extrapolate: bool = True,
+    min_blocks: int = MIN_BLOCKS,
+    moe_imbalance: float = 1.0,
 ) -> TrialResult:
     """Replay one training configuration of ``model`` on fake tensors (see the module doc).
 
     ``target`` is where the step is meant to run: ``"cuda"`` (the optimizer as torch runs it
     on CUDA, and the caching allocator replayed) or ``"cpu"`` (exactly what this CPU runs).
-    Failures come back as the result's ``status`` and ``reason``; bad input raises
-    :class:`advisor.AdvisorError`.
+    A model with ``min_blocks`` or more repeating blocks is replayed with a few of them and
+    extrapolated exactly to its real depth (``result.simulation.repeats`` says from which);
+    where that cannot be done, or with ``extrapolate=False``, every layer is replayed and the
+    record says why. Failures come back as the result's ``status`` and ``reason``; bad input
+    raises :class:`advisor.AdvisorError`.
+    Mixture-of-experts layers are replayed under balanced routing, or with the hottest expert
+    at ``moe_imbalance`` × its balanced share (``simulation.moe_routing`` says which).
     """
     source = resolve_model(model)
     if isinstance(plan, str):
@@ -201,24 +361,147 @@ def simulate(
     plan = plan or Plan()
     if target not in ("cpu", "cuda"):
         raise InvalidInputError(f"unknown simulation target '{target}'", "use cuda or cpu")
+    if not moe_imbalance >= 1.0:
+        raise InvalidInputError(
+            f"the MoE imbalance must be ≥ 1 (the hottest expert's share over the balanced one), "
+            f"got {moe_imbalance}",
+            "pass --moe-imbalance 1 for balanced routing, or e.g. 1.5",
+        )
     build = fake_builder(plan, source, batch_size, seq_len, target)
     spec = trial_spec(
         plan, source, batch_size, seq_len, device="meta", steps=0, warmup_steps=warmup_steps
     )
     log.info("simulating %s, plan %s, batch %d × seq %d", source.name, plan.name, batch_size, seq_len)
-    result = simulate_trial(
-        spec,
-        build,
-        progress,
-        target=target,
-        fake_device=fake_device,
-        allocator=allocator_model(),
-        count_cost=count_cost,
-    )
+    routing = MoeRouting(moe_imbalance)
+    why = "asked for"
+    result: TrialResult | None = None
+    if extrapolate and unsupported_reason(plan) is None:
+        out = _extrapolated(
+            plan, source, spec, target=target, fake_device=fake_device, count_cost=count_cost,
+            progress=progress, min_blocks=min_blocks, moe_routing=routing,
+        )  # fmt: skip
+        if isinstance(out, TrialResult):
+            result = out
+        else:
+            why = out
+            log.info("%s/%s: replaying every layer: %s", source.name, plan.name, why)
+    if result is None:
+        result = _full_replay_noted(
+            simulate_trial(
+                spec,
+                build,
+                progress,
+                target=target,
+                fake_device=fake_device,
+                allocator=allocator_model(),
+                count_cost=count_cost,
+                moe_routing=routing,
+            ),
+            why,
+        )
+    sim = result.simulation
+    if sim is not None and sim.moe_routing and sim.repeats is not None and sim.repeats.extrapolated:
+        # the probes' note counts their MoE layers: state the real model's
+        note = routing_note(source.build("meta"), routing)
+        result = dataclasses.replace(result, simulation=dataclasses.replace(sim, moe_routing=note))
     bound = upper_bound_detail(plan)
     if bound is not None and result.simulation is not None:
         result = dataclasses.replace(result, simulation=dataclasses.replace(result.simulation, upper_bound=bound))
     return result
+
+
+def default_workers() -> int:
+    """Worker processes for a sweep: one per core this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+_worker_source: ModelSource | None = None  # in a worker process: the sweep's model, sent once
+
+
+def _worker_start(payload: bytes) -> None:
+    """A worker's initializer: the model source (or what resolves to it), once per worker."""
+    global _worker_source
+    torch.set_num_threads(1)  # fake tensors compute nothing; real batches are tiny
+    _worker_source = resolve_model(pickle.loads(payload))
+    gc.collect()
+    gc.freeze()  # what lives now is never garbage: each replay's collection skips it
+
+
+def _worker_simulate(index: int, plan: Plan, batch_size: int, seq_len: int, options: dict[str, Any]) -> tuple[int, TrialResult]:
+    assert _worker_source is not None, "worker started without its model"
+    return index, simulate(_worker_source, plan, batch_size, seq_len, **options)
+
+
+def _payload(model: str | nn.Module | ModelSource, source: ModelSource) -> bytes | None:
+    """What a worker needs to make the model: the name it was given, else the source (or the
+    module) pickled; ``None`` when neither pickles (a closure, a lambda)."""
+    for candidate in (model,) if isinstance(model, str) else (source, model):
+        try:
+            return pickle.dumps(candidate)
+        except Exception as exc:  # pickle raises many kinds
+            log.debug("cannot send %r to a worker: %s", candidate, exc)
+    return None
+
+
+def _preload(source: ModelSource) -> list[str]:
+    """Modules a worker needs, imported once by the fork server: the simulator, PEFT, and the
+    module of the model's class (transformers imports each architecture lazily)."""
+    names = ["advisor.engines.simulate", "peft"]
+    try:
+        names.append(type(source.build("meta")).__module__)
+    except Exception as exc:  # the workers import it themselves, or report the failure per plan
+        log.debug("no model class to preload: %s", exc)
+    return names
+
+
+def _pool_context(preload: list[str]) -> multiprocessing.context.BaseContext:
+    """``forkserver`` where there is one (the server imports ``preload`` once, each worker is
+    a fork of it), else ``spawn``; never a bare fork of a process that has run torch."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(preload)
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _simulate_in_workers(
+    source: ModelSource,
+    payload: bytes,
+    plans: list[Plan],
+    workers: int,
+    batch_size: int,
+    seq_len: int,
+    options: dict[str, Any],
+    done: Callable[[int, TrialResult], None],
+) -> list[int]:
+    """Simulate ``plans`` in ``workers`` processes, calling ``done(index, result)`` as each
+    finishes; returns the indices left undone when the pool broke (a worker died)."""
+    left = set(range(len(plans)))
+    try:
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=_pool_context(_preload(source)),
+            initializer=_worker_start,
+            initargs=(payload,),
+        ) as pool:
+            futures = [
+                pool.submit(_worker_simulate, i, plan, batch_size, seq_len, options) for i, plan in enumerate(plans)
+            ]
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    index, result = future.result()  # bad input (AdvisorError) raises, as serially
+                    left.discard(index)
+                    done(index, result)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    except concurrent.futures.process.BrokenProcessPool as exc:
+        log.warning("a simulation worker died (%s): the %d plans left run in this process", exc, len(left))
+    return sorted(left)
 
 
 def simulate_plans(
@@ -228,21 +511,58 @@ def simulate_plans(
     seq_len: int = 128,
     *,
     target: str = "cuda",
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     on_result: Callable[[TrialResult], None] | None = None,
+    extrapolate: bool = True,
+    workers: int | None = None,
+    moe_imbalance: float = 1.0,
 ) -> list[TrialResult]:
-    """Simulate each plan in turn (a sweep without hardware); one plan's failure is its result."""
+    """Simulate each plan (a sweep without hardware); one plan's failure is its result.
+
+    The replay patches process-wide state (dropout, attention, transformers' fake-tensor
+    check), so plans run in ``workers`` processes (default: one per core; ``1``: one after
+    the other here), the model sent once to each. Results come back in plan order, the same
+    as serially; ``on_result`` sees each plan as it finishes and ``progress`` hears a
+    :class:`~advisor.engines.progress.SweepProgress` per start, stage and result (from worker
+    processes only the results, each timed as the run's time per finished plan so far, which
+    is what an ETA over parallel workers needs). Where the model cannot be sent to another
+    process, or a worker dies, the rest run here.
+    """
     source = resolve_model(model)
     plans = list(plans)
-    results: list[TrialResult] = []
-    say = progress or (lambda _msg: None)
-    for i, plan in enumerate(plans, 1):
+    n = len(plans)
+    results: list[TrialResult | None] = [None] * n
+    say = progress or (lambda _event: None)
+    options: dict[str, Any] = {"target": target, "extrapolate": extrapolate, "moe_imbalance": moe_imbalance}
+    started = time.perf_counter()
+    finished = 0
 
-        def step(msg: str, i: int = i, plan: Plan = plan) -> None:
-            say(f"plan {i}/{len(plans)} {plan.name}: {msg}")
-
-        result = simulate(source, plan, batch_size, seq_len, target=target, progress=step)
-        results.append(result)
+    def keep(index: int, result: TrialResult) -> None:
+        nonlocal finished
+        finished += 1
+        results[index] = result
         if on_result is not None:
             on_result(result)
-    return results
+
+    def done_in_worker(index: int, result: TrialResult) -> None:
+        keep(index, result)
+        run_s = time.perf_counter() - started
+        say(SweepProgress("done", index + 1, n, plans[index].name, run_s / finished, run_s,
+                          result.status.value, result))  # fmt: skip
+
+    workers = min(default_workers() if workers is None else workers, n)
+    if workers < 1:
+        raise InvalidInputError(f"workers must be ≥ 1, got {workers}", "pass --workers 1 or more")
+    todo = list(range(n))
+    payload = _payload(model, source) if workers > 1 else None
+    if workers > 1 and payload is None:
+        log.info("the model cannot be sent to worker processes: simulating %d plans here", n)
+    if payload is not None:
+        todo = _simulate_in_workers(source, payload, plans, workers, batch_size, seq_len, options, done_in_worker)
+    for i in todo:
+        events = PlanEvents(say, i + 1, n, plans[i].name, started)
+        events("start", "starting")
+        result = simulate(source, plans[i], batch_size, seq_len, progress=events.stage, **options)
+        keep(i, result)
+        events("done", result.status.value, result)
+    return [r for r in results if r is not None]

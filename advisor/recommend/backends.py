@@ -135,8 +135,11 @@ def estimated_trial(source: Any, plan: Plan, batch: int, seq: int, why: str) -> 
     )
 
 
-def default_backends(source: Any, gpu: GpuSpec, workload: Workload, mode: Mode) -> Backends:
-    """Trials measured on the target (``Mode.MEASURE``) or simulated, cached by (plan, size).
+def default_backends(
+    source: Any, gpu: GpuSpec, workload: Workload, mode: Mode, *, moe_imbalance: float = 1.0
+) -> Backends:
+    """Trials measured on the target (``Mode.MEASURE``) or simulated, cached by (plan, size);
+    mixture-of-experts layers simulated under the routing ``moe_imbalance`` gives.
 
     A plan simulation cannot replay (a cut's ``simulation_unsupported``) gets its tensor figures
     from the closed-form estimate and its FLOPs from :func:`speed_sibling`'s simulation, both
@@ -145,7 +148,10 @@ def default_backends(source: Any, gpu: GpuSpec, workload: Workload, mode: Mode) 
     cache: dict[tuple[str, int], TrialResult] = {}
 
     def simulated(plan: Plan, batch: int, first: bool) -> TrialResult:
-        result = simulate(source, plan, batch, workload.seq_len, target="cuda", count_cost=first)
+        result = simulate(
+            source, plan, batch, workload.seq_len, target="cuda", count_cost=first,
+            moe_imbalance=moe_imbalance,
+        )  # fmt: skip
         sibling = speed_sibling(plan)
         if result.status is not TrialStatus.UNSUPPORTED or sibling is None:
             return result

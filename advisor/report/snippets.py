@@ -121,6 +121,9 @@ def _model_ref(rec: Recommendation) -> tuple[str, str]:
     if Path(rec.model).exists():
         path = Path(rec.model)
         return json.dumps(str(path.parent if path.suffix == ".json" else path)), ""
+    if "/" in rec.model and ":" not in rec.model:  # a Hub id, org/name[@revision]
+        repo, _, revision = rec.model.partition("@")
+        return json.dumps(repo) + (f", revision={json.dumps(revision)}" if revision else ""), ""
     return '"path/to/your-model"', f"# {rec.model} is a built-in test model: put your checkpoint here"
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -46,6 +47,7 @@ from profilers.records import (
 from profilers.simulate.allocator import CachingAllocatorModel, replay_caching_allocator
 from profilers.simulate.autocast import autocast_policy_label, cuda_autocast_policy
 from profilers.simulate.cost import StepCostCounter
+from profilers.simulate.moe import MoeRouting, routed_experts
 from profilers.simulate.offload import replaying_offload
 from profilers.simulate.phases import PhaseTracker
 from profilers.simulate.quant import quantized_target
@@ -98,6 +100,9 @@ def simulate_trial(
     allocator: CachingAllocatorModel | None = None,
     count_cost: bool = True,
     warmup: str = "light",
+    observe: Callable[[PhaseTracker], None] | None = None,
+    tracker_type: Callable[[], PhaseTracker] | None = None,
+    moe_routing: MoeRouting | None = None,
 ) -> TrialResult:
     """Replay one trial on fake tensors; never raises for a failing configuration.
 
@@ -107,7 +112,11 @@ def simulate_trial(
     runs under the memory tracker (and, with ``count_cost``, the FLOP/byte counter). ``target``
     ``"cuda"`` makes the optimizer run as it does on CUDA and replays the allocations through
     the CUDA caching-allocator model; ``"cpu"`` replays exactly what this CPU would run.
-    No timing: the result's figures are ``simulated``.
+    No timing: the result's figures are ``simulated``. ``tracker_type`` makes the tracker (a
+    :class:`PhaseTracker` by default) and ``observe`` is called with it after the tracked step,
+    while its log is still open (the repeat-block probes read their figures there).
+    Mixture-of-experts layers dispatch under ``moe_routing`` (balanced by default:
+    :mod:`profilers.simulate.moe`), stated in the record.
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
@@ -125,6 +134,7 @@ def simulate_trial(
     host_peak: int | None = None
     cost: StepCost | None = None
     replay: AllocatorPeak | None = None
+    moe_note: str | None = None
     world = FakeWorld(new_fake_mode(), device, ShadowValues())
     prog: StepProgram | None = None
     try:
@@ -139,7 +149,8 @@ def simulate_trial(
         if target == "cuda" and device_type != "cuda":
             kernels = cuda_attention_choice()
             policy = cuda_autocast_policy()  # autocast casts as CUDA's lists say
-        with world.active(), kernels, policy, replaying_offload(), quantized_target(target):
+        moe = routed_experts(prog.model, moe_routing)
+        with world.active(), kernels, policy, replaying_offload(), quantized_target(target), moe as moe_note:
             if warmup == "light":
                 say("simulated warm-up (optimizer state)")
                 light_warmup(prog, device)
@@ -149,7 +160,7 @@ def simulate_trial(
                     train_step(prog)
             say("simulating the peak of one step")
             gc.collect()
-            tracker = PhaseTracker("meta")
+            tracker = tracker_type() if tracker_type is not None else PhaseTracker("meta")
             tracker.register_training_state(prog.model, prog.optimizer, prog.batch)
             counter = StepCostCounter() if count_cost else None
             try:
@@ -168,6 +179,8 @@ def simulate_trial(
                 if target == "cuda":
                     events, sizes = tracker.event_log()
                     replay = replay_caching_allocator(events, sizes, tracker.resident_count(), allocator)
+                if observe is not None:
+                    observe(tracker)
             finally:
                 tracker.close()
     except Exception as exc:
@@ -186,5 +199,6 @@ def simulate_trial(
         unknown_value_reads=world.shadows.unknown_reads,
         host_peak_bytes=host_peak,
         autocast_policy=autocast_policy_label(target, device_type) if "autocast" in draft.extra else None,
+        moe_routing=moe_note,
     )
     return draft.finish(simulation=simulation)

@@ -184,6 +184,7 @@ async def test_letter_keys_type_into_a_field_and_act_once_esc_leaves_it() -> Non
         assert app.query_one("#tabs").active == "setup"
 
 
+@pytest.mark.slow  # runs a small simulated sweep
 async def test_esc_then_r_runs_instead_of_typing_r(tmp_path: Path) -> None:
     app = VramAdvisorApp(model="tiny-llama", gpu="rtx-4090", export_dir=tmp_path, check_top=0)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -350,6 +351,7 @@ async def test_cut_list_and_mode_read_without_colour() -> None:
         assert str(simulate.render()).startswith("( ) Simulate") and str(measure.render()).startswith("(•) Measure")
 
 
+@pytest.mark.slow  # runs a small simulated sweep
 async def test_no_fit_shows_none_and_tiny_costs_show_below_a_cent(tmp_path: Path) -> None:
     app = VramAdvisorApp(model="tiny-llama", gpu="t4", export_dir=tmp_path, check_top=0)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -1,0 +1,72 @@
+"""A simulated sweep in worker processes: the same results as one plan after another."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from torch import nn
+
+from advisor.cli import main
+from advisor.core.errors import InvalidInputError
+from advisor.engines.simulate import default_workers, simulate_plans
+from advisor.models import ModuleSource
+from advisor.plans import parse_plans
+from profilers.records import TrialResult, TrialStatus
+
+PLANS = "baseline;lora;grad-ckpt;sgd;qlora;lora(targets=nope)"  # one unsupported, one error
+
+
+def _figures(r: TrialResult) -> dict[str, Any]:
+    out = r.to_dict()
+    out.pop("wall_time_s")
+    return out
+
+
+@pytest.mark.slow
+def test_workers_give_the_serial_results_in_plan_order() -> None:
+    plans = parse_plans(PLANS)
+    said: list[str] = []
+    seen: list[str] = []
+    par = simulate_plans(
+        "tiny-gpt2", plans, 2, 32, workers=2, progress=said.append, on_result=lambda r: seen.append(r.plan)
+    )
+    ser = simulate_plans("tiny-gpt2", plans, 2, 32, workers=1)
+    assert [r.plan for r in par] == [p.name for p in plans]
+    assert [_figures(r) for r in par] == [_figures(r) for r in ser]
+    assert [r.status for r in par][-2:] == [TrialStatus.UNSUPPORTED, TrialStatus.ERROR]
+    assert sorted(seen) == sorted(p.name for p in plans)
+    finished = [m for m in said if " done)" in m]  # one line per plan, as each finishes
+    assert len(finished) == len(plans) and finished[-1].endswith(f"({len(plans)} of {len(plans)} done)")
+
+
+@pytest.mark.slow
+def test_bad_input_raises_as_serially() -> None:
+    plans = parse_plans("baseline;lora")
+    with pytest.raises(InvalidInputError) as serial:
+        simulate_plans("tiny-gpt2", plans, 1, 5000, workers=1)
+    with pytest.raises(InvalidInputError) as parallel:
+        simulate_plans("tiny-gpt2", plans, 1, 5000, workers=2)
+    assert str(parallel.value) == str(serial.value) and parallel.value.hint
+
+
+def test_a_model_that_cannot_be_sent_runs_here() -> None:
+    source = ModuleSource("lambda-mlp", lambda: nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 8)))
+    results = simulate_plans(source, parse_plans("baseline;sgd"), 2, 4, workers=2)
+    assert [r.status for r in results] == [TrialStatus.OK, TrialStatus.OK]
+    assert results[1].tensor_peak.peak_bytes < results[0].tensor_peak.peak_bytes  # type: ignore[union-attr]
+
+
+def test_workers_must_be_positive() -> None:
+    with pytest.raises(InvalidInputError):
+        simulate_plans("tiny-gpt2", parse_plans("baseline"), 1, 8, workers=0)
+    assert default_workers() >= 1
+
+
+def test_cli_full_replay_and_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--model", "tiny-llama", "--batch", "1", "--seq", "16", "--full-replay"]) == 0
+    assert "full replay: asked for" in capsys.readouterr().out
+    code = main(["simulate", "--model", "tiny-llama", "--sweep", "--plans", "baseline;sgd", "--batch", "1",
+                 "--seq", "16", "--workers", "1"])  # fmt: skip
+    assert code == 0
+    assert "2 plans simulated" in capsys.readouterr().out

@@ -1,0 +1,259 @@
+"""Repeat-block simulation: a few repeats of the block replayed, the real depth extrapolated.
+
+The extrapolated result is compared with the full replay of the same step, figure by figure:
+the tensor figures, phase peaks, FLOPs and bytes must be equal to the byte; the caching
+allocator (a model of the allocator, not a count) within a stated tolerance.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from advisor.engines.simulate import simulate
+from advisor.models import HFModelSource, ModuleSource
+from profilers.records import Provenance, TrialResult
+from profilers.simulate.repeat import RepeatPattern, _pattern, find_repeats, keep_blocks
+
+pytestmark = pytest.mark.usefixtures("fast_simulations")
+
+BATCH, SEQ = 2, 32
+PLANS = ("baseline", "lora", "grad-ckpt", "lora+grad-ckpt", "bf16-weights+lora", "sgd")
+
+
+def _llama(layers: int = 10) -> HFModelSource:
+    from transformers import LlamaConfig
+
+    cfg = LlamaConfig(
+        vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+    )  # fmt: skip
+    cfg.architectures = ["LlamaForCausalLM"]
+    return HFModelSource(f"llama-{layers}", cfg)
+
+
+def _gpt2(layers: int = 10) -> HFModelSource:
+    from transformers import GPT2Config
+
+    cfg = GPT2Config(vocab_size=512, n_embd=64, n_layer=layers, n_head=4, n_positions=256)
+    cfg.architectures = ["GPT2LMHeadModel"]
+    return HFModelSource(f"gpt2-{layers}", cfg)
+
+
+def _bert(layers: int = 10) -> HFModelSource:
+    from transformers import BertConfig
+
+    cfg = BertConfig(
+        vocab_size=512, hidden_size=64, num_hidden_layers=layers, num_attention_heads=4,
+        intermediate_size=128, max_position_embeddings=256,
+    )  # fmt: skip
+    cfg.architectures = ["BertForMaskedLM"]
+    return HFModelSource(f"bert-{layers}", cfg)
+
+
+def _gemma2(layers: int = 20) -> HFModelSource:
+    """Alternating sliding-window and global attention: a block of two layers."""
+    from transformers import Gemma2Config
+
+    cfg = Gemma2Config(
+        vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=256,
+        sliding_window=8,
+    )  # fmt: skip
+    cfg.architectures = ["Gemma2ForCausalLM"]
+    return HFModelSource(f"gemma2-{layers}", cfg)
+
+
+MODELS = {"llama": _llama, "gpt2": _gpt2, "bert": _bert}
+
+
+def _both(source: HFModelSource | ModuleSource, plan: str, **kwargs: object) -> tuple[TrialResult, TrialResult]:
+    fast = simulate(source, plan, BATCH, SEQ, **kwargs)  # type: ignore[arg-type]
+    full = simulate(source, plan, BATCH, SEQ, extrapolate=False, **kwargs)  # type: ignore[arg-type]
+    assert fast.ok and full.ok, (fast.reason, full.reason)
+    return fast, full
+
+
+def _assert_same_figures(fast: TrialResult, full: TrialResult) -> None:
+    assert fast.tensor_peak == full.tensor_peak  # peak, breakdown, resident bytes, peak phase: exact
+    assert fast.params == full.params
+    assert fast.accumulation_steps == full.accumulation_steps
+    assert fast.extra == full.extra
+    assert fast.simulation is not None and full.simulation is not None
+    assert fast.simulation.phase_peaks == full.simulation.phase_peaks
+    assert fast.simulation.step_cost == full.simulation.step_cost  # FLOPs by dtype, bytes, ops
+    assert fast.simulation.tokens_per_step == full.simulation.tokens_per_step
+    assert fast.simulation.optimizer_foreach == full.simulation.optimizer_foreach
+
+
+@pytest.mark.parametrize("plan", PLANS)
+@pytest.mark.parametrize("arch", sorted(MODELS))
+def test_extrapolated_equals_the_full_replay(arch: str, plan: str) -> None:
+    fast, full = _both(MODELS[arch](10), plan)
+    _assert_same_figures(fast, full)
+    assert fast.simulation is not None and full.simulation is not None
+    repeats = fast.simulation.repeats
+    assert repeats is not None and repeats.extrapolated
+    # three probes in a row, from one block (two when one block alone is not on the line)
+    assert (repeats.blocks, repeats.period_layers) == (10, 1)
+    assert repeats.probes in ((1, 2, 3), (2, 3, 4))
+    assert repeats.detail == f"simulated (extrapolated from {repeats.probes[0]}..{repeats.probes[2]} of 10 blocks)"
+    assert full.simulation.repeats is not None and not full.simulation.repeats.extrapolated
+    assert full.simulation.repeats.detail == "simulated (full replay: asked for)"
+    # the caching allocator is replayed on the events, not counted: extrapolated, an estimate
+    a, b = fast.simulation.cuda_allocator, full.simulation.cuda_allocator
+    assert a is not None and b is not None
+    assert a.max_reserved_bytes >= a.max_allocated_bytes >= fast.tensor_peak.peak_bytes  # type: ignore[union-attr]
+    assert a.provenance is Provenance.ESTIMATED and b.provenance is Provenance.SIMULATED
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("plan", PLANS)
+def test_allocator_estimate_at_a_realistic_width(plan: str) -> None:
+    """At widths where segments are many (Llama-3.2-1B's, 10 layers, seq 1024) the
+    extrapolated allocator is within 2.5% of the replayed one; tensor figures stay exact."""
+    from transformers import LlamaConfig
+
+    cfg = LlamaConfig(
+        vocab_size=32000, hidden_size=2048, intermediate_size=8192, num_hidden_layers=10,
+        num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=2048,
+    )  # fmt: skip
+    cfg.architectures = ["LlamaForCausalLM"]
+    source = HFModelSource("llama-1b-10", cfg)
+    fast = simulate(source, plan, 1, 1024)
+    full = simulate(source, plan, 1, 1024, extrapolate=False)
+    _assert_same_figures(fast, full)
+    a, b = fast.simulation.cuda_allocator, full.simulation.cuda_allocator  # type: ignore[union-attr]
+    assert a is not None and b is not None
+    assert abs(a.max_reserved_bytes - b.max_reserved_bytes) <= 0.025 * b.max_reserved_bytes
+    assert abs(a.max_allocated_bytes - b.max_allocated_bytes) <= 0.001 * b.max_allocated_bytes
+
+
+@pytest.mark.parametrize("plan", ("baseline", "lora+grad-ckpt", "sgd"))
+def test_alternating_layers_repeat_in_blocks_of_two(plan: str) -> None:
+    fast, full = _both(_gemma2(20), plan)
+    _assert_same_figures(fast, full)
+    repeats = fast.simulation.repeats  # type: ignore[union-attr]
+    assert repeats is not None and repeats.extrapolated
+    assert (repeats.blocks, repeats.period_layers) == (10, 2) and repeats.probes in ((1, 2, 3), (2, 3, 4))
+
+
+def test_frozen_first_layers_are_a_fixed_prefix() -> None:
+    fast, full = _both(_llama(24), "freeze-layers(k=2)")
+    _assert_same_figures(fast, full)
+    repeats = fast.simulation.repeats  # type: ignore[union-attr]
+    assert repeats is not None and repeats.extrapolated
+    assert (repeats.prefix_layers, repeats.blocks, repeats.suffix_layers) == (2, 22, 0)
+
+
+def test_cpu_target_and_accumulation() -> None:
+    fast, full = _both(_llama(10), "accum(steps=2)", target="cpu")
+    _assert_same_figures(fast, full)
+    assert fast.simulation.repeats.extrapolated  # type: ignore[union-attr]
+    assert fast.simulation.cuda_allocator is None  # type: ignore[union-attr]
+
+
+def test_round_trip_keeps_the_record() -> None:
+    fast = simulate(_llama(10), "lora", BATCH, SEQ)
+    again = TrialResult.from_dict(fast.to_dict())
+    assert again.simulation == fast.simulation
+    assert fast.to_dict()["simulation"]["repeats"]["probes"] == [1, 2, 3]
+
+
+# -- falling back to the full replay, and saying why -------------------------------------------
+
+
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 16))
+
+
+class _Funnel(nn.Module):
+    """Ten layers, each of its own width: nothing repeats."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(16 + i, 17 + i) for i in range(10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+@pytest.mark.parametrize("factory", (_mlp, _Funnel))
+def test_no_repeating_block_falls_back_and_says_so(factory: type[nn.Module]) -> None:
+    source = ModuleSource(factory.__name__, factory)
+    fast, full = _both(source, "baseline")
+    _assert_same_figures(fast, full)
+    repeats = fast.simulation.repeats  # type: ignore[union-attr]
+    assert repeats is not None and not repeats.extrapolated
+    assert repeats.reason == "no repeating block found"
+    assert repeats.detail == "simulated (full replay: no repeating block found)"
+
+
+def test_few_blocks_fall_back() -> None:
+    result = simulate("tiny-llama", "baseline", BATCH, SEQ)
+    repeats = result.simulation.repeats  # type: ignore[union-attr]
+    assert repeats is not None and not repeats.extrapolated
+    assert repeats.reason == "2 repeating blocks, fewer than 8"
+
+
+def test_plain_module_blocks_extrapolate() -> None:
+    class Stack(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp = nn.Linear(16, 32)
+            self.layers = nn.ModuleList(nn.Sequential(nn.Linear(32, 32), nn.GELU()) for _ in range(12))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.inp(x)
+            for layer in self.layers:
+                x = x + layer(x)
+            return x
+
+    source = ModuleSource("stack", Stack)
+    for plan in ("baseline", "grad-ckpt", "sgd"):
+        fast, full = _both(source, plan)
+        _assert_same_figures(fast, full)
+        assert fast.simulation.repeats.extrapolated  # type: ignore[union-attr]
+
+
+# -- the parts -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sigs", "expected"),
+    [
+        ([0] * 10, (0, 1, 10)),
+        ([0, 1] * 5, (0, 2, 5)),
+        ([7] + [0] * 9, (1, 1, 9)),  # a dense layer before mixture-of-experts ones
+        ([0, 0, 0, 0, 0, 1] * 3 + [0, 0], (0, 6, 3)),  # 5 local : 1 global, 2 layers after
+        ([0, 1, 2, 3], None),
+    ],
+)
+def test_pattern(sigs: list[int], expected: tuple[int, int, int] | None) -> None:
+    assert _pattern(sigs) == expected
+
+
+def test_keep_blocks_renumbers_the_layers_after_the_repeats() -> None:
+    with torch.device("meta"):
+        model = _llama(10).build("meta")
+    found = find_repeats(model)
+    assert found is not None and (found.prefix, found.period, found.blocks) == (0, 1, 10)
+    assert ("self_attn", "layer_idx") in found.index_attrs
+    pattern = RepeatPattern(found.path, 10, prefix=1, period=1, blocks=8, index_attrs=found.index_attrs)
+    assert pattern.suffix == 1 and pattern.kept(2) == [0, 1, 2, 9]
+    kept = keep_blocks(model, pattern, 2)
+    assert len(model.model.layers) == 4 and kept[3] is model.model.layers[3]
+    assert [layer.self_attn.layer_idx for layer in model.model.layers] == [0, 1, 2, 3]
+    assert model.config.num_hidden_layers == 4
+
+
+def test_keep_blocks_cuts_the_layer_types() -> None:
+    model = _gemma2(20).build("meta")
+    pattern = find_repeats(model)
+    assert pattern is not None and (pattern.period, pattern.blocks) == (2, 10)
+    keep_blocks(model, pattern, 3)
+    assert model.config.num_hidden_layers == 6
+    assert model.config.layer_types == ["sliding_attention", "full_attention"] * 3
