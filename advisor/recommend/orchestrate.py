@@ -313,10 +313,10 @@ def _notes(mode: Mode, verdicts: Sequence[PlanVerdict]) -> tuple[str, ...]:
     if estimated:
         names = ", ".join(v.plan for v in estimated)
         notes.append(
-            f"Not replayable on fake tensors (bitsandbytes kernels): "
+            f"Not replayable on fake tensors (a cut's simulation_unsupported): "
             f"{names}. Their tensor memory is the closed-form estimate (advisor.engines.estimate) and their "
-            "FLOPs those of the nearest plan simulation can run (QLoRA → LoRA with the same "
-            "adapters; 8-bit AdamW dropped); marked * in the table."
+            "FLOPs those of the nearest plan simulation can run (each cut's speed stand-in, or the "
+            "cut dropped); marked * in the table."
         )
     bounded = [v for v in verdicts if _simulation(v).upper_bound]
     if bounded:

@@ -111,7 +111,7 @@ class QuantStateStandIn:
     """``bitsandbytes.functional.QuantState``'s tensors and fields, as a 4-bit weight holds them."""
 
     absmax: torch.Tensor
-    shape: tuple[int, ...] | None = None
+    shape: tuple[int, ...] = ()
     code: torch.Tensor | None = None
     dtype: torch.dtype = torch.float32
     blocksize: int = BLOCKSIZE_4BIT
@@ -137,6 +137,8 @@ class QuantStateStandIn:
 class Params4bit(nn.Parameter):
     """The packed weight; named as bitsandbytes' so that PEFT's
     ``prepare_model_for_kbit_training`` leaves it in its storage dtype, as it leaves the real one."""
+
+    quant_state: QuantStateStandIn
 
 
 class Int8Params(nn.Parameter):
@@ -188,7 +190,7 @@ def _shadow(module: nn.Module, rows: int, cols: int, dtype: torch.dtype) -> torc
     return shadow
 
 
-def _linear(module: nn.Module, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def _linear(module: nn.Linear, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``x @ W.T + bias`` for ``W`` of ``module``'s shape, allocating only the output."""
     out_f, in_f = module.out_features, module.in_features
     out = torch.matmul(x, _shadow(module, in_f, out_f, x.dtype))
@@ -236,24 +238,30 @@ class Linear4bitStandIn(nn.Linear):
         state.shape = (out_features, in_features)
         state.dtype = weight_dtype
         state.quant_type = quant_type
-        self.weight.quant_state = state
-        self.bias = bias
+        self.weight.quant_state = state  # type: ignore[attr-defined]  # fakeify keeps it on the fake
+        self.bias = bias  # type: ignore[assignment]  # nn.Linear types it without None
         self.compute_dtype = compute_dtype
         self.quant_type = quant_type
         self.quant_storage = quant_storage
         self.peft_clone = False  # set when PEFT's LoRA wraps this layer (its wrapper clones)
 
+    @property
+    def quant_state(self) -> QuantStateStandIn:
+        """The weight's quantization statistics (on the weight, as bitsandbytes keeps them)."""
+        state: QuantStateStandIn = getattr(self.weight, "quant_state")  # noqa: B009
+        return state
+
     def fakeify_state(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
         """Turn the quantization statistics into fake tensors (called by ``fakeify_module``)."""
-        self.weight.quant_state.convert(fn)
+        self.quant_state.convert(fn)
 
     def _gemm(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """``gemm_4bit``: the output, and on CUDA past 1536 rows its dequantized buffers."""
         rows = x.numel() // x.shape[-1]
         if _TARGET.get() == "cuda" and rows > CUDA_GEMM_4BIT_CUSTOM_MAX_M:
-            state = self.weight.quant_state
+            state = self.quant_state
             absmax = None
-            if state.nested:  # absmax_dq = empty_like(float32); absmax = absmax_dq + offset
+            if state.offset is not None:  # nested: absmax_dq = empty_like(float32); + offset
                 absmax_dq = torch.empty(state.absmax.shape, dtype=torch.float32, device=x.device)
                 absmax = absmax_dq + state.offset
                 del absmax_dq
@@ -265,9 +273,9 @@ class Linear4bitStandIn(nn.Linear):
 
     def dequantize(self) -> torch.Tensor:
         """``F.dequantize_4bit(weight, quant_state)``: the ``(N, K)`` weight in its own dtype."""
-        state = self.weight.quant_state
+        state = self.quant_state
         absmax = None
-        if state.nested:
+        if state.offset is not None:  # nested
             absmax = torch.empty(state.absmax.shape, dtype=torch.float32, device=self.weight.device)
             absmax += state.offset
         out = torch.empty(state.shape, dtype=state.dtype, device=self.weight.device)
@@ -280,7 +288,7 @@ class Linear4bitStandIn(nn.Linear):
         inp_dtype = x.dtype
         if self.compute_dtype is not None:
             x = x.to(self.compute_dtype)
-        bias = self.bias
+        bias: torch.Tensor | None = self.bias
         if bias is not None:
             if bias.dtype != x.dtype:
                 bias.data = bias.data.to(x.dtype)
@@ -340,7 +348,7 @@ class Linear8bitStandIn(nn.Linear):
         data = torch.empty((out_features, in_features), dtype=torch.int8, device=device)
         self.weight = Int8Params(data, requires_grad=False)
         self.state = _MatmulLtState(SCB=torch.empty(out_features, dtype=torch.float32, device=device))
-        self.bias = bias
+        self.bias = bias  # type: ignore[assignment]  # nn.Linear types it without None
 
     def fakeify_state(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
         """Turn the row scales into a fake tensor (called by ``fakeify_module``)."""
@@ -435,10 +443,11 @@ def stand_in_for(
     """The stand-in for ``linear`` (an ``nn.Linear``, or a transposed ``Conv1D`` with
     ``transposed=True``), its bias carried over, its weight laid out as bitsandbytes quantizes it."""
     weight = linear.weight
-    out_f, in_f = (weight.shape[1], weight.shape[0]) if transposed else (weight.shape[0], weight.shape[1])
-    bias = linear.bias
-    if bias is not None:
-        bias = nn.Parameter(bias.detach(), requires_grad=False)
+    assert isinstance(weight, torch.Tensor) and weight.dim() == 2
+    rows, cols = int(weight.shape[0]), int(weight.shape[1])
+    out_f, in_f = (cols, rows) if transposed else (rows, cols)
+    old_bias = linear.bias
+    bias = nn.Parameter(old_bias.detach(), requires_grad=False) if isinstance(old_bias, torch.Tensor) else None
     if bits == 4:
         return Linear4bitStandIn(
             in_f, out_f, bias, weight_dtype=weight.dtype, compute_dtype=compute_dtype,

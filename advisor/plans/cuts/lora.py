@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -125,7 +125,7 @@ def _block_linears(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module, bo
     (GPT-2: weights stored (in, out), so transposed) — in the repeated blocks, as transformers'
     bitsandbytes integration replaces them."""
     _, blocks = find_repeated_blocks(model)
-    found = []
+    found: list[tuple[nn.Module, str, nn.Module, bool]] = []
     for block in blocks or [model]:
         for parent in list(block.modules()):
             for child_name, child in list(parent.named_children()):
@@ -146,20 +146,21 @@ def _quantize_blocks(model: nn.Module, cut: QLoRA, device: torch.device) -> int:
     quant_storage = _STORAGE_DTYPES[cut.quant_storage]
     if device.type == "meta":
         for parent, name, child, transposed in layers:
-            new = stand_in_for(
+            stand_in = stand_in_for(
                 child, bits=cut.bits, transposed=transposed, compute_dtype=compute_dtype,
                 quant_type=cut.quant_type, double_quant=cut.double_quant, quant_storage=quant_storage,
             )  # fmt: skip
-            setattr(parent, name, new)
+            setattr(parent, name, stand_in)
         return len(layers)
     import bitsandbytes as bnb
 
     for parent, name, child, transposed in layers:
-        weight = child.weight.data.detach().to("cpu", torch.float32)
+        weight = cast(torch.Tensor, child.weight).data.detach().to("cpu", torch.float32)
         if transposed:
             weight = weight.t().contiguous()
         out_features, in_features = weight.shape
-        has_bias = child.bias is not None
+        bias = cast("torch.Tensor | None", child.bias)
+        has_bias = bias is not None
         new: nn.Module
         if cut.bits == 4:
             new = bnb.nn.Linear4bit(
@@ -173,8 +174,8 @@ def _quantize_blocks(model: nn.Module, cut: QLoRA, device: torch.device) -> int:
         else:
             new = bnb.nn.Linear8bitLt(in_features, out_features, bias=has_bias, has_fp16_weights=False)
             new.weight = bnb.nn.Int8Params(weight, requires_grad=False, has_fp16_weights=False)
-        if has_bias:
-            new.bias = nn.Parameter(child.bias.data.detach().to("cpu"), requires_grad=False)
+        if bias is not None:
+            new.bias = nn.Parameter(bias.data.detach().to("cpu"), requires_grad=False)
         setattr(parent, name, new.to(device))  # moving quantizes the weights
     return len(layers)
 
