@@ -157,7 +157,7 @@ def advise(
     rank_by: str = "time",
     mode: str = "auto",
     check_top: int = 3,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[SweepProgress], None] | None = None,
 ) -> Advice:
     """Rank training plans of ``model`` for the GPU ``gpu`` and the ``workload``.
 
@@ -174,7 +174,9 @@ def advise(
     ``.best``, ``.ranked``, ``.excluded``, ``.comparison``, ``.to_json()``, ``.to_markdown()``,
     ``.to_text()``, ``.save(prefix)``.
     Unknown GPU or model names and bad workload values raise :class:`advisor.AdvisorError`
-    with the cause and a hint.
+    with the cause and a hint. ``progress`` hears a :class:`SweepProgress` at the start and end
+    of each plan's trial (phase ``"trials"``) and of each search for the largest micro-batch
+    (phase ``"largest micro-batch"``).
     """
     workload = workload or Workload()
     if not isinstance(workload, Workload):
@@ -250,6 +252,7 @@ def sweep(
     out: str | Path | None = None,
     progress: Callable[[SweepProgress], None] | None = None,
     retry_failed: bool = False,
+    simulate: bool = False,
     new: bool = False,
 ) -> SweepResult:
     """Measure the baseline and many plans of ``model``, one trial each.
@@ -261,7 +264,9 @@ def sweep(
     with its reason and the sweep goes on; with ``out``, results are appended to that JSON Lines
     file as they arrive and a re-run resumes (see :mod:`advisor.engines.sweep`); a file holding
     another sweep (model, sizes, device, steps) is refused unless ``new=True`` moves it aside to
-    ``NAME.old.jsonl`` and starts afresh.
+    ``NAME.old.jsonl`` and starts afresh. ``simulate=True`` replays each plan on fake tensors as
+    for a CUDA GPU instead of measuring it (any model size, no hardware; ``device`` and ``steps``
+    are then unused); the result's ``simulated`` is true and its results file says so.
     """
     space = plan_space(cuts=cuts, plans=plans, max_combo=max_combo)
     whole_number("steps", steps, 0)
@@ -278,6 +283,7 @@ def sweep(
         out=out,
         progress=progress,
         retry_failed=retry_failed,
+        simulate=simulate,
         new=new,
     )
 
@@ -449,7 +455,7 @@ def simulate_plans(
     batch_size: int = 4,
     seq_len: int = 128,
     target: str = "cuda",
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[SweepProgress], None] | None = None,
     on_result: Callable[[TrialResult], None] | None = None,
     extrapolate: bool = True,
     workers: int | None = None,

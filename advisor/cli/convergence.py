@@ -6,17 +6,18 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from advisor import api
 from advisor.cli.common import (
     EXIT_OK,
     MODEL_TRUST_HELP,
     ProgressLine,
+    add_quiet_arg,
+    api,
     check_outputs,
     learning_rate,
     positive_int,
+    report,
 )
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
-from advisor.report import convergence_text
 
 __all__ = ["add_parser", "run"]
 
@@ -24,7 +25,7 @@ __all__ = ["add_parser", "run"]
 def run(args: argparse.Namespace) -> int:
     """Run the probe, print both curves, and write JSON when asked."""
     check_outputs(args.json)
-    line = ProgressLine(f"{args.model}: ")
+    line = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     result = api.convergence_probe(
         args.model,
         text=args.text,
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     )
     line.done()
     print(f"Fine-tune vs train from scratch: {result.model}, {result.steps} steps each\n")
-    print(convergence_text(result))
+    print(report.convergence_text(result))
     if args.json:
         doc = {
             "schema_version": SCHEMA_VERSION,
@@ -76,4 +77,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for init, masking and dropout (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--json", type=Path, help="also write the result as JSON to this path")
+    add_quiet_arg(p)
     p.set_defaults(func=run)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from advisor.catalog.models import model_entries
 from advisor.cli.common import EXIT_OK
 from advisor.core.tables import table
-from advisor.models import builtin_models
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the built-in models as a table."""
-    rows = [(m.name, m.kind, m.description) for m in builtin_models()]
+    """Print the built-in models as a table (catalog data: no model is built, no torch imported)."""
+    rows = [(m.name, m.kind, m.description) for m in model_entries()]
     print(table(("name", "kind", "description"), rows))
     return EXIT_OK
 

@@ -6,18 +6,19 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from advisor import api
 from advisor.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     ProgressLine,
     add_model_args,
+    add_quiet_arg,
+    api,
     check_outputs,
     non_negative_int,
     positive_int,
+    trial_view,
 )
 from advisor.core.io import SCHEMA_VERSION, atomic_write_text, environment, write_json
-from advisor.report.trial import trial_text
 
 __all__ = ["add_parser", "run"]
 
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     """Measure the plan, print it, and write JSON / Markdown when asked."""
     plan = api.one_plan(cuts=args.cuts)
     check_outputs(args.json, args.markdown)
-    progress = ProgressLine(f"{args.model}: ")
+    progress = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     result = api.profile(
         args.model,
         plan=plan,
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
     )
     progress.done()
-    print(trial_text(result))
+    print(trial_view.trial_text(result))
     if args.json:
         doc = {
             "schema_version": SCHEMA_VERSION,
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         path = write_json(args.json, doc)
         print(f"\nwrote {path}")
     if args.markdown:
-        md = f"# Profile of {result.model}\n\n" + trial_text(result, markdown=True) + "\n"
+        md = f"# Profile of {result.model}\n\n" + trial_view.trial_text(result, markdown=True) + "\n"
         path = atomic_write_text(args.markdown, md)
         print(f"wrote {path}")
     return EXIT_OK if result.ok else EXIT_ERROR
@@ -75,4 +76,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--warmup", type=non_negative_int, default=1, help="warm-up steps (default: %(default)s)")
     p.add_argument("--json", type=Path, help="also write the result as JSON to this path")
     p.add_argument("--markdown", type=Path, help="also write the result as Markdown to this path")
+    add_quiet_arg(p)
     p.set_defaults(func=run)

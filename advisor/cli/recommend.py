@@ -7,19 +7,20 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from advisor import api
 from advisor.cli.common import (
     EXIT_OK,
     ProgressLine,
     add_model_args,
+    add_quiet_arg,
+    api,
     check_outputs,
     count,
     fraction,
     non_negative_int,
     note_gpu,
     positive_float,
+    report,
 )
-from advisor.report import report_paths
 
 __all__ = ["add_parser", "run"]
 
@@ -34,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
         margin=args.margin,
     )
     mode = "simulate" if args.simulate else "measure" if args.measure else "auto"
-    check_outputs(*(report_paths(args.report).values() if args.report else ()))
+    check_outputs(*(report.report_paths(args.report).values() if args.report else ()))
     note_gpu(args.gpu)
-    progress = ProgressLine(f"{args.model}: ")
+    progress = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     rec = api.advise(
         args.model,
         gpu=args.gpu,
@@ -50,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
     )
     progress.done()
-    report = str(args.report) if args.report else None
+    prefix = str(args.report) if args.report else None
     command = api.recommend_command(
-        args.model, rec.gpu, workload, rank_by=args.rank_by, mode=mode, plans=args.plans, report=report
+        args.model, rec.gpu, workload, rank_by=args.rank_by, mode=mode, plans=args.plans, report=prefix
     )
     rec = dataclasses.replace(rec, command=command)
     print(rec.to_text())
@@ -99,4 +100,5 @@ def add_parser(sub: Any) -> None:
         help="find the largest micro-batch by trials for this many top plans (default: %(default)s)",
     )  # fmt: skip
     p.add_argument("--report", type=Path, metavar="PREFIX", help="write PREFIX.json, PREFIX.md and PREFIX.svg")
+    add_quiet_arg(p)
     p.set_defaults(func=run)

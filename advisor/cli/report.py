@@ -6,18 +6,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from advisor.cli.common import EXIT_OK, EXIT_USAGE, check_outputs
-from advisor.report import load_report, report_paths, save_report
+from advisor.cli.common import EXIT_OK, EXIT_USAGE, check_outputs, report
 
 __all__ = ["add_parser", "run_show"]
 
 
 def run_show(args: argparse.Namespace) -> int:
     """Load and check the report; print it, or write its files again with ``--out``."""
-    check_outputs(*(report_paths(args.out).values() if args.out else ()))
-    rec = load_report(args.file)
+    check_outputs(*(report.report_paths(args.out).values() if args.out else ()))
+    rec = report.load_report(args.file)
     if args.out:
-        paths = save_report(rec, args.out)
+        paths = report.save_report(rec, args.out)
         print("wrote " + ", ".join(str(p) for p in paths.values()))
         return EXIT_OK
     if args.format == "text":

@@ -4,25 +4,25 @@ what each needs on a target GPU."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from advisor import api
 from advisor.catalog.gpus import GpuSpec
 from advisor.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     ProgressLine,
     add_model_args,
+    add_quiet_arg,
+    api,
     check_outputs,
     note_gpu,
     positive_int,
+    trial_view,
 )
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
 from advisor.core.tables import table
 from advisor.core.units import format_bytes, format_rate, format_seconds
-from advisor.report.trial import simulation_note, trial_text
 from profilers.records import Provenance, TrialResult
 
 __all__ = ["add_parser", "growth_rows", "need_rows", "run", "sweep_rows"]
@@ -96,7 +96,7 @@ def sweep_rows(results: tuple[TrialResult, ...], gpu: GpuSpec | None) -> list[tu
             change = f"{(peak / base.tensor_peak.peak_bytes - 1) * 100:+.1f}%"
         figures = api.gpu_figures(r, gpu)
         need, cost, timing = figures.need, figures.cost, figures.timing
-        note = r.reason or simulation_note(r)
+        note = r.reason or trial_view.simulation_note(r)
         rows.append(
             (
                 r.plan,
@@ -115,19 +115,19 @@ def sweep_rows(results: tuple[TrialResult, ...], gpu: GpuSpec | None) -> list[tu
 
 def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
     plan = api.one_plan(cuts=args.cuts, plans=args.plans)
-    line = ProgressLine(f"{args.model}: ")
+    line = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     result = api.simulate(
         args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, progress=line,
         extrapolate=not args.full_replay,
     )  # fmt: skip
     line.done()
-    print(trial_text(result))
+    print(trial_view.trial_text(result))
     rows = need_rows(result, gpu) if result.ok else []
     if rows:
         print()
         print(table(("figure", "value", "source"), rows))
     if args.growth and result.ok:
-        line = ProgressLine(f"{args.model} growth: ")
+        line = ProgressLine(f"{args.model} growth: ", quiet=args.quiet)
         limits = api.growth_limits(
             args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, gpu=gpu,
             base=result, progress=line,
@@ -139,12 +139,7 @@ def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
 
 
 def _many(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
-    line = ProgressLine(f"{args.model}: ")
-
-    def finished(result: TrialResult) -> None:
-        line.done()
-        print(f"{result.plan}: {result.status.value} ({result.wall_time_s:.1f} s)", file=sys.stderr, flush=True)
-
+    line = ProgressLine(quiet=args.quiet)
     sims = api.simulate_plans(
         args.model,
         cuts=args.cuts,  # not given: every cut but the opt-in ones; given but empty: an error
@@ -154,10 +149,10 @@ def _many(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
         seq_len=args.seq,
         target=args.target,
         progress=line,
-        on_result=finished,
         extrapolate=not args.full_replay,
         workers=args.workers,
     )
+    line.done()
     where = f"on {gpu.name}" if gpu is not None else "on a CUDA GPU (give --gpu for fit and speed)"
     print(f"{args.model}: batch {args.batch} × seq {args.seq}, {len(sims.results)} plans simulated, need {where}\n")
     headers = ("plan", "status", "tensor peak", "Δ peak", "GPU need", "fits", "FLOP/step", "step time", "note")
@@ -234,4 +229,5 @@ def add_parser(sub: Any) -> None:
         help="with --sweep: worker processes simulating plans side by side (default: one per core; 1: one at a time)",
     )  # fmt: skip
     p.add_argument("--json", type=Path, help="also write the results as JSON to this path")
+    add_quiet_arg(p)
     p.set_defaults(func=run)

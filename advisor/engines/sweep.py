@@ -43,6 +43,9 @@ from torch import nn
 from advisor.core.errors import ReportError
 from advisor.core.io import check_writable
 from advisor.engines.measure import check_measurable, measure_plan
+from advisor.engines.progress import PlanEvents, ProgressCallback
+from advisor.engines.progress import SweepProgress as SweepProgress  # its old home: still importable here
+from advisor.engines.simulate import simulate as simulate_plan
 from advisor.models import ModelSource, resolve_model
 from advisor.plans import BASELINE, Plan
 from advisor.plans.cuts import PlanSpace, PrunedPlan, user_plans
@@ -54,6 +57,7 @@ log = logging.getLogger(__name__)
 SWEEP_KIND = "vram-advisor/sweep"
 RESULT_KIND = "result"
 SWEEP_SCHEMA_VERSION = 1
+SIMULATED_DEVICE = "simulated:cuda"  # the device of a simulated sweep's keys: never mixed with measured ones
 KNOWN_SWEEP_VERSIONS = frozenset({1})  # the versions this code reads (older ones of ours stay here)
 # what must match for a re-run to resume a results file: its header's "sweep" fields
 SAME_SWEEP = ("model", "batch_size", "seq_len", "device", "steps", "warmup_steps")
@@ -89,32 +93,7 @@ class SweepKey:
         )
 
 
-@dataclass(frozen=True)
-class SweepProgress:
-    """One progress event: ``kind`` is ``start``, ``stage`` (a trial step), ``done`` (the
-    result is on disk) or ``reused`` (taken from the results file)."""
-
-    kind: str
-    index: int  # 1-based
-    total: int
-    plan: str
-    elapsed_s: float  # since this plan started
-    sweep_elapsed_s: float  # since the sweep started
-    message: str = ""
-    result: TrialResult | None = None
-
-    def __str__(self) -> str:
-        head = f"plan {self.index}/{self.total} {self.plan}"
-        if self.kind == "reused":
-            return f"{head}: done before, reused"
-        if self.kind == "done" and self.result is not None:
-            status = self.result.status.value
-            why = f" — {self.result.reason}" if self.result.reason else ""
-            return f"{head}: {status}{why} ({self.elapsed_s:.1f} s)"
-        return f"{head}: {self.message or self.kind} ({self.elapsed_s:.1f} s)"
-
-
-SweepCallback = Callable[[SweepProgress], None]
+SweepCallback = ProgressCallback  # the name this module has always used
 
 
 @dataclass(frozen=True)
@@ -151,6 +130,11 @@ class SweepResult:
     pruned: tuple[PrunedPlan, ...] = ()
     reused: tuple[str, ...] = ()  # plan names taken from the results file
     path: Path | None = None
+
+    @property
+    def simulated(self) -> bool:
+        """Whether the plans were simulated on fake tensors (``sweep(..., simulate=True)``)."""
+        return self.device == SIMULATED_DEVICE
 
     def result(self, plan: str) -> TrialResult | None:
         """The result of the plan named ``plan``."""
@@ -377,7 +361,8 @@ def _appender(path: Path, header: dict[str, Any]) -> Iterator[Callable[[SweepKey
 
 
 def _header(
-    model: str, batch_size: int, seq_len: int, device: str, steps: int, warmup: int, space: PlanSpace
+    model: str, batch_size: int, seq_len: int, device: str, steps: int, warmup: int, space: PlanSpace,
+    engine: str = "measure",
 ) -> dict[str, Any]:
     from advisor.core.io import environment
 
@@ -391,6 +376,7 @@ def _header(
             "batch_size": batch_size,
             "seq_len": seq_len,
             "device": device,
+            "engine": engine,
             "steps": steps,
             "warmup_steps": warmup,
             "plans": [p.name for p in space.plans],
@@ -434,27 +420,6 @@ def _start_afresh(path: Path) -> Path | None:
 # -- running -----------------------------------------------------------------------------------
 
 
-class _Events:
-    """Progress events of one plan, timed from the plan's start."""
-
-    def __init__(self, say: SweepCallback, index: int, total: int, plan: str, sweep_started: float) -> None:
-        self.say, self.index, self.total, self.plan = say, index, total, plan
-        self.sweep_started = sweep_started
-        self.started = time.perf_counter()
-
-    def __call__(self, kind: str, message: str = "", result: TrialResult | None = None) -> None:
-        now = time.perf_counter()
-        self.say(
-            SweepProgress(
-                kind, self.index, self.total, self.plan, now - self.started, now - self.sweep_started,
-                message, result,
-            )
-        )  # fmt: skip
-
-    def stage(self, message: str) -> None:
-        self("stage", message)
-
-
 def _run_plan(
     plan: Plan,
     source: ModelSource,
@@ -464,6 +429,10 @@ def _run_plan(
     stage: Callable[[str], None],
 ) -> TrialResult:
     try:
+        if key.device == SIMULATED_DEVICE:
+            return simulate_plan(
+                source, plan, key.batch_size, key.seq_len, warmup_steps=max(1, warmup_steps), progress=stage
+            )
         return measure_plan(
             plan, source, key.batch_size, key.seq_len, device=key.device, steps=steps,
             warmup_steps=warmup_steps, progress=stage,
@@ -495,6 +464,7 @@ def sweep(
     out: str | Path | None = None,
     progress: SweepCallback | None = None,
     retry_failed: bool = False,
+    simulate: bool = False,
     new: bool = False,
 ) -> SweepResult:
     """Run each plan as a trial and return every result.
@@ -506,17 +476,24 @@ def sweep(
     again. A file holding another sweep (model, sizes, device, steps) is refused before anything
     runs, unless ``new`` moves it aside to ``NAME.old.jsonl`` and starts afresh. ``plans`` is a
     :class:`PlanSpace` or a list of plans (``Plan`` or ``"lora+sgd"``), run in order after
-    dropping duplicates; a conflicting or redundant one raises :class:`PlanError`.
+    dropping duplicates; a conflicting or redundant one raises :class:`PlanError`. ``simulate``
+    replays each plan on fake tensors as for a CUDA GPU instead of measuring it (no hardware,
+    any model size; ``device`` is then unused): its keys and header say ``simulated:cuda``, so
+    a results file never mixes simulated and measured results.
     KeyboardInterrupt propagates after every finished result is on disk.
     """
 
     source = resolve_model(model)
     source.check_sizes(batch_size, seq_len)
     space = plans if isinstance(plans, PlanSpace) else user_plans(plans, baseline=False)
-    dev = str(resolve_device(device))
-    check_measurable(source, dev)  # an 8B preset is simulated (`simulate --sweep`), not measured
+    if simulate:
+        dev = SIMULATED_DEVICE
+    else:
+        dev = str(resolve_device(device))
+        check_measurable(source, dev)  # an 8B preset is simulated (`sweep --simulate`), not measured
     path = check_writable(out) if out is not None else None
-    header = _header(source.name, batch_size, seq_len, dev, steps, warmup_steps, space)
+    engine = "simulate" if simulate else "measure"
+    header = _header(source.name, batch_size, seq_len, dev, steps, warmup_steps, space, engine)
     done: dict[SweepKey, TrialResult] = {}
     if path is not None:
         held = read_sweep_file(path)  # refuses a file that is not ours, before anything moves
@@ -537,7 +514,7 @@ def sweep(
     def run_all(append: Callable[[SweepKey, TrialResult], None] | None) -> None:
         for index, plan in enumerate(space.plans, 1):
             key = SweepKey(source.name, plan.name, batch_size, seq_len, dev)
-            event = _Events(say, index, total, plan.name, started)
+            event = PlanEvents(say, index, total, plan.name, started)
             previous = done.get(key)
             if previous is not None and (previous.ok or not retry_failed):
                 results.append(previous)

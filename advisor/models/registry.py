@@ -24,7 +24,7 @@ from pathlib import Path
 
 from torch import nn
 
-from advisor.catalog.presets import PRESETS
+from advisor.catalog.models import DEFAULT_MODEL, TRUST, model_entries
 from advisor.core.errors import UnknownModelError
 from advisor.models.presets import preset_factory
 from advisor.models.sources import (
@@ -47,13 +47,6 @@ __all__ = [
     "register_model",
     "resolve_model",
 ]
-
-# what `--help` of every command taking --model says about running code (see the module doc)
-TRUST = (
-    "Code runs only when you name it: module.path:factory or file.py:factory is imported and "
-    "called; a Hugging Face folder or config.json is read as data (trust_remote_code is never "
-    "set, so a model that needs its own code is refused)."
-)
 
 # -- built-in models -------------------------------------------------------------------------
 
@@ -144,14 +137,13 @@ def register_model(
     _REGISTRY[name.lower()] = RegisteredModel(name.lower(), factory, description, kind)
 
 
-register_model("tiny-llama", _tiny_llama, "Llama shape, 3.5M params, random init", "tiny")
-register_model("tiny-gpt2", _tiny_gpt2, "GPT-2 shape, tied embeddings, random init", "tiny")
-register_model("tiny-bert", _tiny_bert, "BERT shape, masked LM, random init", "tiny")
-register_model("minilm", _minilm, "all-MiniLM-L6-v2, real pretrained weights", "pretrained")
-for _preset in PRESETS.values():
-    register_model(_preset.name, preset_factory(_preset.name), _preset.description, kind="preset")
-
-DEFAULT_MODEL = "tiny-llama"
+# the names, kinds and descriptions are catalog data (listed without torch); the builders are here
+_BUILDERS: dict[str, Callable[[], ModelSource]] = {
+    "tiny-llama": _tiny_llama, "tiny-gpt2": _tiny_gpt2, "tiny-bert": _tiny_bert, "minilm": _minilm,
+}  # fmt: skip
+for _entry in model_entries():
+    _builder = _BUILDERS[_entry.name] if _entry.kind != "preset" else preset_factory(_entry.name)
+    register_model(_entry.name, _builder, _entry.description, _entry.kind)
 
 
 def builtin_models() -> tuple[RegisteredModel, ...]:

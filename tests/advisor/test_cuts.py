@@ -418,7 +418,7 @@ def test_bf16_weights_builds_the_model_in_bf16_not_through_an_fp32_copy() -> Non
 def test_registration_order_is_the_default_sweep_order() -> None:
     assert list(CUTS) == [
         "scratch", "lora", "qlora", "frozen-emb", "freeze-layers", "grad-ckpt", "bf16", "fp16",
-        "bf16-weights", "sgd", "adafactor", "adamw8bit", "accum", "eager-attn", "sdpa-attn",
+        "bf16-weights", "sgd", "adafactor", "adamw8bit", "paged-adamw8bit", "accum", "eager-attn", "sdpa-attn",
         "offload", "compile", "optim-impl",
     ]  # fmt: skip
 
