@@ -145,7 +145,7 @@ def test_the_cli_checks_every_output_flag_before_any_work(
 
     for name in ("advise", "profile", "simulate", "simulate_plans", "sweep", "convergence_probe"):
         monkeypatch.setattr(api, name, no_work)
-    monkeypatch.setattr("advisor.cli.report.load_report", no_work)
+    monkeypatch.setattr("advisor.report.load_report", no_work)  # the CLI reaches it on first use
     # a report PREFIX (x or x.json): PREFIX.json is checked first
     suffixed = path if path.suffix == ".json" else path.with_name(path.name + ".json")
     if case == "a folder":
