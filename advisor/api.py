@@ -27,6 +27,7 @@ from advisor.core.deprecation import legacy_sizes
 from advisor.core.errors import (
     HardwareUnavailableError,
     InvalidInputError,
+    PlanError,
     UnknownGpuError,
     check_device,
     whole_number,
@@ -46,6 +47,7 @@ from advisor.engines.sweep import SweepProgress, SweepResult
 from advisor.engines.sweep import sweep as run_sweep
 from advisor.models import HFModelSource, ModelSource, resolve_model
 from advisor.plans import (
+    CUT_SYNTAX_HINT,
     Cut,
     Plan,
     PlanSpace,
@@ -413,6 +415,8 @@ def plan_space(
         chosen = default_cuts()
     elif isinstance(cuts, str):
         chosen = parse_cuts(cuts)
+        if not chosen:  # "" given on purpose is not "every cut", nor silently the baseline alone
+            raise PlanError("no cuts given: the cut list is empty", CUT_SYNTAX_HINT)
     else:
         chosen = []
         for item in cuts:

@@ -167,7 +167,7 @@ def _many(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
     sims = api.simulate_plans(
         args.model,
         moe_imbalance=args.moe_imbalance,
-        cuts=args.cuts or None,  # none or empty: every cut but the opt-in ones
+        cuts=args.cuts,  # not given: every cut but the opt-in ones; given but empty: an error
         plans=args.plans,  # given but empty is an error, not "every cut"
         max_combo=args.max_combo,
         batch_size=args.batch,

@@ -204,7 +204,7 @@ class HFModelSource(ModelSource):
     ) -> nn.Module:
         auto = self._auto_class()
         # built in it directly: no fp32 copy of a big model on the way to bf16
-        # never code from a model folder (see TRUST in advisor.models.registry): False, not None,
+        # never code from a model folder (TRUST in advisor.catalog.models): False, not None,
         # which in transformers 5.25 (dynamic_module_utils.resolve_trust_remote_code) asks y/N
         kwargs: dict[str, Any] = {"dtype": dtype or torch.float32, "trust_remote_code": False}
         if attn_implementation is not None:

@@ -145,7 +145,7 @@ def test_the_cli_checks_every_output_flag_before_any_work(
 
     for name in ("advise", "profile", "simulate", "simulate_plans", "sweep", "convergence_probe"):
         monkeypatch.setattr(api, name, no_work)
-    monkeypatch.setattr("advisor.cli.report.load_report", no_work)
+    monkeypatch.setattr("advisor.report.load_report", no_work)  # the CLI reaches it on first use
     # a report PREFIX (x or x.json): PREFIX.json is checked first
     suffixed = path if path.suffix == ".json" else path.with_name(path.name + ".json")
     if case == "a folder":
@@ -233,3 +233,15 @@ def test_an_error_pickled_from_a_worker_keeps_its_hint_and_argument() -> None:
     again = pickle.loads(pickle.dumps(InvalidInputError("m", "pass batch_size=1 or more", argument="batch_size")))
     assert type(again) is InvalidInputError
     assert (again.message, again.hint, again.argument) == ("m", "pass batch_size=1 or more", "batch_size")
+
+
+@pytest.mark.parametrize("text", ["", " ", ",", "lora,,sgd"])
+def test_empty_cut_text_for_a_sweep_is_an_error_not_every_cut(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (
+        ["sweep", "--model", "tiny-llama", "--cuts", text],
+        ["simulate", "--model", "tiny-llama", "--sweep", "--cuts", text],
+    ):
+        err = _one_error(capsys, main(argv))
+        assert "empty" in err
+    with pytest.raises(PlanError, match="empty"):
+        api.plan_space(cuts=text)

@@ -238,6 +238,7 @@ def test_a_model_too_big_to_measure_is_refused_before_anything_runs(tmp_path: Pa
 # -- results files that cannot be mixed or lost (issue 18) -------------------------------------
 
 
+@pytest.mark.slow  # several sweeps of the toy model
 def test_resuming_another_sweeps_file_is_refused_naming_both(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -330,6 +331,7 @@ def test_a_sweep_file_of_another_version_or_tool_is_refused_with_its_version(tmp
         load_sweep(other)
 
 
+@pytest.mark.slow  # several sweeps of the toy model
 def test_load_sweep_leaves_out_results_of_another_sweep_mixed_in_by_an_older_version(tmp_path: Path) -> None:
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     sweep(TOY_SPEC, parse_plans("baseline;sgd"), out=a, **FAST)
