@@ -159,6 +159,15 @@ class Timing:
     def samples_per_s(self) -> float:
         return self.samples_per_step / self.median_step_time_s if self.median_step_time_s else 0.0
 
+    @property
+    def spread(self) -> float | None:
+        """How much the timed steps varied: ``(max − min) / median``, a fraction (0.25: the
+        slowest step took a quarter of the median longer than the fastest). ``None`` with
+        fewer than two timed steps or no median: one step cannot show its noise."""
+        if self.steps < 2 or not self.median_step_time_s > 0:
+            return None
+        return (self.max_step_time_s - self.min_step_time_s) / self.median_step_time_s
+
 
 @dataclass(frozen=True)
 class StepCost:
@@ -314,6 +323,7 @@ class TrialResult:
         if self.timing is not None:
             out["timing"]["tokens_per_s"] = self.timing.tokens_per_s
             out["timing"]["samples_per_s"] = self.timing.samples_per_s
+            out["timing"]["spread"] = self.timing.spread
         if self.params is not None:
             out["params"]["trainable_percent"] = self.params.trainable_percent
         if self.tensor_peak is not None:

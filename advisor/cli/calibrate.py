@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from advisor import api
 from advisor.catalog.calibration import calibration_dir
-from advisor.cli.common import EXIT_OK, non_negative_int
+from advisor.cli.common import EXIT_OK, api, non_negative_int
 from advisor.core.tables import table
 from advisor.core.units import format_bytes
 

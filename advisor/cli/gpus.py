@@ -6,9 +6,9 @@ import argparse
 from typing import Any
 
 from advisor.catalog.calibration import calibration_dir, list_calibrations
-from advisor.catalog.gpus import list_gpus
+from advisor.catalog.gpus import family_aliases, list_gpus
 from advisor.cli.common import EXIT_OK
-from advisor.core.tables import table
+from advisor.core.tables import Column, table, terminal_width
 from advisor.core.units import format_bytes
 
 __all__ = ["add_parser", "run"]
@@ -32,7 +32,15 @@ def run(args: argparse.Namespace) -> int:
         )
         for g in list_gpus()
     ]
-    print(table(("key", "name", "memory", "bf16", "16-bit TFLOPS", "fp32 TFLOPS", "bandwidth", "$/h"), rows))
+    headers = (
+        Column("key"), Column("name", priority=1), Column("memory"), Column("bf16", priority=3),
+        Column("16-bit TFLOPS", priority=2), Column("fp32 TFLOPS", priority=4),
+        Column("bandwidth", priority=3), Column("$/h"),
+    )  # fmt: skip
+    print(table(headers, rows, width=terminal_width()))
+    print("\nFamily names choose the most rented variant (name another to use it):")
+    for fam in family_aliases():
+        print(f"  {fam.name:<9} = {fam.chosen.key:<10} also: {', '.join(o.key for o in fam.others)}")
     print("\nPrices are typical on-demand rates (estimates); override with --price. "
           "Any budget: --gpu-mem 22GiB.")  # fmt: skip
     return EXIT_OK
@@ -50,7 +58,7 @@ def _calibrated() -> int:
         for p in found
     ]  # fmt: skip
     headers = ("key", "device", "CUDA context", "workspaces", "allocator overhead", "torch", "measured")
-    print(table(headers, rows))
+    print(table(headers, rows, width=terminal_width()))
     print(f"\nmeasured by `vram-advisor calibrate`; kept in {calibration_dir()}")
     return EXIT_OK
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from advisor.core.budget import DEFAULT_MARGIN, check_margin, fits_in, usable_bytes
 from advisor.core.errors import InvalidInputError
 from profilers.records import Provenance, TrialResult
 
@@ -21,6 +22,7 @@ __all__ = [
     "ALLOCATOR",
     "ATTENTION",
     "CONTEXT",
+    "DEFAULT_MARGIN",
     "GRADIENTS",
     "OPTIMIZER",
     "OVERHEAD_PARTS",
@@ -29,7 +31,10 @@ __all__ = [
     "WORKSPACES",
     "NeedPart",
     "PredictedNeed",
+    "check_margin",
+    "fits_in",
     "tensor_parts",
+    "usable_bytes",
     "weakest",
 ]
 
@@ -44,6 +49,7 @@ WORKSPACES = "kernel workspaces"
 ATTENTION = "attention scratch"  # fused-attention backward buffers on CUDA
 TENSOR_PARTS = (PARAMETERS, GRADIENTS, OPTIMIZER, ACTIVATIONS)
 OVERHEAD_PARTS = (ALLOCATOR, CONTEXT, WORKSPACES, ATTENTION)
+
 
 # strongest first: a sum is as good as its weakest part
 _STRENGTH = {Provenance.MEASURED: 0, Provenance.SIMULATED: 1, Provenance.ESTIMATED: 2}
@@ -140,9 +146,10 @@ class PredictedNeed:
         """What ``torch.cuda.max_memory_reserved`` would show (allocator view, no context)."""
         return self.tensor_bytes + self.allocator_overhead_bytes
 
-    def fits(self, memory_bytes: int, margin: float = 0.0) -> bool:
-        """Whether the need fits ``memory_bytes`` with a share ``margin`` kept free."""
-        return self.total_bytes <= memory_bytes * (1.0 - margin)
+    def fits(self, memory_bytes: int, margin: float = DEFAULT_MARGIN) -> bool:
+        """Whether the need fits ``memory_bytes`` with a share ``margin`` kept free
+        (:func:`fits_in`, the one fit rule)."""
+        return fits_in(self.total_bytes, memory_bytes, margin)
 
     # -- JSON --------------------------------------------------------------------------------
 

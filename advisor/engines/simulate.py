@@ -48,6 +48,7 @@ from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from advisor.core.errors import InvalidInputError
 from advisor.engines.overheads import allocator_model
+from advisor.engines.progress import PlanEvents, ProgressCallback, SweepProgress
 from advisor.models import ModelSource, resolve_model
 from advisor.plans import (
     CUTS,
@@ -510,7 +511,7 @@ def simulate_plans(
     seq_len: int = 128,
     *,
     target: str = "cuda",
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     on_result: Callable[[TrialResult], None] | None = None,
     extrapolate: bool = True,
     workers: int | None = None,
@@ -521,24 +522,33 @@ def simulate_plans(
     The replay patches process-wide state (dropout, attention, transformers' fake-tensor
     check), so plans run in ``workers`` processes (default: one per core; ``1``: one after
     the other here), the model sent once to each. Results come back in plan order, the same
-    as serially; ``on_result`` and ``progress`` see each plan as it finishes. Where the model
-    cannot be sent to another process, or a worker dies, the rest run here.
+    as serially; ``on_result`` sees each plan as it finishes and ``progress`` hears a
+    :class:`~advisor.engines.progress.SweepProgress` per start, stage and result (from worker
+    processes only the results, each timed as the run's time per finished plan so far, which
+    is what an ETA over parallel workers needs). Where the model cannot be sent to another
+    process, or a worker dies, the rest run here.
     """
     source = resolve_model(model)
     plans = list(plans)
     n = len(plans)
     results: list[TrialResult | None] = [None] * n
-    say = progress or (lambda _msg: None)
+    say = progress or (lambda _event: None)
     options: dict[str, Any] = {"target": target, "extrapolate": extrapolate, "moe_imbalance": moe_imbalance}
+    started = time.perf_counter()
     finished = 0
 
-    def done(index: int, result: TrialResult) -> None:
+    def keep(index: int, result: TrialResult) -> None:
         nonlocal finished
         finished += 1
         results[index] = result
-        say(f"plan {index + 1}/{n} {plans[index].name}: {result.status.value} ({finished} of {n} done)")
         if on_result is not None:
             on_result(result)
+
+    def done_in_worker(index: int, result: TrialResult) -> None:
+        keep(index, result)
+        run_s = time.perf_counter() - started
+        say(SweepProgress("done", index + 1, n, plans[index].name, run_s / finished, run_s,
+                          result.status.value, result))  # fmt: skip
 
     workers = min(default_workers() if workers is None else workers, n)
     if workers < 1:
@@ -548,11 +558,11 @@ def simulate_plans(
     if workers > 1 and payload is None:
         log.info("the model cannot be sent to worker processes: simulating %d plans here", n)
     if payload is not None:
-        todo = _simulate_in_workers(source, payload, plans, workers, batch_size, seq_len, options, done)
+        todo = _simulate_in_workers(source, payload, plans, workers, batch_size, seq_len, options, done_in_worker)
     for i in todo:
-
-        def step(msg: str, i: int = i) -> None:
-            say(f"plan {i + 1}/{n} {plans[i].name}: {msg}")
-
-        done(i, simulate(source, plans[i], batch_size, seq_len, progress=step, **options))
+        events = PlanEvents(say, i + 1, n, plans[i].name, started)
+        events("start", "starting")
+        result = simulate(source, plans[i], batch_size, seq_len, progress=events.stage, **options)
+        keep(i, result)
+        events("done", result.status.value, result)
     return [r for r in results if r is not None]

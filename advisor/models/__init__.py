@@ -19,6 +19,7 @@ from advisor.models.presets import preset_config, preset_factory, preset_source
 from advisor.models.registry import (
     DEFAULT_MODEL,
     MINILM_PACKAGE,
+    TRUST,
     RegisteredModel,
     builtin_models,
     hf_path_source,
@@ -45,6 +46,7 @@ from advisor.models.sources import (
 __all__ = [
     "DEFAULT_MODEL",
     "MINILM_PACKAGE",
+    "TRUST",
     "Batch",
     "BatchFn",
     "HFModelSource",

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from advisor.core.errors import InvalidInputError, UnknownModelError
+from advisor.core.errors import InvalidInputError, UnknownModelError, whole_number
 
 __all__ = [
     "Batch",
@@ -97,14 +97,8 @@ class ModelSource:
 
     def check_sizes(self, batch_size: int, seq_len: int) -> None:
         """Raise :class:`InvalidInputError` for sizes this model cannot take."""
-        if batch_size <= 0:
-            raise InvalidInputError(
-                f"micro-batch must be ≥ 1, got {batch_size}", "pass --batch 1 or more"
-            )
-        if seq_len <= 0:
-            raise InvalidInputError(
-                f"sequence length must be ≥ 1, got {seq_len}", "pass --seq 1 or more"
-            )
+        whole_number("batch_size", batch_size, 1, "micro-batch")
+        whole_number("seq_len", seq_len, 1, "sequence length")
 
 
 # -- Hugging Face models ---------------------------------------------------------------------
@@ -210,7 +204,9 @@ class HFModelSource(ModelSource):
     ) -> nn.Module:
         auto = self._auto_class()
         # built in it directly: no fp32 copy of a big model on the way to bf16
-        kwargs: dict[str, Any] = {"dtype": dtype or torch.float32}
+        # never code from a model folder (see TRUST in advisor.models.registry): False, not None,
+        # which in transformers 5.25 (dynamic_module_utils.resolve_trust_remote_code) asks y/N
+        kwargs: dict[str, Any] = {"dtype": dtype or torch.float32, "trust_remote_code": False}
         if attn_implementation is not None:
             kwargs["attn_implementation"] = attn_implementation
         device = torch.device(device)
@@ -228,8 +224,9 @@ class HFModelSource(ModelSource):
         limit = self.max_positions
         if limit is not None and seq_len > limit:
             raise InvalidInputError(
-                f"{self.name} takes at most {limit} positions, got --seq {seq_len}",
-                f"pass --seq {limit} or less",
+                f"{self.name} takes at most {limit} positions, got seq_len={seq_len}",
+                f"pass seq_len={limit} or less",
+                argument="seq_len",
             )
 
     def make_batch(

@@ -8,6 +8,7 @@ simulation can swap the parameters for fake tensors in between.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -78,11 +79,13 @@ def _adafactor(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.Optimi
 def _adamw8bit(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
     kwargs: dict[str, Any] = {"lr": recipe.lr}
     kwargs.update(recipe.optimizer_kwargs)
+    paged = bool(kwargs.pop("is_paged", False))
     if any(is_fake(p) for p in params):  # a replay: the stand-in with bitsandbytes' state layout
-        return AdamW8bitStandIn(params, **kwargs)
+        return AdamW8bitStandIn(params, is_paged=paged, **kwargs)
     import bitsandbytes as bnb
 
-    return bnb.optim.AdamW8bit(params, **kwargs)  # type: ignore[no-any-return]
+    factory = bnb.optim.PagedAdamW8bit if paged else bnb.optim.AdamW8bit
+    return factory(params, **kwargs)  # type: ignore[no-any-return]
 
 
 OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], Recipe], torch.optim.Optimizer]] = {
@@ -90,6 +93,9 @@ OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], Recipe], torch.optim.Optimiz
     "sgd": _sgd,
     "adafactor": _adafactor,
     "adamw8bit": _adamw8bit,
+    "paged-adamw8bit": lambda params, recipe: _adamw8bit(
+        params, dataclasses.replace(recipe, optimizer_kwargs={**recipe.optimizer_kwargs, "is_paged": True})
+    ),
 }
 
 

@@ -63,6 +63,10 @@ def _sources_line(rec: Recommendation) -> str:
                 else ""
             )
         )
+    sims = [v.trial.simulation for v in rec.ranked if v.trial is not None and v.trial.simulation]
+    policies = sorted({s.autocast_policy for s in sims if s is not None and s.autocast_policy})
+    if policies:
+        parts.append(f"autocast — {', '.join(policies)} op lists")
     return "Sources: " + "; ".join(parts) + "." if parts else ""
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from advisor.core.tables import table
+from advisor.core.tables import Column, table, wrap_text
 from advisor.core.units import format_bytes, format_count, format_rate, format_seconds
-from profilers.records import Provenance, TrialResult
+from advisor.recommend import NOISY_SPREAD, is_noisy
+from profilers.records import Provenance, Timing, TrialResult
+
+__all__ = ["FIGURE_COLUMNS", "backend_notes", "simulation_note", "trial_rows", "trial_text"]
 
 
 def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
@@ -81,6 +84,7 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
                 f"max {format_seconds(t.max_step_time_s)}, {t.steps} steps)",
                 src,
             ),
+            ("step-time spread", _spread_text(t), src),
             (
                 "throughput",
                 f"{format_rate(t.tokens_per_s, 'tok/s')}, {format_rate(t.samples_per_s, 'samples/s')}",
@@ -92,6 +96,18 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
             ("host RSS peak (context only)", format_bytes(r.host.rss_peak_bytes), r.host.provenance.value)
         )
     return rows
+
+
+# (figure, value, source) tables: on a narrow terminal the value wraps; nothing is left out
+FIGURE_COLUMNS = (Column("figure"), Column("value", wrap=True, min_width=24), Column("source"))
+
+
+def _spread_text(t: Timing) -> str:
+    """``"8% of the median"``, ``"62% of the median: noisy (over 25%)"``, or why it is unknown."""
+    if t.spread is None:
+        return "– (one timed step)" if t.steps < 2 else "–"
+    text = f"{t.spread:.0%} of the median"
+    return text + (f": noisy (over {NOISY_SPREAD:.0%})" if is_noisy(t) else "")
 
 
 def simulation_note(r: TrialResult) -> str:
@@ -110,11 +126,12 @@ def backend_notes(r: TrialResult) -> list[str]:
     return [f"{b.name}: unavailable — {b.reason}" for b in r.backends if not b.available]
 
 
-def trial_text(r: TrialResult, markdown: bool = False) -> str:
-    """One trial as a readable table (human units, provenance per figure), then backend notes."""
-    text = table(("figure", "value", "source"), trial_rows(r), markdown=markdown)
+def trial_text(r: TrialResult, markdown: bool = False, width: int | None = None) -> str:
+    """One trial as a readable table (human units, provenance per figure), then backend notes;
+    within ``width`` characters a line when given (plain text only)."""
+    text = table(FIGURE_COLUMNS, trial_rows(r), markdown=markdown, width=width)
     notes = backend_notes(r)
     if notes:
         bullet = "- " if markdown else "  "
         text += "\n\nbackends not used:\n" + "\n".join(bullet + n for n in notes)
-    return text
+    return text if markdown else wrap_text(text, width)

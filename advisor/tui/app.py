@@ -103,8 +103,10 @@ class VramAdvisorApp(App[None]):
         report: str | Path | None = None,
         export_dir: str | Path = "reports",
         check_top: int = 1,
+        margin: float = api.DEFAULT_MARGIN,
     ) -> None:
         super().__init__()
+        self.margin = api.check_margin(margin)  # the share of memory a fit keeps free, as the CLI's
         self.session = Session(check_top=check_top)
         self.initial_model = model or "tiny-llama"
         self.initial_report = Path(report) if report else None
@@ -270,6 +272,7 @@ class VramAdvisorApp(App[None]):
             micro_batch=whole("batch", "micro-batch"),
             seq_len=whole("seq", "sequence length"),
             dataset_tokens=parse_count(self.query_one("#tokens", Input).value or "10M"),
+            margin=self.margin,
         )
         cuts = list(self.query_one("#cuts", SelectionList).selected)
         measure = self.query_one("#measure", RadioButton).value
@@ -540,6 +543,8 @@ def _slug(text: str) -> str:
     return "".join(keep).strip("-") or "model"
 
 
-def run_tui(model: str | None = None, gpu: str | None = None, report: str | None = None) -> None:
-    """Open the app (blocks until the person quits)."""
-    VramAdvisorApp(model=model, gpu=gpu, report=report).run()
+def run_tui(
+    model: str | None = None, gpu: str | None = None, report: str | None = None, margin: float | None = None
+) -> None:
+    """Open the app (blocks until the person quits); ``margin`` ``None``: the default."""
+    VramAdvisorApp(model=model, gpu=gpu, report=report, margin=api.DEFAULT_MARGIN if margin is None else margin).run()

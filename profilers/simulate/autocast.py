@@ -266,6 +266,13 @@ _library: torch.library.Library | None = None
 
 
 def _register() -> torch.library.Library:
+    missing, unlisted = check_cuda_lists()
+    if missing or unlisted:  # another torch: its CUDA lists moved
+        log.warning(
+            "CUDA autocast lists are torch %s's; this torch %s differs (not registered here: %s; "
+            "not listed: %s): those ops keep CPU autocast's behaviour",
+            CUDA_POLICY_TORCH, torch.__version__, sorted(missing), sorted(unlisted),
+        )  # fmt: skip
     kept = _kept_on_cpu()
     plan: dict[str, str] = {n: "pass" for n in autocast_cpu_ops() if n not in CUDA_AUTOCAST_POLICY}
     registered = autocast_cuda_ops()

@@ -16,10 +16,12 @@ The step itself (``optimizer_update_8bit_blockwise``, ``optimizer_update_32bit``
 place and returns nothing, so it adds no tensor to the step; ``p.data.contiguous()`` and
 ``p.grad.contiguous()`` copy nothing for the contiguous tensors a training step has.
 
-Paged variants (``PagedAdamW8bit``) put state of parameters with at least 100 000 elements in
-CUDA unified memory (``get_state_buffer``); on CPU they fall back to ordinary tensors. The
-stand-in takes ``is_paged`` and records the bytes that would be paged in :attr:`paged_bytes`
-(host-backed, not from the caching allocator), but counts every state tensor alike.
+Paged variants (``PagedAdamW8bit``) put ``state1``/``state2`` of parameters with at least
+100 000 elements in CUDA unified memory (``get_state_buffer``: ``F.get_paged``, host-backed,
+not from the caching allocator, marked ``is_paged``); on CPU they fall back to ordinary
+tensors. Replaying a CUDA target (:func:`profilers.simulate.quant.quantized_target`), the
+stand-in marks those tensors ``is_paged`` too, and the replay's tracker counts them as host
+memory, apart from the device peak (:attr:`AdamW8bitStandIn.paged_bytes` sums them).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+
+from profilers.simulate.quant import current_target
 
 __all__ = [
     "BNB_VERSION_READ",
@@ -106,27 +110,30 @@ class AdamW8bitStandIn(torch.optim.Optimizer):
             self._qmaps[device] = maps
         return maps
 
+    def _state_buffer(self, p: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        # get_state_buffer: paged (unified memory) on CUDA for p.numel() >= 1e5, else zeros_like
+        buffer = torch.zeros_like(p, dtype=dtype)
+        if self.is_paged and p.numel() >= PAGED_MIN_NUMEL and current_target() == "cuda":
+            buffer.is_paged = True  # type: ignore[attr-defined]
+            self.paged_bytes += buffer.numel() * buffer.element_size()
+        return buffer
+
     def _init_state(self, p: torch.Tensor) -> None:
         state = self.state[p]
         state["step"] = 0
         n = p.numel()
-        paged = self.is_paged and n >= PAGED_MIN_NUMEL
         if n < self.min_8bit_size:
-            state["state1"] = torch.zeros_like(p, dtype=torch.float32)
-            state["state2"] = torch.zeros_like(p, dtype=torch.float32)
-            if paged:
-                self.paged_bytes += 2 * 4 * n
+            state["state1"] = self._state_buffer(p, torch.float32)
+            state["state2"] = self._state_buffer(p, torch.float32)
             return
         qmap1, qmap2 = self._qmaps_on(p.device)
-        state["state1"] = torch.zeros_like(p, dtype=torch.uint8)
+        state["state1"] = self._state_buffer(p, torch.uint8)
         state["qmap1"] = qmap1
-        state["state2"] = torch.zeros_like(p, dtype=torch.uint8)
+        state["state2"] = self._state_buffer(p, torch.uint8)
         state["qmap2"] = qmap2
         blocks = _blocks(n)
         state["absmax1"] = torch.zeros((blocks,), dtype=torch.float32, device=p.device)
         state["absmax2"] = torch.zeros((blocks,), dtype=torch.float32, device=p.device)
-        if paged:
-            self.paged_bytes += 2 * n
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]

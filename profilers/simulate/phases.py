@@ -33,6 +33,8 @@ class PhaseTracker(TensorMemoryTracker):
             self.phase_peaks[self.phase] = self._live_bytes
 
     def _track(self, storage: torch.UntypedStorage, role: Role) -> int | None:
+        if id(storage) in self._host_bytes:  # already known as host memory
+            return None
         if allocating_on_host() and id(storage) not in self._serial_by_id:
             self._track_host(storage)
             return None
@@ -79,7 +81,13 @@ class PhaseTracker(TensorMemoryTracker):
         return self._resident_events
 
     def register(self, tensors: Iterable[torch.Tensor], role: Role) -> None:
-        super().register(tensors, role)
+        device = []
+        for t in tensors:
+            if getattr(t, "is_paged", False):  # bitsandbytes' paged state: CUDA unified memory
+                self._track_host(t.untyped_storage())
+            else:
+                device.append(t)
+        super().register(device, role)
         self._resident_events = len(self._events)
 
     _resident_events = 0

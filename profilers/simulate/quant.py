@@ -34,7 +34,7 @@ CUDA ``MatMul8bitLt``: the input is cast to float16 and quantized row-wise to in
 float32 scale per row), ``int8_scaled_mm`` multiplies into an int32 ``(M, N)`` buffer and
 dequantizes into the output; the input is kept for backward, which dequantizes the weight.
 
-PEFT's LoRA wrapper of a 4-bit layer clones the base layer's output (``peft/tuners/lora/
+PEFT 0.21.2's LoRA wrapper of a 4-bit layer clones the base layer's output (``peft/tuners/lora/
 bnb.py``: "we need to defensively clone here"); a stand-in wrapped by LoRA does the same
 (:attr:`Linear4bitStandIn.peft_clone`).
 
@@ -63,6 +63,7 @@ __all__ = [
     "Linear8bitStandIn",
     "Params4bit",
     "QuantStateStandIn",
+    "current_target",
     "packed_4bit_shape",
     "quantized_bytes",
     "quantized_target",
@@ -81,12 +82,19 @@ _TARGET: contextvars.ContextVar[str] = contextvars.ContextVar("vram_advisor_quan
 
 @contextlib.contextmanager
 def quantized_target(target: str) -> Iterator[None]:
-    """Run the stand-ins as bitsandbytes runs on ``target`` (``"cpu"`` or ``"cuda"``)."""
+    """Run the stand-ins (and the 8-bit optimizer's) as bitsandbytes runs on ``target``
+    (``"cpu"`` or ``"cuda"``)."""
     token = _TARGET.set(target)
     try:
         yield
     finally:
         _TARGET.reset(token)
+
+
+def current_target() -> str:
+    """The device bitsandbytes' stand-ins run as now: ``"cpu"`` unless inside
+    :func:`quantized_target`."""
+    return _TARGET.get()
 
 
 def packed_4bit_shape(numel: int, quant_storage: torch.dtype = torch.uint8) -> tuple[int, int]:

@@ -589,7 +589,9 @@ def test_offload_is_ranked_by_device_memory_and_shows_host_memory_and_bounds_are
         if plan.name == "lora+compile":
             t = fake_trial(parse_plan("lora"), batch)
             t = dataclasses.replace(t, plan=plan.name, cuts=plan.cut_names)
-            return _with_simulation(t, upper_bound="upper bound: eager replay of a compiled plan")
+            return _with_simulation(
+                t, upper_bound="upper bound: eager replay of a compiled plan", autocast_policy="cuda policy (torch 2.13)"
+            )
         return fake_trial(plan, batch)
 
     def speed(t: TrialResult, plan: Plan) -> tuple[float, Provenance]:
@@ -610,4 +612,6 @@ def test_offload_is_ranked_by_device_memory_and_shows_host_memory_and_bounds_are
     text = to_text(rec)
     assert "≤ " in next(line for line in text.splitlines() if "lora+compile" in line)
     assert "lora+offload: + 3.0 GiB pinned host memory for offloaded activations (simulated)" in text
-    assert "lora+offload: + 3.0 GiB pinned host memory" in to_markdown(rec)
+    markdown = to_markdown(rec)
+    assert "lora+offload: + 3.0 GiB pinned host memory" in markdown
+    assert "autocast — cuda policy (torch 2.13) op lists" in markdown  # whose cast lists were followed

@@ -42,7 +42,7 @@ class Accumulation(Cut):
         if recipe.batch_size % self.steps:
             raise PlanError(
                 f"accum(steps={self.steps}) needs a batch divisible by {self.steps}, got "
-                f"--batch {recipe.batch_size}",
+                f"batch_size={recipe.batch_size}",
                 f"pass a batch that is a multiple of {self.steps}, or accum(steps=N) with N dividing it",
             )
         recipe.micro_batch_size = recipe.batch_size // self.steps

@@ -183,7 +183,7 @@ def _prepare_for_kbit_training(model: nn.Module) -> None:
     """PEFT's ``prepare_model_for_kbit_training`` without its checkpointing part (the grad-ckpt
     cut owns that, non-reentrant, so no input-grad hook is needed): every parameter frozen, and
     the fp16/bf16 ones that are not 4-bit weights (norms, embeddings, lm_head, biases) upcast to
-    float32 (peft 0.x ``utils/other.py``, as installed)."""
+    float32 (peft 0.21.2 ``utils/other.py``)."""
     from peft import prepare_model_for_kbit_training
 
     prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
@@ -309,7 +309,9 @@ class QLoRA(Cut):
                 code.before_load.append(f"    bnb_4bit_quant_storage=torch.{self.quant_storage},")
             code.before_load.append(")")
         else:
-            code.before_load.append("bnb = BitsAndBytesConfig(load_in_8bit=True)")
+            # bitsandbytes' Linear8bitLt default, as measured and simulated (transformers' own
+            # default, 6.0, keeps outlier columns of the activations in fp16: data-dependent)
+            code.before_load.append("bnb = BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=0.0)")
         code.load_kwargs["quantization_config"] = "bnb"
         if "grad-ckpt" in code.cut_names:
             code.after_load.append(

@@ -91,7 +91,7 @@ def _measured_and_simulated(model: str, plan_name: str) -> tuple[object, object]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["tiny-llama", "tiny-gpt2", "tiny-bert"])
-@pytest.mark.parametrize("plan_name", ["adamw8bit", "lora+adamw8bit"])
+@pytest.mark.parametrize("plan_name", ["adamw8bit", "lora+adamw8bit", "paged-adamw8bit"])
 def test_simulated_8bit_adamw_peak_equals_the_measured_cpu_peak(model: str, plan_name: str) -> None:
     pytest.importorskip("bitsandbytes")
     measured, simulated = _measured_and_simulated(model, plan_name)
@@ -116,3 +116,20 @@ def test_without_bitsandbytes_it_simulates_and_measuring_asks_for_it(monkeypatch
     # what real bitsandbytes 0.50.2 holds for tiny-llama, measured on CPU (tests above)
     peak = simulated.tensor_peak  # type: ignore[attr-defined]
     assert peak.breakdown.optimizer_state_bytes == 7217408
+
+
+def test_paged_state_is_host_memory_on_a_cuda_target_and_leaves_the_device_peak() -> None:
+    from advisor.engines.simulate import simulate
+    from advisor.models import resolve_model
+
+    plain = simulate("tiny-llama", "adamw8bit", BATCH, SEQ, target="cuda", count_cost=False)
+    paged = simulate("tiny-llama", "paged-adamw8bit", BATCH, SEQ, target="cuda", count_cost=False)
+    assert plain.ok and paged.ok, (plain.reason, paged.reason)
+    model = resolve_model("tiny-llama").build(torch.device("meta"))
+    # get_state_buffer pages state1 and state2 (uint8 here) of tensors with ≥ 100 000 elements
+    paged_bytes = sum(2 * p.numel() for p in model.parameters() if p.numel() >= 100_000)
+    assert paged_bytes > 0
+    assert paged.simulation.host_peak_bytes == paged_bytes  # type: ignore[union-attr]
+    assert plain.tensor_peak.peak_bytes - paged.tensor_peak.peak_bytes == paged_bytes  # type: ignore[union-attr]
+    cpu = simulate("tiny-llama", "paged-adamw8bit", BATCH, SEQ, target="cpu", count_cost=False)
+    assert cpu.simulation.host_peak_bytes is None  # type: ignore[union-attr]  # CPU: not paged

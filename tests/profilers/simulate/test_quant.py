@@ -201,3 +201,40 @@ def test_without_bitsandbytes_qlora_simulates_and_measuring_asks_for_it(monkeypa
     # what real bitsandbytes 0.50.2 holds for tiny-llama's NF4 double-quantized base, measured
     # on CPU by the test above (weights, statistics, norms, embeddings, LoRA adapters)
     assert simulated.tensor_peak.breakdown.parameter_bytes == 9_214_368  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_recommend_ranks_a_simulated_qlora_plan_first_on_an_8_gb_card_with_its_code() -> None:
+    from advisor.api import advise
+    from advisor.engines.need import TENSOR_PARTS
+    from advisor.recommend import Workload
+    from advisor.report.snippets import snippet_for
+
+    rec = advise(
+        "llama-3.1-8b",
+        gpu="rtx-4060",
+        workload=Workload(micro_batch=1, seq_len=512),
+        plans="grad-ckpt+lora+bf16-weights;grad-ckpt+qlora;grad-ckpt+sgd+bf16-weights",
+        mode="simulate",
+        check_top=0,
+    )
+    best = rec.ranked[0]
+    assert best.plan == "grad-ckpt+qlora"
+    assert best.trial is not None and best.trial.tensor_peak is not None
+    assert best.trial.tensor_peak.provenance is Provenance.SIMULATED
+    assert best.need is not None
+    assert all(p.provenance is Provenance.SIMULATED for p in best.need.parts if p.name in TENSOR_PARTS)
+    code = snippet_for(rec, best)
+    for line in (
+        "from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training",
+        "bnb = BitsAndBytesConfig(",
+        "    load_in_4bit=True,",
+        '    bnb_4bit_quant_type="nf4",',
+        "    bnb_4bit_use_double_quant=True,",
+        "    bnb_4bit_compute_dtype=torch.float32,",
+        "quantization_config=bnb",
+        "model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True, "
+        'gradient_checkpointing_kwargs={"use_reentrant": False})',
+        "lora = LoraConfig(",
+    ):
+        assert line in code, line
