@@ -38,7 +38,6 @@ from torch import nn
 from profilers.records import (
     AllocatorPeak,
     MemoryBreakdown,
-    ParamCounts,
     Provenance,
     RepeatReplay,
     StepCost,
@@ -357,6 +356,7 @@ class Probe:
     blocks: int
     clock: BlockClock = dataclasses.field(default_factory=BlockClock)
     result: TrialResult | None = None
+    plain_params: int | None = None  # parameters of the probe's model before the plan's cuts
     segment_peaks: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
     segment_breakdowns: dict[tuple[str, str], MemoryBreakdown] = dataclasses.field(default_factory=dict)
     segment_events: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
@@ -391,6 +391,11 @@ def _figures(probe: Probe) -> dict[tuple[str, ...], int]:
     if r.params is not None:
         for name in _PARAMS:
             out[("params", name)] = getattr(r.params, name)
+    if probe.plain_params is not None:
+        out[("plain_params",)] = probe.plain_params
+    for key, value in r.extra.items():  # the build's counts (frozen parameters, blocks wrapped)
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[("extra", key)] = value
     cost = r.simulation.step_cost
     if cost is not None:
         for dtype, flops in cost.flops_by_dtype.items():
@@ -440,17 +445,12 @@ def _affine(
 
 
 def extrapolate(
-    probes: Sequence[Probe],
-    pattern: RepeatPattern,
-    *,
-    params: ParamCounts,
-    extra: dict[str, Any],
-    wall_time_s: float,
+    probes: Sequence[Probe], pattern: RepeatPattern, *, plain_params: int, wall_time_s: float
 ) -> TrialResult | str:
     """The result at the real depth from the last three probes, or why it cannot be had.
 
-    ``params`` are the counts of the real model under the plan (built on meta); they must equal
-    the probes' counts extrapolated. ``extra`` is the real build's notes.
+    ``plain_params`` is the parameter count of the real model before the plan (built on meta):
+    the probes' own counts, extrapolated, must equal it.
     """
     if len(probes) < 3:
         return "fewer than three probes"
@@ -465,10 +465,12 @@ def extrapolate(
     soft, soft_bad = _affine(probes, _soft_figures, n)
     last = probes[-1].result
     assert last is not None and last.tensor_peak is not None and last.simulation is not None
-    full = {name: exact[("params", name)] for name in _PARAMS if ("params", name) in exact}
-    real = {name: getattr(params, name) for name in _PARAMS}
-    if full and full != real:
-        return f"parameter counts extrapolated {full} differ from the real model's {real}"
+    if exact.get(("plain_params",)) != plain_params:
+        return f"parameters extrapolated ({exact.get(('plain_params',))}) differ from the real model's ({plain_params})"
+    params = last.params
+    if params is not None:
+        params = dataclasses.replace(params, **{name: exact[("params", name)] for name in _PARAMS})
+    extra = {k: exact.get(("extra", k), v) for k, v in last.extra.items()}
 
     segments = {(k[1], k[2]): v for k, v in exact.items() if k[0] == "segment"}
     events = probes[-1].segment_events
@@ -531,7 +533,7 @@ def extrapolate(
         params=params,
         tensor_peak=tensor_peak,
         simulation=simulation,
-        extra={**last.extra, **extra},
+        extra=extra,
         wall_time_s=wall_time_s,
     )
 
