@@ -18,10 +18,12 @@ import os
 import platform
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import torch
 
 from advisor.core.errors import UnknownModelError
@@ -34,7 +36,7 @@ from profilers.records import TrialResult
 
 PLANS_24 = (
     "baseline; lora; grad-ckpt; bf16; bf16-weights; sgd; adafactor; frozen-emb; freeze-layers(k=8); "
-    "accum(steps=4); eager-attn; lora+grad-ckpt; lora+grad-ckpt+bf16; bf16-weights+grad-ckpt; "
+    "lora(r=32); eager-attn; lora+grad-ckpt; lora+grad-ckpt+bf16; bf16-weights+grad-ckpt; "
     "bf16-weights+grad-ckpt+sgd; lora+bf16-weights+grad-ckpt; lora+bf16; lora(r=16); lora(r=64)+grad-ckpt; "
     "grad-ckpt+sgd; grad-ckpt+adafactor; bf16-weights+lora; bf16-weights+adafactor; lora+eager-attn"
 )
@@ -72,12 +74,38 @@ def model_source(name: str) -> ModelSource:
         return HFModelSource(name, cfg, description=f"{name} shape from its config.json (benchmark)")
 
 
+class _ChildRss:
+    """The largest RSS any child process (the fork server's workers too) had, sampled."""
+
+    def __init__(self, interval_s: float = 0.2) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._interval = interval_s
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(getattr(self, "_interval", 0.2)):
+            for child in me.children(recursive=True):
+                try:
+                    self.peak = max(self.peak, child.memory_info().rss)
+                except psutil.Error:
+                    pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+_CHILDREN: _ChildRss | None = None
+
+
 def _rss() -> tuple[int, int]:
-    """Peak RSS of this process and of its largest finished child (bytes)."""
+    """Peak RSS of this process and the largest of any child process (bytes)."""
     scale = 1 if sys.platform == "darwin" else 1024
     me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale
-    return int(me), int(kids)
+    return int(me), _CHILDREN.peak if _CHILDREN is not None else 0
 
 
 def _peaks(results: list[TrialResult]) -> list[int | None]:
@@ -104,6 +132,8 @@ def main() -> int:
     parser.add_argument("--skip-full", action="store_true", help="time only the new way")
     parser.add_argument("--out", type=Path, help="write PREFIX.txt (the table) and PREFIX.json")
     args = parser.parse_args()
+    global _CHILDREN
+    _CHILDREN = _ChildRss()
 
     rows: list[dict[str, Any]] = []
 
@@ -161,6 +191,7 @@ def main() -> int:
         for r in rows
     ]  # fmt: skip
     me, kids = _rss()
+    _CHILDREN.stop()
     text = "\n".join([
         f"simulate speed: batch {BATCH} × seq {SEQ}, target cuda, {args.workers} workers, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f} at the end, torch {torch.__version__}",

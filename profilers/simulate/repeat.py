@@ -4,21 +4,22 @@ A 70B decoder is 80 copies of one block; replaying every op of all 80 costs 80 t
 costs, yet each repeat adds the same bytes. So:
 
 1. :func:`find_repeats` finds the model's layers (the ``ModuleList`` holding the most
-   parameters) and their pattern: a fixed prefix (dense layers before mixture-of-experts ones,
-   layers a plan froze), a block of ``period`` layers repeated ``blocks`` times (2 for
-   alternating sliding/global attention), and a fixed suffix. Layers are compared by their
-   module classes, parameter and buffer shapes, dtypes and ``requires_grad``, and their plain
-   settings (``attention_type``, ``sliding_window`` …); a layer's own index is left out.
+   parameters) and their pattern: a fixed prefix (dense layers before mixture-of-experts ones),
+   a block of ``period`` layers repeated ``blocks`` times (2 for alternating sliding/global
+   attention), and a fixed suffix. Layers are compared by their module classes, parameter and
+   buffer shapes, dtypes and ``requires_grad``, and their plain settings (``attention_type``,
+   ``sliding_window`` …); a layer's own index is left out.
 2. :func:`keep_blocks` cuts a freshly built model (before the plan's cuts) down to the prefix,
    ``k`` blocks and the suffix, the config's per-layer lists with it.
-3. The same step is replayed at ``k``, ``k+1``, ``k+2`` blocks (:class:`Probe`), and
+3. The same step is replayed at ``k``, ``k+1``, ``k+2`` blocks (:class:`Probe`), its
+   :class:`SegmentTracker` keeping the peak of each phase *outside* the blocks, in the *first*
+   and in the *last* block (a phase's peak at any depth is the largest of those three), and
    :func:`extrapolate` checks that every figure is affine in the number of blocks — exact
-   integer bytes: ``f(k+2) − f(k+1) == f(k+1) − f(k)`` for each phase's peak, each part of the
-   breakdown at each phase's peak, the bytes resident before the step, the parameter counts,
-   the FLOPs by dtype, the bytes moved and the op counts — and takes them to the real depth, the
-   peak being the largest phase peak there. The caching allocator's figures, a model of the
-   allocator rather than a count, are extrapolated from the last two probes and flagged when
-   they are not exactly affine.
+   integer bytes: ``f(k+2) − f(k+1) == f(k+1) − f(k)`` for each of those peaks and each part of
+   the breakdown there, the bytes resident before the step, the parameter counts, the FLOPs by
+   dtype, the bytes moved, the op counts and the build's counts — and takes them to the real
+   depth. The caching allocator's figures, a model of the allocator rather than a count, are
+   extrapolated from the last two probes and marked ``estimated``.
 
 Nothing here knows about plans: :mod:`advisor.engines.simulate` builds the probes and falls
 back to the full replay when there is no repeating block or the probes are not affine.
