@@ -460,7 +460,8 @@ def simulate_plans(
     The replay patches process-wide state (dropout, attention, transformers' fake-tensor
     check), so plans run in ``workers`` processes (default: one per core; ``1``: one after
     the other here), the model sent once to each. Results come back in plan order, the same
-    as serially; ``on_result`` and ``progress`` see each plan as it finishes. Where the model
+    as serially; ``progress`` hears of each plan as it finishes, ``on_result`` gets the results
+    in plan order as soon as all before them are in. Where the model
     cannot be sent to another process, or a worker dies, the rest run here.
     """
     source = resolve_model(model)
@@ -469,15 +470,17 @@ def simulate_plans(
     results: list[TrialResult | None] = [None] * n
     say = progress or (lambda _msg: None)
     options: dict[str, Any] = {"target": target, "extrapolate": extrapolate}
-    finished = 0
+    finished = handed = 0
 
     def done(index: int, result: TrialResult) -> None:
-        nonlocal finished
+        nonlocal finished, handed
         finished += 1
         results[index] = result
         say(f"plan {index + 1}/{n} {plans[index].name}: {result.status.value} ({finished} of {n} done)")
-        if on_result is not None:
-            on_result(result)
+        while handed < n and results[handed] is not None:  # in plan order, as serially
+            if on_result is not None:
+                on_result(results[handed])  # type: ignore[arg-type]
+            handed += 1
 
     workers = min(default_workers() if workers is None else workers, n)
     if workers < 1:

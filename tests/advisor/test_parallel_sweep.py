@@ -35,7 +35,7 @@ def test_workers_give_the_serial_results_in_plan_order() -> None:
     assert [r.plan for r in par] == [p.name for p in plans]
     assert [_figures(r) for r in par] == [_figures(r) for r in ser]
     assert [r.status for r in par][-2:] == [TrialStatus.UNSUPPORTED, TrialStatus.ERROR]
-    assert sorted(seen) == sorted(p.name for p in plans)
+    assert seen == [p.name for p in plans]  # on_result in plan order, as serially
     finished = [m for m in said if " done)" in m]  # one line per plan, as each finishes
     assert len(finished) == len(plans) and finished[-1].endswith(f"({len(plans)} of {len(plans)} done)")
 
