@@ -47,7 +47,7 @@ RSS_LIMIT_BYTES = 2 * 2**30
 
 # published config.json values (meta-llama/Llama-3.1-70B, meta-llama/Llama-3.1-405B), used
 # until the presets of the same names are in the catalog
-_SHAPES = {
+_SHAPES: dict[str, dict[str, Any]] = {
     "llama-3.1-70b": {"hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80,
                       "num_attention_heads": 64},
     "llama-3.1-405b": {"hidden_size": 16384, "intermediate_size": 53248, "num_hidden_layers": 126,

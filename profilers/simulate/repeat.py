@@ -412,7 +412,7 @@ def _soft_figures(probe: Probe) -> dict[tuple[str, ...], int]:
     """Figures extrapolated from the last two probes even when not exactly affine."""
     r = probe.result
     assert r is not None and r.simulation is not None
-    out = {("unknown_reads",): r.simulation.unknown_value_reads}
+    out: dict[tuple[str, ...], int] = {("unknown_reads",): r.simulation.unknown_value_reads}
     alloc = r.simulation.cuda_allocator
     if alloc is not None:
         out[("allocator", "max_allocated_bytes")] = alloc.max_allocated_bytes
@@ -470,7 +470,8 @@ def extrapolate(
         return f"parameters extrapolated ({exact.get(('plain_params',))}) differ from the real model's ({plain_params})"
     params = last.params
     if params is not None:
-        params = dataclasses.replace(params, **{name: exact[("params", name)] for name in _PARAMS})
+        counts: dict[str, Any] = {name: exact[("params", name)] for name in _PARAMS}
+        params = dataclasses.replace(params, **counts)
     extra = {k: exact.get(("extra", k), v) for k, v in last.extra.items()}
 
     segments = {(k[1], k[2]): v for k, v in exact.items() if k[0] == "segment"}
