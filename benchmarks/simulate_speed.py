@@ -79,14 +79,14 @@ class _ChildRss:
 
     def __init__(self, interval_s: float = 0.2) -> None:
         self.peak = 0
+        self._interval = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
-        self._interval = interval_s
 
     def _run(self) -> None:
         me = psutil.Process()
-        while not self._stop.wait(getattr(self, "_interval", 0.2)):
+        while not self._stop.wait(self._interval):
             for child in me.children(recursive=True):
                 try:
                     self.peak = max(self.peak, child.memory_info().rss)
