@@ -24,6 +24,7 @@ _API = {
 _CORE = {
     "AdvisorError": "advisor.core.errors",
     "InvalidInputError": "advisor.core.errors",
+    "OutputPathError": "advisor.core.errors",
     "PlanError": "advisor.core.errors",
     "ReportError": "advisor.core.errors",
     "UnknownGpuError": "advisor.core.errors",
@@ -115,6 +116,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from advisor.core.errors import (
         AdvisorError,
         InvalidInputError,
+        OutputPathError,
         PlanError,
         ReportError,
         UnknownGpuError,

@@ -11,6 +11,7 @@ result means on a GPU (:func:`gpu_figures`, :func:`growth_limits`), and ranking 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import warnings
 from collections.abc import Callable, Sequence
@@ -20,15 +21,23 @@ from typing import Any
 
 from torch import nn
 
+from advisor.catalog.calibration import CalibrationProfile, save_calibration
 from advisor.catalog.gpus import GpuSpec, custom_gpu, get_gpu
 from advisor.core.deprecation import legacy_sizes
-from advisor.core.errors import InvalidInputError
+from advisor.core.errors import (
+    HardwareUnavailableError,
+    InvalidInputError,
+    UnknownGpuError,
+    check_device,
+    whole_number,
+)
 from advisor.core.io import environment
 from advisor.core.units import parse_memory
 from advisor.engines.convergence import convergence_probe
 from advisor.engines.flops import StepCost, StepTimeEstimate, estimate_for_gpu, step_cost_of
 from advisor.engines.growth import GrowthFit, simulate_growth
 from advisor.engines.measure import check_measurable, measure_plan
+from advisor.engines.need import DEFAULT_MARGIN, check_margin, usable_bytes
 from advisor.engines.overheads import PredictedNeed as GpuNeed
 from advisor.engines.overheads import predict_gpu_need
 from advisor.engines.simulate import simulate as run_simulation
@@ -41,9 +50,11 @@ from advisor.plans import (
     Plan,
     PlanSpace,
     PrunedPlan,
+    check_plan,
     combinations,
     default_cuts,
     describe_cuts,
+    explicit_plans,
     parse_cuts,
     parse_plan,
     parse_plans,
@@ -60,12 +71,16 @@ from advisor.recommend import (
 )
 from advisor.recommend.workload import RankBy, Workload
 from advisor.report import Advice
+from profilers.calibrate import probe_cuda_device
 from profilers.records import TrialResult
+from profilers.trial import UnsupportedConfiguration
 
 # the entry points, what the front ends need, and a few names passed through (Plan, Workload,
 # SweepProgress, convergence_probe, describe_cuts) so that a front end needs
 # no import from the engines, the plans or the recommender
 __all__ = [
+    "DEFAULT_MARGIN",
+    "CalibrationProfile",
     "GpuFigures",
     "GrowthLimits",
     "Plan",
@@ -73,6 +88,8 @@ __all__ = [
     "SweepProgress",
     "Workload",
     "advise",
+    "calibrate",
+    "check_margin",
     "check_run",
     "convergence_probe",
     "cut_names",
@@ -89,6 +106,7 @@ __all__ = [
     "simulate_plans",
     "sweep",
     "target_gpu",
+    "the_plan",
 ]
 
 log = logging.getLogger(__name__)
@@ -99,7 +117,7 @@ def profile(
     *,
     batch_size: int = 4,
     seq_len: int = 128,
-    plan: Plan | None = None,
+    plan: Plan | str | None = None,
     device: str = "auto",
     steps: int = 5,
     warmup_steps: int = 1,
@@ -115,8 +133,11 @@ def profile(
     """
     from profilers.trial import resolve_device
 
+    plan = the_plan(plan)
+    whole_number("steps", steps, 0)
+    whole_number("warmup_steps", warmup_steps, 0)
+    device = check_device(device)
     source = resolve_model(model)
-    plan = plan or Plan()
     source.check_sizes(batch_size, seq_len)
     check_measurable(source, resolve_device(device))  # an 8B preset is simulated, not measured
     log.info("profiling %s, plan %s, batch %d × seq %d", source.name, plan.name, batch_size, seq_len)
@@ -137,7 +158,8 @@ def advise(
     rank_by: str = "time",
     mode: str = "auto",
     check_top: int = 3,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[SweepProgress], None] | None = None,
+    moe_imbalance: float = 1.0,
 ) -> Advice:
     """Rank training plans of ``model`` for the GPU ``gpu`` and the ``workload``.
 
@@ -154,9 +176,18 @@ def advise(
     ``.best``, ``.ranked``, ``.excluded``, ``.comparison``, ``.to_json()``, ``.to_markdown()``,
     ``.to_text()``, ``.save(prefix)``.
     Unknown GPU or model names and bad workload values raise :class:`advisor.AdvisorError`
-    with the cause and a hint.
+    with the cause and a hint. ``progress`` hears a :class:`SweepProgress` at the start and end
+    of each plan's trial (phase ``"trials"``) and of each search for the largest micro-batch
+    (phase ``"largest micro-batch"``).
     """
     workload = workload or Workload()
+    if not isinstance(workload, Workload):
+        raise InvalidInputError(
+            f"workload must be an advisor.Workload, got {type(workload).__name__}",
+            "pass workload=advisor.Workload(micro_batch=4, seq_len=512)",
+            argument="workload",
+        )
+    whole_number("check_top", check_top, 0)
     spec = target_gpu(gpu, gpu_mem, price_usd_per_hour)
     try:
         run_mode = Mode(mode)
@@ -176,23 +207,19 @@ def advise(
             f"cannot measure on the {spec.name}: this machine has {here}",
             "simulate instead (mode='simulate', or --simulate), or run on that GPU",
         )
+    plan_list = candidate_plans() if plans is None else explicit_plans(plans)  # before any model code
     source = resolve_model(model)
     source.check_sizes(workload.micro_batch, workload.seq_len)
-    if plans is None:
-        plan_list = candidate_plans()
-    elif isinstance(plans, str):
-        plan_list = parse_plans(plans)
-    else:
-        plan_list = [parse_plan(p) if isinstance(p, str) else p for p in plans]
     plan_text = plans if isinstance(plans, str) else None
     if plans is not None and not isinstance(plans, str):
         plan_text = ";".join(p if isinstance(p, str) else p.name for p in plans)
     command = ""
     if isinstance(model, str):
         command = reproduce_command(
-            model, spec, workload, rank_by=ranking, mode=Mode(mode), plans=plan_text
+            model, spec, workload, rank_by=ranking, mode=Mode(mode), plans=plan_text,
+            moe_imbalance=moe_imbalance,
         )
-    backends = default_backends(source, spec, workload, run_mode)
+    backends = default_backends(source, spec, workload, run_mode, moe_imbalance=moe_imbalance)
     task = source.task.value if isinstance(source, HFModelSource) else "custom"
     log.info("advising on %s for %s (%s, %d plans)", source.name, spec.name, run_mode.value, len(plan_list))
     rec = recommend(
@@ -228,6 +255,8 @@ def sweep(
     out: str | Path | None = None,
     progress: Callable[[SweepProgress], None] | None = None,
     retry_failed: bool = False,
+    simulate: bool = False,
+    new: bool = False,
 ) -> SweepResult:
     """Measure the baseline and many plans of ``model``, one trial each.
 
@@ -236,11 +265,19 @@ def sweep(
     ``max_combo`` cuts, or the user list ``plans`` (``"lora+grad-ckpt;sgd"``). Conflicting and
     redundant sets are pruned with the reason (``result.pruned``). A failing plan is recorded
     with its reason and the sweep goes on; with ``out``, results are appended to that JSON Lines
-    file as they arrive and a re-run resumes (see :mod:`advisor.sweep`).
+    file as they arrive and a re-run resumes (see :mod:`advisor.engines.sweep`); a file holding
+    another sweep (model, sizes, device, steps) is refused unless ``new=True`` moves it aside to
+    ``NAME.old.jsonl`` and starts afresh. ``simulate=True`` replays each plan on fake tensors as
+    for a CUDA GPU instead of measuring it (any model size, no hardware; ``device`` and ``steps``
+    are then unused); the result's ``simulated`` is true and its results file says so.
     """
+    space = plan_space(cuts=cuts, plans=plans, max_combo=max_combo)
+    whole_number("steps", steps, 0)
+    whole_number("warmup_steps", warmup_steps, 0)
+    device = check_device(device)
     return run_sweep(
         model,
-        plan_space(cuts=cuts, plans=plans, max_combo=max_combo),
+        space,
         batch_size=batch_size,
         seq_len=seq_len,
         device=device,
@@ -249,6 +286,8 @@ def sweep(
         out=out,
         progress=progress,
         retry_failed=retry_failed,
+        simulate=simulate,
+        new=new,
     )
 
 
@@ -263,6 +302,7 @@ def simulate(
     warmup_steps: int = 1,
     progress: Callable[[str], None] | None = None,
     extrapolate: bool = True,
+    moe_imbalance: float = 1.0,
     **legacy: Any,
 ) -> TrialResult:
     """Replay one training configuration of ``model`` on fake tensors: no GPU, no weights.
@@ -279,11 +319,14 @@ def simulate(
     Plans that cannot be simulated come back with status ``unsupported`` and the reason.
     A model of 8 or more repeating blocks is replayed with a few and extrapolated exactly
     (``result.simulation.repeats`` says from which); ``extrapolate=False`` replays every layer.
+    Mixture-of-experts layers are replayed under balanced routing, or with the hottest expert
+    at ``moe_imbalance`` (≥ 1) × its balanced share; ``simulation.moe_routing`` states it.
 
     The old spellings still work, with a ``DeprecationWarning``: sizes given positionally
     (``simulate(model, plan, 2, 512)``) and ``count_cost=`` for ``count_flops=``.
     """
     batch_size, seq_len = legacy_sizes("simulate", legacy_sizes_given, batch_size, seq_len)
+    whole_number("warmup_steps", warmup_steps, 0)
     if "count_cost" in legacy:
         warnings.warn("simulate(count_cost=…) is deprecated; use count_flops=", DeprecationWarning, stacklevel=2)
         count_flops = bool(legacy.pop("count_cost"))
@@ -291,11 +334,12 @@ def simulate(
     if legacy:
         raise InvalidInputError(
             f"simulate() got unexpected argument{'s' if len(legacy) > 1 else ''} {', '.join(sorted(legacy))}",
-            "arguments: model, plan, batch_size, seq_len, target, count_flops, warmup_steps, progress",
+            "arguments: model, plan, batch_size, seq_len, target, count_flops, warmup_steps, "
+            "progress, moe_imbalance",
         )
     return run_simulation(
         model,
-        plan,
+        the_plan(plan),
         batch_size,
         seq_len,
         target=target,
@@ -304,10 +348,26 @@ def simulate(
         count_cost=count_flops,
         progress=progress,
         extrapolate=extrapolate,
+        moe_imbalance=moe_imbalance,
     )
 
 
 # -- targets and plans: what the front ends turn their input into ----------------------------
+
+
+def the_plan(plan: Plan | str | None) -> Plan:
+    """The one plan an entry point runs: ``None`` is the baseline, text is parsed
+    (``"lora+grad-ckpt"``); a conflicting or redundant plan raises :class:`advisor.AdvisorError`
+    with the reason a sweep would prune it, as does empty text."""
+    if plan is None:
+        return Plan()
+    if isinstance(plan, str) and plan.strip().isdigit():  # simulate(model, 2, 16): sizes in its place
+        raise InvalidInputError(
+            f"plan {plan!r} is a number, not a plan",
+            "the argument after the model is the plan; pass sizes by name: batch_size=2, seq_len=16",
+            argument="plan",
+        )
+    return check_plan(parse_plan(plan) if isinstance(plan, str) else plan)
 
 
 def target_gpu(
@@ -365,15 +425,15 @@ def one_plan(*, cuts: str | None = None, plans: str | None = None) -> Plan:
     (``"lora+grad-ckpt"``); neither is the baseline. Text naming several plans raises."""
     if cuts is not None and plans is not None:
         raise InvalidInputError("give cuts or plans, not both", "cuts: 'lora,grad-ckpt'; a plan: 'lora+grad-ckpt'")
-    if plans:
+    if plans is not None:
         found = parse_plans(plans)
         if len(found) != 1:
             raise InvalidInputError(
                 f"--plans names {len(found)} plans but one is simulated without --sweep",
                 "add --sweep, or give one plan (cuts joined by '+')",
             )
-        return found[0]
-    return Plan.of(parse_cuts(cuts or ""))
+        return check_plan(found[0])
+    return check_plan(Plan.of(parse_cuts(cuts or "")))
 
 
 def cut_names() -> list[str]:
@@ -401,10 +461,11 @@ def simulate_plans(
     batch_size: int = 4,
     seq_len: int = 128,
     target: str = "cuda",
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[SweepProgress], None] | None = None,
     on_result: Callable[[TrialResult], None] | None = None,
     extrapolate: bool = True,
     workers: int | None = None,
+    moe_imbalance: float = 1.0,
 ) -> SimulatedPlans:
     """Simulate the baseline and many plans of ``model`` (a sweep without hardware).
 
@@ -417,13 +478,9 @@ def simulate_plans(
     results = run_simulate_plans(
         model, space.plans, batch_size=batch_size, seq_len=seq_len, target=target,
         progress=progress, on_result=on_result, extrapolate=extrapolate, workers=workers,
+        moe_imbalance=moe_imbalance,
     )  # fmt: skip
     return SimulatedPlans(tuple(results), tuple(space.pruned))
-
-
-def _budget_bytes(gpu: GpuSpec, margin: float) -> int:
-    """The recommender's budget: the GPU's memory less the share ``margin`` kept free."""
-    return Workload(margin=margin).usable_bytes(gpu.memory_bytes)
 
 
 @dataclass(frozen=True)
@@ -431,8 +488,9 @@ class GpuFigures:
     """What one simulated (or measured) trial means on a target GPU; ``None`` where unknown.
 
     ``need`` is the memory the step needs there (tensor peak + overheads, with sources),
-    ``fits`` the recommender's verdict against the budget, ``timing`` the estimated step time
-    from the counted FLOPs and bytes, ``cost`` those counts.
+    ``fits`` the verdict of the one fit rule (:func:`advisor.engines.need.fits_in`) against
+    ``budget_bytes``, the GPU's memory less the share ``margin`` kept free; ``timing`` the
+    estimated step time from the counted FLOPs and bytes, ``cost`` those counts.
     """
 
     gpu: GpuSpec | None
@@ -440,19 +498,28 @@ class GpuFigures:
     fits: bool | None
     timing: StepTimeEstimate | None
     cost: StepCost | None
+    margin: float = DEFAULT_MARGIN
+    budget_bytes: int | None = None  # usable: the GPU's memory less the margin (None: no GPU)
 
 
-def gpu_figures(result: TrialResult, gpu: GpuSpec | None = None, *, margin: float = 0.0) -> GpuFigures:
+def gpu_figures(
+    result: TrialResult, gpu: GpuSpec | None = None, *, margin: float = DEFAULT_MARGIN
+) -> GpuFigures:
     """The need, fit, step time and step cost of ``result`` on ``gpu`` (without one: on a
     CUDA GPU in general, so no fit and no speed). A plan fits when its need is within the
-    memory less the share ``margin`` kept free, as the recommender decides."""
+    memory less the share ``margin`` kept free (default 10%), the recommender's rule."""
+    margin = check_margin(margin)
     ok = result.ok
     need = predict_gpu_need(result, gpu) if ok and result.tensor_peak is not None else None
+    budget = usable_bytes(gpu.memory_bytes, margin) if gpu is not None else None
     fits = None
     if need is not None and gpu is not None:
-        fits = need.total_bytes <= _budget_bytes(gpu, margin)
+        fits = need.fits(gpu.memory_bytes, margin)
     timing = estimate_for_gpu(result, gpu) if gpu is not None and ok else None
-    return GpuFigures(gpu=gpu, need=need, fits=fits, timing=timing, cost=step_cost_of(result))
+    return GpuFigures(
+        gpu=gpu, need=need, fits=fits, timing=timing, cost=step_cost_of(result), margin=margin,
+        budget_bytes=budget,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -476,21 +543,29 @@ def growth_limits(
     target: str = "cuda",
     gpu: GpuSpec | None = None,
     base: TrialResult | None = None,
-    margin: float = 0.0,
+    margin: float = DEFAULT_MARGIN,
     progress: Callable[[str], None] | None = None,
+    moe_imbalance: float = 1.0,
 ) -> GrowthLimits:
     """Fit the plan's memory over sizes around ``batch_size`` × ``seq_len`` (simulated) and,
     with ``gpu``, find the largest sizes that fit it: the overheads found at the simulated size
-    ``base`` (simulated here when not given) are added to the fitted peak at other sizes."""
-    fit = simulate_growth(model, plan, batch_size=batch_size, seq_len=seq_len, target=target, progress=progress)
+    ``base`` (simulated here when not given) are added to the fitted peak at other sizes; a
+    size fits by the one fit rule (the memory less the share ``margin`` kept free)."""
+    fit = simulate_growth(
+        model, plan, batch_size=batch_size, seq_len=seq_len, target=target, progress=progress,
+        moe_imbalance=moe_imbalance,
+    )  # fmt: skip
     if gpu is None:
         return GrowthLimits(fit, batch_size, seq_len)
     if base is None:
-        base = simulate(model, plan, batch_size=batch_size, seq_len=seq_len, target=target, count_flops=False)
+        base = simulate(
+            model, plan, batch_size=batch_size, seq_len=seq_len, target=target, count_flops=False,
+            moe_imbalance=moe_imbalance,
+        )  # fmt: skip
     if base.tensor_peak is None:
         return GrowthLimits(fit, batch_size, seq_len)
     offset = predict_gpu_need(base, gpu).total_bytes - base.tensor_peak.peak_bytes
-    budget = _budget_bytes(gpu, margin)
+    budget = usable_bytes(gpu.memory_bytes, margin)
 
     def need(peak: int) -> int:
         return peak + offset
@@ -570,8 +645,52 @@ def recommend_command(
     mode: str = "auto",
     plans: str | None = None,
     report: str | None = None,
+    moe_imbalance: float = 1.0,
 ) -> str:
     """The ``vram-advisor recommend …`` command line that gives this advice again."""
     return reproduce_command(
-        model, gpu, workload, rank_by=RankBy(rank_by), mode=Mode(mode), plans=plans, report=report
+        model, gpu, workload, rank_by=RankBy(rank_by), mode=Mode(mode), plans=plans, report=report,
+        moe_imbalance=moe_imbalance,
     )
+
+
+def calibrate(gpu: str | None = None, *, device_index: int = 0, save: bool = True) -> CalibrationProfile:
+    """Measure this CUDA GPU's context, cuBLAS workspaces and allocator overhead (a few
+    seconds; :func:`profilers.calibrate.probe_cuda_device`) and, with ``save``, keep the
+    profile so every later prediction for that GPU uses it (:mod:`advisor.catalog.calibration`).
+
+    ``gpu`` names the catalog entry the card is (default: the driver's device name, matched
+    against the catalog). Raises :class:`HardwareUnavailableError` without a CUDA GPU.
+    """
+    try:
+        probe = probe_cuda_device(device_index)
+    except UnsupportedConfiguration as exc:
+        raise HardwareUnavailableError(
+            str(exc), "run calibrate on the machine with the GPU (with a CUDA build of torch)"
+        ) from None
+    try:
+        spec = get_gpu(gpu or probe.device_name)
+    except UnknownGpuError as exc:
+        raise UnknownGpuError(
+            f"the GPU here ({probe.device_name}) is not in the catalog: {exc.message}",
+            "name the catalog entry it matches: gpu='rtx-4090'; `vram-advisor gpus` lists them",
+            argument="gpu",
+        ) from None
+    profile = CalibrationProfile(
+        gpu_key=spec.key,
+        device_name=probe.device_name,
+        context_bytes=probe.context_bytes,
+        workspace_bytes=probe.workspace_bytes,
+        allocator_overhead_fraction=probe.allocator_overhead_fraction,
+        driver_version=probe.driver_version,
+        cuda_version=probe.cuda_version,
+        torch_version=probe.torch_version,
+        cuda_module_loading=probe.cuda_module_loading,
+        alloc_conf=probe.alloc_conf,
+        measured_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        notes=probe.notes,
+    )
+    if save:
+        path = save_calibration(profile)
+        log.info("calibration of %s saved to %s", spec.key, path)
+    return profile

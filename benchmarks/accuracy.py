@@ -21,6 +21,9 @@ Prints a table (each method's prediction and error in %), a summary (median and 
 error per method, and on how many cases our simulation and our estimate are closer than each
 rival), and writes both to ``benchmarks/results/accuracy-<device>.md`` (and ``.json``).
 
+Then (unless ``--no-8b``) it times the simulation of Llama-3.1-8B (batch 1 × 2048, CUDA target)
+under the QLoRA and 8-bit AdamW plans: each must come back simulated, in under 10 s.
+
     .venv/bin/python benchmarks/accuracy.py [--models tiny-llama,tiny-gpt2,tiny-bert]
         [--plans "baseline;lora;grad-ckpt;sgd;lora+grad-ckpt;bf16"] [--sizes 1x64,4x128,2x256]
 """
@@ -46,7 +49,16 @@ import torch
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_MODELS = ("tiny-llama", "tiny-gpt2", "tiny-bert")
-DEFAULT_PLANS = "baseline;lora;grad-ckpt;sgd;lora+grad-ckpt;bf16"
+DEFAULT_PLANS = (
+    "baseline;lora;grad-ckpt;sgd;lora+grad-ckpt;bf16;"
+    # bitsandbytes' plans (issue 12): simulated with stand-ins, measured with bitsandbytes on CPU
+    "qlora;qlora(bits=8);qlora+grad-ckpt;lora+adamw8bit;adamw8bit"
+)
+# simulated for an 8B model on a CUDA target, timed: each should take under 10 s here
+TIMED_8B_MODEL = "llama-3.1-8b"
+TIMED_8B_PLANS = ("qlora+grad-ckpt", "qlora(bits=8)", "lora+adamw8bit")
+TIMED_8B_BATCH, TIMED_8B_SEQ = 1, 2048
+TIMED_8B_LIMIT_S = 10.0
 DEFAULT_SIZES = "1x64,4x128,2x256"
 METHODS = ("simulated", "estimated", "accelerate", "16B/param")
 OURS = ("simulated", "estimated")
@@ -387,11 +399,66 @@ def run(
     return cases
 
 
-def write_results(cases: Sequence[Case], device: str, out_dir: Path, command: str, elapsed_s: float) -> Path:
+@dataclass
+class Timed:
+    """One simulation of the 8B model: its status, tensor peak and wall time."""
+
+    plan: str
+    status: str
+    peak_bytes: int | None
+    seconds: float
+    provenance: str | None
+
+
+def time_8b(plans: Sequence[str] = TIMED_8B_PLANS) -> list[Timed]:
+    """Simulate :data:`TIMED_8B_MODEL` under each plan (after one warm-up simulation that pays
+    the imports), timing each."""
+    from advisor.engines.simulate import simulate
+
+    simulate("tiny-llama", plans[0], 1, 16, target="cuda")  # imports and first-use caches
+    out = []
+    for plan in plans:
+        t0 = time.perf_counter()
+        r = simulate(TIMED_8B_MODEL, plan, TIMED_8B_BATCH, TIMED_8B_SEQ, target="cuda")
+        seconds = time.perf_counter() - t0
+        peak = r.tensor_peak.peak_bytes if r.tensor_peak is not None else None
+        provenance = r.tensor_peak.provenance.value if r.tensor_peak is not None else None
+        out.append(Timed(r.plan, r.status.value, peak, seconds, provenance))
+    return out
+
+
+def timed_lines(timed: Sequence[Timed], markdown: bool) -> str:
+    from advisor.core.tables import table
+
+    rows = [
+        [t.plan, t.status, t.provenance or "–", "–" if t.peak_bytes is None else f"{t.peak_bytes / 2**30:.2f}",
+         f"{t.seconds:.1f}", "yes" if t.status == "ok" and t.seconds < TIMED_8B_LIMIT_S else "no"]
+        for t in timed
+    ]  # fmt: skip
+    head = (
+        f"{TIMED_8B_MODEL}, batch {TIMED_8B_BATCH} × seq {TIMED_8B_SEQ}, CUDA target: "
+        f"simulation wall time per plan (limit {TIMED_8B_LIMIT_S:.0f} s)"
+    )
+    title = f"## {head}" if markdown else head
+    body = table(("plan", "status", "tensor peak", "GiB", "seconds", "within limit"), rows, markdown=markdown)
+    return f"{title}\n\n{body}\n"
+
+
+def write_results(
+    cases: Sequence[Case],
+    device: str,
+    out_dir: Path,
+    command: str,
+    elapsed_s: float,
+    timed: Sequence[Timed] = (),
+) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / f"accuracy-{device}.md"
     tmp = md.with_suffix(".md.tmp")
-    tmp.write_text(render(cases, device, markdown=True, command=command, elapsed_s=elapsed_s))
+    text = render(cases, device, markdown=True, command=command, elapsed_s=elapsed_s)
+    if timed:
+        text += "\n" + timed_lines(timed, markdown=True)
+    tmp.write_text(text)
     tmp.replace(md)
     data = {
         "kind": "vram-advisor/accuracy",
@@ -401,6 +468,7 @@ def write_results(cases: Sequence[Case], device: str, out_dir: Path, command: st
         "summary": [asdict(s) for s in summarize(cases)],
         "beats": [asdict(beats(cases, o, r)) for o in OURS for r in RIVALS],
         "cases": [asdict(c) for c in cases],
+        "timed_8b": [asdict(t) for t in timed],
     }
     js = out_dir / f"accuracy-{device}.json"
     tmp = js.with_suffix(".json.tmp")
@@ -416,6 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help="batch×seq pairs, e.g. 1x64,4x128")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--no-8b", action="store_true", help="skip timing the 8B simulations")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
@@ -431,8 +500,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     command = "python benchmarks/accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(render(cases, "cpu", markdown=False, elapsed_s=elapsed))
+    timed = [] if args.no_8b else time_8b()
+    if timed:
+        print(timed_lines(timed, markdown=False))
     if not args.no_write:
-        path = write_results(cases, "cpu", args.out, command.strip(), elapsed)
+        path = write_results(cases, "cpu", args.out, command.strip(), elapsed, timed)
         print(f"written to {path}")
     return 0
 

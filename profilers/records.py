@@ -159,6 +159,15 @@ class Timing:
     def samples_per_s(self) -> float:
         return self.samples_per_step / self.median_step_time_s if self.median_step_time_s else 0.0
 
+    @property
+    def spread(self) -> float | None:
+        """How much the timed steps varied: ``(max − min) / median``, a fraction (0.25: the
+        slowest step took a quarter of the median longer than the fastest). ``None`` with
+        fewer than two timed steps or no median: one step cannot show its noise."""
+        if self.steps < 2 or not self.median_step_time_s > 0:
+            return None
+        return (self.max_step_time_s - self.min_step_time_s) / self.median_step_time_s
+
 
 @dataclass(frozen=True)
 class StepCost:
@@ -252,10 +261,18 @@ class SimulationRecord:
     tokens_per_step: int | None = None
     optimizer_foreach: bool | None = None  # target cuda: whether foreach was switched on
     phase_peaks: dict[str, int] = field(default_factory=dict)  # phase → its peak of live bytes
+    # phase → live bytes when it first began ("backward": resident + saved for backward + loss)
+    phase_start_bytes: dict[str, int] = field(default_factory=dict)
     step_cost: StepCost | None = None  # FLOPs and bytes moved (when counted)
     cuda_allocator: AllocatorPeak | None = None  # target cuda: the caching allocator replayed
     unknown_value_reads: int = 0  # values read back that were not known (answered 0 / False)
+    autocast_policy: str | None = None  # whose autocast op lists: "cuda policy (torch 2.13)"
+    # activation offload: peak of host (pinned) bytes holding saved tensors; None when none
+    host_peak_bytes: int | None = None
+    # why the figures are an upper bound, e.g. "upper bound: eager replay of a compiled plan"
+    upper_bound: str | None = None
     repeats: RepeatReplay | None = None  # extrapolated from a few repeats of the block, or why not
+    moe_routing: str | None = None  # mixture of experts: the routing assumed, in one line
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (the step cost with its ``total_flops``)."""
@@ -306,6 +323,7 @@ class TrialResult:
         if self.timing is not None:
             out["timing"]["tokens_per_s"] = self.timing.tokens_per_s
             out["timing"]["samples_per_s"] = self.timing.samples_per_s
+            out["timing"]["spread"] = self.timing.spread
         if self.params is not None:
             out["params"]["trainable_percent"] = self.params.trainable_percent
         if self.tensor_peak is not None:

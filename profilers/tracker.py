@@ -31,6 +31,7 @@ __all__ = [
     "TensorMemoryTracker",
     "flat_tensors",
     "optimizer_state_tensors",
+    "quantization_state_tensors",
     "tensors_in",
 ]
 
@@ -84,6 +85,36 @@ def optimizer_state_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tens
     out: list[torch.Tensor] = []
     for state in optimizer.state.values():
         out.extend(tensors_in(dict(state)))
+    return out
+
+
+def _quant_state_tensors(state: Any) -> list[torch.Tensor]:
+    out = [t for t in (getattr(state, k, None) for k in ("absmax", "code", "offset")) if isinstance(t, torch.Tensor)]
+    nested = getattr(state, "state2", None)
+    if nested is not None:
+        out.extend(_quant_state_tensors(nested))
+    return out
+
+
+def quantization_state_tensors(model: torch.nn.Module) -> list[torch.Tensor]:
+    """The statistics quantized weights keep beside their parameters: a 4-bit weight's
+    ``quant_state`` (absmax, code, offset, nested absmax and code) and an 8-bit layer's row
+    scales ``SCB`` (on the weight before the first forward, on ``module.state`` after), as
+    bitsandbytes 0.50 holds them and :mod:`profilers.simulate.quant` mirrors them."""
+    out: list[torch.Tensor] = []
+    for module in model.modules():
+        for param in module._parameters.values():
+            if param is None:
+                continue
+            state = getattr(param, "quant_state", None)
+            if state is not None:
+                out.extend(_quant_state_tensors(state))
+            scb = getattr(param, "SCB", None)
+            if isinstance(scb, torch.Tensor):
+                out.append(scb)
+        scb = getattr(getattr(module, "state", None), "SCB", None)
+        if isinstance(scb, torch.Tensor):
+            out.append(scb)
     return out
 
 
@@ -158,6 +189,7 @@ class TensorMemoryTracker(TorchDispatchMode):
     ) -> None:
         """Register everything resident at the start of a step."""
         self.register((p.detach() for p in model.parameters()), Role.PARAMETER)
+        self.register(quantization_state_tensors(model), Role.PARAMETER)
         self.register(model.buffers(), Role.BUFFER)
         self.register((p.grad for p in model.parameters() if p.grad is not None), Role.GRADIENT)
         if optimizer is not None:

@@ -32,3 +32,9 @@ def fast_simulations() -> Iterator[None]:
     yield
     gc.unfreeze()
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def no_user_calibrations(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Predictions in tests never pick up a calibration saved on the developer's machine."""
+    monkeypatch.setenv("VRAM_ADVISOR_CALIBRATION_DIR", str(tmp_path_factory.mktemp("calibration")))

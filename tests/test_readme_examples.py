@@ -5,8 +5,8 @@
   must print exactly those lines, where ``…`` stands for any text (timings, which vary).
 * ``vram-advisor …`` lines in ```bash blocks run in-process through the CLI, in order, in one
   temporary working directory; each must exit 0, and a command followed by a ```text block (its
-  output) must print those lines (``…`` as above). ``vram-advisor tui`` is interactive and is
-  checked by the TUI's own tests.
+  output) must print those lines (``…`` as above), at a terminal width of ``README_COLUMNS``.
+  ``vram-advisor tui`` is interactive and is checked by the TUI's own tests.
 """
 
 from __future__ import annotations
@@ -191,12 +191,18 @@ def _check_cli(examples: list[tuple[str, str, str | None]]) -> None:
             assert why is None, f"{where}: `{line}`: {why}"
 
 
+# the terminal width the README's outputs are shown at (tables leave out columns to fit it)
+README_COLUMNS = "100"
+
+
 def test_readme_cli_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", README_COLUMNS)
     _check_cli(_cli_examples(slow=False))
 
 
 @pytest.mark.slow
 def test_readme_cli_examples_of_presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", README_COLUMNS)
     _check_cli(_cli_examples(slow=True))

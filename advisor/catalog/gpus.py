@@ -21,7 +21,10 @@ Lookup (:func:`get_gpu`) is forgiving: case, spaces, ``_`` and ``-`` are ignored
 vendor words ("NVIDIA", "GeForce", "Tesla", "AMD", "Instinct", …) and the "RTX" prefix, so
 "4090", "rtx-4090" and "NVIDIA GeForce RTX 4090" all name the RTX 4090. A bare family name
 means the most widely rented variant: "a100" is ``a100-80gb``, "h100" is ``h100-sxm`` and
-"v100" is ``v100-16gb``. A trailing memory size is checked against the entry ("h100 80gb").
+"v100" is ``v100-16gb``. Such a family name is never a silent guess: :func:`family_alias` says
+which entry it chose and which others share the name, every front end shows that (the CLI as a
+note on stderr, ``vram-advisor gpus`` in its list of family names), and every output names the
+entry used. A trailing memory size is checked against the entry ("h100 80gb").
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ __all__ = [
     "VENDORS",
     "GpuSpec",
     "custom_gpu",
+    "family_alias",
+    "family_aliases",
     "get_gpu",
     "list_gpus",
 ]
@@ -70,7 +75,7 @@ NUMERIC_FIELDS: tuple[str, ...] = (
     "price_usd_per_hour",
 )
 
-_CATALOG_HINT = "run `vram-advisor gpus` to list the catalog, or give a budget with --gpu-mem 22GiB"
+_CATALOG_HINT = "see the catalog (`vram-advisor gpus`, advisor.list_gpus()), or give a budget: gpu_mem=22GiB"
 
 
 @dataclass(frozen=True)
@@ -500,11 +505,62 @@ def get_gpu(name: str) -> GpuSpec:
                 f"unknown GPU {name!r}: the catalog has {base.key} with "
                 f"{base.memory_bytes // _GIB} GiB, not {size} GB",
                 hint=(
-                    f"give the budget with --gpu-mem {size}GiB, "
-                    "or run `vram-advisor gpus` to list the catalog"
+                    f"give the budget as gpu_mem={size}GiB, "
+                    "or see the catalog (`vram-advisor gpus`, advisor.list_gpus())"
                 ),
             )
     raise _unknown(name)
+
+
+@dataclass(frozen=True)
+class FamilyAlias:
+    """A family name (``"h100"``) that the catalog reads as one entry although others share it."""
+
+    name: str  # as given
+    chosen: GpuSpec
+    others: tuple[GpuSpec, ...]
+
+    def note(self) -> str:
+        """``h100 means h100-sxm (NVIDIA H100 SXM5 80GB); the catalog also has h100-pcie``."""
+        others = " and ".join(s.key for s in self.others)
+        return (
+            f"{self.name} means {self.chosen.key} ({self.chosen.name}), the most rented variant; "
+            f"the catalog also has {others}: name it to use it"
+        )
+
+
+def _base_form(name: str) -> str:
+    """The normalized name :func:`get_gpu` looked up (without a trailing memory size it checked)."""
+    form = _normalize(name)
+    if form in _index():
+        return form
+    match = _TRAILING_MEMORY.match(name.strip().lower())
+    return _normalize(match["base"]) if match and _normalize(match["base"]) in _index() else form
+
+
+def family_alias(name: str) -> FamilyAlias | None:
+    """When ``name`` is a family name that :func:`get_gpu` resolves to one variant although the
+    catalog has others of that family ("h100" → ``h100-sxm``, with ``h100-pcie``), which entry it
+    chose and the others; ``None`` for an exact or unambiguous name. Raises as :func:`get_gpu`."""
+    spec = get_gpu(name)
+    form = _base_form(name)
+    if form in (_normalize(spec.key), _normalize(spec.name)):
+        return None
+    others = tuple(
+        s for s in _catalog() if s.key != spec.key and any(f.startswith(form) for f in _lookup_forms(s))
+    )
+    return FamilyAlias(name.strip(), spec, others) if others else None
+
+
+def family_aliases() -> tuple[FamilyAlias, ...]:
+    """Every family name in the catalog's aliases ("a100", "h100", "v100", …), by name."""
+    found: dict[str, FamilyAlias] = {}
+    for spec in _catalog():
+        for alias in spec.aliases:
+            fam = family_alias(alias)
+            if fam is not None and _normalize(alias) not in found:
+                found[_normalize(alias)] = fam
+    return tuple(found[k] for k in sorted(found))
 
 
 def list_gpus() -> tuple[GpuSpec, ...]:

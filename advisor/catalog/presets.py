@@ -26,6 +26,8 @@ class Preset:
     params: int  # published/known parameter count of this exact config, checked by the tests
     description: str
     config: dict[str, Any]  # config.json fields; "model_type" picks the transformers class
+    # where ``params`` comes from; the tests check it against the model built from ``config``
+    params_source: str = "the parameter count of hf_id's released safetensors weights"
 
 
 _LLAMA3_ROPE_8B = {
@@ -33,6 +35,23 @@ _LLAMA3_ROPE_8B = {
     "high_freq_factor": 4.0, "original_max_position_embeddings": 8192,
 }  # fmt: skip
 _LLAMA3_ROPE_1B = {**_LLAMA3_ROPE_8B, "factor": 32.0}
+_QWEN_ROPE = {"rope_type": "default", "rope_theta": 1000000.0}
+# Gemma 3: global layers use linear-scaled rope (theta 1e6, factor 8), sliding layers theta 1e4;
+# config.json writes it as rope_scaling + rope_theta + rope_local_base_freq
+_GEMMA3_ROPE = {
+    "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+    "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+}  # fmt: skip
+
+# Gemma 3 12B/27B are released as multimodal checkpoints (12,187,325,040 and 27,432,406,640
+# parameters on the Hub). The text decoder is that total less the SigLIP vision tower
+# (416,866,032, the same in both) and the projector (a 1152-wide norm and 1152 x hidden_size):
+# the difference between the two releases' extras, 1,769,472 = 1152 x (5376 - 3840), confirms
+# the split.
+_GEMMA3_TEXT_SOURCE = (
+    "the multimodal release's count less its SigLIP vision tower (416,866,032) and projector "
+    "(1152 + 1152 x hidden_size)"
+)
 
 # fmt: off
 PRESETS: dict[str, Preset] = {p.name: p for p in (
@@ -113,6 +132,215 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
             "sliding_window": 2047, "tie_word_embeddings": False, "hidden_act": "silu",
             "attention_dropout": 0.0, "resid_pdrop": 0.0, "embd_pdrop": 0.0,
             "bos_token_id": 1, "eos_token_id": 32000, "pad_token_id": 32000,
+        },
+    ),
+    # -- bigger dense models: fields from each hf_id's config.json
+    Preset(
+        "llama-3.2-3b", "meta-llama/Llama-3.2-3B", 3_212_749_824,
+        "Llama 3.2 3B: 28 layers, d=3072, GQA 24/8, 128k vocab, tied embeddings",
+        {
+            "model_type": "llama", "architectures": ["LlamaForCausalLM"],
+            "vocab_size": 128256, "hidden_size": 3072, "intermediate_size": 8192,
+            "num_hidden_layers": 28, "num_attention_heads": 24, "num_key_value_heads": 8,
+            "head_dim": 128, "max_position_embeddings": 131072, "rms_norm_eps": 1e-5,
+            "rope_parameters": _LLAMA3_ROPE_1B, "tie_word_embeddings": True,
+            "hidden_act": "silu", "attention_bias": False, "mlp_bias": False,
+            "bos_token_id": 128000, "eos_token_id": 128001,
+        },
+    ),
+    Preset(
+        "llama-3.1-70b", "meta-llama/Llama-3.1-70B", 70_553_706_496,
+        "Llama 3.1 70B: 80 layers, d=8192, GQA 64/8, 128k vocab",
+        {
+            "model_type": "llama", "architectures": ["LlamaForCausalLM"],
+            "vocab_size": 128256, "hidden_size": 8192, "intermediate_size": 28672,
+            "num_hidden_layers": 80, "num_attention_heads": 64, "num_key_value_heads": 8,
+            "head_dim": 128, "max_position_embeddings": 131072, "rms_norm_eps": 1e-5,
+            "rope_parameters": _LLAMA3_ROPE_8B, "tie_word_embeddings": False,
+            "hidden_act": "silu", "attention_bias": False, "mlp_bias": False,
+            "bos_token_id": 128000, "eos_token_id": 128001,
+        },
+    ),
+    Preset(
+        "llama-3.1-405b", "meta-llama/Llama-3.1-405B", 405_853_388_800,
+        "Llama 3.1 405B: 126 layers, d=16384, GQA 128/8, 128k vocab",
+        {
+            "model_type": "llama", "architectures": ["LlamaForCausalLM"],
+            "vocab_size": 128256, "hidden_size": 16384, "intermediate_size": 53248,
+            "num_hidden_layers": 126, "num_attention_heads": 128, "num_key_value_heads": 8,
+            "head_dim": 128, "max_position_embeddings": 131072, "rms_norm_eps": 1e-5,
+            "rope_parameters": _LLAMA3_ROPE_8B, "tie_word_embeddings": False,
+            "hidden_act": "silu", "attention_bias": False, "mlp_bias": False,
+            "bos_token_id": 128000, "eos_token_id": 128001,
+        },
+    ),
+    Preset(
+        "qwen2.5-14b", "Qwen/Qwen2.5-14B", 14_770_033_664,
+        "Qwen2.5 14B: 48 layers, d=5120, GQA 40/8, 152k vocab",
+        {
+            "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"],
+            "vocab_size": 152064, "hidden_size": 5120, "intermediate_size": 13824,
+            "num_hidden_layers": 48, "num_attention_heads": 40, "num_key_value_heads": 8,
+            "max_position_embeddings": 131072, "rms_norm_eps": 1e-5,
+            "rope_parameters": _QWEN_ROPE, "use_sliding_window": False, "max_window_layers": 48,
+            "tie_word_embeddings": False, "hidden_act": "silu",
+            "bos_token_id": 151643, "eos_token_id": 151643,
+        },
+    ),
+    Preset(
+        "qwen2.5-32b", "Qwen/Qwen2.5-32B", 32_763_876_352,
+        "Qwen2.5 32B: 64 layers, d=5120, GQA 40/8, 152k vocab",
+        {
+            "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"],
+            "vocab_size": 152064, "hidden_size": 5120, "intermediate_size": 27648,
+            "num_hidden_layers": 64, "num_attention_heads": 40, "num_key_value_heads": 8,
+            "max_position_embeddings": 131072, "rms_norm_eps": 1e-5,
+            "rope_parameters": _QWEN_ROPE, "use_sliding_window": False, "max_window_layers": 64,
+            "tie_word_embeddings": False, "hidden_act": "silu",
+            "bos_token_id": 151643, "eos_token_id": 151643,
+        },
+    ),
+    Preset(
+        "qwen2.5-72b", "Qwen/Qwen2.5-72B", 72_706_203_648,
+        "Qwen2.5 72B: 80 layers, d=8192, GQA 64/8, 152k vocab",
+        {
+            "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"],
+            "vocab_size": 152064, "hidden_size": 8192, "intermediate_size": 29568,
+            "num_hidden_layers": 80, "num_attention_heads": 64, "num_key_value_heads": 8,
+            "max_position_embeddings": 131072, "rms_norm_eps": 1e-5,
+            "rope_parameters": _QWEN_ROPE, "use_sliding_window": False, "max_window_layers": 80,
+            "tie_word_embeddings": False, "hidden_act": "silu",
+            "bos_token_id": 151643, "eos_token_id": 151643,
+        },
+    ),
+    Preset(
+        "gemma-2-9b", "google/gemma-2-9b", 9_241_705_984,
+        "Gemma 2 9B: 42 layers, sliding (4096) / global alternating, d=3584, GQA 16/8, "
+        "256k vocab, tied",
+        {
+            "model_type": "gemma2", "architectures": ["Gemma2ForCausalLM"],
+            "vocab_size": 256000, "hidden_size": 3584, "intermediate_size": 14336,
+            "num_hidden_layers": 42, "num_attention_heads": 16, "num_key_value_heads": 8,
+            "head_dim": 256, "max_position_embeddings": 8192, "rms_norm_eps": 1e-6,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+            "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": 256,
+            "sliding_window": 4096, "final_logit_softcapping": 30.0,
+            "attn_logit_softcapping": 50.0, "tie_word_embeddings": True,
+            "attention_bias": False, "attention_dropout": 0.0,
+            "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 1,
+        },
+    ),
+    Preset(
+        "gemma-2-27b", "google/gemma-2-27b", 27_227_128_320,
+        "Gemma 2 27B: 46 layers, sliding (4096) / global alternating, d=4608, GQA 32/16, "
+        "256k vocab, tied",
+        {
+            "model_type": "gemma2", "architectures": ["Gemma2ForCausalLM"],
+            "vocab_size": 256000, "hidden_size": 4608, "intermediate_size": 36864,
+            "num_hidden_layers": 46, "num_attention_heads": 32, "num_key_value_heads": 16,
+            "head_dim": 128, "max_position_embeddings": 8192, "rms_norm_eps": 1e-6,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+            "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": 144,
+            "sliding_window": 4096, "final_logit_softcapping": 30.0,
+            "attn_logit_softcapping": 50.0, "tie_word_embeddings": True,
+            "attention_bias": False, "attention_dropout": 0.0,
+            "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 1,
+        },
+    ),
+    Preset(
+        "gemma-3-12b", "google/gemma-3-12b-pt", 11_766_034_176,
+        "Gemma 3 12B text decoder (of the multimodal release): 48 layers, 5 sliding (1024) : "
+        "1 global, d=3840, GQA 16/8, 262k vocab, tied",
+        {
+            "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"],
+            "vocab_size": 262208, "hidden_size": 3840, "intermediate_size": 15360,
+            "num_hidden_layers": 48, "num_attention_heads": 16, "num_key_value_heads": 8,
+            "head_dim": 256, "max_position_embeddings": 131072, "rms_norm_eps": 1e-6,
+            "rope_parameters": _GEMMA3_ROPE, "sliding_window": 1024,
+            "sliding_window_pattern": 6, "hidden_activation": "gelu_pytorch_tanh",
+            "query_pre_attn_scalar": 256, "final_logit_softcapping": None,
+            "attn_logit_softcapping": None, "tie_word_embeddings": True,
+            "attention_bias": False, "attention_dropout": 0.0,
+            "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 1,
+        },
+        _GEMMA3_TEXT_SOURCE,
+    ),
+    Preset(
+        "gemma-3-27b", "google/gemma-3-27b-pt", 27_009_346_304,
+        "Gemma 3 27B text decoder (of the multimodal release): 62 layers, 5 sliding (1024) : "
+        "1 global, d=5376, GQA 32/16, 262k vocab, tied",
+        {
+            "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"],
+            "vocab_size": 262208, "hidden_size": 5376, "intermediate_size": 21504,
+            "num_hidden_layers": 62, "num_attention_heads": 32, "num_key_value_heads": 16,
+            "head_dim": 128, "max_position_embeddings": 131072, "rms_norm_eps": 1e-6,
+            "rope_parameters": _GEMMA3_ROPE, "sliding_window": 1024,
+            "sliding_window_pattern": 6, "hidden_activation": "gelu_pytorch_tanh",
+            "query_pre_attn_scalar": 168, "final_logit_softcapping": None,
+            "attn_logit_softcapping": None, "tie_word_embeddings": True,
+            "attention_bias": False, "attention_dropout": 0.0,
+            "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 1,
+        },
+        _GEMMA3_TEXT_SOURCE,
+    ),
+    Preset(
+        "mistral-nemo-12b", "mistralai/Mistral-Nemo-Base-2407", 12_247_782_400,
+        "Mistral NeMo 12B: 40 layers, d=5120, GQA 32/8 (head_dim 128), 131k vocab",
+        {
+            "model_type": "mistral", "architectures": ["MistralForCausalLM"],
+            "vocab_size": 131072, "hidden_size": 5120, "intermediate_size": 14336,
+            "num_hidden_layers": 40, "num_attention_heads": 32, "num_key_value_heads": 8,
+            "head_dim": 128, "max_position_embeddings": 1024000, "rms_norm_eps": 1e-5,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
+            "sliding_window": None, "tie_word_embeddings": False, "hidden_act": "silu",
+            "bos_token_id": 1, "eos_token_id": 2,
+        },
+    ),
+    Preset(
+        "phi-4", "microsoft/phi-4", 14_659_507_200,
+        "Phi-4 14B: 40 layers, d=5120, GQA 40/10, 100k vocab, fused qkv_proj and gate_up_proj",
+        {
+            "model_type": "phi3", "architectures": ["Phi3ForCausalLM"],
+            "vocab_size": 100352, "hidden_size": 5120, "intermediate_size": 17920,
+            "num_hidden_layers": 40, "num_attention_heads": 40, "num_key_value_heads": 10,
+            "max_position_embeddings": 16384, "original_max_position_embeddings": 16384,
+            "rms_norm_eps": 1e-5, "rope_parameters": {"rope_type": "default", "rope_theta": 250000.0},
+            "sliding_window": None, "tie_word_embeddings": False, "hidden_act": "silu",
+            "attention_dropout": 0.0, "resid_pdrop": 0.0, "embd_pdrop": 0.0,
+            "bos_token_id": 100257, "eos_token_id": 100257, "pad_token_id": 100257,
+        },
+    ),
+    # -- mixture of experts: simulated under an explicit routing assumption (balanced default)
+    Preset(
+        "mixtral-8x7b", "mistralai/Mixtral-8x7B-v0.1", 46_702_792_704,
+        "Mixtral 8x7B: 32 layers, d=4096, GQA 32/8, 8 experts (top-2) of 14336, 32k vocab",
+        {
+            "model_type": "mixtral", "architectures": ["MixtralForCausalLM"],
+            "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336,
+            "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+            "max_position_embeddings": 32768, "rms_norm_eps": 1e-5,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
+            "num_local_experts": 8, "num_experts_per_tok": 2, "router_aux_loss_coef": 0.02,
+            "output_router_logits": False, "sliding_window": None,
+            "tie_word_embeddings": False, "hidden_act": "silu",
+            "bos_token_id": 1, "eos_token_id": 2,
+        },
+    ),
+    Preset(
+        "qwen3-30b-a3b", "Qwen/Qwen3-30B-A3B-Base", 30_532_122_624,
+        "Qwen3 30B-A3B: 48 layers, d=2048, GQA 32/4 (head_dim 128), 128 fine-grained experts "
+        "(top-8) of 768, 152k vocab",
+        {
+            "model_type": "qwen3_moe", "architectures": ["Qwen3MoeForCausalLM"],
+            "vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 6144,
+            "moe_intermediate_size": 768, "num_hidden_layers": 48, "num_attention_heads": 32,
+            "num_key_value_heads": 4, "head_dim": 128, "max_position_embeddings": 32768,
+            "rms_norm_eps": 1e-6, "rope_parameters": _QWEN_ROPE, "num_experts": 128,
+            "num_experts_per_tok": 8, "norm_topk_prob": True, "decoder_sparse_step": 1,
+            "mlp_only_layers": [], "output_router_logits": False,
+            "router_aux_loss_coef": 0.001, "use_sliding_window": False,
+            "tie_word_embeddings": False, "hidden_act": "silu", "attention_bias": False,
+            "bos_token_id": 151643, "eos_token_id": 151643,
         },
     ),
     Preset(

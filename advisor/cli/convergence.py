@@ -6,17 +6,27 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from advisor import api
-from advisor.cli.common import EXIT_OK, ProgressLine, learning_rate, positive_int
+from advisor.cli.common import (
+    EXIT_OK,
+    MODEL_TRUST_HELP,
+    ProgressLine,
+    add_quiet_arg,
+    api,
+    check_outputs,
+    learning_rate,
+    positive_int,
+    report,
+)
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
-from advisor.report import convergence_text
+from advisor.core.tables import terminal_width
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the probe, print both curves, and write JSON when asked."""
-    line = ProgressLine(f"{args.model}: ")
+    check_outputs(args.json)
+    line = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     result = api.convergence_probe(
         args.model,
         text=args.text,
@@ -31,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     )
     line.done()
     print(f"Fine-tune vs train from scratch: {result.model}, {result.steps} steps each\n")
-    print(convergence_text(result))
+    print(report.convergence_text(result, width=terminal_width()))
     if args.json:
         doc = {
             "schema_version": SCHEMA_VERSION,
@@ -57,7 +67,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--model", "-m", default="minilm",
         help="a model with pretrained weights: minilm, a Hugging Face directory with weights, or "
-        "module.path:factory loading your checkpoint (default: %(default)s)",
+        "module.path:factory loading your checkpoint (default: %(default)s). " + MODEL_TRUST_HELP,
     )  # fmt: skip
     p.add_argument("--batch", "-b", type=positive_int, default=4, help="batch size (default: %(default)s)")
     p.add_argument("--seq", "-s", type=positive_int, default=64, help="sequence length (default: %(default)s)")
@@ -68,4 +78,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for init, masking and dropout (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--json", type=Path, help="also write the result as JSON to this path")
+    add_quiet_arg(p)
     p.set_defaults(func=run)

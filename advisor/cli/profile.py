@@ -6,27 +6,38 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from advisor import api
 from advisor.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     ProgressLine,
+    add_margin_arg,
     add_model_args,
+    add_quiet_arg,
+    api,
+    check_outputs,
     non_negative_int,
     positive_int,
+    trial_view,
 )
+from advisor.cli.simulate import need_rows
+from advisor.core.budget import DEFAULT_MARGIN
 from advisor.core.io import SCHEMA_VERSION, atomic_write_text, environment, write_json
-from advisor.report.trial import trial_text
+from advisor.core.tables import table, terminal_width
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure the plan, print it, and write JSON / Markdown when asked."""
-    progress = ProgressLine(f"{args.model}: ")
+    """Measure the plan, print it (and what it needs on a target GPU, with ``--gpu`` /
+    ``--gpu-mem``), and write JSON / Markdown when asked."""
+    api.check_margin(args.margin)  # before any work
+    gpu = api.target_gpu(args.gpu, args.gpu_mem) if args.gpu or args.gpu_mem else None
+    plan = api.one_plan(cuts=args.cuts)
+    check_outputs(args.json, args.markdown)
+    progress = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     result = api.profile(
         args.model,
-        plan=api.one_plan(cuts=args.cuts),
+        plan=plan,
         batch_size=args.batch,
         seq_len=args.seq,
         device=args.device,
@@ -35,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
     )
     progress.done()
-    print(trial_text(result))
+    width = terminal_width()
+    print(trial_view.trial_text(result, width=width))
+    if gpu is not None and result.ok:
+        print()
+        print(table(trial_view.FIGURE_COLUMNS, need_rows(result, gpu, args.margin), width=width))
     if args.json:
         doc = {
             "schema_version": SCHEMA_VERSION,
@@ -46,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         path = write_json(args.json, doc)
         print(f"\nwrote {path}")
     if args.markdown:
-        md = f"# Profile of {result.model}\n\n" + trial_text(result, markdown=True) + "\n"
+        md = f"# Profile of {result.model}\n\n" + trial_view.trial_text(result, markdown=True) + "\n"
         path = atomic_write_text(args.markdown, md)
         print(f"wrote {path}")
     return EXIT_OK if result.ok else EXIT_ERROR
@@ -70,6 +85,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--steps", type=positive_int, default=5, help="timed steps (default: %(default)s)")
     p.add_argument("--warmup", type=non_negative_int, default=1, help="warm-up steps (default: %(default)s)")
+    p.add_argument(
+        "--gpu", "-g",
+        help="also show what the measured step needs on this GPU from the catalog, and whether it fits",
+    )  # fmt: skip
+    p.add_argument("--gpu-mem", help="memory budget instead of (or overriding) the GPU's, e.g. 22GiB")
+    add_margin_arg(p, DEFAULT_MARGIN)
     p.add_argument("--json", type=Path, help="also write the result as JSON to this path")
     p.add_argument("--markdown", type=Path, help="also write the result as Markdown to this path")
+    add_quiet_arg(p)
     p.set_defaults(func=run)

@@ -7,16 +7,23 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from advisor import api
 from advisor.cli.common import (
     EXIT_OK,
     ProgressLine,
+    add_margin_arg,
     add_model_args,
+    add_moe_arg,
+    add_quiet_arg,
+    api,
+    check_outputs,
     count,
-    fraction,
     non_negative_int,
+    note_gpu,
     positive_float,
+    report,
 )
+from advisor.core.budget import DEFAULT_MARGIN
+from advisor.core.tables import terminal_width, wrap_text
 
 __all__ = ["add_parser", "run"]
 
@@ -31,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
         margin=args.margin,
     )
     mode = "simulate" if args.simulate else "measure" if args.measure else "auto"
-    progress = ProgressLine(f"{args.model}: ")
+    check_outputs(*(report.report_paths(args.report).values() if args.report else ()))
+    note_gpu(args.gpu)
+    progress = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     rec = api.advise(
         args.model,
         gpu=args.gpu,
@@ -43,17 +52,19 @@ def run(args: argparse.Namespace) -> int:
         mode=mode,
         check_top=args.check_top,
         progress=progress,
+        moe_imbalance=args.moe_imbalance,
     )
     progress.done()
-    report = str(args.report) if args.report else None
+    prefix = str(args.report) if args.report else None
     command = api.recommend_command(
-        args.model, rec.gpu, workload, rank_by=args.rank_by, mode=mode, plans=args.plans, report=report
+        args.model, rec.gpu, workload, rank_by=args.rank_by, mode=mode, plans=args.plans, report=prefix,
+        moe_imbalance=args.moe_imbalance,
     )
     rec = dataclasses.replace(rec, command=command)
-    print(rec.to_text())
+    print(rec.to_text(terminal_width()))
     if args.report:
         paths = rec.save(args.report)
-        print("\nwrote " + ", ".join(str(p) for p in paths.values()))
+        print(wrap_text("\nwrote " + ", ".join(str(p) for p in paths.values()), terminal_width()))
     return EXIT_OK
 
 
@@ -80,10 +91,7 @@ def add_parser(sub: Any) -> None:
         help="tokens in one pass over your data, e.g. 50M (default: 10M)",
     )  # fmt: skip
     p.add_argument("--epochs", type=positive_float, default=1.0, help="passes over the data (default: 1)")
-    p.add_argument(
-        "--margin", type=fraction, default=0.10,
-        help="share of GPU memory kept free, 0 to <1 (default: %(default)s)",
-    )  # fmt: skip
+    add_margin_arg(p, DEFAULT_MARGIN)
     p.add_argument("--rank-by", choices=("time", "cost"), default="time", help="order of the plans that fit")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--simulate", action="store_true", help="simulate even when the target GPU is here")
@@ -93,5 +101,7 @@ def add_parser(sub: Any) -> None:
         "--check-top", type=non_negative_int, default=3,
         help="find the largest micro-batch by trials for this many top plans (default: %(default)s)",
     )  # fmt: skip
+    add_moe_arg(p)
     p.add_argument("--report", type=Path, metavar="PREFIX", help="write PREFIX.json, PREFIX.md and PREFIX.svg")
+    add_quiet_arg(p)
     p.set_defaults(func=run)

@@ -6,21 +6,22 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from advisor.cli.common import EXIT_OK, EXIT_USAGE
-from advisor.report import load_report, save_report
+from advisor.cli.common import EXIT_OK, EXIT_USAGE, check_outputs, report
+from advisor.core.tables import terminal_width
 
 __all__ = ["add_parser", "run_show"]
 
 
 def run_show(args: argparse.Namespace) -> int:
     """Load and check the report; print it, or write its files again with ``--out``."""
-    rec = load_report(args.file)
+    check_outputs(*(report.report_paths(args.out).values() if args.out else ()))
+    rec = report.load_report(args.file)
     if args.out:
-        paths = save_report(rec, args.out)
+        paths = report.save_report(rec, args.out)
         print("wrote " + ", ".join(str(p) for p in paths.values()))
         return EXIT_OK
     if args.format == "text":
-        print(rec.to_text())
+        print(rec.to_text(terminal_width()))
     elif args.format == "json":
         print(rec.to_json(), end="")
     else:

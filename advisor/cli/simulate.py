@@ -4,28 +4,41 @@ what each needs on a target GPU."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from advisor import api
 from advisor.catalog.gpus import GpuSpec
-from advisor.cli.common import EXIT_ERROR, EXIT_OK, ProgressLine, add_model_args, positive_int
+from advisor.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    ProgressLine,
+    add_margin_arg,
+    add_model_args,
+    add_moe_arg,
+    add_quiet_arg,
+    api,
+    check_outputs,
+    note_gpu,
+    positive_int,
+    report_text,
+    trial_view,
+)
+from advisor.core.budget import DEFAULT_MARGIN
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
-from advisor.core.tables import table
+from advisor.core.tables import Column, table, terminal_width, wrap_text
 from advisor.core.units import format_bytes, format_rate, format_seconds
-from advisor.report.trial import trial_text
 from profilers.records import Provenance, TrialResult
 
-__all__ = ["add_parser", "growth_rows", "need_rows", "run", "sweep_rows"]
+__all__ = ["SWEEP_COLUMNS", "add_parser", "growth_rows", "need_rows", "run", "sweep_rows"]
 
 Row = tuple[str, str, str]
 _EST = Provenance.ESTIMATED.value
 
 
-def need_rows(result: TrialResult, gpu: GpuSpec | None) -> list[Row]:
-    """(figure, value, source) rows: FLOPs, the GPU need by part, the fit and the speed."""
-    figures = api.gpu_figures(result, gpu)
+def need_rows(result: TrialResult, gpu: GpuSpec | None, margin: float = DEFAULT_MARGIN) -> list[Row]:
+    """(figure, value, source) rows: FLOPs, the GPU need by part, the fit (against the memory
+    less ``margin``, the recommender's rule) and the speed."""
+    figures = api.gpu_figures(result, gpu, margin=margin)
     rows: list[Row] = []
     cost = figures.cost
     if cost is not None:
@@ -44,7 +57,7 @@ def need_rows(result: TrialResult, gpu: GpuSpec | None) -> list[Row]:
     if need.attention_workspace_bytes:
         rows.append(("  attention backward scratch", format_bytes(need.attention_workspace_bytes, 2), _EST))
     if gpu is not None:
-        rows.append((f"on {format_bytes(gpu.memory_bytes)}", "fits" if figures.fits else "does not fit", _EST))
+        rows.append(("fit", report_text.fit_text(need.total_bytes, gpu.memory_bytes, margin, 2), _EST))
         timing = figures.timing
         if timing is not None:
             rows += [
@@ -56,7 +69,7 @@ def need_rows(result: TrialResult, gpu: GpuSpec | None) -> list[Row]:
     return rows
 
 
-def growth_rows(limits: api.GrowthLimits, gpu: GpuSpec | None) -> list[Row]:
+def growth_rows(limits: api.GrowthLimits, gpu: GpuSpec | None, margin: float = DEFAULT_MARGIN) -> list[Row]:
     """(figure, value, source) rows: the growth fit's held-out error and the largest sizes."""
     fit = limits.fit
     held = fit.holdout
@@ -71,13 +84,30 @@ def growth_rows(limits: api.GrowthLimits, gpu: GpuSpec | None) -> list[Row]:
         )
     if gpu is not None:
         rows += [
+            ("fit within", report_text.budget_text(gpu.memory_bytes, margin, 2), _EST),
             (f"largest micro-batch at seq {limits.seq_len}", str(limits.max_batch), _EST),
             (f"longest sequence at batch {limits.batch_size}", str(limits.max_seq), _EST),
         ]
     return rows
 
 
-def sweep_rows(results: tuple[TrialResult, ...], gpu: GpuSpec | None) -> list[tuple[str, ...]]:
+# the simulated sweep's columns; on a narrow terminal the highest priority numbers go first
+SWEEP_COLUMNS = (
+    Column("plan"),
+    Column("status"),
+    Column("tensor peak"),
+    Column("Δ peak", priority=1),
+    Column("GPU need"),
+    Column("fits"),
+    Column("FLOP/step", priority=3),
+    Column("step time", priority=2),
+    Column("note", wrap=True, min_width=20),
+)
+
+
+def sweep_rows(
+    results: tuple[TrialResult, ...], gpu: GpuSpec | None, margin: float = DEFAULT_MARGIN
+) -> list[tuple[str, ...]]:
     """One table row per simulated plan: peak, change against the baseline, need, fit, speed."""
     base = next((r for r in results if r.plan == "baseline" and r.ok and r.tensor_peak), None)
     rows: list[tuple[str, ...]] = []
@@ -86,9 +116,9 @@ def sweep_rows(results: tuple[TrialResult, ...], gpu: GpuSpec | None) -> list[tu
         change = "–"
         if peak is not None and base is not None and r is not base and base.tensor_peak is not None:
             change = f"{(peak / base.tensor_peak.peak_bytes - 1) * 100:+.1f}%"
-        figures = api.gpu_figures(r, gpu)
+        figures = api.gpu_figures(r, gpu, margin=margin)
         need, cost, timing = figures.need, figures.cost, figures.timing
-        note = r.reason or ""
+        note = r.reason or trial_view.simulation_note(r)
         rows.append(
             (
                 r.plan,
@@ -107,64 +137,70 @@ def sweep_rows(results: tuple[TrialResult, ...], gpu: GpuSpec | None) -> list[tu
 
 def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
     plan = api.one_plan(cuts=args.cuts, plans=args.plans)
-    line = ProgressLine(f"{args.model}: ")
+    line = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     result = api.simulate(
         args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, progress=line,
         extrapolate=not args.full_replay,
+        moe_imbalance=args.moe_imbalance,
     )  # fmt: skip
     line.done()
-    print(trial_text(result))
-    rows = need_rows(result, gpu) if result.ok else []
+    width = terminal_width()
+    print(trial_view.trial_text(result, width=width))
+    rows = need_rows(result, gpu, args.margin) if result.ok else []
     if rows:
         print()
-        print(table(("figure", "value", "source"), rows))
+        print(table(trial_view.FIGURE_COLUMNS, rows, width=width))
     if args.growth and result.ok:
-        line = ProgressLine(f"{args.model} growth: ")
+        line = ProgressLine(f"{args.model} growth: ", quiet=args.quiet)
         limits = api.growth_limits(
             args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, gpu=gpu,
-            base=result, progress=line,
+            base=result, margin=args.margin, progress=line, moe_imbalance=args.moe_imbalance,
         )  # fmt: skip
         line.done()
         print()
-        print(table(("figure", "value", "source"), growth_rows(limits, gpu)))
+        print(table(trial_view.FIGURE_COLUMNS, growth_rows(limits, gpu, args.margin), width=width))
     return [result]
 
 
 def _many(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
-    line = ProgressLine(f"{args.model}: ")
-
-    def finished(result: TrialResult) -> None:
-        line.done()
-        print(f"{result.plan}: {result.status.value} ({result.wall_time_s:.1f} s)", file=sys.stderr, flush=True)
-
+    line = ProgressLine(quiet=args.quiet)
     sims = api.simulate_plans(
         args.model,
+        moe_imbalance=args.moe_imbalance,
         cuts=args.cuts or None,  # none or empty: every cut but the opt-in ones
-        plans=args.plans or None,
+        plans=args.plans,  # given but empty is an error, not "every cut"
         max_combo=args.max_combo,
         batch_size=args.batch,
         seq_len=args.seq,
         target=args.target,
         progress=line,
-        on_result=finished,
         extrapolate=not args.full_replay,
         workers=args.workers,
     )
-    where = f"on {gpu.name}" if gpu is not None else "on a CUDA GPU (give --gpu for fit and speed)"
-    print(f"{args.model}: batch {args.batch} × seq {args.seq}, {len(sims.results)} plans simulated, need {where}\n")
-    headers = ("plan", "status", "tensor peak", "Δ peak", "GPU need", "fits", "FLOP/step", "step time", "note")
-    print(table(headers, sweep_rows(sims.results, gpu)))
+    line.done()
+    where = (
+        f"on {gpu.name}, fit within {report_text.budget_text(gpu.memory_bytes, args.margin)}"
+        if gpu is not None
+        else "on a CUDA GPU (give --gpu for fit and speed)"
+    )
+    width = terminal_width()
+    head = f"{args.model}: batch {args.batch} × seq {args.seq}, {len(sims.results)} plans simulated, need {where}\n"
+    print(wrap_text(head, width))
+    print(table(SWEEP_COLUMNS, sweep_rows(sims.results, gpu, args.margin), width=width))
     if sims.pruned:
         print(f"\npruned ({len(sims.pruned)}):")
         for p in sims.pruned:
-            print(f"  {p.plan}: {p.reason}")
+            print(wrap_text(f"  {p.plan}: {p.reason}", width))
     print("\ntensor peaks: simulated (exact); GPU need and step time: estimated")
     return list(sims.results)
 
 
 def run(args: argparse.Namespace) -> int:
     """Simulate one plan (with its need, and its growth if asked) or, with ``--sweep``, many."""
+    api.check_margin(args.margin)  # before any work
     gpu = api.target_gpu(args.gpu, args.gpu_mem) if args.gpu or args.gpu_mem else None
+    check_outputs(args.json)
+    note_gpu(args.gpu)
     results = _many(args, gpu) if args.sweep else _one(args, gpu)
     if args.json:
         doc = {
@@ -206,6 +242,7 @@ def add_parser(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("--gpu", "-g", help="target GPU from the catalog, for fit and speed (e.g. h100, rtx-4090)")
     p.add_argument("--gpu-mem", help="memory budget instead of (or overriding) the GPU's, e.g. 22GiB")
+    add_margin_arg(p, DEFAULT_MARGIN)
     p.add_argument(
         "--target", choices=("cuda", "cpu"), default="cuda",
         help="run the step as on CUDA (default) or exactly as on this CPU",
@@ -223,5 +260,7 @@ def add_parser(sub: Any) -> None:
         "--workers", type=positive_int, default=None,
         help="with --sweep: worker processes simulating plans side by side (default: one per core; 1: one at a time)",
     )  # fmt: skip
+    add_moe_arg(p)
     p.add_argument("--json", type=Path, help="also write the results as JSON to this path")
+    add_quiet_arg(p)
     p.set_defaults(func=run)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from advisor.core.errors import InvalidInputError
+from advisor.core.errors import InvalidInputError, check_device
 from advisor.models import Batch, HFModelSource, ModelSource, Task, quiet_transformers, resolve_model
 from profilers.records import Provenance
 
@@ -163,7 +163,7 @@ def text_batches(
     if body < 1 or len(ids) < body:
         raise InvalidInputError(
             f"the text has {len(ids)} tokens, too few for one sequence of {seq_len}",
-            "give a longer text file or a smaller --seq",
+            f"give a longer text file, or seq_len={max(1, len(ids) + len(specials))} or less",
         )
     windows = []
     for start in range(0, len(ids) - body + 1, body):
@@ -230,7 +230,11 @@ def _train(
         loss = source.loss(model, _to_device(batch, device))
         value = float(loss.detach())
         if not math.isfinite(value):
-            raise InvalidInputError(f"the {label} run's loss became {value} at step {i}", "lower --lr")
+            raise InvalidInputError(
+                f"the {label} run's loss became {value} at step {i}",
+                f"lower the learning rate, e.g. lr={lr / 10:g}",
+                argument="lr",
+            )
         losses.append(value)
         loss.backward()
         optimizer.step()
@@ -266,10 +270,10 @@ def convergence_probe(
     source = resolve_model(model)
     if steps < SMOOTHING:
         raise InvalidInputError(
-            f"the probe needs at least {SMOOTHING} steps, got {steps}", "pass --steps 20 or more"
+            f"the probe needs at least {SMOOTHING} steps, got {steps}", "pass steps=20 or more"
         )
     if lr <= 0:
-        raise InvalidInputError(f"learning rate must be > 0, got {lr}", "for example --lr 1e-4")
+        raise InvalidInputError(f"learning rate must be > 0, got {lr}", "for example lr=1e-4")
     source.check_sizes(batch_size, seq_len)
     if not source.has_pretrained_weights:
         raise InvalidInputError(
@@ -278,7 +282,7 @@ def convergence_probe(
             "checkpoint",
         )
     say = progress or (lambda _msg: None)
-    dev = torch.device(device)
+    dev = torch.device(check_device(device))
     tokenizer = _load_tokenizer(source) if isinstance(source, HFModelSource) else None
     if tokenizer is not None:
         if text is None:
@@ -286,15 +290,15 @@ def convergence_probe(
         else:
             path = Path(text)
             if not path.is_file():
-                raise InvalidInputError(f"no text file at {path}", "give a UTF-8 text file with --text")
+                raise InvalidInputError(f"no text file at {path}", "give a UTF-8 text file: text=PATH")
             body, data = path.read_text(encoding="utf-8", errors="replace"), str(path)
         batches = text_batches(tokenizer, body, source.task, steps, batch_size, seq_len, seed)
     else:
         if text is not None:
             raise InvalidInputError(
                 f"{source.name} has no tokenizer, so it cannot read {text}",
-                "leave out --text to train on the model's own make_batch, or use a model directory "
-                "with tokenizer files",
+                "leave out the text file to train on the model's own make_batch, or use a model "
+                "directory with tokenizer files",
             )
         batches = [source.make_batch(batch_size, seq_len, "cpu", seed=seed + i) for i in range(steps)]
         data = "the model's make_batch"

@@ -240,8 +240,10 @@ def simulate_growth(
     target: str = "cuda",
     terms: Sequence[str] = DEFAULT_TERMS,
     progress: Callable[[str], None] | None = None,
+    moe_imbalance: float = 1.0,
 ) -> GrowthFit:
-    """Simulate ``plan`` at a few sizes and fit its growth (sizes default to :func:`default_sizes`)."""
+    """Simulate ``plan`` at a few sizes and fit its growth (sizes default to :func:`default_sizes`;
+    mixture-of-experts layers under the routing ``moe_imbalance`` gives, as :func:`simulate`)."""
     from advisor.engines.simulate import simulate
 
     if sizes is None:
@@ -252,7 +254,7 @@ def simulate_growth(
     wanted = list(sizes) + ([holdout] if holdout is not None else [])
     for i, (b, s) in enumerate(wanted, 1):
         say(f"size {i}/{len(wanted)}: batch {b} × seq {s}")
-        result = simulate(model, plan, b, s, target=target, count_cost=False)
+        result = simulate(model, plan, b, s, target=target, count_cost=False, moe_imbalance=moe_imbalance)
         point_from_result(result)  # raises with the reason when the size failed
         results.append(result)
     held = results.pop() if holdout is not None else None

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from advisor.core.budget import DEFAULT_MARGIN, check_margin, fits_in, usable_bytes
 from advisor.core.errors import InvalidInputError
 from profilers.records import Provenance, TrialResult
 
@@ -21,6 +22,7 @@ __all__ = [
     "ALLOCATOR",
     "ATTENTION",
     "CONTEXT",
+    "DEFAULT_MARGIN",
     "GRADIENTS",
     "OPTIMIZER",
     "OVERHEAD_PARTS",
@@ -29,7 +31,10 @@ __all__ = [
     "WORKSPACES",
     "NeedPart",
     "PredictedNeed",
+    "check_margin",
+    "fits_in",
     "tensor_parts",
+    "usable_bytes",
     "weakest",
 ]
 
@@ -44,6 +49,7 @@ WORKSPACES = "kernel workspaces"
 ATTENTION = "attention scratch"  # fused-attention backward buffers on CUDA
 TENSOR_PARTS = (PARAMETERS, GRADIENTS, OPTIMIZER, ACTIVATIONS)
 OVERHEAD_PARTS = (ALLOCATOR, CONTEXT, WORKSPACES, ATTENTION)
+
 
 # strongest first: a sum is as good as its weakest part
 _STRENGTH = {Provenance.MEASURED: 0, Provenance.SIMULATED: 1, Provenance.ESTIMATED: 2}
@@ -61,6 +67,12 @@ class NeedPart:
     name: str  # one of TENSOR_PARTS or OVERHEAD_PARTS (or a backend's own overhead name)
     size_bytes: int
     provenance: Provenance
+    calibrated: bool = False  # measured on the user's own GPU by `vram-advisor calibrate`
+
+    @property
+    def source_text(self) -> str:
+        """Its provenance for people: ``measured (calibrated)`` for a calibration's figure."""
+        return f"{self.provenance.value} (calibrated)" if self.calibrated else self.provenance.value
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,11 @@ class PredictedNeed:
     @property
     def provenance(self) -> Provenance:
         return weakest([p.provenance for p in self.parts])
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the device overheads come from a calibration of this GPU (not the catalog)."""
+        return any(p.calibrated for p in self.parts)
 
     def part(self, name: str) -> int:
         """The bytes of the part ``name`` (0 when there is none)."""
@@ -129,20 +146,29 @@ class PredictedNeed:
         """What ``torch.cuda.max_memory_reserved`` would show (allocator view, no context)."""
         return self.tensor_bytes + self.allocator_overhead_bytes
 
-    def fits(self, memory_bytes: int, margin: float = 0.0) -> bool:
-        """Whether the need fits ``memory_bytes`` with a share ``margin`` kept free."""
-        return self.total_bytes <= memory_bytes * (1.0 - margin)
+    def fits(self, memory_bytes: int, margin: float = DEFAULT_MARGIN) -> bool:
+        """Whether the need fits ``memory_bytes`` with a share ``margin`` kept free
+        (:func:`fits_in`, the one fit rule)."""
+        return fits_in(self.total_bytes, memory_bytes, margin)
 
     # -- JSON --------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"value", "unit", "provenance", "parts": [{"name", "value", "unit", "provenance"}]}``."""
+        """``{"value", "unit", "provenance", "calibrated", "parts": [{"name", "value", "unit",
+        "provenance", "calibrated"}]}``."""
         return {
             "value": self.total_bytes,
             "unit": "bytes",
             "provenance": self.provenance.value,
+            "calibrated": self.calibrated,
             "parts": [
-                {"name": p.name, "value": p.size_bytes, "unit": "bytes", "provenance": p.provenance.value}
+                {
+                    "name": p.name,
+                    "value": p.size_bytes,
+                    "unit": "bytes",
+                    "provenance": p.provenance.value,
+                    "calibrated": p.calibrated,
+                }
                 for p in self.parts
             ],
         }
@@ -151,7 +177,10 @@ class PredictedNeed:
     def from_dict(cls, d: dict[str, Any]) -> PredictedNeed:
         """Inverse of :meth:`to_dict` (``KeyError``/``ValueError`` on a damaged dict)."""
         return cls(
-            tuple(NeedPart(str(p["name"]), int(p["value"]), Provenance(p["provenance"])) for p in d["parts"])
+            tuple(
+                NeedPart(str(p["name"]), int(p["value"]), Provenance(p["provenance"]), bool(p.get("calibrated", False)))
+                for p in d["parts"]
+            )
         )
 
 

@@ -23,10 +23,12 @@ result measured on CUDA, for calibration.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from advisor.catalog.calibration import CalibrationProfile, calibration_for
 from advisor.engines.need import (
     ALLOCATOR,
     ATTENTION,
@@ -138,9 +140,12 @@ def _c(name: str) -> float:
     return CONSTANTS[name].value
 
 
-def allocator_model() -> CachingAllocatorModel:
-    """The caching-allocator model built from :data:`CONSTANTS`."""
-    return CachingAllocatorModel(
+def allocator_model(alloc_conf: str | None = None) -> CachingAllocatorModel:
+    """The caching-allocator model built from :data:`CONSTANTS`, under ``alloc_conf`` (a
+    ``PYTORCH_CUDA_ALLOC_CONF`` string; default: this process's environment, where the user
+    would start the training)."""
+    conf = os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "") if alloc_conf is None else alloc_conf
+    model = CachingAllocatorModel(
         min_block_bytes=int(_c("allocator_min_block_bytes")),
         small_size_bytes=int(_c("allocator_small_size_bytes")),
         small_buffer_bytes=int(_c("allocator_small_segment_bytes")),
@@ -148,6 +153,7 @@ def allocator_model() -> CachingAllocatorModel:
         min_large_alloc_bytes=int(_c("allocator_min_large_alloc_bytes")),
         round_large_bytes=int(_c("allocator_round_large_bytes")),
     )
+    return model.with_alloc_conf(conf)[0] if conf else model
 
 
 _BIG_CUBLAS = {"hopper", "blackwell"}
@@ -180,6 +186,8 @@ def predict_gpu_need(
 
     ``gpu`` (a catalog entry) or ``architecture``/``vendor`` pick the BLAS workspace size;
     ``context_bytes`` overrides the CUDA context estimate (e.g. one measured on the target).
+    Where ``vram-advisor calibrate`` saved a profile for ``gpu``, its measured context and
+    workspaces replace the estimates (parts marked ``calibrated``).
     """
     if result.tensor_peak is None:
         raise ValueError(f"result of {result.model}/{result.plan} has no tensor peak ({result.reason})")
@@ -200,9 +208,15 @@ def predict_gpu_need(
         allocator = int(peak * _c("allocator_fallback_fraction"))
         allocator_source = Provenance.ESTIMATED
 
-    if context_bytes is None:
-        context_bytes = int(_c("cuda_context_bytes"))
-    workspace = int(_c("cublas_handles_training")) * cublas_workspace_bytes(architecture, vendor)
+    est = Provenance.ESTIMATED
+    calibration = _calibration(gpu) if context_bytes is None else None
+    if calibration is not None:
+        context = NeedPart(CONTEXT, calibration.context_bytes, Provenance.MEASURED, calibrated=True)
+        workspaces = NeedPart(WORKSPACES, calibration.workspace_bytes, Provenance.MEASURED, calibrated=True)
+    else:
+        context = NeedPart(CONTEXT, int(_c("cuda_context_bytes")) if context_bytes is None else context_bytes, est)
+        workspace = int(_c("cublas_handles_training")) * cublas_workspace_bytes(architecture, vendor)
+        workspaces = NeedPart(WORKSPACES, workspace, est)
 
     attention = 0
     cost = sim.step_cost or StepCost()
@@ -211,13 +225,7 @@ def predict_gpu_need(
         attention = cost.max_attention_query_elements * int(
             _c("attention_backward_bytes_per_query_element")
         )
-    est = Provenance.ESTIMATED
-    parts = [
-        *tensor_parts(result),
-        NeedPart(ALLOCATOR, allocator, allocator_source),
-        NeedPart(CONTEXT, context_bytes, est),
-        NeedPart(WORKSPACES, workspace, est),
-    ]
+    parts = [*tensor_parts(result), NeedPart(ALLOCATOR, allocator, allocator_source), context, workspaces]
     if attention:
         parts.append(NeedPart(ATTENTION, attention, est))
     return PredictedNeed(tuple(parts))
@@ -241,11 +249,19 @@ def gpu_need(trial: TrialResult, gpu: GpuSpec) -> PredictedNeed:
     proc = trial.nvml.peak_process_used_bytes if trial.nvml is not None else None
     reserved = trial.cuda.max_reserved_bytes
     parts.append(NeedPart(ALLOCATOR, max(0, reserved - peak), meas))
+    calibration = _calibration(gpu)
     if proc is not None and proc > reserved:
         parts.append(NeedPart(CONTEXT, proc - reserved, meas))
+    elif calibration is not None:
+        parts.append(NeedPart(CONTEXT, calibration.context_bytes, meas, calibrated=True))
     else:
         parts.append(NeedPart(CONTEXT, int(_c("cuda_context_bytes")), Provenance.ESTIMATED))
     return PredictedNeed(tuple(parts))
+
+
+def _calibration(gpu: GpuSpec | None) -> CalibrationProfile | None:
+    """The user's calibration of ``gpu`` (``vram-advisor calibrate``), if one was saved."""
+    return calibration_for(gpu.key) if gpu is not None else None
 
 
 def observed_overheads(result: TrialResult) -> dict[str, int] | None:

@@ -9,13 +9,21 @@ as a measured trial: the tensor peak and its breakdown are exact, with provenanc
 What cannot be simulated (a cut's ``simulation_unsupported``) comes back as a result with status
 ``unsupported`` and the reason, never as a wrong number:
 
-* ``qlora`` and ``adamw8bit``: bitsandbytes packs quantized weights from their real values and
-  runs its 8-bit optimizer in native kernels on raw data pointers; a meta/fake model has
-  neither (the recommender estimates these plans in closed form instead);
-* ``compile``: ``torch.compile`` fuses and reorders ops, so the eager op sequence the replay
-  sees is not what runs (and Inductor would compile kernels for fake tensors);
-* ``offload``: the replay counts every fake storage alike, so memory moved to the host would
-  still be counted as on the device.
+* none of the built-in cuts today; a cut that sets ``simulation_unsupported`` gets this.
+
+``qlora`` and ``adamw8bit`` are simulated without bitsandbytes: the replay swaps its quantized
+layers and its 8-bit optimizer for stand-ins holding the same storages
+(:mod:`profilers.simulate.quant`, :mod:`profilers.simulate.optim8bit`), so simulating does
+not check that bitsandbytes is installed (measuring does).
+
+A cut with ``simulation_upper_bound`` is left out of the replay and the result is marked an
+upper bound (``SimulationRecord.upper_bound``): ``compile`` fuses and reorders ops, usually
+needing less than the eager step the replay runs (and Inductor would compile kernels for fake
+tensors), so its figure is "upper bound: eager replay of a compiled plan".
+
+Activation offload (``offload``) is simulated for a CUDA target: the host copies of saved
+tensors are counted apart, as ``SimulationRecord.host_peak_bytes``, and the tensor peak is the
+device's.
 """
 
 from __future__ import annotations
@@ -40,11 +48,13 @@ from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from advisor.core.errors import InvalidInputError
 from advisor.engines.overheads import allocator_model
+from advisor.engines.progress import PlanEvents, ProgressCallback, SweepProgress
 from advisor.models import ModelSource, resolve_model
 from advisor.plans import CUTS, Plan, build_program, parse_plan, trial_spec
 from advisor.plans.cuts.blocks import chain_context
 from profilers.records import RepeatReplay, TrialResult, TrialStatus
 from profilers.simulate import FakeBuild, FakeWorld, simulate_trial
+from profilers.simulate.moe import MoeRouting, routing_note
 from profilers.simulate.repeat import (
     Probe,
     RepeatPattern,
@@ -62,9 +72,11 @@ __all__ = [
     "SIMULATION_UNSUPPORTED",
     "default_workers",
     "fake_builder",
+    "replayed_plan",
     "simulate",
     "simulate_plans",
     "unsupported_reason",
+    "upper_bound_detail",
 ]
 
 
@@ -86,6 +98,18 @@ class _SimulationUnsupported(Mapping[str, str]):
 
 
 SIMULATION_UNSUPPORTED: Mapping[str, str] = _SimulationUnsupported()
+
+
+def upper_bound_detail(plan: Plan) -> str | None:
+    """Why simulating ``plan`` gives an upper bound (``"upper bound: eager replay of a compiled
+    plan"``), or ``None`` when the replay runs it as it is."""
+    details = [c.simulation_upper_bound for c in plan.cuts if c.simulation_upper_bound]
+    return "upper bound: " + "; ".join(details) if details else None
+
+
+def replayed_plan(plan: Plan) -> Plan:
+    """The plan the replay runs: ``plan`` without the cuts it can only bound (``compile``)."""
+    return Plan.of(c for c in plan.cuts if c.simulation_upper_bound is None)
 
 
 def unsupported_reason(plan: Plan) -> str | None:
@@ -149,18 +173,21 @@ def fake_builder(
             raise UnsupportedConfiguration(reason)
         # on a fake cpu device the cut runs CPU kernels: check it can; a fake cuda device has no
         # GPU behind it, so only what holds on any device is checked (meta), and the target's
-        # own abilities (bf16 support…) are the recommender's to judge from the GPU catalog
+        # own abilities (bf16 support…) are the recommender's to judge from the GPU catalog;
+        fake_check = world.device if world.device.type == "cpu" else torch.device("meta")
         prog = build_program(
-            plan,
+            replayed_plan(plan),
             source,
             batch_size,
             seq_len,
             world.device,
-            check_on=world.device if world.device.type == "cpu" else torch.device("meta"),
+            # a cut whose check is about the target GPU (offload) is checked against the target
+            check_on=lambda cut: torch.device(target) if cut.checked_on_target else fake_check,
             build_on=torch.device("meta"),
             on_model=world.fakeify,
             batch_source=lambda real: _fake_batch_source(real, world),
             finish_context=world.active,
+            check_available=False,  # nothing runs here: bitsandbytes' layouts are known without it
         )
         chain_context(prog, _transformers_as_on_real_tensors, outside=True)
         return prog
@@ -228,6 +255,7 @@ def _extrapolated(
     count_cost: bool,
     progress: Progress | None,
     min_blocks: int,
+    moe_routing: MoeRouting | None = None,
 ) -> TrialResult | str:
     """The step replayed with a few repeats of the model's block and extrapolated exactly to
     its real depth (:mod:`profilers.simulate.repeat`), or why that cannot be done."""
@@ -267,6 +295,7 @@ def _extrapolated(
                 count_cost=count_cost,
                 observe=probe.observe,
                 tracker_type=probe.clock.make_tracker,
+                moe_routing=moe_routing,
             )
             if not probe.result.ok:
                 if probes or blocks - first >= _EXTRA_PROBES:
@@ -305,6 +334,7 @@ def simulate(
     progress: Progress | None = None,
     extrapolate: bool = True,
     min_blocks: int = MIN_BLOCKS,
+    moe_imbalance: float = 1.0,
 ) -> TrialResult:
     """Replay one training configuration of ``model`` on fake tensors (see the module doc).
 
@@ -315,6 +345,8 @@ def simulate(
     where that cannot be done, or with ``extrapolate=False``, every layer is replayed and the
     record says why. Failures come back as the result's ``status`` and ``reason``; bad input
     raises :class:`advisor.AdvisorError`.
+    Mixture-of-experts layers are replayed under balanced routing, or with the hottest expert
+    at ``moe_imbalance`` × its balanced share (``simulation.moe_routing`` says which).
     """
     source = resolve_model(model)
     if isinstance(plan, str):
@@ -322,31 +354,53 @@ def simulate(
     plan = plan or Plan()
     if target not in ("cpu", "cuda"):
         raise InvalidInputError(f"unknown simulation target '{target}'", "use cuda or cpu")
+    if not moe_imbalance >= 1.0:
+        raise InvalidInputError(
+            f"the MoE imbalance must be ≥ 1 (the hottest expert's share over the balanced one), "
+            f"got {moe_imbalance}",
+            "pass --moe-imbalance 1 for balanced routing, or e.g. 1.5",
+        )
     build = fake_builder(plan, source, batch_size, seq_len, target)
     spec = trial_spec(
         plan, source, batch_size, seq_len, device="meta", steps=0, warmup_steps=warmup_steps
     )
     log.info("simulating %s, plan %s, batch %d × seq %d", source.name, plan.name, batch_size, seq_len)
+    routing = MoeRouting(moe_imbalance)
     why = "asked for"
+    result: TrialResult | None = None
     if extrapolate and unsupported_reason(plan) is None:
         out = _extrapolated(
             plan, source, spec, target=target, fake_device=fake_device, count_cost=count_cost,
-            progress=progress, min_blocks=min_blocks,
+            progress=progress, min_blocks=min_blocks, moe_routing=routing,
         )  # fmt: skip
         if isinstance(out, TrialResult):
-            return out
-        why = out
-        log.info("%s/%s: replaying every layer: %s", source.name, plan.name, why)
-    result = simulate_trial(
-        spec,
-        build,
-        progress,
-        target=target,
-        fake_device=fake_device,
-        allocator=allocator_model(),
-        count_cost=count_cost,
-    )
-    return _full_replay_noted(result, why)
+            result = out
+        else:
+            why = out
+            log.info("%s/%s: replaying every layer: %s", source.name, plan.name, why)
+    if result is None:
+        result = _full_replay_noted(
+            simulate_trial(
+                spec,
+                build,
+                progress,
+                target=target,
+                fake_device=fake_device,
+                allocator=allocator_model(),
+                count_cost=count_cost,
+                moe_routing=routing,
+            ),
+            why,
+        )
+    sim = result.simulation
+    if sim is not None and sim.moe_routing and sim.repeats is not None and sim.repeats.extrapolated:
+        # the probes' note counts their MoE layers: state the real model's
+        note = routing_note(source.build("meta"), routing)
+        result = dataclasses.replace(result, simulation=dataclasses.replace(sim, moe_routing=note))
+    bound = upper_bound_detail(plan)
+    if bound is not None and result.simulation is not None:
+        result = dataclasses.replace(result, simulation=dataclasses.replace(result.simulation, upper_bound=bound))
+    return result
 
 
 def default_workers() -> int:
@@ -450,37 +504,44 @@ def simulate_plans(
     seq_len: int = 128,
     *,
     target: str = "cuda",
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     on_result: Callable[[TrialResult], None] | None = None,
     extrapolate: bool = True,
     workers: int | None = None,
+    moe_imbalance: float = 1.0,
 ) -> list[TrialResult]:
     """Simulate each plan (a sweep without hardware); one plan's failure is its result.
 
     The replay patches process-wide state (dropout, attention, transformers' fake-tensor
     check), so plans run in ``workers`` processes (default: one per core; ``1``: one after
     the other here), the model sent once to each. Results come back in plan order, the same
-    as serially; ``progress`` hears of each plan as it finishes, ``on_result`` gets the results
-    in plan order as soon as all before them are in. Where the model
-    cannot be sent to another process, or a worker dies, the rest run here.
+    as serially; ``on_result`` sees each plan as it finishes and ``progress`` hears a
+    :class:`~advisor.engines.progress.SweepProgress` per start, stage and result (from worker
+    processes only the results, each timed as the run's time per finished plan so far, which
+    is what an ETA over parallel workers needs). Where the model cannot be sent to another
+    process, or a worker dies, the rest run here.
     """
     source = resolve_model(model)
     plans = list(plans)
     n = len(plans)
     results: list[TrialResult | None] = [None] * n
-    say = progress or (lambda _msg: None)
-    options: dict[str, Any] = {"target": target, "extrapolate": extrapolate}
-    finished = handed = 0
+    say = progress or (lambda _event: None)
+    options: dict[str, Any] = {"target": target, "extrapolate": extrapolate, "moe_imbalance": moe_imbalance}
+    started = time.perf_counter()
+    finished = 0
 
-    def done(index: int, result: TrialResult) -> None:
-        nonlocal finished, handed
+    def keep(index: int, result: TrialResult) -> None:
+        nonlocal finished
         finished += 1
         results[index] = result
-        say(f"plan {index + 1}/{n} {plans[index].name}: {result.status.value} ({finished} of {n} done)")
-        while handed < n and results[handed] is not None:  # in plan order, as serially
-            if on_result is not None:
-                on_result(results[handed])  # type: ignore[arg-type]
-            handed += 1
+        if on_result is not None:
+            on_result(result)
+
+    def done_in_worker(index: int, result: TrialResult) -> None:
+        keep(index, result)
+        run_s = time.perf_counter() - started
+        say(SweepProgress("done", index + 1, n, plans[index].name, run_s / finished, run_s,
+                          result.status.value, result))  # fmt: skip
 
     workers = min(default_workers() if workers is None else workers, n)
     if workers < 1:
@@ -490,11 +551,11 @@ def simulate_plans(
     if workers > 1 and payload is None:
         log.info("the model cannot be sent to worker processes: simulating %d plans here", n)
     if payload is not None:
-        todo = _simulate_in_workers(source, payload, plans, workers, batch_size, seq_len, options, done)
+        todo = _simulate_in_workers(source, payload, plans, workers, batch_size, seq_len, options, done_in_worker)
     for i in todo:
-
-        def step(msg: str, i: int = i) -> None:
-            say(f"plan {i + 1}/{n} {plans[i].name}: {msg}")
-
-        done(i, simulate(source, plans[i], batch_size, seq_len, progress=step, **options))
+        events = PlanEvents(say, i + 1, n, plans[i].name, started)
+        events("start", "starting")
+        result = simulate(source, plans[i], batch_size, seq_len, progress=events.stage, **options)
+        keep(i, result)
+        events("done", result.status.value, result)
     return [r for r in results if r is not None]

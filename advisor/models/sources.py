@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from advisor.core.errors import InvalidInputError, UnknownModelError
+from advisor.core.errors import InvalidInputError, UnknownModelError, whole_number
 
 __all__ = [
     "Batch",
@@ -56,6 +56,8 @@ class Task(str, enum.Enum):
 
     CAUSAL_LM = "causal-lm"
     MASKED_LM = "masked-lm"
+    SEQUENCE_CLASSIFICATION = "sequence-classification"  # one label per sequence (num_labels)
+    TOKEN_CLASSIFICATION = "token-classification"  # one label per token (num_labels)
     CUSTOM = "custom"
 
 
@@ -95,14 +97,8 @@ class ModelSource:
 
     def check_sizes(self, batch_size: int, seq_len: int) -> None:
         """Raise :class:`InvalidInputError` for sizes this model cannot take."""
-        if batch_size <= 0:
-            raise InvalidInputError(
-                f"micro-batch must be ≥ 1, got {batch_size}", "pass --batch 1 or more"
-            )
-        if seq_len <= 0:
-            raise InvalidInputError(
-                f"sequence length must be ≥ 1, got {seq_len}", "pass --seq 1 or more"
-            )
+        whole_number("batch_size", batch_size, 1, "micro-batch")
+        whole_number("seq_len", seq_len, 1, "sequence length")
 
 
 # -- Hugging Face models ---------------------------------------------------------------------
@@ -133,12 +129,17 @@ _MASKED_TYPES = {"bert", "roberta", "distilbert", "albert", "electra", "deberta"
 
 
 def task_of_config(config: Any) -> Task:
-    """Causal or masked LM, from ``config.architectures`` or else the model type."""
+    """The head to train, from ``config.architectures`` (causal or masked LM, sequence or
+    token classification with ``num_labels``) or else the model type's language-model head."""
     for arch in getattr(config, "architectures", None) or []:
         if arch.endswith("ForCausalLM") or arch.endswith("LMHeadModel"):
             return Task.CAUSAL_LM
         if arch.endswith("ForMaskedLM") or arch.endswith("ForPreTraining"):
             return Task.MASKED_LM
+        if arch.endswith("ForSequenceClassification"):
+            return Task.SEQUENCE_CLASSIFICATION
+        if arch.endswith("ForTokenClassification"):
+            return Task.TOKEN_CLASSIFICATION
     model_type = getattr(config, "model_type", "")
     if model_type in _MASKED_TYPES:
         return Task.MASKED_LM
@@ -147,8 +148,9 @@ def task_of_config(config: Any) -> Task:
     raise UnknownModelError(
         f"cannot tell how to train a '{model_type}' model (architectures: "
         f"{getattr(config, 'architectures', None)})",
-        "use a causal-LM or masked-LM config, or wrap the model in a module:factory "
-        "with make_batch and compute_loss",
+        "use a config whose architectures name a causal-LM, masked-LM, sequence- or "
+        "token-classification head, or wrap the model in a module:factory with make_batch "
+        "and compute_loss",
     )
 
 
@@ -186,9 +188,11 @@ class HFModelSource(ModelSource):
     def _auto_class(self) -> Any:
         import transformers
 
-        if self.task is Task.MASKED_LM:
-            return transformers.AutoModelForMaskedLM
-        return transformers.AutoModelForCausalLM
+        return {
+            Task.MASKED_LM: transformers.AutoModelForMaskedLM,
+            Task.SEQUENCE_CLASSIFICATION: transformers.AutoModelForSequenceClassification,
+            Task.TOKEN_CLASSIFICATION: transformers.AutoModelForTokenClassification,
+        }.get(self.task, transformers.AutoModelForCausalLM)
 
     def build(
         self,
@@ -200,7 +204,9 @@ class HFModelSource(ModelSource):
     ) -> nn.Module:
         auto = self._auto_class()
         # built in it directly: no fp32 copy of a big model on the way to bf16
-        kwargs: dict[str, Any] = {"dtype": dtype or torch.float32}
+        # never code from a model folder (see TRUST in advisor.models.registry): False, not None,
+        # which in transformers 5.25 (dynamic_module_utils.resolve_trust_remote_code) asks y/N
+        kwargs: dict[str, Any] = {"dtype": dtype or torch.float32, "trust_remote_code": False}
         if attn_implementation is not None:
             kwargs["attn_implementation"] = attn_implementation
         device = torch.device(device)
@@ -218,8 +224,9 @@ class HFModelSource(ModelSource):
         limit = self.max_positions
         if limit is not None and seq_len > limit:
             raise InvalidInputError(
-                f"{self.name} takes at most {limit} positions, got --seq {seq_len}",
-                f"pass --seq {limit} or less",
+                f"{self.name} takes at most {limit} positions, got seq_len={seq_len}",
+                f"pass seq_len={limit} or less",
+                argument="seq_len",
             )
 
     def make_batch(
@@ -230,8 +237,15 @@ class HFModelSource(ModelSource):
         low = min(5, self.vocab_size - 1)
         ids = torch.randint(low, self.vocab_size, (batch_size, seq_len), generator=gen)
         mask = torch.ones(batch_size, seq_len, dtype=torch.long)
+        labels_n = int(getattr(self.config, "num_labels", 2))
         if self.task is Task.CAUSAL_LM:
             batch = {"input_ids": ids, "attention_mask": mask, "labels": ids.clone()}
+        elif self.task is Task.SEQUENCE_CLASSIFICATION:
+            classes = torch.randint(0, labels_n, (batch_size,), generator=gen)
+            batch = {"input_ids": ids, "attention_mask": mask, "labels": classes}
+        elif self.task is Task.TOKEN_CLASSIFICATION:
+            classes = torch.randint(0, labels_n, (batch_size, seq_len), generator=gen)
+            batch = {"input_ids": ids, "attention_mask": mask, "labels": classes}
         else:
             labels = torch.full_like(ids, -100)
             chosen = torch.rand(batch_size, seq_len, generator=gen) < 0.15

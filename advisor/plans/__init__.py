@@ -18,8 +18,23 @@ from advisor.plans.build import (
 )
 from advisor.plans.code import TrainingCode
 from advisor.plans.cuts import CUTS, default_cuts, describe_cuts, register_cut
-from advisor.plans.parse import CUT_SYNTAX_HINT, parse_cut, parse_cuts, parse_plan, parse_plans
-from advisor.plans.space import PlanSpace, PrunedPlan, combinations, singles, user_plans
+from advisor.plans.parse import (
+    CUT_SYNTAX_HINT,
+    PLAN_SYNTAX_HINT,
+    parse_cut,
+    parse_cuts,
+    parse_plan,
+    parse_plans,
+)
+from advisor.plans.space import (
+    PlanSpace,
+    PrunedPlan,
+    check_plan,
+    combinations,
+    explicit_plans,
+    singles,
+    user_plans,
+)
 from advisor.plans.types import BASELINE, BuildContext, Cut, Plan, Recipe, conflict_between, redundancy_in
 from advisor.plans.view import EstimateView
 
@@ -28,6 +43,7 @@ __all__ = [
     "CUTS",
     "CUT_SYNTAX_HINT",
     "OPTIMIZERS",
+    "PLAN_SYNTAX_HINT",
     "BuildContext",
     "Cut",
     "EstimateView",
@@ -38,10 +54,12 @@ __all__ = [
     "TrainingCode",
     "build_model",
     "build_program",
+    "check_plan",
     "combinations",
     "conflict_between",
     "default_cuts",
     "describe_cuts",
+    "explicit_plans",
     "finish_program",
     "make_optimizer",
     "parse_cut",

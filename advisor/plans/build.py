@@ -8,6 +8,7 @@ simulation can swap the parameters for fake tensors in between.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -15,10 +16,12 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch._subclasses.fake_tensor import is_fake
 
 from advisor.core.errors import InvalidInputError, PlanError
 from advisor.models import ModelSource
-from advisor.plans.types import BuildContext, Plan, Recipe
+from advisor.plans.types import BuildContext, Cut, Plan, Recipe
+from profilers.simulate.optim8bit import AdamW8bitStandIn
 from profilers.trial import StepProgram, TrialSpec
 
 __all__ = [
@@ -74,11 +77,15 @@ def _adafactor(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.Optimi
 
 
 def _adamw8bit(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
-    import bitsandbytes as bnb
-
     kwargs: dict[str, Any] = {"lr": recipe.lr}
     kwargs.update(recipe.optimizer_kwargs)
-    return bnb.optim.AdamW8bit(params, **kwargs)  # type: ignore[no-any-return]
+    paged = bool(kwargs.pop("is_paged", False))
+    if any(is_fake(p) for p in params):  # a replay: the stand-in with bitsandbytes' state layout
+        return AdamW8bitStandIn(params, is_paged=paged, **kwargs)
+    import bitsandbytes as bnb
+
+    factory = bnb.optim.PagedAdamW8bit if paged else bnb.optim.AdamW8bit
+    return factory(params, **kwargs)  # type: ignore[no-any-return]
 
 
 OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], Recipe], torch.optim.Optimizer]] = {
@@ -86,17 +93,25 @@ OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], Recipe], torch.optim.Optimiz
     "sgd": _sgd,
     "adafactor": _adafactor,
     "adamw8bit": _adamw8bit,
+    "paged-adamw8bit": lambda params, recipe: _adamw8bit(
+        params, dataclasses.replace(recipe, optimizer_kwargs={**recipe.optimizer_kwargs, "is_paged": True})
+    ),
 }
 
 
-def prepare(plan: Plan, batch_size: int, seq_len: int) -> Recipe:
-    """Check the plan's cuts can run here and let them fill in the recipe."""
+def prepare(plan: Plan, batch_size: int, seq_len: int, *, check_available: bool = True) -> Recipe:
+    """Check the plan's cuts can run here and let them fill in the recipe.
+
+    ``check_available=False`` skips the check for libraries this machine would need to run the
+    cuts (bitsandbytes): a simulation runs none of them.
+    """
     conflict = plan.conflict()
     if conflict is not None:
         raise PlanError(f"plan {plan.name} cannot run: {conflict}", "drop one of the two cuts")
     recipe = Recipe(batch_size=batch_size, seq_len=seq_len)
     for cut in plan.cuts:
-        cut.check_available()
+        if check_available:
+            cut.check_available()
         cut.configure(recipe)
     return recipe
 
@@ -153,24 +168,26 @@ def build_program(
     seq_len: int,
     device: torch.device,
     *,
-    check_on: torch.device | None = None,
+    check_on: torch.device | Callable[[Cut], torch.device] | None = None,
     build_on: torch.device | None = None,
     on_model: Callable[[nn.Module], Any] | None = None,
     batch_source: Callable[[ModelSource], ModelSource] | None = None,
     finish_context: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+    check_available: bool = True,
 ) -> StepProgram:
     """The plan realised as a step program on ``device``, for measuring and simulating alike.
 
     The skeleton: check that the cuts can run, let them fill in the recipe, build and transform
     the model, make the optimizer, batch and program. The hooks are what simulation changes:
-    ``check_on`` is the device the cuts' checks see and ``build_on`` where the model is built
+    ``check_on`` is the device the cuts' checks see (or a function of the cut giving it) and ``build_on`` where the model is built
     (both ``device`` by default; ``meta`` to simulate), ``on_model`` runs on the built model
     (swap its parameters for fakes), ``batch_source`` turns the source into the one that makes
-    the batch, and ``finish_context`` is entered while the program is made (a fake mode).
+    the batch, and ``finish_context`` is entered while the program is made (a fake mode);
+    ``check_available=False`` (simulating) does not ask for the libraries the cuts run with.
     """
     for cut in plan.cuts:
-        cut.check_device(check_on or device)
-    recipe = prepare(plan, batch_size, seq_len)
+        cut.check_device(check_on(cut) if callable(check_on) else (check_on or device))
+    recipe = prepare(plan, batch_size, seq_len, check_available=check_available)
     model = build_model(plan, BuildContext(source, build_on or device, recipe))
     if on_model is not None:
         on_model(model)

@@ -24,7 +24,7 @@ from advisor.core.errors import PlanError
 from advisor.plans.registry import CUTS
 from advisor.plans.types import BASELINE, Cut, Plan
 
-__all__ = ["CUT_SYNTAX_HINT", "parse_cut", "parse_cuts", "parse_plan", "parse_plans"]
+__all__ = ["CUT_SYNTAX_HINT", "PLAN_SYNTAX_HINT", "parse_cut", "parse_cuts", "parse_plan", "parse_plans"]
 
 
 CUT_SYNTAX_HINT = (
@@ -119,22 +119,49 @@ def parse_cut(text: str) -> Cut:
     return cls(**kwargs)
 
 
+PLAN_SYNTAX_HINT = (
+    "join cuts with '+' and separate plans with ';', e.g. 'lora+grad-ckpt;sgd;baseline'"
+)
+
+
+def _items(text: str, sep: str, what: str, item: str, hint: str) -> list[str]:
+    """The ``sep``-separated items of ``text``; :class:`PlanError` when one is empty
+    (``'lora++sgd'``, ``';'``) or there is none: empty text never means "the baseline"."""
+    if not text.strip():
+        raise PlanError(f"no {item} given: the {what} is empty", hint)
+    items = _split_top(text, sep)
+    if any(not part for part in items):
+        raise PlanError(f"{what} {text.strip()!r} has an empty {item} (nothing between or after '{sep}')", hint)
+    return items
+
+
 def parse_cuts(text: str | Iterable[str]) -> list[Cut]:
-    """Cuts from ``"lora(r=16),grad-ckpt"`` (or a list of such strings)."""
-    items = _split_top(text, ",") if isinstance(text, str) else list(text)
-    return [parse_cut(item) for item in items if item.strip()]
+    """Cuts from ``"lora(r=16),grad-ckpt"`` (or a list of such strings); ``""`` is no cut, but
+    an empty item (``"lora,,sgd"``, ``","``) raises :class:`PlanError`."""
+    if isinstance(text, str):
+        if not text.strip():
+            return []
+        items = _items(text, ",", "cut list", "cut", CUT_SYNTAX_HINT)
+    else:
+        items = list(text)
+    return [parse_cut(item) for item in items]
 
 
 def parse_plan(text: str) -> Plan:
-    """One plan from ``"lora+grad-ckpt"``; ``baseline`` (or empty) is the baseline."""
+    """One plan from ``"lora+grad-ckpt"``; ``"baseline"`` is the baseline. Empty text or an
+    empty cut (``"lora++sgd"``, ``"++"``) raises :class:`PlanError`."""
+    if not isinstance(text, str):
+        raise PlanError(f"a plan is text such as 'lora+grad-ckpt', got {type(text).__name__}", PLAN_SYNTAX_HINT)
     text = text.strip()
-    if text.lower() in ("", BASELINE):
+    if text.lower() == BASELINE:
         return Plan()
-    return Plan.of(parse_cut(part) for part in _split_top(text, "+") if part.strip())
+    return Plan.of(parse_cut(part) for part in _items(text, "+", "plan", "cut", PLAN_SYNTAX_HINT))
 
 
 def parse_plans(text: str | Iterable[str]) -> list[Plan]:
-    """Plans from ``"lora+grad-ckpt;sgd;baseline"`` (or a list of plan strings)."""
-    items = _split_top(text, ";") if isinstance(text, str) else list(text)
-    return [parse_plan(item) for item in items if item.strip()]
-
+    """Plans from ``"lora+grad-ckpt;sgd;baseline"`` (or a list of plan strings). Empty text, an
+    empty list or an empty plan (``";"``, ``"lora;;sgd"``) raises :class:`PlanError`."""
+    items = _items(text, ";", "plan list", "plan", PLAN_SYNTAX_HINT) if isinstance(text, str) else list(text)
+    if not items:
+        raise PlanError("no plans given", PLAN_SYNTAX_HINT)
+    return [parse_plan(item) for item in items]

@@ -98,6 +98,9 @@ class Cut:
     title: ClassVar[str] = ""  # for people, in plan titles and why lines: "LoRA", "checkpointing"
     # why the fake-tensor replay cannot run this cut (None: it can)
     simulation_unsupported: ClassVar[str | None] = None
+    # the replay runs the plan without this cut and its figures are an upper bound, with this
+    # detail ("eager replay of a compiled plan"); None: the cut is replayed as it is
+    simulation_upper_bound: ClassVar[str | None] = None
     # the simulable cut whose FLOPs stand in for this one's step time (qlora → lora); a cut that
     # cannot be simulated and has none is dropped for the speed estimate (same arithmetic)
     speed_stand_in: ClassVar[str | None] = None
@@ -106,6 +109,9 @@ class Cut:
     candidate: ClassVar[bool] = True  # among the recommender's default candidate plans
     starts_from_scratch: ClassVar[bool] = False  # random init: needs a from-scratch token budget
     splits_batch: ClassVar[bool] = False  # runs the batch as several micro-batches (no one size)
+    # check_device is about the target GPU itself (offload means nothing on a CPU): a simulation
+    # checks it against its target device, not the fake device the replay runs on
+    checked_on_target: ClassVar[bool] = False
 
     @classmethod
     def needs_bf16(cls, settings: dict[str, Any]) -> bool:

@@ -28,6 +28,7 @@ class EstimateView:
     precision: str = "fp32"  # "fp32", "autocast" (bf16/fp16 autocast) or "bf16" (pure bf16)
     optimizer: str = "adamw"  # "adamw", "sgd", "adafactor" or "adamw8bit"
     momentum: float = 0.0  # SGD's
+    optimizer_impl: str | None = None  # "foreach", "loop" or "fused" (None: torch's default for the target)
     accumulation: int = 1  # gradient accumulation steps
     attention: str | None = None  # "eager" when a cut chooses it (None: the model's own)
     offload: bool = False  # saved activations in host memory

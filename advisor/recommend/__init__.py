@@ -33,7 +33,9 @@ from advisor.recommend.candidates import CANDIDATE_COMBOS, candidate_plans
 from advisor.recommend.command import DEFAULT_GPU, reproduce_command
 from advisor.recommend.orchestrate import recommend
 from advisor.recommend.ranking import (
+    NOISY_SPREAD,
     estimate_max_batch,
+    is_noisy,
     largest_fitting_batch,
     mark_pareto,
     plan_title,
@@ -68,6 +70,7 @@ __all__ = [
     "GRADIENTS",
     "INPUT",
     "KIND",
+    "NOISY_SPREAD",
     "NOT_EVALUATED",
     "OPTIMIZER",
     "OVERHEAD_PARTS",
@@ -90,6 +93,7 @@ __all__ = [
     "default_backends",
     "estimate_max_batch",
     "estimated_trial",
+    "is_noisy",
     "largest_fitting_batch",
     "mark_pareto",
     "plan_title",

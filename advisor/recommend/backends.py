@@ -100,7 +100,7 @@ def step_time_on(trial: TrialResult, gpu: GpuSpec) -> tuple[float, Provenance] |
 def speed_sibling(plan: Plan) -> Plan | None:
     """The nearest plan simulation can run, for the FLOPs of one it cannot: each cut's
     ``speed_stand_in`` (``qlora`` → ``lora`` with the same r, alpha, dropout and targets);
-    other cuts that cannot be simulated (``adamw8bit``, ``offload``, ``compile``) dropped (same
+    other cuts that cannot be simulated (a cut's ``simulation_unsupported``) dropped (same
     arithmetic). ``None`` when the plan has no cut simulation cannot replay."""
     if not any(cut.simulation_unsupported for cut in plan.cuts):
         return None
@@ -135,17 +135,23 @@ def estimated_trial(source: Any, plan: Plan, batch: int, seq: int, why: str) -> 
     )
 
 
-def default_backends(source: Any, gpu: GpuSpec, workload: Workload, mode: Mode) -> Backends:
-    """Trials measured on the target (``Mode.MEASURE``) or simulated, cached by (plan, size).
+def default_backends(
+    source: Any, gpu: GpuSpec, workload: Workload, mode: Mode, *, moe_imbalance: float = 1.0
+) -> Backends:
+    """Trials measured on the target (``Mode.MEASURE``) or simulated, cached by (plan, size);
+    mixture-of-experts layers simulated under the routing ``moe_imbalance`` gives.
 
-    A plan simulation cannot replay (bitsandbytes, offload, compile) gets its tensor figures
+    A plan simulation cannot replay (a cut's ``simulation_unsupported``) gets its tensor figures
     from the closed-form estimate and its FLOPs from :func:`speed_sibling`'s simulation, both
     ``estimated``; the reason is kept in ``trial.extra["estimate"]``.
     """
     cache: dict[tuple[str, int], TrialResult] = {}
 
     def simulated(plan: Plan, batch: int, first: bool) -> TrialResult:
-        result = simulate(source, plan, batch, workload.seq_len, target="cuda", count_cost=first)
+        result = simulate(
+            source, plan, batch, workload.seq_len, target="cuda", count_cost=first,
+            moe_imbalance=moe_imbalance,
+        )  # fmt: skip
         sibling = speed_sibling(plan)
         if result.status is not TrialStatus.UNSUPPORTED or sibling is None:
             return result

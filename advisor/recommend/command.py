@@ -23,6 +23,7 @@ def reproduce_command(
     mode: Mode = Mode.AUTO,
     plans: str | None = None,
     report: str | None = None,
+    moe_imbalance: float = 1.0,
 ) -> str:
     """The ``vram-advisor recommend …`` command line that gives this recommendation again."""
     args = ["vram-advisor", "recommend", "--model", model]
@@ -46,6 +47,8 @@ def reproduce_command(
         args.append("--measure")
     if plans:
         args += ["--plans", plans]
+    if moe_imbalance != 1.0:
+        args += ["--moe-imbalance", f"{moe_imbalance:g}"]
     if report:
         args += ["--report", report]
     return shlex.join(args)

@@ -11,15 +11,20 @@ are excluded with the reason. Rendering is the report layer's (:mod:`advisor.rep
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from advisor.catalog.gpus import GpuSpec
+from advisor.core.units import format_bytes
+from advisor.engines.progress import PlanEvents, ProgressCallback
 from advisor.plans import Plan
 from advisor.plans.cuts import CUTS
 from advisor.recommend.backends import Backends
 from advisor.recommend.ranking import (
+    NOISY_SPREAD,
     estimate_max_batch,
+    is_noisy,
     largest_fitting_batch,
     mark_pareto,
     rank_verdicts,
@@ -37,7 +42,7 @@ from advisor.recommend.types import (
     ScratchComparison,
 )
 from advisor.recommend.workload import SCRATCH_TOKENS_PER_PARAM, RankBy, Workload
-from profilers.records import Provenance, TrialResult, TrialStatus
+from profilers.records import Provenance, SimulationRecord, TrialResult, TrialStatus
 
 __all__ = ["recommend"]
 
@@ -59,7 +64,7 @@ def recommend(
     environment: dict[str, Any] | None = None,
     command: str = "",
     model_task: str = "causal-lm",
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Recommendation:
     """Evaluate ``plans`` for ``model`` on ``gpu`` under ``workload`` and rank them.
 
@@ -68,7 +73,8 @@ def recommend(
     ``b + 1`` does not) for the ``check_top`` best plans, and estimated from the one trial for
     the others.
     """
-    say = progress or (lambda _m: None)
+    say = progress or (lambda _event: None)
+    started = time.perf_counter()
     rank_by = RankBy(rank_by)
     plans = list(plans)
     if not any(not p.cuts for p in plans):
@@ -88,8 +94,10 @@ def recommend(
                 )
             )
             continue
-        say(f"plan {i}/{len(plans)}: {plan.name} at micro-batch {workload.micro_batch}")
+        events = PlanEvents(say, i, len(plans), plan.name, started, phase="trials")
+        events("start", f"at micro-batch {workload.micro_batch}")
         trial = backends.trial(plan, workload.micro_batch)
+        events("done", trial.status.value, trial)
         verdict = PlanVerdict(plan.name, plan.cut_names, settings, trial=trial, **base)
         if trial.status is TrialStatus.OOM:  # measured on the target: it does not fit
             evaluated.append((plan, verdict, {workload.micro_batch: None}))
@@ -100,7 +108,7 @@ def recommend(
             excluded.append(dataclasses.replace(verdict, excluded_reason=why, exclusion=kind))
             continue
         need = backends.need(trial)
-        fits = need.total_bytes <= budget
+        fits = need.fits(gpu.memory_bytes, workload.margin)  # the one rule: need ≤ budget
         verdict = dataclasses.replace(verdict, need=need, fits=fits)
         verdict = _with_speed(verdict, backends.step_time(trial, plan), trial, workload, gpu)
         evaluated.append((plan, verdict, {workload.micro_batch: need.total_bytes}))
@@ -118,22 +126,33 @@ def recommend(
     # the largest micro-batch that fits: estimated from one trial for every plan, found by
     # further trials (bracket and bisect) for the best ``check_top``
     by_name = {p.name: (p, known) for p, _, known in evaluated}
+
+    def searchable(v: PlanVerdict) -> bool:
+        # a cut that splits the batch (accumulation) leaves no one micro-batch size to search
+        return v.need is not None and not any(CUTS[c].splits_batch for c in v.cuts if c in CUTS)
+
+    searches = sum(1 for v in ranked if searchable(v) and v.rank <= check_top)
+    searched = 0
     final: list[PlanVerdict] = []
     for v in ranked:
         plan, known = by_name[v.plan]
-        # a cut that splits the batch (accumulation) leaves no one micro-batch size to search
-        if any(CUTS[c].splits_batch for c in v.cuts if c in CUTS) or v.need is None:
+        if not searchable(v):
             final.append(v)
             continue
+        assert v.need is not None
         if v.rank <= check_top:
-            say(f"largest micro-batch for {v.plan}")
+            searched += 1
+            events = PlanEvents(say, searched, searches, v.plan, started, phase="largest micro-batch")
+            events("start", "searching")
 
-            def need_at(b: int, plan: Plan = plan) -> int | None:
+            def need_at(b: int, plan: Plan = plan, events: PlanEvents = events) -> int | None:
+                events.stage(f"trial at micro-batch {b}")
                 t = backends.trial(plan, b)
                 return backends.need(t).total_bytes if _ok(t) else None
 
             first = estimate_max_batch(v.need, workload.micro_batch, budget, trial=v.trial)
             size, checked = largest_fitting_batch(need_at, budget, known, guess=first or None)
+            events("done", f"micro-batch {size} fits")
         else:
             size, checked = estimate_max_batch(v.need, workload.micro_batch, budget, trial=v.trial), False
         final.append(
@@ -189,8 +208,11 @@ def _with_speed(
         tokens_per_step = trial.batch_size * trial.seq_len
     tps = tokens_per_step / step_s
     time_s = workload.total_tokens / tps
+    measured = prov is Provenance.MEASURED and trial.timing is not None
     return dataclasses.replace(
         v,
+        timing_spread=trial.timing.spread if measured and trial.timing is not None else None,
+        noisy=measured and is_noisy(trial.timing),
         step_time_s=step_s,
         tokens_per_s=tps,
         throughput_provenance=prov,
@@ -267,6 +289,12 @@ def _compare_paths(
     return ScratchComparison(params, finetune, scratch)
 
 
+def _simulation(v: PlanVerdict) -> SimulationRecord:
+    """The verdict's simulation record (an empty one when it has none)."""
+    sim = v.trial.simulation if v.trial is not None else None
+    return sim or SimulationRecord()
+
+
 def _notes(mode: Mode, verdicts: Sequence[PlanVerdict]) -> tuple[str, ...]:
     notes = []
     if mode is Mode.SIMULATE:
@@ -285,10 +313,33 @@ def _notes(mode: Mode, verdicts: Sequence[PlanVerdict]) -> tuple[str, ...]:
     if estimated:
         names = ", ".join(v.plan for v in estimated)
         notes.append(
-            f"Not replayable on fake tensors (bitsandbytes kernels, host offload or torch.compile): "
+            f"Not replayable on fake tensors (a cut's simulation_unsupported): "
             f"{names}. Their tensor memory is the closed-form estimate (advisor.engines.estimate) and their "
-            "FLOPs those of the nearest plan simulation can run (QLoRA → LoRA with the same "
-            "adapters; 8-bit AdamW, offload and compile dropped); marked * in the table."
+            "FLOPs those of the nearest plan simulation can run (each cut's speed stand-in, or the "
+            "cut dropped); marked * in the table."
+        )
+    bounded = [v for v in verdicts if _simulation(v).upper_bound]
+    if bounded:
+        names = ", ".join(v.plan for v in bounded)
+        notes.append(
+            f"Upper bounds, not exact: {names}. The replay runs these plans' eager step "
+            "(torch.compile fuses and reorders ops and usually needs less); marked ≤ in the table."
+        )
+    offloaded = [v for v in verdicts if _simulation(v).host_peak_bytes]
+    if offloaded:
+        notes.append(
+            "Activation offload: ranked by device memory; the saved activations (and the weights "
+            "they save) are held in pinned host memory: "
+            + ", ".join(f"{v.plan} {format_bytes(_simulation(v).host_peak_bytes, 2)}" for v in offloaded)
+            + " (simulated)."
+        )
+    noisy = [v for v in verdicts if v.noisy]
+    if noisy:
+        names = ", ".join(f"{v.plan} ({v.timing_spread:.0%})" for v in noisy if v.timing_spread is not None)
+        notes.append(
+            f"Noisy timings: the timed steps of {names} varied by more than {NOISY_SPREAD:.0%} of their "
+            "median, so their speed is not used to rank them: they come after the plans with steady "
+            "timings, smallest need first. Measure again on a quieter GPU, or with more steps."
         )
     if any(v.max_micro_batch is not None and not v.max_micro_batch_checked for v in verdicts):
         notes.append(

@@ -16,10 +16,29 @@ from advisor.plans import Plan
 from advisor.plans.cuts import CUTS
 from advisor.recommend.types import PlanVerdict
 from advisor.recommend.workload import SCRATCH_TOKENS_PER_PARAM, RankBy
-from profilers.records import TrialResult
+from profilers.records import Timing, TrialResult
+
+# Measured speed is called noisy when the timed steps spread by more than this share of their
+# median, (max − min) / median. Why 25%: a plan's speed is the median of a few timed steps; when
+# the slowest took a quarter of the median longer than the fastest, the median itself can be off
+# by about that much, and a difference between two plans smaller than that cannot be told from
+# the noise. A steady step (the same kernels on the same shapes) repeats far closer than that on
+# a machine doing nothing else; what spreads it is something else taking the machine (another
+# process, throttling, swapping). On this project's shared 2-core CPU at a load average of ~10,
+# tiny-llama's 5 timed steps spread 67–189% in every plan (2026-12-03): the runs this is for.
+NOISY_SPREAD = 0.25
+
+
+def is_noisy(timing: Timing | None) -> bool:
+    """Whether ``timing``'s steps spread by more than :data:`NOISY_SPREAD` of their median
+    (``False`` when the spread is unknown: fewer than two steps, or no timing)."""
+    spread = timing.spread if timing is not None else None
+    return spread is not None and spread > NOISY_SPREAD
 
 __all__ = [
+    "NOISY_SPREAD",
     "estimate_max_batch",
+    "is_noisy",
     "largest_fitting_batch",
     "mark_pareto",
     "plan_title",
@@ -193,21 +212,25 @@ def largest_fitting_batch(
 
 def _rank_key(v: PlanVerdict, rank_by: RankBy) -> tuple[Any, ...]:
     need = v.need_bytes if v.need_bytes is not None else math.inf
+    if v.fits and v.noisy:  # its speed is noise: after the steady plans, by memory
+        return (1, need, v.plan)
     if v.fits:
         metric = v.cost_usd if rank_by is RankBy.COST else v.train_time_s
         return (0, math.inf if metric is None else metric, need, v.plan)
-    return (1, need, v.plan)
+    return (2, need, v.plan)
 
 
 def rank_verdicts(verdicts: Sequence[PlanVerdict], rank_by: RankBy = RankBy.TIME) -> list[PlanVerdict]:
-    """Fitting plans first (fastest, or cheapest, first), then the others (smallest need first)."""
+    """Fitting plans first (fastest, or cheapest, first; those whose measured speed is noisy
+    after the others, smallest need first), then the others (smallest need first)."""
     ordered = sorted(verdicts, key=lambda v: _rank_key(v, rank_by))
     return [dataclasses.replace(v, rank=i) for i, v in enumerate(ordered, 1)]
 
 
 def mark_pareto(verdicts: Sequence[PlanVerdict]) -> list[PlanVerdict]:
-    """Flag the fitting plans on the memory–throughput front (no other needs less and runs faster)."""
-    candidates = [v for v in verdicts if v.fits and v.need is not None and v.tokens_per_s]
+    """Flag the fitting plans on the memory–throughput front (no other needs less and runs
+    faster); a plan whose measured speed is noisy is neither on the front nor pushes others off."""
+    candidates = [v for v in verdicts if v.fits and v.need is not None and v.tokens_per_s and not v.noisy]
 
     def dominated(v: PlanVerdict) -> bool:
         assert v.need_bytes is not None and v.tokens_per_s is not None

@@ -100,6 +100,10 @@ class PlanVerdict:
     pareto: bool = False
     why: str = ""
     rank: int = 0  # 1-based among the ranked plans; 0 when excluded
+    # the measured timed steps' (max − min) / median, and whether it is over the noise
+    # threshold (advisor.recommend.ranking.NOISY_SPREAD): a noisy speed is not ranked on
+    timing_spread: float | None = None
+    noisy: bool = False
     excluded_reason: str | None = None
     # why it was left out: TARGET (cannot run on the GPU), NOT_EVALUATED (no way to get a
     # number here, e.g. bitsandbytes in simulation) or FAILED (the trial hit a model error)
@@ -147,6 +151,8 @@ class PlanVerdict:
             ),
             "step_time": _fig(self.step_time_s, "s", thr),
             "tokens_per_s": _fig(self.tokens_per_s, "tokens/s", thr),
+            "timing_spread": _fig(self.timing_spread, "fraction", Provenance.MEASURED),
+            "noisy": self.noisy,
             "train_time": _fig(self.train_time_s, "s", thr),
             "cost": _fig(self.cost_usd, "USD", Provenance.ESTIMATED if self.cost_usd is not None else None),
             "trial": self.trial.to_dict() if self.trial is not None else None,
@@ -177,6 +183,8 @@ class PlanVerdict:
             pareto=bool(d.get("pareto", False)),
             why=str(d.get("why", "")),
             rank=int(d.get("rank", 0)),
+            timing_spread=_value(d.get("timing_spread")),
+            noisy=bool(d.get("noisy", False)),
             excluded_reason=d.get("excluded_reason"),
             exclusion=d.get("exclusion"),
         )

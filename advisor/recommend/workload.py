@@ -9,6 +9,7 @@ from typing import Any
 
 from advisor.core.errors import InvalidInputError
 from advisor.core.units import parse_count  # noqa: F401  (its old home)
+from advisor.engines.need import DEFAULT_MARGIN, check_margin, usable_bytes
 
 __all__ = ["SCRATCH_TOKENS_PER_PARAM", "RankBy", "Workload"]
 
@@ -44,33 +45,29 @@ class Workload:
     ``micro_batch`` is the number of samples in one forward/backward pass (an ``accum`` cut
     splits it further and accumulates), ``seq_len`` the tokens per sample, ``dataset_tokens``
     the tokens in one pass over the data, ``epochs`` how many passes, and ``margin`` the share
-    of the GPU's memory kept free (0.10: a plan fits when it needs at most 90% of the memory).
+    of the GPU's memory kept free (the default :data:`advisor.engines.need.DEFAULT_MARGIN`,
+    0.10: a plan fits when it needs at most 90% of the memory).
     """
 
     micro_batch: int = 4
     seq_len: int = 128
     dataset_tokens: int = 10_000_000
     epochs: float = 1.0
-    margin: float = 0.10
+    margin: float = DEFAULT_MARGIN
 
     def __post_init__(self) -> None:
-        _whole("micro-batch", self.micro_batch, 1, "use a micro-batch of 1 or more, e.g. --batch 4")
-        _whole("sequence length", self.seq_len, 1, "use a sequence length of 1 or more, e.g. --seq 512")
+        _whole("micro-batch", self.micro_batch, 1, "use a micro-batch of 1 or more, e.g. micro_batch=4")
+        _whole("sequence length", self.seq_len, 1, "use a sequence length of 1 or more, e.g. seq_len=512")
         _whole(
             "dataset size", self.dataset_tokens, 1,
-            "give the dataset size in tokens, > 0, e.g. --dataset-tokens 50M",
+            "give the dataset size in tokens, > 0, e.g. dataset_tokens=50000000",
         )  # fmt: skip
         epochs = _number(self.epochs)
         if epochs is None or epochs <= 0:
             raise InvalidInputError(
-                f"epochs must be a number > 0, got {self.epochs!r}", "e.g. --epochs 1, 3 or 0.5"
+                f"epochs must be a number > 0, got {self.epochs!r}", "e.g. epochs=1, 3 or 0.5"
             )
-        margin = _number(self.margin)
-        if margin is None or not 0 <= margin < 1:
-            raise InvalidInputError(
-                f"safety margin must be in [0, 1), got {self.margin!r}",
-                "allowed: 0 (no margin) up to but not including 1; the default 0.1 keeps 10% free",
-            )
+        check_margin(self.margin)
 
     @property
     def total_tokens(self) -> float:
@@ -82,8 +79,9 @@ class Workload:
         return self.micro_batch * self.seq_len
 
     def usable_bytes(self, memory_bytes: int) -> int:
-        """The part of ``memory_bytes`` a plan may use once the margin is kept free."""
-        return int(memory_bytes * (1.0 - self.margin))
+        """The part of ``memory_bytes`` a plan may use once the margin is kept free
+        (:func:`advisor.engines.need.usable_bytes`, the one fit rule)."""
+        return usable_bytes(memory_bytes, self.margin)
 
     def to_dict(self) -> dict[str, Any]:
         return {

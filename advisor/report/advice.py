@@ -37,9 +37,10 @@ class Advice(Recommendation):
         """The report for people; ``chart`` is the relative path of the SVG chart to link."""
         return to_markdown(self, chart=chart)
 
-    def to_text(self) -> str:
-        """A short plain-text summary with the ranked table (what the CLI prints)."""
-        return to_text(self)
+    def to_text(self, width: int | None = None) -> str:
+        """A short plain-text summary with the ranked table (what the CLI prints), within
+        ``width`` characters a line when given."""
+        return to_text(self, width)
 
     def chart_svg(self) -> str:
         """Memory by plan, stacked by part, against the budget line (SVG text)."""

@@ -3,20 +3,21 @@
 The JSON (:meth:`advisor.recommend.Recommendation.to_dict`) carries ``schema_version`` and
 ``kind: "vram-advisor/recommendation"``, the environment the numbers came from, and every
 figure as ``{"value", "unit", "provenance"}``. :func:`parse_report` checks a text is one of ours
-and gives one clear :class:`ReportError` otherwise (not JSON, someone else's JSON, damaged); a
-newer ``schema_version`` loads with a warning, and unknown keys are tolerated, so newer files
-still open in older code. :func:`advisor.report.load_report` reads a file through it.
+and gives one clear :class:`ReportError` otherwise (not JSON, someone else's JSON, damaged, a
+``schema_version`` this code does not know — named in the error). Reports are JSON read as data
+(``json.loads``, nothing is imported or unpickled). Every version in :data:`KNOWN_VERSIONS` (ours,
+older ones included) loads; unknown keys in them are tolerated with a warning.
+:func:`advisor.report.load_report` reads a file through it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import warnings
 from pathlib import Path
 
 from advisor.core.errors import AdvisorError, ReportError
-from advisor.core.io import SCHEMA_VERSION, atomic_write_text, write_json
+from advisor.core.io import SCHEMA_VERSION, atomic_write_text, check_writable, write_json
 from advisor.recommend import KIND, Recommendation
 from advisor.report.markdown import to_markdown
 from advisor.report.svg import chart_svg
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "KIND",
+    "KNOWN_VERSIONS",
     "REMAKE_HINT",
     "ReportVersionWarning",
     "parse_report",
@@ -42,8 +44,13 @@ _TOP_KEYS = {
 }  # fmt: skip
 
 
+# the report schema versions this code reads: ours, and any older one of ours it still knows
+KNOWN_VERSIONS = frozenset({SCHEMA_VERSION})
+
+
 class ReportVersionWarning(UserWarning):
-    """A report written by a newer vram-advisor: loaded as far as this version understands."""
+    """Kept so that imports keep working; no longer issued: a report of a schema version this
+    code does not know is refused (:class:`ReportError`) instead of half-read."""
 
 
 def to_json(rec: Recommendation) -> str:
@@ -70,6 +77,8 @@ def parse_report(text: str, source: str = "<string>") -> Recommendation:
                 "give a .json written by `vram-advisor recommend --report PATH`",
             )
         what = f"its kind is {kind!r}" if kind is not None else "it has no 'kind' field"
+        if isinstance(data, dict) and "schema_version" in data:
+            what += f", schema_version {data['schema_version']!r}"
         raise ReportError(
             f"{source} is not a vram-advisor report ({what}; expected {KIND!r})",
             "give a .json written by `vram-advisor recommend --report PATH`",
@@ -77,13 +86,13 @@ def parse_report(text: str, source: str = "<string>") -> Recommendation:
     version = data.get("schema_version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ReportError(f"{source} is damaged: schema_version is {version!r}", REMAKE_HINT)
-    if version > SCHEMA_VERSION:
-        warnings.warn(
-            f"{source} has schema_version {version}, newer than this vram-advisor's "
-            f"{SCHEMA_VERSION}: loading what this version understands (upgrade vram-advisor "
-            "to see everything)",
-            ReportVersionWarning,
-            stacklevel=3,
+    if version not in KNOWN_VERSIONS:
+        known = ", ".join(str(v) for v in sorted(KNOWN_VERSIONS))
+        raise ReportError(
+            f"{source} is a report of schema_version {version}; this vram-advisor reads "
+            f"version{'s' if len(KNOWN_VERSIONS) > 1 else ''} {known}",
+            "upgrade vram-advisor to read it"
+            + (", or re-create it with this one" if version > SCHEMA_VERSION else ""),
         )
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
@@ -104,8 +113,11 @@ def report_paths(prefix: str | Path) -> dict[str, Path]:
 
 
 def save_report(rec: Recommendation, prefix: str | Path) -> dict[str, Path]:
-    """Write PREFIX.json, PREFIX.svg and PREFIX.md (linking the chart), each atomically."""
+    """Write PREFIX.json, PREFIX.svg and PREFIX.md (linking the chart), each atomically; every
+    path is checked first, so an unwritable one (:class:`OutputPathError`) writes none."""
     paths = report_paths(prefix)
+    for path in paths.values():
+        check_writable(path)
     write_json(paths["json"], rec.to_dict())
     atomic_write_text(paths["svg"], chart_svg(rec))
     atomic_write_text(paths["md"], to_markdown(rec, chart=paths["svg"].name))

@@ -19,7 +19,15 @@ from advisor.recommend import (
     ScratchComparison,
 )
 from advisor.report.snippets import snippet
-from advisor.report.text import HEADERS, duration, headroom_cell, money, ranked_rows, summary_lines
+from advisor.report.text import (
+    HEADERS,
+    duration,
+    headroom_cell,
+    host_lines,
+    money,
+    ranked_rows,
+    summary_lines,
+)
 from profilers.records import Provenance
 
 __all__ = ["to_markdown"]
@@ -35,7 +43,7 @@ def _sources_line(rec: Recommendation) -> str:
     if best is not None and best.need is not None:
         by_prov: dict[str, list[str]] = {}
         for p in best.need.parts:
-            by_prov.setdefault(p.provenance.value, []).append(p.name)
+            by_prov.setdefault(p.source_text, []).append(p.name)
         detail = "; ".join(f"{', '.join(names)}: {prov}" for prov, names in by_prov.items())
         parts.append(f"need — {detail}")
     if best is not None and best.throughput_provenance is not None:
@@ -55,6 +63,10 @@ def _sources_line(rec: Recommendation) -> str:
                 else ""
             )
         )
+    sims = [v.trial.simulation for v in rec.ranked if v.trial is not None and v.trial.simulation]
+    policies = sorted({s.autocast_policy for s in sims if s is not None and s.autocast_policy})
+    if policies:
+        parts.append(f"autocast — {', '.join(policies)} op lists")
     return "Sources: " + "; ".join(parts) + "." if parts else ""
 
 
@@ -79,7 +91,7 @@ def _breakdown_table(rec: Recommendation) -> str:
         for v in top:
             for p in v.need.parts if v.need else ():
                 if p.name == name:
-                    by_prov.setdefault(p.provenance.value, []).append(f"#{v.rank}")
+                    by_prov.setdefault(p.source_text, []).append(f"#{v.rank}")
         if len(by_prov) == 1:
             prov = next(iter(by_prov))
         else:
@@ -171,6 +183,9 @@ def to_markdown(rec: Recommendation, chart: str | None = None) -> str:
         src = _sources_line(rec)
         if src:
             out += [src, ""]
+        hosts = host_lines(rec)
+        if hosts:
+            out += ["Host memory beside the device's:", ""] + [f"- {_md(line)}" for line in hosts] + [""]
     else:
         out += ["_No plan could run._", ""]
     if chart:

@@ -121,16 +121,27 @@ def _model_ref(rec: Recommendation) -> tuple[str, str]:
     if Path(rec.model).exists():
         path = Path(rec.model)
         return json.dumps(str(path.parent if path.suffix == ".json" else path)), ""
+    if "/" in rec.model and ":" not in rec.model:  # a Hub id, org/name[@revision]
+        repo, _, revision = rec.model.partition("@")
+        return json.dumps(repo) + (f", revision={json.dumps(revision)}" if revision else ""), ""
     return '"path/to/your-model"', f"# {rec.model} is a built-in test model: put your checkpoint here"
+
+
+# the model's task (advisor.models.Task values) -> (transformers auto class, peft task_type)
+_HEADS: dict[str, tuple[str, str | None]] = {
+    "causal-lm": ("AutoModelForCausalLM", "CAUSAL_LM"),
+    "masked-lm": ("AutoModelForMaskedLM", None),
+    "sequence-classification": ("AutoModelForSequenceClassification", "SEQ_CLS"),
+    "token-classification": ("AutoModelForTokenClassification", "TOKEN_CLS"),
+}
 
 
 def transformers_code(rec: Recommendation, v: PlanVerdict) -> str:
     """Python for a transformers model: load, LoRA (peft), and the TrainingArguments flags."""
     code = training_code(v)
-    masked = rec.model_task == "masked-lm"
-    auto = "AutoModelForMaskedLM" if masked else "AutoModelForCausalLM"
+    auto, task_type = _HEADS.get(rec.model_task, _HEADS["causal-lm"])
     imports = ["import torch"]
-    lora = _lora_config(code, None if masked else "CAUSAL_LM")
+    lora = _lora_config(code, task_type)
     peft_names = (["LoraConfig", "get_peft_model"] if lora is not None else []) + code.peft_imports
     if peft_names:
         imports.append(f"from peft import {', '.join(peft_names)}")

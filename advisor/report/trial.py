@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from advisor.core.tables import table
+from advisor.core.tables import Column, table, wrap_text
 from advisor.core.units import format_bytes, format_count, format_rate, format_seconds
-from profilers.records import TrialResult
+from advisor.recommend import NOISY_SPREAD, is_noisy
+from profilers.records import Provenance, Timing, TrialResult
+
+__all__ = ["FIGURE_COLUMNS", "backend_notes", "simulation_note", "trial_rows", "trial_text"]
 
 
 def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
@@ -25,12 +28,19 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
             ("parameters", f"{format_count(p.total)} ({format_bytes(p.parameter_bytes)})", src),
             ("trainable", f"{format_count(p.trainable)} ({p.trainable_percent:.3g}%)", src),
         ]
+    sim = r.simulation
+    bound = sim.upper_bound if sim is not None else None
     if r.tensor_peak:
         tp = r.tensor_peak
         b = tp.breakdown
-        src = tp.provenance.value
+        src = tp.provenance.value + (", upper bound" if bound else "")
+        at_most = "≤ " if bound else ""
         rows += [
-            ("peak tensor memory", f"{format_bytes(tp.peak_bytes, 2)} (in {tp.peak_phase})", src),
+            ("peak tensor memory", f"{at_most}{format_bytes(tp.peak_bytes, 2)} (in {tp.peak_phase})", src),
+        ]
+        if r.simulation is not None and r.simulation.moe_routing:  # the figure's assumption
+            rows.append(("peak assumes (MoE)", r.simulation.moe_routing, "assumption"))
+        rows += [
             ("  parameters", format_bytes(b.parameter_bytes + b.buffer_bytes, 2), src),
             ("  gradients", format_bytes(b.gradient_bytes, 2), src),
             ("  optimizer state", format_bytes(b.optimizer_state_bytes, 2), src),
@@ -38,6 +48,12 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
             ("  activations + temporaries", format_bytes(b.activation_bytes, 2), src),
             ("resident between steps", format_bytes(tp.resident_before_step_bytes, 2), src),
         ]
+    if sim is not None and sim.host_peak_bytes:
+        rows.append(("host memory (offloaded, pinned)", format_bytes(sim.host_peak_bytes, 2), Provenance.SIMULATED.value))
+    if sim is not None and sim.autocast_policy:
+        rows.append(("autocast", sim.autocast_policy, Provenance.SIMULATED.value))
+    if bound:
+        rows.append(("note", bound, ""))
     repeats = r.simulation.repeats if r.simulation is not None else None
     if repeats is not None:  # "simulated (extrapolated from 1..3 of 32 blocks)" → its parenthesis
         rows.append(("layers", repeats.detail.removeprefix("simulated (").removesuffix(")"), "simulated"))
@@ -68,6 +84,7 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
                 f"max {format_seconds(t.max_step_time_s)}, {t.steps} steps)",
                 src,
             ),
+            ("step-time spread", _spread_text(t), src),
             (
                 "throughput",
                 f"{format_rate(t.tokens_per_s, 'tok/s')}, {format_rate(t.samples_per_s, 'samples/s')}",
@@ -81,16 +98,40 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
     return rows
 
 
+# (figure, value, source) tables: on a narrow terminal the value wraps; nothing is left out
+FIGURE_COLUMNS = (Column("figure"), Column("value", wrap=True, min_width=24), Column("source"))
+
+
+def _spread_text(t: Timing) -> str:
+    """``"8% of the median"``, ``"62% of the median: noisy (over 25%)"``, or why it is unknown."""
+    if t.spread is None:
+        return "– (one timed step)" if t.steps < 2 else "–"
+    text = f"{t.spread:.0%} of the median"
+    return text + (f": noisy (over {NOISY_SPREAD:.0%})" if is_noisy(t) else "")
+
+
+def simulation_note(r: TrialResult) -> str:
+    """What a simulated result's figures need said beside them: an upper bound, host memory."""
+    sim = r.simulation
+    if sim is None:
+        return ""
+    parts = [sim.upper_bound] if sim.upper_bound else []
+    if sim.host_peak_bytes:
+        parts.append(f"+ {format_bytes(sim.host_peak_bytes, 2)} pinned host memory (offload)")
+    return "; ".join(parts)
+
+
 def backend_notes(r: TrialResult) -> list[str]:
     """One line per measurement backend that could not be used, with the reason."""
     return [f"{b.name}: unavailable — {b.reason}" for b in r.backends if not b.available]
 
 
-def trial_text(r: TrialResult, markdown: bool = False) -> str:
-    """One trial as a readable table (human units, provenance per figure), then backend notes."""
-    text = table(("figure", "value", "source"), trial_rows(r), markdown=markdown)
+def trial_text(r: TrialResult, markdown: bool = False, width: int | None = None) -> str:
+    """One trial as a readable table (human units, provenance per figure), then backend notes;
+    within ``width`` characters a line when given (plain text only)."""
+    text = table(FIGURE_COLUMNS, trial_rows(r), markdown=markdown, width=width)
     notes = backend_notes(r)
     if notes:
         bullet = "- " if markdown else "  "
         text += "\n\nbackends not used:\n" + "\n".join(bullet + n for n in notes)
-    return text
+    return text if markdown else wrap_text(text, width)

@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -36,18 +37,30 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from advisor import api
 from advisor.api import Workload
 from advisor.catalog.gpus import GpuSpec, get_gpu, list_gpus
-from advisor.core.errors import AdvisorError
-from advisor.core.units import parse_count
+from advisor.core.errors import AdvisorError, InvalidInputError
+from advisor.core.units import format_bytes, parse_count
 from advisor.models import builtin_models
+from advisor.tui.confirm import ExportChoice, ReplaceReportScreen
 from advisor.tui.help import HelpScreen
-from advisor.tui.session import Cancelled, Session, SessionConfig, default_cut_names, known_cut_names
-from advisor.tui.views import detail_text, result_rows
+from advisor.tui.session import (
+    Cancelled,
+    Session,
+    SessionConfig,
+    default_cut_names,
+    existing_report_files,
+    known_cut_names,
+    unused_prefix,
+)
+from advisor.tui.views import detail_text, fit_columns, plan_cell, result_rows, sort_key
+from advisor.tui.widgets import CutList, FilterInput, MarkedRadioButton
 
 log = logging.getLogger(__name__)
 
-__all__ = ["COLUMNS", "SweepProgress", "VramAdvisorApp", "run_tui"]
+__all__ = ["SweepProgress", "VramAdvisorApp", "run_tui"]
 
-COLUMNS = ("#", "plan", "fits", "need / budget", "max batch", "tok/s", "train%", "time", "cost", "source")
+COMPACT_BELOW_ROWS = 32  # the bordered setup needs about 30 rows; an 80×24 terminal gets it compact
+READY = "ready — r runs · Tab or a click edits the setup (Esc leaves a field) · ? help"
+
 
 
 class SweepProgress(Message):
@@ -66,7 +79,12 @@ class VramAdvisorApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "vram-advisor"
     SUB_TITLE = "which cuts let your model train on your GPU"
+    # One key scheme: the letter keys act whenever no text field has focus (in a field they are
+    # typed, and Textual hides them from the footer); Esc leaves a field. The app opens on the
+    # Run button, so `r` runs at once.
+    AUTO_FOCUS = "#run"
     BINDINGS = [
+        Binding("escape", "leave_field", "Leave field"),
         Binding("r", "run", "Run"),
         Binding("c", "cancel", "Cancel"),
         Binding("g", "choose_gpu", "GPU"),
@@ -81,60 +99,70 @@ class VramAdvisorApp(App[None]):
     def __init__(
         self,
         model: str | None = None,
-        gpu: str | None = None,
+        gpu: str | GpuSpec | None = None,
         report: str | Path | None = None,
         export_dir: str | Path = "reports",
         check_top: int = 1,
+        margin: float = api.DEFAULT_MARGIN,
     ) -> None:
         super().__init__()
+        self.margin = api.check_margin(margin)  # the share of memory a fit keeps free, as the CLI's
         self.session = Session(check_top=check_top)
         self.initial_model = model or "tiny-llama"
-        self.initial_gpu = gpu  # None: the default target
         self.initial_report = Path(report) if report else None
         self.export_dir = Path(export_dir)
-        self.gpu: GpuSpec = list_gpus()[0]
+        # An unknown GPU name is never replaced by a guess: no target until the person picks one.
+        self.gpu: GpuSpec | None = None
+        self.gpu_error: AdvisorError | None = None
+        try:
+            self.gpu = api.target_gpu(gpu)  # None: the default target
+        except AdvisorError as exc:
+            self.gpu_error = exc
         self.rank_by = "time"
         self._row_plans: list[str] = []
         self._started = 0.0
         self._sort_reverse = False
+        self._sort_column = ""
+        self._rec_width = 0  # the width the table was last laid out for
 
     # -- layout ----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("ready — set up a run, then press r", id="status-bar")
+        yield Static(READY, id="status-bar")
         yield ProgressBar(total=1, show_eta=False, id="progress")
         with TabbedContent(initial="setup", id="tabs"):
             with TabPane("Setup", id="setup"), VerticalScroll(id="setup-scroll"):
+                yield Label("Model", classes="form-label", id="model-label")
+                with Horizontal(id="model-row"):
+                    yield Input(
+                        self.initial_model,
+                        placeholder="tiny-llama, llama-3.1-8b, a path, or module:factory",
+                        suggester=SuggestFromList(self._model_names(), case_sensitive=False),
+                        id="model",
+                    )
+                    yield Button("Run sweep  r", variant="primary", id="run")
                 with Horizontal(id="setup-columns"):
                     with Vertical(classes="setup-column"):
-                        yield Label("Model", classes="form-label")
-                        yield Input(
-                            self.initial_model,
-                            placeholder="tiny-llama, llama-3.1-8b, a path, or module:factory",
-                            suggester=SuggestFromList(self._model_names(), case_sensitive=False),
-                            id="model",
-                        )
                         yield Label("Target GPU (type to filter)", classes="form-label")
-                        yield Input(placeholder="e.g. 4090, a100, t4", id="gpu-filter")
+                        yield FilterInput(placeholder="e.g. 4090, a100 — Enter picks", id="gpu-filter")
                         yield OptionList(id="gpu-list")
                         yield Label("Budget override (optional)", classes="form-label")
                         yield Input(placeholder="e.g. 22GiB", id="budget")
                     with Vertical(classes="setup-column"):
-                        yield Label("Workload: micro-batch · seq · dataset tokens", classes="form-label")
+                        yield Label("Micro-batch · seq · dataset tokens", classes="form-label")
                         with Horizontal(classes="workload-row"):
                             yield Input("4", type="integer", id="batch")
                             yield Input("128", type="integer", id="seq")
                             yield Input("10M", id="tokens")
                         yield Label("Cuts to combine (pairs are tried too)", classes="form-label")
-                        yield SelectionList[str](
+                        yield CutList(
                             *[(name, name, name in default_cut_names()) for name in known_cut_names()],
                             id="cuts",
                         )
                         with RadioSet(id="mode"):
-                            yield RadioButton("Simulate (any model, no compute)", value=True, id="simulate")
-                            yield RadioButton("Measure here (small models)", id="measure")
-                        yield Button("Run sweep  [r]", variant="primary", id="run")
+                            yield MarkedRadioButton("Simulate (any model, no compute)", value=True, id="simulate")
+                            yield MarkedRadioButton("Measure here (small models)", id="measure")
             with TabPane("Results", id="results"):
                 yield Static("", id="summary")
                 yield DataTable(id="results-table", cursor_type="row", zebra_stripes=True)
@@ -143,16 +171,25 @@ class VramAdvisorApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#results-table", DataTable)
-        for col in COLUMNS:
-            table.add_column(col, key=col)
-        try:
-            self.gpu = api.target_gpu(self.initial_gpu)
-        except AdvisorError as exc:
-            self.notify(str(exc), title="Unknown GPU", severity="error", timeout=8)
+        self._fit_height()
         self._fill_gpu_list("")
+        if self.gpu_error is not None:
+            self._error(self.gpu_error, then="pick a GPU in the list")
+            self.query_one("#gpu-filter", Input).focus()
         if self.initial_report is not None:
             self.load_report(self.initial_report)
+
+    def on_resize(self, event: events.Resize) -> None:
+        # This runs before App's own handler has taken the new size: use the event's.
+        self._fit_height(event.size.height)
+        if self.session.last is not None and event.size.width != self._rec_width:
+            self._show(self.session.last, event.size.width)  # the columns that fit the new width
+
+    def _fit_height(self, height: int | None = None) -> None:
+        """Below COMPACT_BELOW_ROWS rows the fields lose their borders, so the whole setup fits."""
+        compact = (self.size.height if height is None else height) < COMPACT_BELOW_ROWS
+        for widget in self.query("Input, Button, RadioSet"):
+            widget.compact = compact  # type: ignore[attr-defined]
 
     @staticmethod
     def _model_names() -> list[str]:
@@ -172,13 +209,30 @@ class VramAdvisorApp(App[None]):
             label = f"{g.key:<16} {g.memory_bytes / 2**30:>3.0f}G ${g.price_usd_per_hour:.2f}/h"
             options.add_option(Option(label, id=g.key))
         keys = [g.key for g in gpus]
-        if self.gpu.key in keys:
+        if needle and keys:
+            options.highlighted = 0  # Enter in the filter picks this one
+        elif self.gpu is not None and self.gpu.key in keys:
             options.highlighted = keys.index(self.gpu.key)
         self._update_status_gpu()
 
     @on(Input.Changed, "#gpu-filter")
     def _filter_gpus(self, event: Input.Changed) -> None:
         self._fill_gpu_list(event.value)
+
+    @on(Input.Submitted, "#gpu-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        """Enter in the filter picks the highlighted match (the first one, unless moved)."""
+        options = self.query_one("#gpu-list", OptionList)
+        if options.option_count == 0:
+            self._status(f"[red]no GPU matches {event.value!r}[/red] — clear the filter to see the catalog")
+            return
+        index = options.highlighted if options.highlighted is not None else 0
+        key = options.get_option_at_index(index).id
+        if key:
+            self.set_gpu(get_gpu(key))
+            more = options.option_count - 1
+            others = f" ({more} more match{'es' if more > 1 else ''}: ↓ to the list to pick another)"
+            self._status(f"target: {key}" + (others if more else ""))
 
     @on(OptionList.OptionSelected, "#gpu-list")
     def _gpu_chosen(self, event: OptionList.OptionSelected) -> None:
@@ -193,11 +247,16 @@ class VramAdvisorApp(App[None]):
             self.rerank()
 
     def _budget_gpu(self) -> GpuSpec:
+        if self.gpu is None:
+            raise InvalidInputError("no target GPU chosen", "pick one in the Target GPU list (press g)")
         text = self.query_one("#budget", Input).value.strip()
         return api.target_gpu(self.gpu, text or None)
 
     def _update_status_gpu(self) -> None:
-        self.sub_title = f"target: {self.gpu.key} ({self.gpu.memory_bytes / 2**30:.0f} GiB)"
+        if self.gpu is None:
+            self.sub_title = "target: none — pick a GPU (g)"
+        else:
+            self.sub_title = f"target: {self.gpu.key} ({self.gpu.memory_bytes / 2**30:.0f} GiB)"
 
     # -- running -----------------------------------------------------------------------------
 
@@ -213,6 +272,7 @@ class VramAdvisorApp(App[None]):
             micro_batch=whole("batch", "micro-batch"),
             seq_len=whole("seq", "sequence length"),
             dataset_tokens=parse_count(self.query_one("#tokens", Input).value or "10M"),
+            margin=self.margin,
         )
         cuts = list(self.query_one("#cuts", SelectionList).selected)
         measure = self.query_one("#measure", RadioButton).value
@@ -238,7 +298,7 @@ class VramAdvisorApp(App[None]):
         self._started = time.perf_counter()
         self.query_one("#progress", ProgressBar).update(total=max(1, self.session.total_plans), progress=0)
         self._status(f"running {self.session.total_plans} plans on {config.model} …")
-        self.query_one("#tabs", TabbedContent).active = "results"
+        self.action_tab("results")
         self._run_worker()
 
     @on(Button.Pressed, "#run")
@@ -266,16 +326,22 @@ class VramAdvisorApp(App[None]):
         if event.worker.group != "sweep":
             return
         if event.state is WorkerState.SUCCESS:
-            self._status(f"done: {self.session.done_plans} plans in {time.perf_counter() - self._started:.0f} s")
+            self._status(
+                f"done: {self.session.done_plans} plans in {time.perf_counter() - self._started:.0f} s"
+                " · ↑↓ select a plan · e export · t time/cost"
+            )
             self.rerank()
+            self._focus_results()
         elif event.state is WorkerState.CANCELLED:
             self._status(f"cancelled — keeping {self.session.done_plans} finished plans")
             self.rerank()
+            self._focus_results()
         elif event.state is WorkerState.ERROR:
             err = event.worker.error
             if isinstance(err, Cancelled):
                 self._status(f"cancelled — keeping {self.session.done_plans} finished plans")
                 self.rerank()
+                self._focus_results()
             else:
                 self._error(err if err is not None else RuntimeError("the sweep failed"))
 
@@ -300,26 +366,48 @@ class VramAdvisorApp(App[None]):
             return
         self._show(rec)
 
-    def _show(self, rec: Any) -> None:
+    def _show(self, rec: Any, width: int | None = None) -> None:
+        """Fill the table (the columns that fit the terminal's ``width``) and the summary line;
+        the plan selected before stays selected."""
+        width = self.size.width if width is None else width
         table = self.query_one("#results-table", DataTable)
-        table.clear()
+        selected = self._selected_plan()
+        rows = result_rows(rec)
+        columns, plan_width = fit_columns(rows, max(40, width - 1))  # 1: the scrollbar
+        table.clear(columns=True)
+        for col in columns:
+            table.add_column(col.header, key=col.key)
         self._row_plans = []
-        for plan, cells, fits in result_rows(rec):
-            style = "green" if fits else ("red" if fits is False else "dim")
-            row = [Text(c, style=style) if i in (1, 2) else c for i, c in enumerate(cells)]
-            table.add_row(*row, key=plan)
-            self._row_plans.append(plan)
-        summary = self.query_one("#summary", Static)
+        for row in rows:
+            style = "green" if row.fits else ("red" if row.fits is False else "dim")
+            cells: list[str | Text] = []
+            for col in columns:
+                text = plan_cell(row.cells["plan"], plan_width) if col.key == "plan" else row.cells[col.key]
+                cells.append(Text(text, style=style) if col.key in ("plan", "fits") else text)
+            table.add_row(*cells, key=row.plan)
+            self._row_plans.append(row.plan)
         best = rec.best
-        budget = rec.budget_bytes / 2**30
-        summary.update(
-            f"{rec.model} on {rec.gpu.key}: budget {budget:.1f} GiB (margin {rec.workload.margin:.0%}) · "
-            + (f"best: [b]{best.plan}[/b]" if best else "[red]no plan fits[/red]")
+        sources = sorted({v.need.provenance.value for v in rec.ranked if v.need is not None})
+        self.query_one("#summary", Static).update(
+            f"{escape(rec.model)} on {rec.gpu.key}: budget {format_bytes(rec.budget_bytes)} "
+            f"(margin {rec.workload.margin:.0%}) · "
+            + (f"best: [b]{escape(best.plan)}[/b]" if best else "[red]no plan fits[/red]")
             + f" · ranked by {rec.rank_by.value}"
+            + (f" · memory figures: {'/'.join(sources)}" if sources else "")
         )
+        self._rec_width = width
         if self._row_plans:
-            table.move_cursor(row=0)
-            self._show_detail(self._row_plans[0])
+            index = self._row_plans.index(selected) if selected in self._row_plans else 0
+            table.move_cursor(row=index)
+            self._show_detail(self._row_plans[index])
+
+    def _selected_plan(self) -> str | None:
+        """The plan of the row under the cursor (rows may have been sorted since they were added)."""
+        table = self.query_one("#results-table", DataTable)
+        if not table.row_count or not table.columns:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return str(key) if key is not None else None
 
     @on(DataTable.RowHighlighted, "#results-table")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -328,17 +416,19 @@ class VramAdvisorApp(App[None]):
 
     @on(DataTable.HeaderSelected, "#results-table")
     def _sort(self, event: DataTable.HeaderSelected) -> None:
+        """Sort by the clicked column: ascending first, a second click on it reverses."""
         table = self.query_one("#results-table", DataTable)
-        self._sort_reverse = not self._sort_reverse
+        column = str(event.column_key.value)
+        self._sort_reverse = not self._sort_reverse if column == self._sort_column else False
+        self._sort_column = column
 
-        def key(cell: Any) -> Any:
-            text = cell.plain if isinstance(cell, Text) else str(cell)
-            try:
-                return (0, float(text.split()[0].rstrip("%GiBMk$")))
-            except (ValueError, IndexError):
-                return (1, text)
+        def key(cell: Any) -> tuple[int, float, str]:
+            return sort_key(cell.plain if isinstance(cell, Text) else str(cell))
 
+        selected = self._selected_plan()
         table.sort(event.column_key, key=key, reverse=self._sort_reverse)
+        if selected is not None:  # the cursor follows its plan to the row it was sorted to
+            table.move_cursor(row=table.get_row_index(selected))
 
     def _show_detail(self, plan: str) -> None:
         rec = self.session.last
@@ -349,19 +439,37 @@ class VramAdvisorApp(App[None]):
     # -- reports -----------------------------------------------------------------------------
 
     def action_export(self) -> None:
+        """Export the report in hand; if its files exist, ask first (replace, new name, cancel)."""
         rec = self.session.last
         if rec is None:
             self.notify("nothing to export yet: run a sweep or open a report", severity="warning")
             return
         prefix = self.export_dir / f"{_slug(rec.model)}-{rec.gpu.key}"
+        existing = existing_report_files(prefix)
+        if not existing:
+            self._export(rec, prefix)
+            return
+        new_prefix = unused_prefix(prefix)
+
+        def chosen(choice: str | None) -> None:
+            if choice == ExportChoice.REPLACE:
+                self._export(rec, prefix, note="replaced the old files")
+            elif choice == ExportChoice.NEW_NAME:
+                self._export(rec, new_prefix, note=f"{prefix.name}.* kept")
+            else:
+                self._status(f"export cancelled: nothing written ({prefix}.* exist)")
+
+        self.push_screen(ReplaceReportScreen(existing, new_prefix), chosen)
+
+    def _export(self, rec: Any, prefix: Path, note: str = "") -> None:
         try:
             paths = rec.save(str(prefix))
         except (AdvisorError, OSError) as exc:
             self._error(exc)
             return
         names = ", ".join(str(p) for p in paths.values())
-        self.notify(f"wrote {names}", title="Exported", timeout=8)
-        self._status(f"exported {prefix}.json/.md/.svg")
+        self.notify(escape(f"wrote {names}"), title="Exported", timeout=8)
+        self._status(escape(f"exported {prefix}.json/.md/.svg" + (f" ({note})" if note else "")))
 
     def load_report(self, path: Path) -> None:
         """Open a saved report to browse it without re-running."""
@@ -375,7 +483,7 @@ class VramAdvisorApp(App[None]):
         self.query_one("#model", Input).value = rec.model
         self._status(f"opened {path}")
         self._show(rec)
-        self.query_one("#tabs", TabbedContent).active = "results"
+        self.action_tab("results")
 
     # -- small actions -----------------------------------------------------------------------
 
@@ -390,7 +498,30 @@ class VramAdvisorApp(App[None]):
         self.query_one("#gpu-filter", Input).focus()
 
     def action_tab(self, tab: str) -> None:
+        """Show a tab and put the focus where its keys act: the table, or the Run button."""
         self.query_one("#tabs", TabbedContent).active = tab
+        if tab == "results":
+            self._focus_results()
+        else:
+            self.query_one("#run", Button).focus()
+
+    def _focus_results(self) -> None:
+        """Focus the results table, so the arrow keys move the selected row."""
+        if self.query_one("#tabs", TabbedContent).active == "results":
+            self.query_one("#results-table", DataTable).focus()
+
+    def action_leave_field(self) -> None:
+        """Esc in a text field: leave it, so the letter keys act again."""
+        if self.query_one("#tabs", TabbedContent).active == "results":
+            self.query_one("#results-table", DataTable).focus()
+        else:
+            self.query_one("#run", Button).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Esc's "Leave field" is shown, and acts, only while a text field has focus."""
+        if action == "leave_field":
+            return isinstance(self.focused, Input)
+        return True
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -398,11 +529,13 @@ class VramAdvisorApp(App[None]):
     def _status(self, text: str) -> None:
         self.query_one("#status-bar", Static).update(text)
 
-    def _error(self, exc: BaseException) -> None:
+    def _error(self, exc: BaseException, then: str = "") -> None:
+        """An error in the status line (its first line, and what to do ``then``) and a toast."""
         message = str(exc)
         log.info("tui error: %s", message)
-        self._status(f"[red]error:[/red] {message.splitlines()[0]}")
-        self.notify(message, title="Error", severity="error", timeout=10)
+        first = escape(message.splitlines()[0] if message else type(exc).__name__)
+        self._status(f"[red]error:[/red] {first}" + (f" — {escape(then)}" if then else ""))
+        self.notify(escape(message), title="Error", severity="error", timeout=10)
 
 
 def _slug(text: str) -> str:
@@ -410,6 +543,8 @@ def _slug(text: str) -> str:
     return "".join(keep).strip("-") or "model"
 
 
-def run_tui(model: str | None = None, gpu: str | None = None, report: str | None = None) -> None:
-    """Open the app (blocks until the person quits)."""
-    VramAdvisorApp(model=model, gpu=gpu, report=report).run()
+def run_tui(
+    model: str | None = None, gpu: str | None = None, report: str | None = None, margin: float | None = None
+) -> None:
+    """Open the app (blocks until the person quits); ``margin`` ``None``: the default."""
+    VramAdvisorApp(model=model, gpu=gpu, report=report, margin=api.DEFAULT_MARGIN if margin is None else margin).run()

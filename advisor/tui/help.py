@@ -6,12 +6,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown
+from textual.widgets import Footer, Markdown
 
-__all__ = ["HELP_TEXT", "HelpScreen"]
+__all__ = ["CLOSE_LINE", "HELP_TEXT", "HelpScreen"]
 
-HELP_TEXT = """\
+CLOSE_LINE = "**Esc**, **q** or **?** closes this help; ↑ ↓ and PgUp PgDn scroll it."
+
+HELP_TEXT = f"""\
 # vram-advisor
+
+{CLOSE_LINE}
 
 Which memory-saving techniques (**cuts**) let your model train on your GPU budget.
 
@@ -31,24 +35,33 @@ to sort by it. Changing the GPU re-ranks the results in hand at once, without re
 
 Every figure says where it comes from: *measured*, *simulated* or *estimated*.
 
+**Keys** — the letter keys act whenever no text field has focus; in a text field they are
+typed into it, and **Esc** leaves the field (the footer shows the keys that act right now).
+The app opens on the Run button, so `r` runs at once; Tab moves between the fields.
+
 | key | action |
 |---|---|
 | `r` | run the sweep |
 | `c` | cancel the running sweep |
-| `g` | choose the target GPU |
-| `e` | export the report (JSON + Markdown + SVG chart) |
+| `g` | choose the target GPU (type to filter, Enter picks the first match, ↓ the list) |
+| `e` | export the report (JSON + Markdown + SVG chart; asks before replacing files) |
 | `t` | rank by time ↔ cost |
 | `1` / `2` | Setup / Results tab |
+| ↑ ↓ | select a plan in the results (its detail shows below) |
+| `Esc` | leave a text field |
 | `?` | this help |
-| `q` | quit |
+| `q` / `Ctrl+Q` | quit |
+
+{CLOSE_LINE}
 """
 
 
 class HelpScreen(ModalScreen[None]):
-    """A modal with the help text; any of escape, q or ? closes it."""
+    """A modal with the help text; any of escape, q or ? closes it (said at its top and bottom)."""
 
+    AUTO_FOCUS = "#help-box"  # so the arrow keys scroll the text
     BINDINGS = [
-        Binding("escape", "dismiss", "Close"),
+        Binding("escape", "dismiss", "Close help"),
         Binding("q", "dismiss", "Close", show=False),
         Binding("question_mark", "dismiss", "Close", show=False),
     ]
@@ -56,6 +69,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
             yield Markdown(HELP_TEXT)
+        yield Footer()  # the keys that act here (esc Close help), not the main screen's
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

@@ -18,7 +18,7 @@ from advisor.api import Plan, Workload
 from advisor.catalog.gpus import GpuSpec
 from advisor.core.errors import AdvisorError, InvalidInputError
 from advisor.models import ModelSource
-from advisor.report import load_report
+from advisor.report import load_report, report_paths
 from profilers.records import TrialResult, TrialStatus
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,25 @@ class Session:
         return rec
 
 
+# -- export paths: never replace a file without asking ----------------------------------------
+
+
+def existing_report_files(prefix: Path) -> list[Path]:
+    """Those of ``prefix``'s .json/.md/.svg that exist already (an export would replace them)."""
+    return [path for path in report_paths(prefix).values() if path.exists()]
+
+
+def unused_prefix(prefix: Path) -> Path:
+    """``prefix`` itself if none of its report files exist, else the first free ``prefix-2``,
+    ``prefix-3``, …"""
+    if not existing_report_files(prefix):
+        return prefix
+    n = 2
+    while existing_report_files(prefix.with_name(f"{prefix.name}-{n}")):
+        n += 1
+    return prefix.with_name(f"{prefix.name}-{n}")
+
+
 def _cache_only(trials: dict[tuple[str, int], TrialResult]) -> Callable[[Plan, int], TrialResult]:
     """A trial function that answers from the cache and never runs anything new."""
 
@@ -193,4 +212,13 @@ def _cache_only(trials: dict[tuple[str, int], TrialResult]) -> Callable[[Plan, i
     return trial
 
 
-__all__ = ["AdvisorError", "Cancelled", "Session", "SessionConfig", "default_cut_names", "known_cut_names"]
+__all__ = [
+    "AdvisorError",
+    "Cancelled",
+    "Session",
+    "SessionConfig",
+    "default_cut_names",
+    "existing_report_files",
+    "known_cut_names",
+    "unused_prefix",
+]

@@ -8,6 +8,8 @@ One module per idea:
 * :mod:`~profilers.simulate.phases` — the memory tracker with per-phase peaks;
 * :mod:`~profilers.simulate.cost` — FLOPs and bytes moved of the step;
 * :mod:`~profilers.simulate.allocator` — the CUDA caching allocator, modelled and replayed;
+* :mod:`~profilers.simulate.quant` — bitsandbytes' 4-/8-bit linears as stand-ins (QLoRA);
+* :mod:`~profilers.simulate.optim8bit` — bitsandbytes' 8-bit AdamW as a stand-in;
 * :mod:`~profilers.simulate.replay` — :func:`simulate_trial`, which puts them together.
 
 What a simulation adds to a :class:`~profilers.records.TrialResult` is its

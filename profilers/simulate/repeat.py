@@ -397,6 +397,8 @@ def _figures(probe: Probe) -> dict[tuple[str, ...], int]:
     for key, value in r.extra.items():  # the build's counts (frozen parameters, blocks wrapped)
         if isinstance(value, int) and not isinstance(value, bool):
             out[("extra", key)] = value
+    if r.simulation.host_peak_bytes is not None:  # activation offload's pinned host copies
+        out[("host",)] = r.simulation.host_peak_bytes
     cost = r.simulation.step_cost
     if cost is not None:
         for dtype, flops in cost.flops_by_dtype.items():
@@ -528,6 +530,7 @@ def extrapolate(
         step_cost=cost,
         cuda_allocator=alloc,
         unknown_value_reads=max(0, soft[("unknown_reads",)]),
+        host_peak_bytes=exact.get(("host",), last.simulation.host_peak_bytes),
         repeats=pattern.record(ks, allocator_exact),
     )
     return dataclasses.replace(

@@ -16,7 +16,11 @@ Alongside the peak, the tracked step records (in ``TrialResult.simulation``, a
   time on a target GPU (:mod:`profilers.simulate.cost`);
 * the step's allocations replayed through a model of PyTorch's CUDA caching allocator
   (:mod:`profilers.simulate.allocator`), the simulated ``max_memory_allocated`` and
-  ``max_memory_reserved`` on a CUDA target.
+  ``max_memory_reserved`` on a CUDA target;
+* which autocast policy a bf16/fp16 plan followed: targeting CUDA from a fake CPU device, CUDA's
+  op lists (:mod:`profilers.simulate.autocast`), so saved activations have CUDA's dtypes;
+* with activation offload, the peak of host (pinned) memory holding saved tensors, kept apart
+  from the device's (:mod:`profilers.simulate.offload`).
 
 The warm-up creates what a steady-state step finds resident (optimizer state, scaler) with one
 optimizer step on zero gradients, without a forward and backward (:func:`light_warmup`).
@@ -41,8 +45,12 @@ from profilers.records import (
     TrialResult,
 )
 from profilers.simulate.allocator import CachingAllocatorModel, replay_caching_allocator
+from profilers.simulate.autocast import autocast_policy_label, cuda_autocast_policy
 from profilers.simulate.cost import StepCostCounter
+from profilers.simulate.moe import MoeRouting, routed_experts
+from profilers.simulate.offload import replaying_offload
 from profilers.simulate.phases import PhaseTracker
+from profilers.simulate.quant import quantized_target
 from profilers.simulate.shadows import ShadowValues
 from profilers.simulate.target import cuda_attention_choice, use_cuda_optimizer_defaults
 from profilers.simulate.world import FakeBuild, FakeWorld, fake_cuda_works, fake_device_type, new_fake_mode
@@ -94,6 +102,7 @@ def simulate_trial(
     warmup: str = "light",
     observe: Callable[[PhaseTracker], None] | None = None,
     tracker_type: Callable[[], PhaseTracker] | None = None,
+    moe_routing: MoeRouting | None = None,
 ) -> TrialResult:
     """Replay one trial on fake tensors; never raises for a failing configuration.
 
@@ -106,6 +115,8 @@ def simulate_trial(
     No timing: the result's figures are ``simulated``. ``tracker_type`` makes the tracker (a
     :class:`PhaseTracker` by default) and ``observe`` is called with it after the tracked step,
     while its log is still open (the repeat-block probes read their figures there).
+    Mixture-of-experts layers dispatch under ``moe_routing`` (balanced by default:
+    :mod:`profilers.simulate.moe`), stated in the record.
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
@@ -119,8 +130,11 @@ def simulate_trial(
     tokens_per_step: int | None = None
     foreach: bool | None = None
     phase_peaks: dict[str, int] = {}
+    phase_starts: dict[str, int] = {}
+    host_peak: int | None = None
     cost: StepCost | None = None
     replay: AllocatorPeak | None = None
+    moe_note: str | None = None
     world = FakeWorld(new_fake_mode(), device, ShadowValues())
     prog: StepProgram | None = None
     try:
@@ -131,9 +145,12 @@ def simulate_trial(
         if target == "cuda":  # fake tensors never get torch's CUDA default by themselves
             foreach = use_cuda_optimizer_defaults(prog.optimizer)
         kernels: AbstractContextManager[Any] = nullcontext()
+        policy: AbstractContextManager[Any] = nullcontext()
         if target == "cuda" and device_type != "cuda":
             kernels = cuda_attention_choice()
-        with world.active(), kernels:
+            policy = cuda_autocast_policy()  # autocast casts as CUDA's lists say
+        moe = routed_experts(prog.model, moe_routing)
+        with world.active(), kernels, policy, replaying_offload(), quantized_target(target), moe as moe_note:
             if warmup == "light":
                 say("simulated warm-up (optimizer state)")
                 light_warmup(prog, device)
@@ -155,6 +172,8 @@ def simulate_trial(
                         train_step(prog, tracker)
                 draft.tensor_peak = tracker.result(Provenance.SIMULATED)
                 phase_peaks = dict(tracker.phase_peaks)
+                phase_starts = dict(tracker.phase_starts)
+                host_peak = tracker.host_peak_bytes or None
                 if counter is not None:
                     cost = counter.cost()
                 if target == "cuda":
@@ -174,8 +193,12 @@ def simulate_trial(
         tokens_per_step=tokens_per_step,
         optimizer_foreach=foreach,
         phase_peaks=phase_peaks,
+        phase_start_bytes=phase_starts,
         step_cost=cost,
         cuda_allocator=replay,
         unknown_value_reads=world.shadows.unknown_reads,
+        host_peak_bytes=host_peak,
+        autocast_policy=autocast_policy_label(target, device_type) if "autocast" in draft.extra else None,
+        moe_routing=moe_note,
     )
     return draft.finish(simulation=simulation)

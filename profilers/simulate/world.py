@@ -105,7 +105,10 @@ def fakeify_module(model: nn.Module, mode: FakeTensorMode, device: torch.device)
 
     Shared tensors stay shared: a parameter reached from two modules (GPT-2's ``wte`` and
     ``lm_head``) becomes one fake parameter. ``requires_grad`` and attributes set on parameters
-    by libraries (PEFT's markers, ``_is_hf_initialized``…) are carried over.
+    by libraries (PEFT's markers, ``_is_hf_initialized``…) are carried over. A module with a
+    ``fakeify_state(convert)`` method (the quantized stand-ins of
+    :mod:`profilers.simulate.quant`) has it called to convert the tensors it holds outside its
+    parameters and buffers.
     """
     memo: dict[int, torch.Tensor] = {}
     for module in model.modules():
@@ -131,6 +134,9 @@ def fakeify_module(model: nn.Module, mode: FakeTensorMode, device: torch.device)
                 fake = _fake_like(buf, mode, device)
                 memo[id(buf)] = fake
             module._buffers[name] = fake
+        fakeify_state = getattr(module, "fakeify_state", None)  # quantized stand-ins' statistics
+        if callable(fakeify_state):
+            fakeify_state(lambda t: _fake_like(t, mode, device))
     return model
 
 

@@ -90,10 +90,13 @@ def test_cut_names_leave_out_the_opt_in_cuts() -> None:
 def test_simulate_plans_runs_each_plan_and_keeps_going() -> None:
     seen: list[str] = []
     sims = api.simulate_plans(
-        "tiny-gpt2", plans="lora;qlora", batch_size=1, seq_len=16, on_result=lambda r: seen.append(r.plan)
-    )
-    assert [r.plan for r in sims.results] == ["baseline", "lora", "qlora"] == seen
-    assert sims.results[-1].status is TrialStatus.UNSUPPORTED and sims.results[-1].reason
+        "tiny-gpt2", plans="freeze-layers(k=99);lora", batch_size=1, seq_len=16, workers=1,
+        on_result=lambda r: seen.append(r.plan),
+    )  # fmt: skip
+    assert [r.plan for r in sims.results] == ["baseline", "freeze-layers(k=99)", "lora"] == seen
+    failed = sims.results[1]  # tiny-gpt2 has 2 layers: this plan fails, the next one still runs
+    assert failed.status is TrialStatus.ERROR and failed.reason and "2 layers" in failed.reason
+    assert sims.results[-1].status is TrialStatus.OK
 
 
 def test_gpu_figures_fit_by_the_recommenders_rule() -> None:
@@ -102,15 +105,17 @@ def test_gpu_figures_fit_by_the_recommenders_rule() -> None:
     assert alone.need is not None and alone.fits is None and alone.timing is None
     need = alone.need.total_bytes
     exact = api.target_gpu(gpu_mem=need)
-    assert api.gpu_figures(result, exact).fits is True  # no margin: the need itself fits
-    assert api.gpu_figures(result, exact, margin=0.1).fits is False
-    assert api.gpu_figures(result, api.target_gpu(gpu_mem=need - 1)).fits is False
+    assert api.gpu_figures(result, exact, margin=0).fits is True  # no margin: the need itself fits
+    assert api.gpu_figures(result, exact).fits is False  # the default keeps 10% free
+    assert api.gpu_figures(result, exact).margin == 0.10 == api.DEFAULT_MARGIN
+    assert api.gpu_figures(result, exact).budget_bytes == int(need * 0.9)
+    assert api.gpu_figures(result, api.target_gpu(gpu_mem=need - 1), margin=0).fits is False
     on_t4 = api.gpu_figures(result, get_gpu("t4"))
     assert on_t4.fits is True and on_t4.timing is not None and on_t4.cost is not None
 
 
 def test_gpu_figures_of_a_failed_result_have_no_need() -> None:
-    result = api.simulate("tiny-gpt2", "qlora", batch_size=1, seq_len=16)
+    result = api.simulate("tiny-gpt2", "freeze-layers(k=99)", batch_size=1, seq_len=16)
     figures = api.gpu_figures(result, get_gpu("t4"))
     assert figures.need is None and figures.fits is None and figures.timing is None
 

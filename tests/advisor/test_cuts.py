@@ -16,7 +16,7 @@ from torch import nn
 
 from advisor.core.errors import PlanError
 from advisor.models import resolve_model
-from advisor.plans import BuildContext, Plan, build_model, prepare
+from advisor.plans import BuildContext, Plan, build_model, check_plan, explicit_plans, prepare
 from advisor.plans.cuts import (
     CUTS,
     LoRA,
@@ -136,9 +136,53 @@ def test_groups_and_explicit_conflicts() -> None:
 
 
 def test_user_plans_put_the_baseline_first_and_drop_duplicates() -> None:
-    space = user_plans(["sgd", "lora+grad-ckpt", "grad-ckpt+lora", "sgd+adafactor"])
+    space = user_plans(["sgd", "lora+grad-ckpt", "grad-ckpt+lora"])
     assert [p.name for p in space.plans] == ["baseline", "sgd", "grad-ckpt+lora"]
-    assert [p.plan for p in space.pruned] == ["adafactor+sgd"]
+    assert space.pruned == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "hint"),
+    [
+        ("grad-ckpt+grad-ckpt", "plan grad-ckpt+grad-ckpt is refused (conflict): grad-ckpt appears twice",
+         "give grad-ckpt once"),
+        ("sgd+adamw8bit", "plan adamw8bit+sgd is refused (conflict): adamw8bit and sgd both choose the optimizer",
+         "keep one of adamw8bit and sgd"),
+        ("lora+frozen-emb", "plan lora+frozen-emb is refused (redundant): frozen-emb is redundant under lora: "
+         "LoRA freezes every base weight already", "drop frozen-emb (lora covers it)"),
+    ],
+)  # fmt: skip
+def test_a_plan_given_explicitly_is_refused_in_the_words_the_sweep_prunes_it(text: str, reason: str, hint: str) -> None:
+    with pytest.raises(PlanError) as info:
+        check_plan(parse_plan(text))
+    assert (info.value.message, info.value.hint) == (reason, hint)
+    pruned = combinations(parse_cuts(text.replace("+", ",")), 2, baseline=False).pruned
+    # the sweep of the same cuts prunes that plan with the very same reason
+    assert [p.reason for p in pruned if p.plan == parse_plan(text).name] == [reason.split(": ", 1)[1]]
+    with pytest.raises(PlanError, match="refused"):
+        user_plans(["sgd", text])
+    with pytest.raises(PlanError, match="refused"):
+        explicit_plans(f"lora;{text}")
+
+
+@pytest.mark.parametrize("text", ["", "  ", "++", "lora+", "+lora", "lora++sgd", ";", "lora;;sgd", "lora;"])
+def test_empty_plan_text_is_an_error_never_the_baseline(text: str) -> None:
+    with pytest.raises(PlanError) as info:
+        parse_plans(text)
+    assert "empty" in info.value.message or "no plan" in info.value.message
+    assert info.value.hint and "'+'" in info.value.hint
+    with pytest.raises(PlanError):
+        explicit_plans(text)
+
+
+def test_empty_plan_lists_and_cut_items() -> None:
+    with pytest.raises(PlanError, match="no plans given"):
+        explicit_plans([])
+    with pytest.raises(PlanError, match="empty"):
+        parse_plan("")
+    with pytest.raises(PlanError, match="empty cut"):
+        parse_cuts("lora,,sgd")
+    assert parse_cuts("") == [] and parse_plan("baseline") == Plan() == parse_plan(" Baseline ")
 
 
 # -- structure helpers ------------------------------------------------------------------------
@@ -374,8 +418,8 @@ def test_bf16_weights_builds_the_model_in_bf16_not_through_an_fp32_copy() -> Non
 def test_registration_order_is_the_default_sweep_order() -> None:
     assert list(CUTS) == [
         "scratch", "lora", "qlora", "frozen-emb", "freeze-layers", "grad-ckpt", "bf16", "fp16",
-        "bf16-weights", "sgd", "adafactor", "adamw8bit", "accum", "eager-attn", "sdpa-attn",
-        "offload", "compile",
+        "bf16-weights", "sgd", "adafactor", "adamw8bit", "paged-adamw8bit", "accum", "eager-attn", "sdpa-attn",
+        "offload", "compile", "optim-impl",
     ]  # fmt: skip
 
 
@@ -385,14 +429,16 @@ def test_every_registered_cut_has_a_title_and_a_summary() -> None:
         assert cls.simulation_unsupported is None or cls.simulation_unsupported.strip(), name
 
 
-def test_simulation_unsupported_is_read_from_the_cut_classes() -> None:
+def test_simulation_unsupported_is_read_from_the_cut_classes(monkeypatch: pytest.MonkeyPatch) -> None:
     from advisor.engines.simulate import SIMULATION_UNSUPPORTED, unsupported_reason
 
-    assert set(SIMULATION_UNSUPPORTED) == {"qlora", "adamw8bit", "compile", "offload"}
-    assert SIMULATION_UNSUPPORTED["qlora"] == CUTS["qlora"].simulation_unsupported
+    assert dict(SIMULATION_UNSUPPORTED) == {}  # every built-in cut is replayed (compile: an upper bound)
     assert unsupported_reason(parse_plan("lora+grad-ckpt")) is None
-    reason = unsupported_reason(parse_plan("lora+offload"))
-    assert reason is not None and reason.startswith("offload cannot be simulated: ")
+    assert unsupported_reason(parse_plan("qlora+adamw8bit+offload+compile")) is None
+    monkeypatch.setattr(CUTS["sgd"], "simulation_unsupported", "a reason")
+    assert dict(SIMULATION_UNSUPPORTED) == {"sgd": "a reason"}
+    reason = unsupported_reason(parse_plan("lora+sgd"))
+    assert reason == "sgd cannot be simulated: a reason"
 
 
 def test_each_cut_shapes_the_estimate_from_its_own_fields() -> None:

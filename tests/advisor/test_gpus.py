@@ -167,7 +167,7 @@ def test_unknown_name_suggests_close_keys() -> None:
     assert 3 <= len(suggested) <= 5
     assert all(s in {spec.key for spec in CATALOG} for s in suggested)
     assert err.hint is not None
-    assert "vram-advisor gpus" in err.hint and "--gpu-mem" in err.hint
+    assert "vram-advisor gpus" in err.hint and "advisor.list_gpus()" in err.hint and "gpu_mem=22GiB" in err.hint
 
 
 def test_unknown_name_suggestions_favour_the_family() -> None:
@@ -180,7 +180,7 @@ def test_trailing_size_that_does_not_match_is_refused() -> None:
     with pytest.raises(UnknownGpuError) as caught:
         get_gpu("rtx 4060 ti 8gb")
     assert "rtx-4060-ti-16gb" in caught.value.message
-    assert caught.value.hint is not None and "--gpu-mem 8GiB" in caught.value.hint
+    assert caught.value.hint is not None and "gpu_mem=8GiB" in caught.value.hint
 
 
 @pytest.mark.parametrize("text", ["", "   ", "---"])
@@ -482,3 +482,43 @@ def test_catalog_and_core_io_import_without_torch() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+# -- family names: documented aliases, never a silent guess (issue 18) ---------------------------
+
+
+def test_a_family_name_keeps_its_documented_variant_and_says_which_others_exist() -> None:
+    from advisor.catalog.gpus import family_alias, family_aliases
+
+    assert get_gpu("h100").key == "h100-sxm"  # README and the issue 14/15 commands use --gpu h100
+    fam = family_alias("h100")
+    assert fam is not None and fam.chosen.key == "h100-sxm" and [o.key for o in fam.others] == ["h100-pcie"]
+    assert fam.note() == (
+        "h100 means h100-sxm (NVIDIA H100 SXM5 80GB), the most rented variant; "
+        "the catalog also has h100-pcie: name it to use it"
+    )
+    assert family_alias("H100 80GB") is not None  # a checked size does not make it less ambiguous
+    for exact in ("h100-sxm", "h100-pcie", "NVIDIA H100 SXM5 80GB", "4090", "a10", "l40", "t4"):
+        assert family_alias(exact) is None
+    assert [(f.name, f.chosen.key) for f in family_aliases()] == [
+        ("a100", "a100-80gb"), ("a100 sxm", "a100-80gb"), ("h100", "h100-sxm"), ("v100", "v100-16gb")
+    ]
+    with pytest.raises(UnknownGpuError):
+        family_alias("h999")
+
+
+def test_the_cli_says_which_entry_a_family_name_chose(capsys: pytest.CaptureFixture[str]) -> None:
+    from advisor.cli import main
+
+    assert main(["gpus"]) == 0
+    out = capsys.readouterr().out
+    assert "  h100      = h100-sxm   also: h100-pcie\n" in out and "  a100      = a100-80gb  also: a100-40gb\n" in out
+    assert main(["recommend", "--model", "no-such-model", "--gpu", "h100"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (
+        "note: --gpu h100 means h100-sxm (NVIDIA H100 SXM5 80GB), the most rented variant; "
+        "the catalog also has h100-pcie: name it to use it"
+    )
+    assert err[1].startswith("error: unknown model")
+    assert main(["recommend", "--model", "no-such-model", "--gpu", "h100-pcie"]) == 1
+    assert not capsys.readouterr().err.startswith("note:")

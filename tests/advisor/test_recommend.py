@@ -549,3 +549,69 @@ def test_estimated_max_batch_uses_forward_growth_when_the_peak_is_after_backward
     estimated, checked = max_batch(0), max_batch(1)
     assert estimated < 1 << 16  # not the "unbounded" cap
     assert abs(estimated - checked) / checked < 0.3
+
+
+# -- activation offload and upper bounds -----------------------------------------------------
+
+
+def test_simulating_compile_gives_the_eager_figure_marked_an_upper_bound() -> None:
+    from advisor.engines.simulate import simulate
+
+    compiled = simulate("tiny-llama", "compile+lora", 1, 16, count_cost=False)
+    eager = simulate("tiny-llama", "lora", 1, 16, count_cost=False)
+    assert compiled.status is TrialStatus.OK and compiled.plan == "lora+compile"
+    assert compiled.tensor_peak == eager.tensor_peak  # the eager replay's own figure
+    assert compiled.simulation is not None and eager.simulation is not None
+    assert compiled.simulation.upper_bound == "upper bound: eager replay of a compiled plan"
+    assert eager.simulation.upper_bound is None
+
+
+def _with_simulation(trial: TrialResult, **record: object) -> TrialResult:
+    from profilers.records import SimulationRecord
+
+    return dataclasses.replace(trial, simulation=SimulationRecord(**record))  # type: ignore[arg-type]
+
+
+def test_offload_is_ranked_by_device_memory_and_shows_host_memory_and_bounds_are_not_exact() -> None:
+    from advisor.report.markdown import to_markdown
+    from advisor.report.text import to_text
+
+    host = 3 * GiB
+
+    def trial(plan: Plan, batch: int) -> TrialResult:
+        if plan.name == "lora+offload":  # lora's device figures, less the saved activations
+            t = fake_trial(parse_plan("lora"), batch)
+            assert t.tensor_peak is not None
+            b = dataclasses.replace(t.tensor_peak.breakdown, activation_bytes=t.tensor_peak.breakdown.activation_bytes // 4)
+            peak = dataclasses.replace(t.tensor_peak, peak_bytes=b.total_bytes, breakdown=b)
+            t = dataclasses.replace(t, plan=plan.name, cuts=plan.cut_names, tensor_peak=peak)
+            return _with_simulation(t, host_peak_bytes=host)
+        if plan.name == "lora+compile":
+            t = fake_trial(parse_plan("lora"), batch)
+            t = dataclasses.replace(t, plan=plan.name, cuts=plan.cut_names)
+            return _with_simulation(
+                t, upper_bound="upper bound: eager replay of a compiled plan", autocast_policy="cuda policy (torch 2.13)"
+            )
+        return fake_trial(plan, batch)
+
+    def speed(t: TrialResult, plan: Plan) -> tuple[float, Provenance]:
+        return FAKE["lora"][4] * t.batch_size / 4, Provenance.ESTIMATED
+
+    backends = Backends(trial=trial, need=fake_need, step_time=speed)
+    workload = Workload(micro_batch=4, seq_len=128, dataset_tokens=10_000_000)
+    plans = [parse_plan(p) for p in ("lora", "lora+offload", "compile+lora")]
+    rec = recommend("fake", plans, custom_gpu(24 * GiB), workload, backends, check_top=0)
+    off, lora = rec.verdict("lora+offload"), rec.verdict("lora")
+    assert off.need is not None and lora.need is not None
+    # the need is the device's: host memory is not in it
+    assert off.need.total_bytes == need_of("lora") - 3 * 4 * GiB // 4
+    assert off.rank < lora.rank  # same speed, less device memory: first
+    notes = " ".join(rec.notes)
+    assert "Upper bounds, not exact: lora+compile" in notes
+    assert "lora+offload 3.00 GiB" in notes
+    text = to_text(rec)
+    assert "≤ " in next(line for line in text.splitlines() if "lora+compile" in line)
+    assert "lora+offload: + 3.0 GiB pinned host memory for offloaded activations (simulated)" in text
+    markdown = to_markdown(rec)
+    assert "lora+offload: + 3.0 GiB pinned host memory" in markdown
+    assert "autocast — cuda policy (torch 2.13) op lists" in markdown  # whose cast lists were followed

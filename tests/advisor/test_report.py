@@ -11,7 +11,7 @@ import pytest
 from advisor.cli import main
 from advisor.core.errors import ReportError
 from advisor.core.io import SCHEMA_VERSION
-from advisor.report import KIND, Advice, ReportVersionWarning, from_json, load_report, save_report
+from advisor.report import KIND, Advice, from_json, load_report, save_report
 from advisor.report.snippets import lora_config_code, snippet_for, training_arguments_code
 
 from .test_recommend import fake_recommendation
@@ -130,14 +130,64 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         load_report(tmp_path / "nope.json")
 
 
-def test_newer_schema_and_unknown_keys_load_with_a_warning(rec: Advice) -> None:
+def test_unknown_keys_load_with_a_warning(rec: Advice, caplog: pytest.LogCaptureFixture) -> None:
     data = json.loads(rec.to_json())
-    data["schema_version"] = SCHEMA_VERSION + 1
     data["something_new"] = {"a": 1}
     data["ranked"][0]["new_figure"] = {"value": 1, "unit": "x", "provenance": "estimated"}
-    with pytest.warns(ReportVersionWarning, match="newer"):
+    with caplog.at_level("WARNING"):
         again = from_json(json.dumps(data))
     assert again.ranked == rec.ranked
+    assert "ignoring unknown report keys: something_new" in caplog.text
+
+
+@pytest.mark.parametrize("version", [SCHEMA_VERSION + 1, 99])
+def test_a_report_of_an_unknown_schema_version_is_refused_naming_it(rec: Advice, version: int) -> None:
+    data = json.loads(rec.to_json())
+    data["schema_version"] = version
+    with pytest.raises(ReportError) as info:
+        from_json(json.dumps(data), "r.json")
+    assert info.value.message == f"r.json is a report of schema_version {version}; this vram-advisor reads version 1"
+    assert "upgrade vram-advisor" in (info.value.hint or "")
+
+
+def test_a_report_of_another_tool_is_refused_with_its_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"kind": "other-tool/plan", "schema_version": 4}))
+    with pytest.raises(ReportError, match="its kind is 'other-tool/plan', schema_version 4"):
+        load_report(path)
+
+
+def test_reports_and_sweep_files_are_read_as_data_never_run(
+    rec: Advice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+    import pickle
+
+    from advisor.engines.sweep import load_sweep
+
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.py"
+    evil.write_text(f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\ndef build(): pass\n")
+    spec = f"{evil}:build"
+    path = tmp_path / "r.json"
+    path.write_text(dataclasses.replace(rec, model=spec).to_json())
+
+    def no_pickle(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a report was unpickled")
+
+    monkeypatch.setattr(pickle, "loads", no_pickle)
+    monkeypatch.setattr(pickle, "load", no_pickle)
+    again = load_report(path)
+    assert again.model == spec
+    again.to_text(), again.to_markdown(), again.chart_svg()
+    assert main(["report", "show", str(path), "--format", "text"]) == 0
+    sweep_file = tmp_path / "s.jsonl"
+    sweep_file.write_text(
+        json.dumps({"kind": "vram-advisor/sweep", "schema_version": 1, "sweep": {"model": spec, "batch_size": 1,
+                    "seq_len": 8, "device": "cpu"}}) + "\n"
+    )  # fmt: skip
+    assert load_sweep(sweep_file).model == spec
+    assert not marker.exists()  # the model named in the files is text: nothing was imported
 
 
 # -- Markdown, text, chart, snippets ---------------------------------------------------------

@@ -207,11 +207,15 @@ def test_cli_sweep_with_a_plan_list_and_the_cut_list(
     assert "r=8, alpha=32, dropout=0.05, targets=auto" in listing and "[opt-in]" in listing
     argv = ["sweep", "--model", TOY_SPEC, "--plans", "frozen-emb+sgd;lora+frozen-emb", "--batch", "1",
             "--seq", "8", "--steps", "1", "--device", "cpu", "--out", str(tmp_path / "p.jsonl")]  # fmt: skip
+    # a plan named explicitly is run or refused with the reason, never silently pruned
+    assert main(argv) == 1
+    assert "lora+frozen-emb is refused (redundant): frozen-emb is redundant under lora" in capsys.readouterr().err
+    assert not (tmp_path / "p.jsonl").exists()
+    argv[4] = "frozen-emb+sgd"
     assert main(argv) == 0
     text = capsys.readouterr().out
     row = next(line for line in text.splitlines() if line.startswith("frozen-emb+sgd "))
     assert "-262k" in row  # the embedding's 4096 × 64 trainable parameters fewer
-    assert "lora+frozen-emb: frozen-emb is redundant under lora" in text
     assert main(["sweep", "--model", TOY_SPEC, "--cuts", "lorra", "--out", str(tmp_path / "x.jsonl")]) == 1
     assert "unknown cut 'lorra'" in capsys.readouterr().err
 
@@ -229,3 +233,147 @@ def test_a_model_too_big_to_measure_is_refused_before_anything_runs(tmp_path: Pa
     with pytest.raises(InvalidInputError, match="simulate it instead"):
         sweep("llama-3.1-8b", "lora", batch_size=1, seq_len=16, device="cpu", out=out)
     assert not out.exists()  # nothing written for a sweep that cannot start
+
+
+# -- results files that cannot be mixed or lost (issue 18) -------------------------------------
+
+
+def test_resuming_another_sweeps_file_is_refused_naming_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "sweep.jsonl"
+    sweep(TOY_SPEC, parse_plans("baseline;sgd"), out=out, **FAST)
+    before = out.read_bytes()
+    with pytest.raises(ReportError) as info:
+        sweep(TOY_SPEC, parse_plans("baseline;sgd"), out=out, **{**FAST, "batch_size": 1})
+    err = info.value
+    assert err.message == (
+        f"{out} holds another sweep ({TOY_SPEC}, batch 2 × seq 16 on cpu, 0 timed + 1 warm-up steps), "
+        f"not this one ({TOY_SPEC}, batch 1 × seq 16 on cpu, 0 timed + 1 warm-up steps): batch_size differs"
+    )
+    assert err.hint is not None and "out=PATH" in err.hint and "new=True" in err.hint
+    assert str(tmp_path / "sweep.old.jsonl") in err.hint and err.argument == "out"
+    with pytest.raises(ReportError, match="steps, warmup_steps differ"):
+        sweep(TOY_SPEC, [Plan()], out=out, **{**FAST, "steps": 1, "warmup_steps": 0})
+    assert out.read_bytes() == before  # untouched
+    # the CLI says the same with its flags
+    argv = ["sweep", "--model", TOY_SPEC, "--plans", "baseline", "--batch", "1", "--seq", "16", "--steps", "1",
+            "--warmup", "1", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 1
+    shown = capsys.readouterr().err
+    assert "batch 2 × seq 16" in shown and "batch 1 × seq 16" in shown
+    assert "--out PATH" in shown and "with --new (the old file" in shown and "Traceback" not in shown
+    # --new moves the old file aside, whole, and starts afresh
+    assert main([*argv, "--new"]) == 0
+    assert (tmp_path / "sweep.old.jsonl").read_bytes() == before
+    assert read_sweep_file(out).header["sweep"]["batch_size"] == 1  # type: ignore[index]
+    assert [d["key"]["plan"] for d in result_lines(out)] == ["baseline"]
+    assert main([*argv, "--new"]) == 0  # a second --new keeps the first old file too
+    assert (tmp_path / "sweep.old.jsonl").read_bytes() == before
+    assert (tmp_path / "sweep.old-2.jsonl").exists()
+
+
+def test_a_complete_last_record_without_its_newline_is_kept(tmp_path: Path) -> None:
+    out = tmp_path / "sweep.jsonl"
+    plans = parse_plans("baseline;sgd;grad-ckpt")
+    sweep(TOY_SPEC, plans[:2], out=out, **FAST)
+    out.write_bytes(out.read_bytes().rstrip(b"\n"))  # e.g. written by another program or an editor
+    found = read_sweep_file(out)
+    assert [k.plan for k in found.results] == ["baseline", "sgd"] and found.damaged_lines == 0
+    recorder = Recorder()
+    sweep(TOY_SPEC, plans, out=out, progress=recorder, **FAST)
+    assert recorder.kinds("reused") == ["baseline", "sgd"] and recorder.kinds("start") == ["grad-ckpt"]
+    assert [d["key"]["plan"] for d in result_lines(out)] == ["baseline", "sgd", "grad-ckpt"]
+    assert not (tmp_path / "sweep.damaged.jsonl").exists()
+
+
+def test_a_half_written_last_line_is_moved_to_a_side_file_never_dropped(tmp_path: Path) -> None:
+    out = tmp_path / "sweep.jsonl"
+    plans = parse_plans("baseline;sgd")
+    sweep(TOY_SPEC, plans, out=out, **FAST)
+    lines = out.read_bytes().splitlines(keepends=True)
+    half = lines[2][: len(lines[2]) // 2]
+    out.write_bytes(b"".join(lines[:2]) + half)  # a crash mid-write of sgd
+    sweep(TOY_SPEC, plans, out=out, **FAST)
+    assert (tmp_path / "sweep.damaged.jsonl").read_bytes() == half + b"\n"
+    assert [d["key"]["plan"] for d in result_lines(out)] == ["baseline", "sgd"]
+
+
+def test_a_damaged_middle_line_is_skipped_with_a_warning_and_left_in_place(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "sweep.jsonl"
+    plans = parse_plans("baseline;sgd")
+    sweep(TOY_SPEC, plans, out=out, **FAST)
+    lines = out.read_bytes().splitlines(keepends=True)
+    out.write_bytes(lines[0] + b'{"kind":"result","key":{"mod\n' + b"".join(lines[1:]))
+    with caplog.at_level("WARNING"):
+        found = read_sweep_file(out)
+    assert found.damaged_lines == 1 and [k.plan for k in found.results] == ["baseline", "sgd"]
+    assert "sweep.jsonl:2: skipping a damaged line (left in the file)" in caplog.text
+    sweep(TOY_SPEC, [*plans, *parse_plans("grad-ckpt")], out=out, **FAST)
+    assert out.read_bytes().splitlines()[1] == b'{"kind":"result","key":{"mod'
+
+
+def test_a_sweep_file_of_another_version_or_tool_is_refused_with_its_version(tmp_path: Path) -> None:
+    out = tmp_path / "sweep.jsonl"
+    sweep(TOY_SPEC, [Plan()], out=out, **FAST)
+    header, *rest = out.read_text().splitlines(keepends=True)
+    newer = tmp_path / "newer.jsonl"
+    newer.write_text(header.replace('"schema_version":1', '"schema_version":7') + "".join(rest))
+    for call in (lambda: load_sweep(newer), lambda: sweep(TOY_SPEC, [Plan()], out=newer, **FAST)):
+        with pytest.raises(ReportError, match="sweep results file of schema_version 7; this vram-advisor reads version 1"):
+            call()
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"kind": "someone-else/log", "schema_version": 3}\n')
+    with pytest.raises(ReportError, match="kind 'someone-else/log', schema_version 3"):
+        load_sweep(other)
+
+
+def test_load_sweep_leaves_out_results_of_another_sweep_mixed_in_by_an_older_version(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    sweep(TOY_SPEC, parse_plans("baseline;sgd"), out=a, **FAST)
+    sweep(TOY_SPEC, parse_plans("baseline;grad-ckpt"), out=b, **{**FAST, "batch_size": 1})
+    with a.open("a") as fh:  # what `sweep --out a.jsonl` with another batch used to do
+        fh.writelines(b.read_text().splitlines(keepends=True)[1:])
+    loaded = load_sweep(a)
+    assert [(r.plan, r.batch_size) for r in loaded.results] == [("baseline", 2), ("sgd", 2)]
+
+
+_KILLED_SWEEP = """
+import sys
+from advisor.engines.sweep import sweep
+from advisor.plans.cuts import parse_plans
+sys.setrecursionlimit(10000)
+sweep(sys.argv[1], parse_plans("baseline;sgd;grad-ckpt;frozen-emb"), out=sys.argv[2], batch_size=2,
+      seq_len=16, device="cpu", steps=0, warmup_steps=1,
+      progress=lambda e: print(e.kind, e.plan, flush=True))
+"""
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_with_sigkill_resumes_without_duplicates(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "sweep.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_SWEEP, TOY_SPEC, str(out)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("done sgd"):
+            break
+    proc.send_signal(signal.SIGKILL)  # no cleanup, no flush: whatever the kernel has is all
+    proc.wait()
+    kept = [k.plan for k in read_sweep_file(out).results]
+    assert kept[:2] == ["baseline", "sgd"]
+    recorder = Recorder()
+    result = sweep(TOY_SPEC, parse_plans("baseline;sgd;grad-ckpt;frozen-emb"), out=out, progress=recorder, **FAST)
+    assert recorder.kinds("reused") == kept
+    plans = [d["key"]["plan"] for d in result_lines(out)]
+    assert plans == ["baseline", "sgd", "grad-ckpt", "frozen-emb"] and len(set(plans)) == len(plans)
+    assert [r.plan for r in result.results] == plans

@@ -108,6 +108,15 @@ def test_the_replay_gives_the_figures_the_previous_version_saved() -> None:
     result = simulate_trial(spec, _toy, target="cuda", fake_device="cpu")
     old = TrialResult.from_dict(OLD_SIMULATED_RESULT)
     same = ("simulation", "tensor_peak", "params", "extra", "status", "accumulation_steps")
+    # figures added since are recorded now, and absent ("not recorded") in the old file
+    assert result.simulation is not None and old.simulation is not None
+    assert old.simulation.autocast_policy is None and old.simulation.phase_start_bytes == {}
+    assert result.simulation.autocast_policy == "cuda policy (torch 2.13)"  # extra says bf16
+    assert set(result.simulation.phase_start_bytes) == {"forward", "backward", "optimizer", "zero_grad"}
+    result = dataclasses.replace(
+        result,
+        simulation=dataclasses.replace(result.simulation, autocast_policy=None, phase_start_bytes={}),
+    )
     for name in same:
         assert getattr(result, name) == getattr(old, name), name
 

@@ -27,3 +27,13 @@ def test_help_screen(snap_compare: object) -> None:
 
 def test_results_of_a_saved_report(snap_compare: object) -> None:
     assert snap_compare(VramAdvisorApp(report=REPORT), terminal_size=(120, 36))  # type: ignore[operator]
+
+
+def test_results_of_a_saved_report_at_80x24(snap_compare: object) -> None:
+    assert snap_compare(VramAdvisorApp(report=REPORT), terminal_size=(80, 24))  # type: ignore[operator]
+
+
+def test_export_asks_before_replacing(snap_compare: object) -> None:
+    # the fixture report is itself the file an export would replace; the dialog only asks
+    app = VramAdvisorApp(report=REPORT, export_dir=REPORT.parent)
+    assert snap_compare(app, press=["e"], terminal_size=(80, 24))  # type: ignore[operator]

@@ -134,7 +134,7 @@ def estimate_peak(
     if batch_size < 1 or seq_len < 1:
         raise InvalidInputError(
             f"batch and sequence length must be ≥ 1, got {batch_size} × {seq_len}",
-            "pass --batch 1 or more and --seq 1 or more",
+            "pass batch_size=1 or more and seq_len=1 or more",
         )
     plan = _resolve_plan(plan)
     source, module = _source_of(model)

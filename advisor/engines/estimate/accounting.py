@@ -189,13 +189,15 @@ def _optimizer_state(view: EstimateView, shapes: Iterable[tuple[tuple[int, ...],
 def _optimizer_temp(view: EstimateView, target: str, trainable: list[int]) -> int:
     """Temporaries of one optimizer step over the trainable tensors' bytes, in step order.
 
-    With CUDA's ``foreach`` implementation one temporary per tensor exists at once (AdamW's
-    ``sqrt`` of every second moment). On a CPU tensors go one at a time: AdamW's ``sqrt`` and
+    With ``foreach`` (CUDA's default) one temporary per tensor exists at once (AdamW's ``sqrt``
+    of every second moment); ``fused`` updates in place. In a loop (a CPU's default) tensors go
+    one at a time: AdamW's ``sqrt`` and
     the division by the bias correction, while the previous tensor's ``denom`` is still bound.
     """
-    if not trainable or view.optimizer in ("sgd", "adamw8bit"):
+    if not trainable or view.optimizer in ("sgd", "adamw8bit") or view.optimizer_impl == "fused":
         return 0
-    if target == "cuda":
+    impl = view.optimizer_impl or ("foreach" if target == "cuda" else "loop")
+    if impl == "foreach":
         return sum(trainable)
     if view.optimizer != "adamw":
         return max(trainable)

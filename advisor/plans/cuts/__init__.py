@@ -10,6 +10,7 @@ code fragment: a new cut is one class in one file. The families:
 * :mod:`.checkpoint` — gradient checkpointing;
 * :mod:`.precision` — bf16/fp16 autocast, pure bf16 weights;
 * :mod:`.optimizers` — SGD, Adafactor, 8-bit AdamW;
+* :mod:`.optimizer_impl` — the optimizer step as ``foreach``, a per-parameter loop or ``fused``;
 * :mod:`.execution` — accumulation, attention implementation, activation offload, compile.
 
 The import order below is the registration order, which decides :func:`default_cuts` and the
@@ -31,6 +32,7 @@ from advisor.plans.cuts.execution import (
     EagerAttention,
     SdpaAttention,
 )
+from advisor.plans.cuts.optimizer_impl import OptimizerImplementation
 
 # isort: on
 from advisor.plans.cuts.blocks import (
@@ -62,6 +64,7 @@ __all__ = [
     "FrozenEmbeddings",
     "GradCheckpointing",
     "LoRA",
+    "OptimizerImplementation",
     "PlanSpace",
     "PrunedPlan",
     "QLoRA",

@@ -15,6 +15,7 @@ from advisor.plans.cuts.blocks import chain_context, is_hf
 from advisor.plans.registry import register_cut
 from advisor.plans.types import BuildContext, Cut, Recipe
 from advisor.plans.view import EstimateView
+from profilers.simulate.offload import offload_to_host
 from profilers.trial import StepProgram, UnsupportedConfiguration
 
 __all__ = ["Accumulation", "ActivationOffload", "Compile", "EagerAttention", "SdpaAttention"]
@@ -41,7 +42,7 @@ class Accumulation(Cut):
         if recipe.batch_size % self.steps:
             raise PlanError(
                 f"accum(steps={self.steps}) needs a batch divisible by {self.steps}, got "
-                f"--batch {recipe.batch_size}",
+                f"batch_size={recipe.batch_size}",
                 f"pass a batch that is a multiple of {self.steps}, or accum(steps=N) with N dividing it",
             )
         recipe.micro_batch_size = recipe.batch_size // self.steps
@@ -115,16 +116,16 @@ class SdpaAttention(_Attention):
 @register_cut
 @dataclass(frozen=True)
 class ActivationOffload(Cut):
-    """Keep activations saved for backward in pinned host memory (``save_on_cpu``)."""
+    """Keep activations saved for backward in pinned host memory (``save_on_cpu``).
+
+    Simulated for a CUDA target: the replay counts the host copies as host memory, apart from
+    the device's (``SimulationRecord.host_peak_bytes``)."""
 
     name = "offload"
     summary = "offload activations saved for backward to host memory (CUDA only)"
     order = 85
     title = "activation offload"
-    simulation_unsupported = (
-        "the replay counts host and device storages alike, so offloaded activations "
-        "would still be counted; measure it on a CUDA GPU"
-    )
+    checked_on_target = True  # simulated for a CUDA target from the fake CPU device
 
     def check_device(self, device: torch.device) -> None:
         if device.type != "cuda":
@@ -134,9 +135,9 @@ class ActivationOffload(Cut):
             )
 
     def wrap_program(self, prog: StepProgram, ctx: BuildContext) -> StepProgram:
-        from torch.autograd.graph import save_on_cpu
-
-        chain_context(prog, lambda: save_on_cpu(pin_memory=True))
+        # torch's save_on_cpu(pin_memory=True); in a replay, its equivalent whose host copies
+        # the tracker counts as host memory (profilers.simulate.offload)
+        chain_context(prog, lambda: offload_to_host(pin_memory=True))
         prog.extra["activation_offload"] = True
         return prog
 
@@ -154,7 +155,9 @@ class ActivationOffload(Cut):
 @register_cut
 @dataclass(frozen=True)
 class Compile(Cut):
-    """``torch.compile`` on the model (opt-in: compiling is slow, above all on CPU)."""
+    """``torch.compile`` on the model (opt-in: compiling is slow, above all on CPU).
+
+    Simulated as an upper bound: the eager replay of the plan without it."""
 
     backend: str = "inductor"
 
@@ -163,10 +166,9 @@ class Compile(Cut):
     order = 90
     opt_in = True
     title = "torch.compile"
-    simulation_unsupported = (
-        "torch.compile fuses and reorders ops, so the eager replay would not be what runs; "
-        "simulate without compile (an upper bound) or measure it"
-    )
+    # torch.compile fuses and reorders ops (usually needing less memory than the eager step):
+    # the replay runs the eager step; measure it for the compiled figure
+    simulation_upper_bound = "eager replay of a compiled plan"
     candidate = False
 
     def wrap_program(self, prog: StepProgram, ctx: BuildContext) -> StepProgram:

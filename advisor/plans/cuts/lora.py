@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -23,6 +23,7 @@ from advisor.plans.cuts.blocks import (
 from advisor.plans.registry import register_cut
 from advisor.plans.types import BuildContext, Cut
 from advisor.plans.view import EstimateView
+from profilers.simulate.quant import Linear4bitStandIn, stand_in_for
 from profilers.trial import UnsupportedConfiguration
 
 __all__ = ["LoRA", "QLoRA"]
@@ -113,46 +114,93 @@ _COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float1
 _DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
-def _quantize_blocks(
-    model: nn.Module, bits: int, device: torch.device, compute_dtype: torch.dtype = torch.float32
-) -> int:
-    """Swap every ``nn.Linear`` in the repeated blocks for a frozen bitsandbytes 4-bit (NF4) or
-    8-bit layer holding the same weights. Returns the number of layers swapped."""
-    import bitsandbytes as bnb
+_QUANT_TYPES = ("nf4", "fp4")
+_STORAGE_DTYPES = {
+    "uint8": torch.uint8, "bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32,
+}  # fmt: skip
 
+
+def _block_linears(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module, bool]]:
+    """(parent, name, layer, transposed) for every ``nn.Linear`` — and transformers' ``Conv1D``
+    (GPT-2: weights stored (in, out), so transposed) — in the repeated blocks, as transformers'
+    bitsandbytes integration replaces them."""
     _, blocks = find_repeated_blocks(model)
-    scope = blocks or [model]
-    swapped = 0
-    for block in scope:
+    found: list[tuple[nn.Module, str, nn.Module, bool]] = []
+    for block in blocks or [model]:
         for parent in list(block.modules()):
             for child_name, child in list(parent.named_children()):
-                if type(child) is not nn.Linear:
-                    continue
-                has_bias = child.bias is not None
-                weight = child.weight.data.detach().to("cpu", torch.float32)
-                new: nn.Module
-                if bits == 4:
-                    new = bnb.nn.Linear4bit(
-                        child.in_features, child.out_features, bias=has_bias,
-                        compute_dtype=compute_dtype, quant_type="nf4",
-                    )  # fmt: skip
-                    new.weight = bnb.nn.Params4bit(weight, requires_grad=False, quant_type="nf4")
-                else:
-                    new = bnb.nn.Linear8bitLt(
-                        child.in_features, child.out_features, bias=has_bias, has_fp16_weights=False
-                    )
-                    new.weight = bnb.nn.Int8Params(weight, requires_grad=False, has_fp16_weights=False)
-                if has_bias:
-                    new.bias = nn.Parameter(child.bias.data.detach().to("cpu"), requires_grad=False)
-                setattr(parent, child_name, new.to(device))  # moving quantizes the weights
-                swapped += 1
-    return swapped
+                if type(child) is nn.Linear:
+                    found.append((parent, child_name, child, False))
+                elif type(child).__name__ == "Conv1D" and getattr(child, "weight", None) is not None:
+                    found.append((parent, child_name, child, True))
+    return found
+
+
+def _quantize_blocks(model: nn.Module, cut: QLoRA, device: torch.device) -> int:
+    """Swap every linear of the repeated blocks for a frozen 4-bit or 8-bit one holding the same
+    weights: bitsandbytes' ``Linear4bit`` / ``Linear8bitLt`` on a real device, their stand-ins
+    (:mod:`profilers.simulate.quant`, same storages and autograd) on ``meta``, where a replay
+    builds. Returns the number of layers swapped."""
+    layers = _block_linears(model)
+    compute_dtype = _COMPUTE_DTYPES[cut.compute_dtype]
+    quant_storage = _STORAGE_DTYPES[cut.quant_storage]
+    if device.type == "meta":
+        for parent, name, child, transposed in layers:
+            stand_in = stand_in_for(
+                child, bits=cut.bits, transposed=transposed, compute_dtype=compute_dtype,
+                quant_type=cut.quant_type, double_quant=cut.double_quant, quant_storage=quant_storage,
+            )  # fmt: skip
+            setattr(parent, name, stand_in)
+        return len(layers)
+    import bitsandbytes as bnb
+
+    for parent, name, child, transposed in layers:
+        weight = cast(torch.Tensor, child.weight).data.detach().to("cpu", torch.float32)
+        if transposed:
+            weight = weight.t().contiguous()
+        out_features, in_features = weight.shape
+        bias = cast("torch.Tensor | None", child.bias)
+        has_bias = bias is not None
+        new: nn.Module
+        if cut.bits == 4:
+            new = bnb.nn.Linear4bit(
+                in_features, out_features, bias=has_bias, compute_dtype=compute_dtype,
+                compress_statistics=cut.double_quant, quant_type=cut.quant_type, quant_storage=quant_storage,
+            )  # fmt: skip
+            new.weight = bnb.nn.Params4bit(
+                weight, requires_grad=False, compress_statistics=cut.double_quant,
+                quant_type=cut.quant_type, quant_storage=quant_storage, module=new,
+            )  # fmt: skip
+        else:
+            new = bnb.nn.Linear8bitLt(in_features, out_features, bias=has_bias, has_fp16_weights=False)
+            new.weight = bnb.nn.Int8Params(weight, requires_grad=False, has_fp16_weights=False)
+        if bias is not None:
+            new.bias = nn.Parameter(bias.data.detach().to("cpu"), requires_grad=False)
+        setattr(parent, name, new.to(device))  # moving quantizes the weights
+    return len(layers)
+
+
+def _prepare_for_kbit_training(model: nn.Module) -> None:
+    """PEFT's ``prepare_model_for_kbit_training`` without its checkpointing part (the grad-ckpt
+    cut owns that, non-reentrant, so no input-grad hook is needed): every parameter frozen, and
+    the fp16/bf16 ones that are not 4-bit weights (norms, embeddings, lm_head, biases) upcast to
+    float32 (peft 0.21.2 ``utils/other.py``)."""
+    from peft import prepare_model_for_kbit_training
+
+    prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
 
 @register_cut
 @dataclass(frozen=True)
 class QLoRA(Cut):
-    """LoRA on a base whose block linears are quantized by bitsandbytes (NF4 or int8)."""
+    """LoRA on a base whose block linears are quantized by bitsandbytes (NF4/FP4 or int8).
+
+    ``quant_type``, ``double_quant`` (absmax quantized again) and ``quant_storage`` are the
+    4-bit layout's (``BitsAndBytesConfig``'s ``bnb_4bit_*``); ``compute_dtype`` is the dtype
+    the 4-bit layers multiply in. Measured, bitsandbytes quantizes the weights; simulated, the
+    replay holds the same storages in stand-ins (:mod:`profilers.simulate.quant`), so no
+    bitsandbytes is needed to simulate.
+    """
 
     bits: int = 4
     r: int = 8
@@ -160,16 +208,15 @@ class QLoRA(Cut):
     dropout: float = 0.05
     targets: tuple[str, ...] = ()
     compute_dtype: str = "float32"  # the 4-bit layers' matmul dtype: float32, bfloat16, float16
+    quant_type: str = "nf4"  # 4-bit: nf4 or fp4
+    double_quant: bool = True  # 4-bit: quantize the absmax values too (bitsandbytes' default)
+    quant_storage: str = "uint8"  # 4-bit: the dtype the packed codes are stored in
 
     name = "qlora"
     summary = "LoRA on a frozen base quantized to 4-bit NF4 or 8-bit (bitsandbytes)"
     conflicts = frozenset({"lora", "bf16-weights"})
     order = 29
     title = "QLoRA"
-    simulation_unsupported = (
-        "bitsandbytes quantizes from the real weight values, which a meta/fake model does "
-        "not have; measure it, or estimate it"
-    )
     speed_stand_in = "lora"
     needs_bitsandbytes = True
     trains_subset = True
@@ -189,6 +236,25 @@ class QLoRA(Cut):
                 "for example qlora(compute_dtype=bfloat16)",
             )
         object.__setattr__(self, "compute_dtype", dtype)  # one spelling, one plan name
+        if self.quant_type not in _QUANT_TYPES:
+            raise PlanError(
+                f"qlora: quant_type must be nf4 or fp4, got {self.quant_type}", "for example qlora(quant_type=nf4)"
+            )
+        storage = _DTYPE_ALIASES.get(self.quant_storage, self.quant_storage)
+        if storage not in _STORAGE_DTYPES:
+            raise PlanError(
+                f"qlora: quant_storage must be one of {', '.join(_STORAGE_DTYPES)}, got {self.quant_storage}",
+                "for example qlora(quant_storage=uint8)",
+            )
+        object.__setattr__(self, "quant_storage", storage)
+        if not isinstance(self.double_quant, bool):
+            value = str(self.double_quant).strip().lower()
+            if value not in ("true", "false", "1", "0"):
+                raise PlanError(
+                    f"qlora: double_quant must be true or false, got {self.double_quant}",
+                    "for example qlora(double_quant=false)",
+                )
+            object.__setattr__(self, "double_quant", value in ("true", "1"))
         _check_lora_params(self)
 
     def check_available(self) -> None:
@@ -197,21 +263,27 @@ class QLoRA(Cut):
             raise UnsupportedConfiguration(reason)
 
     def check_device(self, device: torch.device) -> None:
-        if device.type not in ("cpu", "cuda"):
+        if device.type not in ("cpu", "cuda", "meta"):
             raise UnsupportedConfiguration(f"bitsandbytes quantization does not run on {device.type}")
 
     def apply_model(self, model: nn.Module, ctx: BuildContext) -> nn.Module:
         for p in model.parameters():
             p.requires_grad_(False)
-        swapped = _quantize_blocks(model, self.bits, ctx.device, _COMPUTE_DTYPES[self.compute_dtype])
+        swapped = _quantize_blocks(model, self, ctx.device)
         if not swapped:
             raise PlanError(
                 f"qlora found no nn.Linear layer to quantize in {type(model).__name__}",
                 "use lora instead; layers there: " + leaf_modules_summary(model),
             )
+        _prepare_for_kbit_training(model)
         ctx.recipe.notes["quantized_layers"] = swapped
         ctx.recipe.notes["quantized_bits"] = self.bits
-        return _lora(model, self, ctx)
+        peft_model = _lora(model, self, ctx)
+        for module in peft_model.modules():  # PEFT's 4-bit LoRA wrapper clones the base output
+            base = getattr(module, "base_layer", None)
+            if isinstance(base, Linear4bitStandIn):
+                base.peft_clone = True
+        return peft_model
 
     def shape_estimate(self, view: EstimateView) -> None:
         _lora_estimate(self, view)
@@ -222,18 +294,30 @@ class QLoRA(Cut):
         code.peft_imports.append("prepare_model_for_kbit_training")
         code.transformers_imports.append("BitsAndBytesConfig")
         if self.bits == 4:
-            compute = "torch.bfloat16" if "bf16" in code.cut_names else "torch.float32"
+            compute = {"float32": "torch.float32", "bfloat16": "torch.bfloat16", "float16": "torch.float16"}[
+                self.compute_dtype
+            ]
+            if self.compute_dtype == "float32" and "bf16" in code.cut_names:
+                compute = "torch.bfloat16"
             code.before_load += [
                 "bnb = BitsAndBytesConfig(",
                 "    load_in_4bit=True,",
-                '    bnb_4bit_quant_type="nf4",',
+                f'    bnb_4bit_quant_type="{self.quant_type}",',
+                f"    bnb_4bit_use_double_quant={self.double_quant},",
                 f"    bnb_4bit_compute_dtype={compute},",
-                ")",
             ]
+            if self.quant_storage != "uint8":
+                code.before_load.append(f"    bnb_4bit_quant_storage=torch.{self.quant_storage},")
+            code.before_load.append(")")
         else:
-            code.before_load.append("bnb = BitsAndBytesConfig(load_in_8bit=True)")
+            # bitsandbytes' Linear8bitLt default, as measured and simulated (transformers' own
+            # default, 6.0, keeps outlier columns of the activations in fp16: data-dependent)
+            code.before_load.append("bnb = BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=0.0)")
         code.load_kwargs["quantization_config"] = "bnb"
-        code.after_load.append(
-            "model = prepare_model_for_kbit_training(model, use_gradient_checkpointing="
-            f"{'grad-ckpt' in code.cut_names})"
-        )
+        if "grad-ckpt" in code.cut_names:
+            code.after_load.append(
+                "model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True, "
+                'gradient_checkpointing_kwargs={"use_reentrant": False})'
+            )
+        else:
+            code.after_load.append("model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)")

@@ -11,7 +11,7 @@ from advisor.plans.types import Cut, Recipe
 from advisor.plans.view import EstimateView
 from profilers.trial import UnsupportedConfiguration
 
-__all__ = ["AdafactorCut", "AdamW8bit", "Sgd"]
+__all__ = ["AdafactorCut", "AdamW8bit", "PagedAdamW8bit", "Sgd"]
 
 
 @register_cut
@@ -65,16 +65,17 @@ class AdafactorCut(Cut):
 @register_cut
 @dataclass(frozen=True)
 class AdamW8bit(Cut):
-    """bitsandbytes' 8-bit AdamW; its default keeps tensors under 4096 elements in 32-bit state."""
+    """bitsandbytes' 8-bit AdamW; its default keeps tensors under 4096 elements in 32-bit state.
+
+    Measured, it is ``bitsandbytes.optim.AdamW8bit`` (bitsandbytes needed); simulated, the replay
+    runs :class:`profilers.simulate.optim8bit.AdamW8bitStandIn`, which allocates the same state
+    (uint8 moments, one float32 absmax per 256 elements, the shared maps) without bitsandbytes.
+    """
 
     name = "adamw8bit"
     summary = "8-bit AdamW (bitsandbytes): about one byte per moment"
     group = "optimizer"
     title = "8-bit AdamW"
-    simulation_unsupported = (
-        "bitsandbytes' 8-bit optimizer runs native kernels on raw data pointers, which "
-        "fake tensors do not have; measure it, or estimate it"
-    )
     needs_bitsandbytes = True
 
     def check_available(self) -> None:
@@ -93,4 +94,28 @@ class AdamW8bit(Cut):
         code.torch_optimizer = [
             "import bitsandbytes as bnb",
             f"optimizer = bnb.optim.AdamW8bit({TRAINABLE_PARAMETERS}, lr=1e-4)",
+        ]
+
+
+@register_cut
+@dataclass(frozen=True)
+class PagedAdamW8bit(AdamW8bit):
+    """bitsandbytes' paged 8-bit AdamW: on CUDA the moments of tensors with ≥ 100 000 elements
+    live in unified memory (host-backed, paged in on demand), counted as host memory, apart from
+    the device peak; on CPU it is plain 8-bit AdamW. Opt-in."""
+
+    name = "paged-adamw8bit"
+    summary = "paged 8-bit AdamW (bitsandbytes): large moments in CUDA unified (host) memory"
+    title = "paged 8-bit AdamW"
+    opt_in = True
+    candidate = False
+
+    def configure(self, recipe: Recipe) -> None:
+        recipe.optimizer = "paged-adamw8bit"
+
+    def add_code(self, code: TrainingCode) -> None:
+        code.training_arguments["optim"] = '"paged_adamw_8bit"'
+        code.torch_optimizer = [
+            "import bitsandbytes as bnb",
+            f"optimizer = bnb.optim.PagedAdamW8bit({TRAINABLE_PARAMETERS}, lr=1e-4)",
         ]

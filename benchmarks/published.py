@@ -1,0 +1,192 @@
+"""The advisor's predictions against published GPU measurements, each with its own figure kind.
+
+The cases live in ``benchmarks/published/cases.json`` as data: model (a ``config.json`` or a
+built-in preset), plan in the advisor's cut language, sizes, GPU, the software stack, what the
+published figure is (``nvml_used``, ``max_memory_allocated`` or ``max_memory_reserved``), its
+unit, the source and its caveats. Each case is simulated for a CUDA target (or, for plans the
+replay cannot run yet, estimated in closed form — the table says which) and turned into the
+figure the source measured:
+
+* ``max_memory_allocated`` — the simulated tensor peak;
+* ``max_memory_reserved`` — the replayed caching allocator's reserved peak;
+* ``nvml_used`` — the whole predicted device need (:func:`advisor.predict_gpu_need`: tensor
+  peak, allocator slack, CUDA context, workspaces). A second column swaps in the context the
+  source itself measured on its stack, where it gives one, to show what the context explains.
+
+Prints a table per source and a summary (median and max absolute error per figure kind) and
+writes them to ``benchmarks/results/published.md``::
+
+    .venv/bin/python benchmarks/published.py [--cases hf-guide,litgpt/tinyllama-full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+CASES = HERE / "published" / "cases.json"
+RESULTS = HERE / "results" / "published.md"
+UNITS = {"MiB": 2**20, "GB": 10**9}
+
+log = logging.getLogger("benchmarks.published")
+
+
+@dataclass(frozen=True)
+class Row:
+    case: str
+    plan: str
+    kind: str
+    unit: str
+    published: float
+    predicted: float | None  # in ``unit``
+    with_their_context: float | None  # nvml_used only, where the source measured its context
+    engine: str  # simulated / estimated / failed: reason
+    seconds: float
+
+    def error(self, value: float | None) -> float | None:
+        return None if value is None else (value - self.published) / self.published
+
+
+def _model(name: str, spec: dict[str, Any], workdir: Path) -> str:
+    if "preset" in spec:
+        return str(spec["preset"])
+    folder = workdir / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(spec["config"]))
+    return str(folder)
+
+
+def _context_bytes(source: dict[str, Any]) -> int | None:
+    """The bare CUDA context a source measured on its own stack (MiB), when it says."""
+    for caveat in source.get("caveats", []):
+        if "context" in caveat and "MiB" in caveat:
+            digits = [w for w in caveat.replace(",", "").split() if w.isdigit()]
+            if digits:
+                return int(digits[0]) * 2**20
+    return None
+
+
+def predict(case: dict[str, Any], model: str, source: dict[str, Any]) -> Row:
+    from advisor import api
+    from advisor.catalog.gpus import get_gpu
+    from advisor.engines.overheads import predict_gpu_need
+    from advisor.models import resolve_model
+    from advisor.plans import parse_plan
+    from advisor.recommend.backends import estimated_trial
+    from profilers.records import TrialStatus
+
+    unit = source["unit"]
+    scale = UNITS[unit]
+    gpu = get_gpu(source["gpu"])
+    plan = parse_plan(case["plan"])
+    started = time.perf_counter()
+    result = api.simulate(model, plan, batch_size=case["batch"], seq_len=case["seq"], target="cuda")
+    engine = "simulated"
+    if result.status is TrialStatus.UNSUPPORTED:
+        engine = "estimated"
+        result = estimated_trial(resolve_model(model), plan, case["batch"], case["seq"], result.reason or "")
+    seconds = time.perf_counter() - started
+    if result.tensor_peak is None:
+        return Row(case["id"], case["plan"], case["figure_kind"], unit, case["value"], None, None,
+                   f"failed: {result.reason}", seconds)  # fmt: skip
+    kind = case["figure_kind"]
+    ours: float | None
+    theirs: float | None = None
+    if kind == "max_memory_allocated":
+        ours = result.tensor_peak.peak_bytes / scale
+    elif kind == "max_memory_reserved":
+        replay = result.simulation.cuda_allocator if result.simulation else None
+        ours = replay.max_reserved_bytes / scale if replay else None
+    else:
+        ours = predict_gpu_need(result, gpu).total_bytes / scale
+        context = _context_bytes(source)
+        if context is not None:
+            theirs = predict_gpu_need(result, gpu, context_bytes=context).total_bytes / scale
+    return Row(case["id"], case["plan"], kind, unit, case["value"], ours, theirs, engine, seconds)
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{x * 100:+.1f}%"
+
+
+def render(rows: list[Row], data: dict[str, Any]) -> str:
+    from advisor.core.tables import table
+
+    out: list[str] = []
+    for key, source in data["sources"].items():
+        mine = [r for r in rows if r.case.startswith(key + "/")]
+        if not mine:
+            continue
+        out += [f"## {source['title']}", "", f"Source: {source['url']}  ",
+                f"GPU: {source['gpu']}; stack: {source['stack']}  ", f"Setup: {source['setup']}  ",
+                "Caveats: " + "; ".join(source["caveats"]), ""]  # fmt: skip
+        headers = ["case", "plan", "figure", f"published ({source['unit']})",
+                   f"predicted ({source['unit']})", "error", "error, their context", "engine", "s"]  # fmt: skip
+        body = [
+            (r.case.split("/", 1)[1], r.plan, r.kind, f"{r.published:g}",
+             "–" if r.predicted is None else f"{r.predicted:.2f}", _pct(r.error(r.predicted)),
+             _pct(r.error(r.with_their_context)), r.engine, f"{r.seconds:.1f}")
+            for r in mine
+        ]  # fmt: skip
+        out += [table(headers, body, markdown=True), ""]
+    summary = []
+    for kind in sorted({r.kind for r in rows}):
+        errors = [abs(e) for r in rows if r.kind == kind and (e := r.error(r.predicted)) is not None]
+        sim = [abs(e) for r in rows if r.kind == kind and r.engine == "simulated"
+               and (e := r.error(r.predicted)) is not None]  # fmt: skip
+        theirs = [abs(e) for r in rows if r.kind == kind and (e := r.error(r.with_their_context)) is not None]
+        if errors:
+            summary.append((kind, str(len(errors)), f"{statistics.median(errors) * 100:.1f}%",
+                            f"{max(errors) * 100:.1f}%",
+                            f"{statistics.median(sim) * 100:.1f}% ({len(sim)})" if sim else "–",
+                            f"{statistics.median(theirs) * 100:.1f}% / {max(theirs) * 100:.1f}%" if theirs else "–"))  # fmt: skip
+    out += ["## Summary (absolute error of the prediction)", "",
+            table(["figure kind", "cases", "median", "max", "median, simulated only (cases)",
+                   "median / max with the context the source measured"], summary, markdown=True),
+            ""]  # fmt: skip
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default="", help="comma-separated case ids or id prefixes (default: all)")
+    parser.add_argument("--no-write", action="store_true", help="print only; do not write benchmarks/results/")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore")
+    data = json.loads(CASES.read_text())
+    wanted = [w for w in args.cases.split(",") if w]
+    cases = [c for c in data["cases"] if not wanted or any(c["id"].startswith(w) for w in wanted)]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, case in enumerate(cases, 1):
+            print(f"[{i}/{len(cases)}] {case['id']}", file=sys.stderr, flush=True)
+            model = _model(case["model"], data["models"][case["model"]], Path(tmp))
+            rows.append(predict(case, model, data["sources"][case["source"]]))
+    import torch
+
+    import advisor
+
+    text = (f"# Predictions against published GPU measurements\n\n"
+            f"vram-advisor {advisor.__version__}, torch {torch.__version__}, "
+            f"{_dt.date.today().isoformat()}; cases: benchmarks/published/cases.json\n\n" + render(rows, data))  # fmt: skip
+    print(text)
+    if not args.no_write and not wanted:
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,240 @@
+"""QLoRA on fake tensors: bitsandbytes' layout and autograd, and the replay against measured CPU."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from profilers.records import Provenance, TrialStatus
+from profilers.simulate import FakeWorld, PhaseTracker, ShadowValues, new_fake_mode
+from profilers.simulate.quant import (
+    Linear4bitStandIn,
+    Linear8bitStandIn,
+    quantized_bytes,
+    quantized_target,
+    stand_in_for,
+)
+from profilers.tracker import quantization_state_tensors
+from profilers.trial import TrialSpec, run_trial
+
+pytestmark = pytest.mark.usefixtures("fast_simulations")
+
+BATCH, SEQ = 4, 64
+N, K = 80, 96  # out, in
+
+
+def _layout(layer: nn.Module) -> list[tuple[tuple[int, ...], torch.dtype]]:
+    tensors = [layer.weight, *quantization_state_tensors(layer)]
+    return [(tuple(t.shape), t.dtype) for t in tensors]
+
+
+def _bytes(layer: nn.Module) -> int:
+    tensors = [layer.weight, *quantization_state_tensors(layer)]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+@pytest.mark.parametrize(
+    ("quant_type", "double_quant", "storage"),
+    [("nf4", True, torch.uint8), ("fp4", False, torch.uint8), ("nf4", True, torch.bfloat16)],
+)
+def test_4bit_stand_in_holds_what_bitsandbytes_holds(quant_type: str, double_quant: bool, storage: torch.dtype) -> None:
+    bnb = pytest.importorskip("bitsandbytes")
+    linear = nn.Linear(K, N, bias=True)
+    real = bnb.nn.Linear4bit(
+        K, N, bias=True, compute_dtype=torch.float32, compress_statistics=double_quant,
+        quant_type=quant_type, quant_storage=storage,
+    )  # fmt: skip
+    real.weight = bnb.nn.Params4bit(
+        linear.weight.data.clone(), requires_grad=False, compress_statistics=double_quant,
+        quant_type=quant_type, quant_storage=storage, module=real,
+    )  # fmt: skip
+    real = real.to("cpu")
+    stand_in = stand_in_for(
+        linear.to("meta"), bits=4, quant_type=quant_type, double_quant=double_quant, quant_storage=storage
+    )
+    assert _layout(stand_in) == _layout(real)
+    assert _bytes(stand_in) == _bytes(real) == quantized_bytes(N, K, 4, double_quant, storage)
+    assert stand_in.weight.quant_state.shape == tuple(real.weight.quant_state.shape) == (N, K)
+
+
+def test_4bit_double_quant_bytes_by_hand() -> None:
+    # 7680 values: 3840 packed bytes, 120 absmax (uint8), offset 4 B, 1 nested absmax (4 B),
+    # the nested code (256 × 4 B) and the NF4 code (16 × 4 B)
+    assert quantized_bytes(N, K, 4, True) == 3840 + 120 + 4 + 4 + 1024 + 64 == 5056
+    assert quantized_bytes(N, K, 4, False) == 3840 + 120 * 4 + 64  # float32 absmax
+    assert quantized_bytes(N, K, 8) == N * K + 4 * N  # int8 weight + float32 row scales
+
+
+def test_8bit_stand_in_holds_what_bitsandbytes_holds() -> None:
+    bnb = pytest.importorskip("bitsandbytes")
+    linear = nn.Linear(K, N, bias=False)
+    real = bnb.nn.Linear8bitLt(K, N, bias=False, has_fp16_weights=False)
+    real.weight = bnb.nn.Int8Params(linear.weight.data.clone(), requires_grad=False, has_fp16_weights=False)
+    real = real.to("cpu")
+    stand_in = stand_in_for(linear.to("meta"), bits=8)
+    assert _layout(stand_in) == _layout(real) == [((N, K), torch.int8), ((N,), torch.float32)]
+
+
+def test_a_transposed_conv1d_weight_gives_an_out_by_in_layer() -> None:
+    conv_like = nn.Linear(N, K, device="meta")  # weight (K, N): as a Conv1D of K in, N out stores it
+    layer = stand_in_for(conv_like, bits=4, transposed=True)
+    assert (layer.in_features, layer.out_features) == (K, N)
+    assert layer.weight.quant_state.shape == (N, K)
+
+
+def _forward_peak(layer: nn.Module, rows: int, target: str, grad: bool = False) -> tuple[int, int]:
+    """Peak of one forward (and backward when ``grad``) of ``layer`` on ``rows`` fake rows,
+    and the bytes resident before it (parameters and statistics)."""
+    world = FakeWorld(new_fake_mode(), torch.device("cpu"), ShadowValues())
+    world.fakeify(layer)
+    with world.active(), quantized_target(target):
+        x = torch.empty(rows, layer.in_features, requires_grad=grad)
+        tracker = PhaseTracker("meta")
+        tracker.register_training_state(layer, None, x)
+        with tracker:
+            out = layer(x)
+            if grad:
+                tracker.set_phase("backward")
+                out.sum().backward()
+            del out
+        tracker.close()
+    return tracker.peak_bytes, tracker._resident_bytes
+
+
+def test_cpu_forward_holds_only_the_output_and_cuda_past_1536_rows_dequantizes() -> None:
+    def layer() -> nn.Module:
+        return stand_in_for(nn.Linear(K, N, bias=False, device="meta"), bits=4)
+
+    for rows in (1024, 2048):
+        peak, resident = _forward_peak(layer(), rows, "cpu")
+        assert peak - resident == rows * N * 4  # gemm_4bit's output alone
+    peak, resident = _forward_peak(layer(), 1024, "cuda")
+    assert peak - resident == 1024 * N * 4  # the fused kernel
+    peak, resident = _forward_peak(layer(), 2048, "cuda")
+    # _dequant_linear_fallback: absmax (120 float32) + its offset sum, then the (N, K) weight
+    # in float32 while F.linear writes the output; the first absmax is freed before the weight
+    assert peak - resident == 120 * 4 + N * K * 4 + 2048 * N * 4
+
+
+def test_4bit_backward_dequantizes_the_weight_in_its_own_dtype() -> None:
+    layer = stand_in_for(nn.Linear(K, N, bias=False, device="meta"), bits=4)
+    rows = 16
+    peak, resident = _forward_peak(layer, rows, "cpu", grad=True)
+    # the output (kept), the loss and its one-element gradient (expanded), then in backward the
+    # (N, K) float32 weight, dequantized, while grad_A (rows × K) is written; the absmax
+    # (120 float32) is freed before that
+    assert peak - resident == rows * N * 4 + 4 + 4 + N * K * 4 + rows * K * 4
+
+
+def test_8bit_cuda_forward_quantizes_the_input_to_int8() -> None:
+    def layer() -> nn.Module:
+        return stand_in_for(nn.Linear(K, N, bias=False, device="meta"), bits=8)
+
+    rows = 64
+    peak, resident = _forward_peak(layer(), rows, "cpu")
+    # MatMul8bitFp: the weight dequantized to float32 (N × K) (its N × 1 scale is freed at
+    # once), then F.linear's output beside it
+    assert peak - resident == N * K * 4 + rows * N * 4
+    peak, resident = _forward_peak(layer(), rows, "cuda")
+    # MatMul8bitLt: int8 input + float32 row scales, int32 product, then the output
+    assert peak - resident == max(rows * K * 2 + rows * K + rows * 4, rows * K + rows * 4 + rows * N * 4 * 2)
+
+
+def _measured_and_simulated(model: str, plan_name: str) -> tuple[object, object]:
+    from advisor.engines.simulate import simulate
+    from advisor.models import resolve_model
+    from advisor.plans import parse_plan, program_builder
+
+    source = resolve_model(model)
+    plan = parse_plan(plan_name)
+    spec = TrialSpec(model, plan.name, plan.cut_names, BATCH, SEQ, "cpu", warmup_steps=1, timed_steps=0)
+    measured = run_trial(spec, program_builder(plan, source, BATCH, SEQ))
+    simulated = simulate(source, plan, BATCH, SEQ, target="cpu", fake_device="cpu", count_cost=False)
+    return measured, simulated
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["tiny-llama", "tiny-gpt2", "tiny-bert"])
+@pytest.mark.parametrize(
+    "plan_name", ["qlora", "qlora(bits=8)", "qlora+grad-ckpt", "qlora(double_quant=false,quant_type=fp4)"]
+)
+def test_simulated_qlora_peak_equals_the_measured_cpu_peak(model: str, plan_name: str) -> None:
+    pytest.importorskip("bitsandbytes")
+    measured, simulated = _measured_and_simulated(model, plan_name)
+    assert measured.status is TrialStatus.OK, measured.reason  # type: ignore[attr-defined]
+    assert simulated.status is TrialStatus.OK, simulated.reason  # type: ignore[attr-defined]
+    meas, sim = measured.tensor_peak, simulated.tensor_peak  # type: ignore[attr-defined]
+    assert sim.provenance is Provenance.SIMULATED
+    assert sim.peak_bytes == pytest.approx(meas.peak_bytes, rel=0.005)
+    assert sim.breakdown.parameter_bytes == meas.breakdown.parameter_bytes
+    assert sim.resident_before_step_bytes == meas.resident_before_step_bytes
+    assert simulated.params == dataclasses.replace(  # type: ignore[attr-defined]
+        measured.params, provenance=Provenance.SIMULATED  # type: ignore[attr-defined]
+    )
+
+
+def test_peft_wrapped_4bit_layers_clone_their_output_and_the_others_do_not() -> None:
+    from advisor.engines.simulate import fake_builder
+    from advisor.models import resolve_model
+    from advisor.plans import parse_plan
+
+    world = FakeWorld(new_fake_mode(), torch.device("cpu"), ShadowValues())
+    prog = fake_builder(parse_plan("qlora"), resolve_model("tiny-llama"), 1, 8, "cpu")(world)
+    quantized = [m for m in prog.model.modules() if isinstance(m, Linear4bitStandIn)]
+    wrapped = {id(m.base_layer) for m in prog.model.modules() if hasattr(m, "base_layer")}
+    assert quantized and any(id(m) in wrapped for m in quantized) and any(id(m) not in wrapped for m in quantized)
+    for m in quantized:
+        assert m.peft_clone is (id(m) in wrapped)
+    assert not any(isinstance(m, Linear8bitStandIn) for m in prog.model.modules())
+
+
+def test_without_bitsandbytes_qlora_simulates_and_measuring_asks_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import bitsandbytes → ImportError
+    measured, simulated = _measured_and_simulated("tiny-llama", "qlora")
+    assert measured.status is TrialStatus.UNSUPPORTED  # type: ignore[attr-defined]
+    assert "pip install bitsandbytes" in (measured.reason or "")  # type: ignore[attr-defined]
+    assert simulated.status is TrialStatus.OK, simulated.reason  # type: ignore[attr-defined]
+    # what real bitsandbytes 0.50.2 holds for tiny-llama's NF4 double-quantized base, measured
+    # on CPU by the test above (weights, statistics, norms, embeddings, LoRA adapters)
+    assert simulated.tensor_peak.breakdown.parameter_bytes == 9_214_368  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_recommend_ranks_a_simulated_qlora_plan_first_on_an_8_gb_card_with_its_code() -> None:
+    from advisor.api import advise
+    from advisor.engines.need import TENSOR_PARTS
+    from advisor.recommend import Workload
+    from advisor.report.snippets import snippet_for
+
+    rec = advise(
+        "llama-3.1-8b",
+        gpu="rtx-4060",
+        workload=Workload(micro_batch=1, seq_len=512),
+        plans="grad-ckpt+lora+bf16-weights;grad-ckpt+qlora;grad-ckpt+sgd+bf16-weights",
+        mode="simulate",
+        check_top=0,
+    )
+    best = rec.ranked[0]
+    assert best.plan == "grad-ckpt+qlora"
+    assert best.trial is not None and best.trial.tensor_peak is not None
+    assert best.trial.tensor_peak.provenance is Provenance.SIMULATED
+    assert best.need is not None
+    assert all(p.provenance is Provenance.SIMULATED for p in best.need.parts if p.name in TENSOR_PARTS)
+    code = snippet_for(rec, best)
+    for line in (
+        "from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training",
+        "bnb = BitsAndBytesConfig(",
+        "    load_in_4bit=True,",
+        '    bnb_4bit_quant_type="nf4",',
+        "    bnb_4bit_use_double_quant=True,",
+        "    bnb_4bit_compute_dtype=torch.float32,",
+        "quantization_config=bnb",
+        "model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True, "
+        'gradient_checkpointing_kwargs={"use_reentrant": False})',
+        "lora = LoraConfig(",
+    ):
+        assert line in code, line
