@@ -50,22 +50,12 @@ from advisor.core.errors import InvalidInputError
 from advisor.engines.overheads import allocator_model
 from advisor.engines.progress import PlanEvents, ProgressCallback, SweepProgress
 from advisor.models import ModelSource, resolve_model
-from advisor.plans import (
-    CUTS,
-    BuildContext,
-    Plan,
-    build_model,
-    build_program,
-    parse_plan,
-    prepare,
-    trial_spec,
-)
+from advisor.plans import CUTS, Plan, build_program, parse_plan, trial_spec
 from advisor.plans.cuts.blocks import chain_context
-from profilers.records import ParamCounts, Provenance, RepeatReplay, TrialResult, TrialStatus
+from profilers.records import RepeatReplay, TrialResult, TrialStatus
 from profilers.simulate import FakeBuild, FakeWorld, simulate_trial
 from profilers.simulate.moe import MoeRouting, routing_note
 from profilers.simulate.repeat import (
-    BlockClock,
     Probe,
     RepeatPattern,
     block_labels,
@@ -73,7 +63,7 @@ from profilers.simulate.repeat import (
     find_repeats,
     keep_blocks,
 )
-from profilers.trial import Progress, StepProgram, TrialSpec, UnsupportedConfiguration, count_parameters
+from profilers.trial import Progress, StepProgram, TrialSpec, UnsupportedConfiguration
 
 log = logging.getLogger(__name__)
 
@@ -211,30 +201,32 @@ MIN_BLOCKS = 8  # extrapolate models with at least this many repeating blocks
 _EXTRA_PROBES = 2  # probes beyond the first three tried before falling back to the full replay
 
 
-def _blocks_source(source: ModelSource, pattern: RepeatPattern, blocks: int, clock: BlockClock) -> ModelSource:
-    """A shallow copy of ``source`` whose models keep only ``blocks`` repeats of the block (cut
-    before the plan's cuts apply), their layers hooked to ``clock``; it keeps the source's type
-    and name."""
-    probe = copy.copy(source)
+def _blocks_source(source: ModelSource, pattern: RepeatPattern, probe: Probe) -> ModelSource:
+    """A shallow copy of ``source`` whose models keep only ``probe.blocks`` repeats of the
+    block (cut before the plan's cuts apply), their layers hooked to the probe's clock; it keeps
+    the source's type and name."""
+    copied = copy.copy(source)
     build_full = source.build
 
     def build(device: torch.device | str = "cpu", **kwargs: Any) -> nn.Module:
         model = build_full(device, **kwargs)
-        clock.install(keep_blocks(model, pattern, blocks), block_labels(pattern, blocks))
+        probe.clock.install(keep_blocks(model, pattern, probe.blocks), block_labels(pattern, probe.blocks))
+        probe.plain_params = sum(p.numel() for p in model.parameters())
         return model
 
-    probe.build = build  # type: ignore[method-assign]
-    return probe
+    copied.build = build  # type: ignore[method-assign]
+    return copied
 
 
-def _real_model(
-    plan: Plan, source: ModelSource, batch_size: int, seq_len: int
-) -> tuple[ParamCounts, dict[str, Any], RepeatPattern | None]:
-    """The plan applied to the whole model on meta: its parameter counts, the build's notes and
-    the repeat pattern of its layers (a plan that freezes the first k layers makes them a prefix)."""
-    recipe = prepare(plan, batch_size, seq_len)
-    model = build_model(plan, BuildContext(source, torch.device("meta"), recipe))
-    return count_parameters(model, Provenance.SIMULATED), dict(recipe.notes), find_repeats(model)
+def _plain_model(source: ModelSource) -> tuple[int, RepeatPattern | None]:
+    """The whole model on meta, before any plan: its parameter count and its repeat pattern.
+
+    A plan's cuts that treat layers unlike (``freeze-layers(k=…)``) need no pattern of their
+    own: the probes keep the model's first layers, so a probe of k or more layers is on the
+    same line as the real model, and a smaller one fails or is not affine, and is replaced.
+    """
+    model = source.build(torch.device("meta"))
+    return sum(p.numel() for p in model.parameters()), find_repeats(model)
 
 
 @contextlib.contextmanager
@@ -271,9 +263,9 @@ def _extrapolated(
     say = progress or (lambda _msg: None)
     batch_size, seq_len = spec.batch_size, spec.seq_len
     try:
-        params, notes, pattern = _real_model(plan, source, batch_size, seq_len)
+        plain_params, pattern = _plain_model(source)
     except Exception as exc:  # the full replay records it as that plan's failure
-        return f"the plan could not be built on meta ({type(exc).__name__})"
+        return f"the model could not be built on meta ({type(exc).__name__})"
     if pattern is None:
         return "no repeating block found"
     if pattern.blocks < min_blocks:
@@ -295,7 +287,7 @@ def _extrapolated(
 
             probe.result = simulate_trial(
                 spec,
-                fake_builder(plan, _blocks_source(source, pattern, blocks, probe.clock), batch_size, seq_len, target),
+                fake_builder(plan, _blocks_source(source, pattern, probe), batch_size, seq_len, target),
                 step,
                 target=target,
                 fake_device=fake_device,
@@ -306,12 +298,13 @@ def _extrapolated(
                 moe_routing=moe_routing,
             )
             if not probe.result.ok:
-                return f"the probe with {blocks} blocks failed ({probe.result.status.value})"
+                if probes or blocks - first >= _EXTRA_PROBES:
+                    return f"the probe with {blocks} blocks failed ({probe.result.status.value})"
+                blocks += 1  # too shallow for the plan (freeze-layers(k=2) of one layer): deeper
+                continue
             probes.append(probe)
             if len(probes) >= 3:
-                out = extrapolate(
-                    probes, pattern, params=params, extra=notes, wall_time_s=time.perf_counter() - started
-                )
+                out = extrapolate(probes, pattern, plain_params=plain_params, wall_time_s=time.perf_counter() - started)
                 if isinstance(out, TrialResult):
                     return out
                 if len(probes) >= 3 + _EXTRA_PROBES:

@@ -4,21 +4,22 @@ A 70B decoder is 80 copies of one block; replaying every op of all 80 costs 80 t
 costs, yet each repeat adds the same bytes. So:
 
 1. :func:`find_repeats` finds the model's layers (the ``ModuleList`` holding the most
-   parameters) and their pattern: a fixed prefix (dense layers before mixture-of-experts ones,
-   layers a plan froze), a block of ``period`` layers repeated ``blocks`` times (2 for
-   alternating sliding/global attention), and a fixed suffix. Layers are compared by their
-   module classes, parameter and buffer shapes, dtypes and ``requires_grad``, and their plain
-   settings (``attention_type``, ``sliding_window`` …); a layer's own index is left out.
+   parameters) and their pattern: a fixed prefix (dense layers before mixture-of-experts ones),
+   a block of ``period`` layers repeated ``blocks`` times (2 for alternating sliding/global
+   attention), and a fixed suffix. Layers are compared by their module classes, parameter and
+   buffer shapes, dtypes and ``requires_grad``, and their plain settings (``attention_type``,
+   ``sliding_window`` …); a layer's own index is left out.
 2. :func:`keep_blocks` cuts a freshly built model (before the plan's cuts) down to the prefix,
    ``k`` blocks and the suffix, the config's per-layer lists with it.
-3. The same step is replayed at ``k``, ``k+1``, ``k+2`` blocks (:class:`Probe`), and
+3. The same step is replayed at ``k``, ``k+1``, ``k+2`` blocks (:class:`Probe`), its
+   :class:`SegmentTracker` keeping the peak of each phase *outside* the blocks, in the *first*
+   and in the *last* block (a phase's peak at any depth is the largest of those three), and
    :func:`extrapolate` checks that every figure is affine in the number of blocks — exact
-   integer bytes: ``f(k+2) − f(k+1) == f(k+1) − f(k)`` for each phase's peak, each part of the
-   breakdown at each phase's peak, the bytes resident before the step, the parameter counts,
-   the FLOPs by dtype, the bytes moved and the op counts — and takes them to the real depth, the
-   peak being the largest phase peak there. The caching allocator's figures, a model of the
-   allocator rather than a count, are extrapolated from the last two probes and flagged when
-   they are not exactly affine.
+   integer bytes: ``f(k+2) − f(k+1) == f(k+1) − f(k)`` for each of those peaks and each part of
+   the breakdown there, the bytes resident before the step, the parameter counts, the FLOPs by
+   dtype, the bytes moved, the op counts and the build's counts — and takes them to the real
+   depth. The caching allocator's figures, a model of the allocator rather than a count, are
+   extrapolated from the last two probes and marked ``estimated``.
 
 Nothing here knows about plans: :mod:`advisor.engines.simulate` builds the probes and falls
 back to the full replay when there is no repeating block or the probes are not affine.
@@ -38,7 +39,6 @@ from torch import nn
 from profilers.records import (
     AllocatorPeak,
     MemoryBreakdown,
-    ParamCounts,
     Provenance,
     RepeatReplay,
     StepCost,
@@ -357,6 +357,7 @@ class Probe:
     blocks: int
     clock: BlockClock = dataclasses.field(default_factory=BlockClock)
     result: TrialResult | None = None
+    plain_params: int | None = None  # parameters of the probe's model before the plan's cuts
     segment_peaks: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
     segment_breakdowns: dict[tuple[str, str], MemoryBreakdown] = dataclasses.field(default_factory=dict)
     segment_events: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
@@ -391,6 +392,11 @@ def _figures(probe: Probe) -> dict[tuple[str, ...], int]:
     if r.params is not None:
         for name in _PARAMS:
             out[("params", name)] = getattr(r.params, name)
+    if probe.plain_params is not None:
+        out[("plain_params",)] = probe.plain_params
+    for key, value in r.extra.items():  # the build's counts (frozen parameters, blocks wrapped)
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[("extra", key)] = value
     if r.simulation.host_peak_bytes is not None:  # activation offload's pinned host copies
         out[("host",)] = r.simulation.host_peak_bytes
     cost = r.simulation.step_cost
@@ -408,7 +414,7 @@ def _soft_figures(probe: Probe) -> dict[tuple[str, ...], int]:
     """Figures extrapolated from the last two probes even when not exactly affine."""
     r = probe.result
     assert r is not None and r.simulation is not None
-    out = {("unknown_reads",): r.simulation.unknown_value_reads}
+    out: dict[tuple[str, ...], int] = {("unknown_reads",): r.simulation.unknown_value_reads}
     alloc = r.simulation.cuda_allocator
     if alloc is not None:
         out[("allocator", "max_allocated_bytes")] = alloc.max_allocated_bytes
@@ -442,17 +448,12 @@ def _affine(
 
 
 def extrapolate(
-    probes: Sequence[Probe],
-    pattern: RepeatPattern,
-    *,
-    params: ParamCounts,
-    extra: dict[str, Any],
-    wall_time_s: float,
+    probes: Sequence[Probe], pattern: RepeatPattern, *, plain_params: int, wall_time_s: float
 ) -> TrialResult | str:
     """The result at the real depth from the last three probes, or why it cannot be had.
 
-    ``params`` are the counts of the real model under the plan (built on meta); they must equal
-    the probes' counts extrapolated. ``extra`` is the real build's notes.
+    ``plain_params`` is the parameter count of the real model before the plan (built on meta):
+    the probes' own counts, extrapolated, must equal it.
     """
     if len(probes) < 3:
         return "fewer than three probes"
@@ -467,10 +468,13 @@ def extrapolate(
     soft, soft_bad = _affine(probes, _soft_figures, n)
     last = probes[-1].result
     assert last is not None and last.tensor_peak is not None and last.simulation is not None
-    full = {name: exact[("params", name)] for name in _PARAMS if ("params", name) in exact}
-    real = {name: getattr(params, name) for name in _PARAMS}
-    if full and full != real:
-        return f"parameter counts extrapolated {full} differ from the real model's {real}"
+    if exact.get(("plain_params",)) != plain_params:
+        return f"parameters extrapolated ({exact.get(('plain_params',))}) differ from the real model's ({plain_params})"
+    params = last.params
+    if params is not None:
+        counts: dict[str, Any] = {name: exact[("params", name)] for name in _PARAMS}
+        params = dataclasses.replace(params, **counts)
+    extra = {k: exact.get(("extra", k), v) for k, v in last.extra.items()}
 
     segments = {(k[1], k[2]): v for k, v in exact.items() if k[0] == "segment"}
     events = probes[-1].segment_events
@@ -534,7 +538,7 @@ def extrapolate(
         params=params,
         tensor_peak=tensor_peak,
         simulation=simulation,
-        extra={**last.extra, **extra},
+        extra=extra,
         wall_time_s=wall_time_s,
     )
 

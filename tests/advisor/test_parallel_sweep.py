@@ -9,6 +9,7 @@ from torch import nn
 
 from advisor.cli import main
 from advisor.core.errors import InvalidInputError
+from advisor.engines.progress import SweepProgress
 from advisor.engines.simulate import default_workers, simulate_plans
 from advisor.models import ModuleSource
 from advisor.plans import parse_plans
@@ -26,7 +27,7 @@ def _figures(r: TrialResult) -> dict[str, Any]:
 @pytest.mark.slow
 def test_workers_give_the_serial_results_in_plan_order() -> None:
     plans = parse_plans(PLANS)
-    said: list[Any] = []
+    said: list[SweepProgress] = []
     seen: list[str] = []
     par = simulate_plans(
         "tiny-gpt2", plans, 2, 32, workers=2, progress=said.append, on_result=lambda r: seen.append(r.plan)
@@ -39,6 +40,7 @@ def test_workers_give_the_serial_results_in_plan_order() -> None:
     finished = [e for e in said if e.finished]  # one event per plan, as each finishes
     assert sorted(e.index for e in finished) == list(range(1, len(plans) + 1))
     assert [e.sweep_elapsed_s for e in finished] == sorted(e.sweep_elapsed_s for e in finished)
+    assert all(e.result is not None for e in finished)
 
 
 @pytest.mark.slow

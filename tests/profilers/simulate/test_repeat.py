@@ -14,7 +14,7 @@ from torch import nn
 from advisor.engines.simulate import simulate
 from advisor.models import HFModelSource, ModuleSource
 from profilers.records import Provenance, TrialResult
-from profilers.simulate.repeat import RepeatPattern, _pattern, find_repeats, keep_blocks
+from profilers.simulate.repeat import Probe, RepeatPattern, _pattern, extrapolate, find_repeats, keep_blocks
 
 pytestmark = pytest.mark.usefixtures("fast_simulations")
 
@@ -139,12 +139,15 @@ def test_alternating_layers_repeat_in_blocks_of_two(plan: str) -> None:
     assert (repeats.blocks, repeats.period_layers) == (10, 2) and repeats.probes in ((1, 2, 3), (2, 3, 4))
 
 
-def test_frozen_first_layers_are_a_fixed_prefix() -> None:
+def test_frozen_first_layers_take_deeper_probes() -> None:
+    """freeze-layers(k=2) cannot run on one layer, and two frozen layers alone are not on the
+    line of the real model (two frozen, the rest trained): the probes go deeper."""
     fast, full = _both(_llama(24), "freeze-layers(k=2)")
     _assert_same_figures(fast, full)
     repeats = fast.simulation.repeats  # type: ignore[union-attr]
     assert repeats is not None and repeats.extrapolated
-    assert (repeats.prefix_layers, repeats.blocks, repeats.suffix_layers) == (2, 22, 0)
+    assert repeats.probes[0] >= 2 and repeats.blocks == 24
+    assert fast.extra["frozen_layer_params"] == full.extra["frozen_layer_params"] > 0
 
 
 def test_cpu_target_and_accumulation() -> None:
@@ -257,3 +260,42 @@ def test_keep_blocks_cuts_the_layer_types() -> None:
     keep_blocks(model, pattern, 3)
     assert model.config.num_hidden_layers == 6
     assert model.config.layer_types == ["sliding_attention", "full_attention"] * 3
+
+
+def _probe(blocks: int, peak: int, activations: int, plain: int = 0) -> Probe:
+    """A probe whose one segment peaks at ``peak`` bytes, ``activations`` of them activations."""
+    from profilers.records import MemoryBreakdown, ParamCounts, SimulationRecord, TensorPeak, TrialStatus
+
+    rest = peak - activations
+    breakdown = MemoryBreakdown(rest, 0, 0, 0, 0, activations)
+    result = TrialResult(
+        model="m", plan="p", cuts=(), device="fake-cpu", batch_size=1, seq_len=8, status=TrialStatus.OK,
+        params=ParamCounts(10 * blocks, 10 * blocks, 40 * blocks, 40 * blocks, Provenance.SIMULATED),
+        tensor_peak=TensorPeak(peak, breakdown, rest, "backward", Provenance.SIMULATED),
+        simulation=SimulationRecord(phase_peaks={"backward": peak}),
+    )  # fmt: skip
+    probe = Probe(blocks, result=result, plain_params=plain or 10 * blocks)
+    probe.segment_peaks = {("backward", "outside"): peak}
+    probe.segment_breakdowns = {("backward", "outside"): breakdown}
+    return probe
+
+
+def test_extrapolate_takes_an_affine_line_to_the_real_depth() -> None:
+    pattern = RepeatPattern("layers", 10, prefix=0, period=1, blocks=10)
+    probes = [_probe(k, 1000 + 100 * k, 60 * k) for k in (1, 2, 3)]
+    out = extrapolate(probes, pattern, plain_params=100, wall_time_s=1.0)
+    assert isinstance(out, TrialResult)
+    assert out.tensor_peak is not None and out.tensor_peak.peak_bytes == 2000  # 1000 + 100 × 10
+    assert out.tensor_peak.breakdown.activation_bytes == 600
+    assert out.params is not None and out.params.total == 100
+    assert out.simulation is not None and out.simulation.phase_peaks == {"backward": 2000}
+
+
+def test_extrapolate_refuses_what_is_not_affine() -> None:
+    pattern = RepeatPattern("layers", 10, prefix=0, period=1, blocks=10)
+    bent = [_probe(1, 1100, 60), _probe(2, 1200, 120), _probe(3, 1350, 180)]
+    out = extrapolate(bent, pattern, plain_params=100, wall_time_s=1.0)
+    assert isinstance(out, str) and out.startswith("not affine in the number of blocks on probes 1..3")
+    wrong_params = [_probe(k, 1000 + 100 * k, 60 * k) for k in (1, 2, 3)]
+    out = extrapolate(wrong_params, pattern, plain_params=101, wall_time_s=1.0)
+    assert isinstance(out, str) and "differ from the real model's" in out
