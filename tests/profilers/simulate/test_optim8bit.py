@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import Any
 
 import pytest
 import torch
@@ -13,7 +14,6 @@ from profilers.records import Provenance, TrialStatus
 from profilers.simulate import FakeWorld, ShadowValues, new_fake_mode
 from profilers.simulate.optim8bit import AdamW8bitStandIn, adamw8bit_state_bytes
 from profilers.tracker import optimizer_state_tensors
-from profilers.trial import TrialSpec, run_trial
 
 pytestmark = pytest.mark.usefixtures("fast_simulations")
 
@@ -76,25 +76,12 @@ def test_stand_in_state_equals_real_bitsandbytes_state() -> None:
     assert _state_bytes(real) == _state_bytes(stand_in)
 
 
-def _measured_and_simulated(model: str, plan_name: str) -> tuple[object, object]:
-    from advisor.engines.simulate import simulate
-    from advisor.models import resolve_model
-    from advisor.plans import parse_plan, program_builder
-
-    source = resolve_model(model)
-    plan = parse_plan(plan_name)
-    spec = TrialSpec(model, plan.name, plan.cut_names, BATCH, SEQ, "cpu", warmup_steps=1, timed_steps=0)
-    measured = run_trial(spec, program_builder(plan, source, BATCH, SEQ))
-    simulated = simulate(source, plan, BATCH, SEQ, target="cpu", fake_device="cpu", count_cost=False)
-    return measured, simulated
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["tiny-llama", "tiny-gpt2", "tiny-bert"])
 @pytest.mark.parametrize("plan_name", ["adamw8bit", "lora+adamw8bit", "paged-adamw8bit"])
-def test_simulated_8bit_adamw_peak_equals_the_measured_cpu_peak(model: str, plan_name: str) -> None:
+def test_simulated_8bit_adamw_peak_equals_the_measured_cpu_peak(model: str, plan_name: str, cpu_truth: Any) -> None:
     pytest.importorskip("bitsandbytes")
-    measured, simulated = _measured_and_simulated(model, plan_name)
+    measured, simulated = cpu_truth(model, plan_name)
     assert measured.status is TrialStatus.OK, measured.reason  # type: ignore[attr-defined]
     assert simulated.status is TrialStatus.OK, simulated.reason  # type: ignore[attr-defined]
     meas, sim = measured.tensor_peak, simulated.tensor_peak  # type: ignore[attr-defined]
@@ -107,9 +94,9 @@ def test_simulated_8bit_adamw_peak_equals_the_measured_cpu_peak(model: str, plan
     )
 
 
-def test_without_bitsandbytes_it_simulates_and_measuring_asks_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_bitsandbytes_it_simulates_and_measuring_asks_for_it(monkeypatch: pytest.MonkeyPatch, cpu_truth: Any) -> None:
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import bitsandbytes → ImportError
-    measured, simulated = _measured_and_simulated("tiny-llama", "adamw8bit")
+    measured, simulated = cpu_truth("tiny-llama", "adamw8bit")
     assert measured.status is TrialStatus.UNSUPPORTED  # type: ignore[attr-defined]
     assert "pip install bitsandbytes" in (measured.reason or "")  # type: ignore[attr-defined]
     assert simulated.status is TrialStatus.OK, simulated.reason  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import Any
 
 import pytest
 import torch
@@ -19,7 +20,6 @@ from profilers.simulate.quant import (
     stand_in_for,
 )
 from profilers.tracker import quantization_state_tensors
-from profilers.trial import TrialSpec, run_trial
 
 pytestmark = pytest.mark.usefixtures("fast_simulations")
 
@@ -144,27 +144,14 @@ def test_8bit_cuda_forward_quantizes_the_input_to_int8() -> None:
     assert peak - resident == max(rows * K * 2 + rows * K + rows * 4, rows * K + rows * 4 + rows * N * 4 * 2)
 
 
-def _measured_and_simulated(model: str, plan_name: str) -> tuple[object, object]:
-    from advisor.engines.simulate import simulate
-    from advisor.models import resolve_model
-    from advisor.plans import parse_plan, program_builder
-
-    source = resolve_model(model)
-    plan = parse_plan(plan_name)
-    spec = TrialSpec(model, plan.name, plan.cut_names, BATCH, SEQ, "cpu", warmup_steps=1, timed_steps=0)
-    measured = run_trial(spec, program_builder(plan, source, BATCH, SEQ))
-    simulated = simulate(source, plan, BATCH, SEQ, target="cpu", fake_device="cpu", count_cost=False)
-    return measured, simulated
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["tiny-llama", "tiny-gpt2", "tiny-bert"])
 @pytest.mark.parametrize(
     "plan_name", ["qlora", "qlora(bits=8)", "qlora+grad-ckpt", "qlora(double_quant=false,quant_type=fp4)"]
 )
-def test_simulated_qlora_peak_equals_the_measured_cpu_peak(model: str, plan_name: str) -> None:
+def test_simulated_qlora_peak_equals_the_measured_cpu_peak(model: str, plan_name: str, cpu_truth: Any) -> None:
     pytest.importorskip("bitsandbytes")
-    measured, simulated = _measured_and_simulated(model, plan_name)
+    measured, simulated = cpu_truth(model, plan_name)
     assert measured.status is TrialStatus.OK, measured.reason  # type: ignore[attr-defined]
     assert simulated.status is TrialStatus.OK, simulated.reason  # type: ignore[attr-defined]
     meas, sim = measured.tensor_peak, simulated.tensor_peak  # type: ignore[attr-defined]
@@ -192,9 +179,9 @@ def test_peft_wrapped_4bit_layers_clone_their_output_and_the_others_do_not() -> 
     assert not any(isinstance(m, Linear8bitStandIn) for m in prog.model.modules())
 
 
-def test_without_bitsandbytes_qlora_simulates_and_measuring_asks_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_bitsandbytes_qlora_simulates_and_measuring_asks_for_it(monkeypatch: pytest.MonkeyPatch, cpu_truth: Any) -> None:
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import bitsandbytes → ImportError
-    measured, simulated = _measured_and_simulated("tiny-llama", "qlora")
+    measured, simulated = cpu_truth("tiny-llama", "qlora")
     assert measured.status is TrialStatus.UNSUPPORTED  # type: ignore[attr-defined]
     assert "pip install bitsandbytes" in (measured.reason or "")  # type: ignore[attr-defined]
     assert simulated.status is TrialStatus.OK, simulated.reason  # type: ignore[attr-defined]
