@@ -68,13 +68,9 @@ def _model(name: str, spec: dict[str, Any], workdir: Path) -> str:
 
 
 def _context_bytes(source: dict[str, Any]) -> int | None:
-    """The bare CUDA context a source measured on its own stack (MiB), when it says."""
-    for caveat in source.get("caveats", []):
-        if "context" in caveat and "MiB" in caveat:
-            digits = [w for w in caveat.replace(",", "").split() if w.isdigit()]
-            if digits:
-                return int(digits[0]) * 2**20
-    return None
+    """The bare CUDA context a source measured on its own stack (``cuda_context_mib``), if any."""
+    mib = source.get("cuda_context_mib")
+    return None if mib is None else int(mib) * 2**20
 
 
 def predict(case: dict[str, Any], model: str, source: dict[str, Any]) -> Row:
