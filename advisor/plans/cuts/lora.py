@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -289,25 +290,35 @@ class QLoRA(Cut):
         _lora_estimate(self, view)
         view.qlora_bits = int(self.bits)
 
+    def bnb_config(self, cut_names: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """``BitsAndBytesConfig`` keyword arguments for this cut, dtypes as their names; with
+        bf16 autocast in the plan (``cut_names``) a float32 compute dtype is written as
+        bfloat16. Followed: transformers 5.25 ``utils/quantization_config.py``."""
+        if self.bits == 8:
+            return {"load_in_8bit": True, "llm_int8_threshold": 0.0}
+        compute = "bfloat16" if self.compute_dtype == "float32" and "bf16" in cut_names else self.compute_dtype
+        kwargs: dict[str, Any] = {
+            "load_in_4bit": True,
+            "bnb_4bit_quant_type": self.quant_type,
+            "bnb_4bit_use_double_quant": self.double_quant,
+            "bnb_4bit_compute_dtype": compute,
+        }
+        if self.quant_storage != "uint8":
+            kwargs["bnb_4bit_quant_storage"] = self.quant_storage
+        return kwargs
+
     def add_code(self, code: TrainingCode) -> None:
         _lora_code(self, code)
         code.peft_imports.append("prepare_model_for_kbit_training")
         code.transformers_imports.append("BitsAndBytesConfig")
+        kwargs = self.bnb_config(code.cut_names)
         if self.bits == 4:
-            compute = {"float32": "torch.float32", "bfloat16": "torch.bfloat16", "float16": "torch.float16"}[
-                self.compute_dtype
-            ]
-            if self.compute_dtype == "float32" and "bf16" in code.cut_names:
-                compute = "torch.bfloat16"
+            dtypes = ("bnb_4bit_compute_dtype", "bnb_4bit_quant_storage")
+            code.before_load.append("bnb = BitsAndBytesConfig(")
             code.before_load += [
-                "bnb = BitsAndBytesConfig(",
-                "    load_in_4bit=True,",
-                f'    bnb_4bit_quant_type="{self.quant_type}",',
-                f"    bnb_4bit_use_double_quant={self.double_quant},",
-                f"    bnb_4bit_compute_dtype={compute},",
+                f"    {k}={'torch.' + v if k in dtypes else json.dumps(v) if isinstance(v, str) else v},"
+                for k, v in kwargs.items()
             ]
-            if self.quant_storage != "uint8":
-                code.before_load.append(f"    bnb_4bit_quant_storage=torch.{self.quant_storage},")
             code.before_load.append(")")
         else:
             # bitsandbytes' Linear8bitLt default, as measured and simulated (transformers' own
