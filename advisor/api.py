@@ -62,9 +62,12 @@ from advisor.plans import (
     parse_plans,
     user_plans,
 )
+from advisor.plans.configs import ConfigPlan, plan_from_config
+from advisor.plans.configs.nearest import neighbour_plans
 from advisor.recommend import (
     DEFAULT_GPU,
     Mode,
+    PlanVerdict,
     candidate_plans,
     default_backends,
     recommend,
@@ -83,6 +86,8 @@ from profilers.trial import UnsupportedConfiguration
 __all__ = [
     "DEFAULT_MARGIN",
     "CalibrationProfile",
+    "ConfigCheck",
+    "ConfigPlan",
     "GpuFigures",
     "GrowthLimits",
     "Plan",
@@ -91,6 +96,7 @@ __all__ = [
     "Workload",
     "advise",
     "calibrate",
+    "check_config",
     "check_margin",
     "check_run",
     "convergence_probe",
@@ -99,6 +105,7 @@ __all__ = [
     "gpu_figures",
     "growth_limits",
     "one_plan",
+    "plan_from_config",
     "plan_space",
     "plan_trials",
     "profile",
@@ -698,3 +705,121 @@ def calibrate(gpu: str | None = None, *, device_index: int = 0, save: bool = Tru
         path = save_calibration(profile)
         log.info("calibration of %s saved to %s", spec.key, path)
     return profile
+
+
+# -- users' own training configs ---------------------------------------------------------------
+
+# the sequence length simulated when the config names none (a TrainingArguments dump, PEFT)
+CONFIG_SEQ_LEN = 512
+
+
+@dataclass(frozen=True)
+class ConfigCheck:
+    """A training config checked against a GPU: the plan read from it (``config``), its
+    simulated step (``result``) and what that needs on ``gpu`` (``figures``: the need, and
+    ``fits`` by the one fit rule); when it does not fit, ``neighbours``: the recommender's
+    ranking of the plans one change away, whose best is :attr:`nearest`."""
+
+    config: ConfigPlan
+    model: str
+    seq_len: int
+    seq_len_assumed: bool  # the config names no sequence length: CONFIG_SEQ_LEN or the caller's
+    gpu: GpuSpec
+    result: TrialResult
+    figures: GpuFigures
+    neighbours: Advice | None = None
+
+    @property
+    def fits(self) -> bool | None:
+        return self.figures.fits
+
+    @property
+    def nearest(self) -> PlanVerdict | None:
+        """The best-ranked plan one change away that fits (``None``: the config fits as it is,
+        or no such plan fits)."""
+        return self.neighbours.best if self.neighbours is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: the plan understood, the need on the GPU, the verdict, the nearest plan."""
+        need = self.figures.need
+        nearest = self.nearest
+        return {
+            "config": self.config.to_dict(),
+            "model": self.model,
+            "seq_len": self.seq_len,
+            "seq_len_assumed": self.seq_len_assumed,
+            "gpu": self.gpu.key,
+            "memory_bytes": self.gpu.memory_bytes,
+            "budget_bytes": self.figures.budget_bytes,
+            "margin": self.figures.margin,
+            "status": self.result.status.value,
+            "reason": self.result.reason,
+            "tensor_peak_bytes": self.result.tensor_peak.peak_bytes if self.result.tensor_peak else None,
+            "need_bytes": need.total_bytes if need is not None else None,
+            "fits": self.fits,
+            "nearest": None
+            if nearest is None
+            else {
+                "plan": nearest.plan,
+                "need_bytes": nearest.need.total_bytes if nearest.need is not None else None,
+                "fits": nearest.fits,
+                "step_time_s": nearest.step_time_s,
+                "why": nearest.why,
+            },
+            "neighbours_tried": len(self.neighbours.ranked) + len(self.neighbours.excluded)
+            if self.neighbours is not None
+            else 0,
+        }
+
+
+def check_config(
+    config: str | Path | dict[str, Any] | Sequence[str | Path | dict[str, Any]],
+    *,
+    model: str | nn.Module | ModelSource | None = None,
+    gpu: str | GpuSpec | None = None,
+    gpu_mem: str | int | None = None,
+    seq_len: int | None = None,
+    margin: float = DEFAULT_MARGIN,
+    search: bool = True,
+    progress: Callable[[SweepProgress], None] | None = None,
+) -> ConfigCheck:
+    """Read a training config (see :func:`advisor.plan_from_config`; several files describing
+    one run together are fine) and check it on ``gpu``: simulate its step at its own micro-batch,
+    accumulation and sequence length, and decide the fit by the one fit rule (the memory less the
+    share ``margin``). When it does not fit and ``search`` is on, the plans one change away (a cut
+    added or swapped, or half the micro-batch with twice the accumulation) are ranked by
+    :func:`advise` on the same GPU and workload; the best that fits is ``.nearest``.
+
+    ``model`` is needed where the config names none (a TrainingArguments dump); a Hub id that
+    names a built-in preset's architecture (``meta-llama/Llama-3.2-1B``) is read as that preset.
+    ``seq_len`` overrides the config's (default :data:`CONFIG_SEQ_LEN` when it has none).
+    """
+    margin = check_margin(margin)
+    spec = target_gpu(gpu, gpu_mem)
+    cp = plan_from_config(config)
+    chosen = model if model is not None else cp.model
+    if chosen is None:
+        raise InvalidInputError(
+            "the config names no model (a TrainingArguments or PEFT config does not say which)",
+            "pass model='llama-3.2-1b' (a built-in name, a Hub id or a config.json)",
+            argument="model",
+        )
+    if seq_len is not None:
+        whole_number("seq_len", seq_len)
+    seq = seq_len or cp.seq_len or CONFIG_SEQ_LEN
+    name = chosen if isinstance(chosen, str) else getattr(chosen, "name", type(chosen).__name__)
+    check_plan(cp.plan)
+    result = simulate(chosen, cp.plan, batch_size=cp.batch_size, seq_len=seq)
+    figures = gpu_figures(result, spec, margin=margin)
+    neighbours = None
+    if search and figures.fits is False:
+        plans = neighbour_plans(cp.plan, cp.batch_size)
+        log.info("%s does not fit the %s: ranking %d plans one change away", cp.plan.name, spec.name, len(plans))
+        neighbours = advise(
+            chosen, gpu=spec, workload=Workload(micro_batch=cp.batch_size, seq_len=seq, margin=margin),
+            plans=plans, mode="simulate", check_top=0, progress=progress,
+        )  # fmt: skip
+    return ConfigCheck(
+        config=cp, model=str(name), seq_len=seq, seq_len_assumed=seq_len is None and cp.seq_len is None,
+        gpu=spec, result=result, figures=figures, neighbours=neighbours,
+    )  # fmt: skip

@@ -8,13 +8,25 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from advisor.cli import calibrate, convergence, gpus, models, profile, recommend, report, simulate, sweep, tui
+from advisor.cli import (
+    calibrate,
+    check,
+    convergence,
+    gpus,
+    models,
+    profile,
+    recommend,
+    report,
+    simulate,
+    sweep,
+    tui,
+)
 from advisor.cli.common import EXIT_USAGE, run_command
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 # in the order ``vram-advisor --help`` lists them
-COMMANDS = (profile, models, sweep, convergence, recommend, report, gpus, calibrate, tui, simulate)
+COMMANDS = (profile, models, sweep, convergence, recommend, report, gpus, calibrate, tui, simulate, check)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ from advisor.core.units import parse_count
 
 if TYPE_CHECKING:
     from advisor import api, report
+    from advisor.report import configs as report_configs
     from advisor.report import text as report_text
     from advisor.report import trial as trial_view
 
@@ -49,6 +50,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "report",
+    "report_configs",
     "report_text",
     "run_command",
     "trial_view",
@@ -84,6 +86,7 @@ if not TYPE_CHECKING:
     report = _OnFirstUse("advisor.report")
     trial_view = _OnFirstUse("advisor.report.trial")
     report_text = _OnFirstUse("advisor.report.text")
+    report_configs = _OnFirstUse("advisor.report.configs")
 
 
 def clock(seconds: float) -> str:
@@ -326,6 +329,7 @@ FLAGS: dict[str, str] = {
     "new": "--new",
     "device": "--device",
     "workers": "--workers",
+    "model": "--model",
 }
 # ``name=value`` where name is an argument: not a cut parameter (``accum(steps=4)``, ``lora(r=8,
 # alpha=16)``), not inside a word; the value unquoted when it was quoted for Python
