@@ -20,6 +20,7 @@ _API = {
     "simulate": "advisor.api",
     "sweep": "advisor.api",
     "advise": "advisor.api",
+    "check_config": "advisor.api",
 }
 _CORE = {
     "AdvisorError": "advisor.core.errors",
@@ -50,6 +51,11 @@ _PLANS = {
     "default_cuts": "advisor.plans",
     "parse_cuts": "advisor.plans",
     "parse_plans": "advisor.plans",
+    "ConfigConflictError": "advisor.plans.configs",
+    "ConfigError": "advisor.plans.configs",
+    "ConfigNotSupportedError": "advisor.plans.configs",
+    "ConfigPlan": "advisor.plans.configs",
+    "plan_from_config": "advisor.plans.configs",
 }
 _ENGINES = {
     "ConvergenceResult": "advisor.engines.convergence",
@@ -78,6 +84,7 @@ _RECOMMEND = {
 _REPORT = {
     "Advice": "advisor.report",
     "load_report": "advisor.report",
+    "config_snippets": "advisor.report.configs",
 }
 _RECORDS = {  # the runtime's result types (profilers.records)
     "MemoryBreakdown": "profilers.records",
@@ -111,7 +118,7 @@ def __dir__() -> list[str]:
 _compat.install()
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from advisor.api import advise, profile, simulate, sweep
+    from advisor.api import advise, check_config, profile, simulate, sweep
     from advisor.catalog.gpus import GpuSpec, custom_gpu, get_gpu, list_gpus
     from advisor.core.errors import (
         AdvisorError,
@@ -132,8 +139,16 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from advisor.engines.sweep import PlanChange, SweepProgress, SweepResult, load_sweep
     from advisor.models import ModelSource, ModuleSource, builtin_models, resolve_model
     from advisor.plans import Cut, Plan, PlanSpace, default_cuts, parse_cuts, parse_plans
+    from advisor.plans.configs import (
+        ConfigConflictError,
+        ConfigError,
+        ConfigNotSupportedError,
+        ConfigPlan,
+        plan_from_config,
+    )
     from advisor.recommend import PlanVerdict, RankBy, Recommendation, Workload
     from advisor.report import Advice, load_report
+    from advisor.report.configs import config_snippets
     from profilers.records import (
         MemoryBreakdown,
         ParamCounts,

@@ -75,7 +75,7 @@ def detect_format(data: Mapping[str, Any]) -> ConfigFormat:
         return ConfigFormat.PEFT
     if str(data.get("quant_method", "")).endswith("bitsandbytes") or any(k.startswith("bnb_4bit") for k in keys) or (
         keys and keys <= {"load_in_4bit", "load_in_8bit", "llm_int8_threshold", "llm_int8_skip_modules",
-                          "llm_int8_has_fp16_weight", "llm_int8_enable_fp32_cpu_offload"}
+                          "llm_int8_has_fp16_weight", "llm_int8_enable_fp32_cpu_offload", "_load_in_4bit", "_load_in_8bit"}
     ):  # fmt: skip
         return ConfigFormat.BITSANDBYTES
     if "zero_optimization" in keys or "train_micro_batch_size_per_gpu" in keys or "train_batch_size" in keys:

@@ -157,7 +157,7 @@ _TT_MODULES = {"q_proj": "q_proj", "k_proj": "k_proj", "v_proj": "v_proj", "outp
 _TT_MLP = ("gate_proj", "down_proj", "up_proj")  # torchtune w1, w2, w3
 _TT_NEUTRAL = {
     "output_dir", "tokenizer", "checkpointer", "resume_from_checkpoint", "save_adapter_weights_only", "seed",
-    "shuffle", "lr_scheduler", "loss", "epochs", "max_steps_per_epoch", "clip_grad_norm", "device", "metric_logger",
+    "shuffle", "lr_scheduler", "epochs", "max_steps_per_epoch", "clip_grad_norm", "device", "metric_logger",
     "log_every_n_steps", "log_peak_memory_stats", "log_level", "profiler", "collate_fn", "run_val_every_n_steps",
     "dataset_val", "batch_size_val", "custom_sharded_layers",
 }  # fmt: skip
@@ -251,6 +251,13 @@ def read_torchtune(data: Mapping[str, Any], r: Reading) -> None:
     tokenizer = d.get("tokenizer")
     if isinstance(tokenizer, Mapping) and tokenizer.get("max_seq_len"):
         r.set("seq_len", as_int("tokenizer.max_seq_len", tokenizer["max_seq_len"]), "tokenizer.max_seq_len")
+    loss = d.pop("loss", None)
+    if isinstance(loss, Mapping) and loss.get("_component_"):
+        r.ignore(
+            "loss._component_",
+            loss["_component_"],
+            "not modelled: the prediction is for the model's own loss",
+        )
     for key, value in d.items():
         if key not in _TT_NEUTRAL:
             r.ignore(key, value)
