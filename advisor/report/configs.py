@@ -20,11 +20,14 @@ from advisor.catalog.presets import PRESETS
 from advisor.plans import Cut, Plan, TrainingCode
 from advisor.plans.configs import ConfigPlan
 from advisor.plans.cuts import Sgd
+from advisor.recommend import PlanVerdict, Recommendation
+from advisor.report.snippets import verdict_cuts
 
 __all__ = [
     "ConfigSnippet",
     "axolotl_config",
     "bitsandbytes_kwargs",
+    "config_plan_for",
     "config_snippets",
     "configs_markdown",
     "lora_config_kwargs",
@@ -262,3 +265,9 @@ def configs_markdown(cp: ConfigPlan) -> str:
         parts.append(f"**{s.format}**\n\n```{s.language}\n{s.text}\n```")
         parts += [f"- {n}" for n in s.notes]
     return "\n\n".join(parts)
+
+
+def config_plan_for(rec: Recommendation, v: PlanVerdict) -> ConfigPlan:
+    """The config view of plan ``v`` of ``rec``: its cuts at the workload's sizes, for ``rec``'s model."""
+    plan = Plan.of(verdict_cuts(v))
+    return ConfigPlan.for_plan(plan, rec.workload.micro_batch, rec.workload.seq_len, rec.model)

@@ -18,6 +18,7 @@ from advisor.recommend import (
     Recommendation,
     ScratchComparison,
 )
+from advisor.report.configs import config_plan_for, configs_markdown
 from advisor.report.snippets import snippet
 from advisor.report.text import (
     HEADERS,
@@ -215,6 +216,9 @@ def to_markdown(rec: Recommendation, chart: str | None = None) -> str:
     if best is not None:
         out += [f"## How to run the best plan: {best.plan}", ""]
         out += [snippet(rec, best), ""]
+        if rec.model_task != "custom":  # a transformers model: the same plan in training tools' configs
+            out += ["### The same plan as a training config", ""]
+            out += [configs_markdown(config_plan_for(rec, best)), ""]
     if rec.command:
         out += ["## Reproduce this report", "", "```bash", rec.command, "```", ""]
     if rec.notes:

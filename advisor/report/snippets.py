@@ -11,7 +11,7 @@ import json
 import logging
 
 from advisor.core.errors import AdvisorError
-from advisor.plans import CUTS, TrainingCode
+from advisor.plans import CUTS, Cut, TrainingCode
 from advisor.plans.code import TRAINABLE_PARAMETERS
 from advisor.recommend import PlanVerdict, Recommendation
 
@@ -25,6 +25,7 @@ __all__ = [
     "training_arguments_code",
     "training_code",
     "transformers_code",
+    "verdict_cuts",
 ]
 
 # keyword arguments in the order generated code lists them (others follow, in plan order)
@@ -42,9 +43,9 @@ _TRAINING_ARGUMENT_ORDER = (
 _LOAD_ORDER = ("dtype", "quantization_config", "attn_implementation")
 
 
-def training_code(v: PlanVerdict) -> TrainingCode:
-    """The fragments the plan's cuts contribute, each cut adding its own (in plan order); cut
-    names this version does not know (an older or newer report) are left out."""
+def verdict_cuts(v: PlanVerdict) -> list[Cut]:
+    """The plan's cuts rebuilt from the settings a report keeps, in plan order; cut names this
+    version does not know (an older or newer report), or settings it cannot take, are left out."""
     classes = []
     for name in v.cuts:
         cls = CUTS.get(name)
@@ -52,15 +53,21 @@ def training_code(v: PlanVerdict) -> TrainingCode:
             log.warning("no cut named %r: it is left out of the generated code", name)
             continue
         classes.append(cls)
-    recorded = v.trial.extra.get("lora_targets") if v.trial is not None else None
-    code = TrainingCode(cut_names=frozenset(v.cuts), recorded_lora_targets=tuple(recorded or ()))
+    cuts: list[Cut] = []
     for cls in sorted(classes, key=lambda c: (c.order, c.name)):
         try:
-            cut = cls.from_settings(v.cut_settings.get(cls.name, {}))
+            cuts.append(cls.from_settings(v.cut_settings.get(cls.name, {})))
         except (AdvisorError, TypeError, ValueError) as exc:
             log.warning("cut %s with settings %s: %s; left out of the generated code", cls.name,
                         v.cut_settings.get(cls.name), exc)  # fmt: skip
-            continue
+    return cuts
+
+
+def training_code(v: PlanVerdict) -> TrainingCode:
+    """The fragments the plan's cuts contribute, each cut adding its own (in plan order)."""
+    recorded = v.trial.extra.get("lora_targets") if v.trial is not None else None
+    code = TrainingCode(cut_names=frozenset(v.cuts), recorded_lora_targets=tuple(recorded or ()))
+    for cut in verdict_cuts(v):
         cut.add_code(code)
     return code
 

@@ -344,3 +344,23 @@ def test_markdown_offers_every_format() -> None:
     text = configs_markdown(cp)
     assert text.count("```") == 2 * len(formats)
     assert "bnb_4bit_compute_dtype='bfloat16'" in text and "base_model: meta-llama/Llama-3.2-1B" in text
+
+
+def test_the_markdown_report_offers_the_best_plan_as_training_configs() -> None:
+    import dataclasses
+
+    from advisor.report import Advice
+    from advisor.report.configs import config_plan_for
+
+    from .test_recommend import fake_recommendation
+
+    rec = Advice.of(fake_recommendation(gpu="rtx-4090", plans="grad-ckpt+lora;sgd"))
+    best = rec.best
+    assert best is not None
+    cp = config_plan_for(rec, best)
+    assert cp.plan.name == best.plan and cp.batch_size == rec.workload.micro_batch
+    text = rec.to_markdown()
+    assert "### The same plan as a training config" in text
+    assert text.count("**axolotl**") == 1 and text.count("**torchtune**") == 1
+    custom = Advice.of(dataclasses.replace(rec, model_task="custom"))
+    assert "### The same plan as a training config" not in custom.to_markdown()  # a plain nn.Module
