@@ -192,5 +192,7 @@ class Reading:
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, tuple):
+        value = "|".join(str(v) for v in value)
     text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "…"
+    return text if len(text) <= 80 else text[:77] + "…"
