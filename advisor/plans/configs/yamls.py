@@ -52,12 +52,15 @@ def read_axolotl(data: Mapping[str, Any], r: Reading) -> None:
             "contradictory config: load_in_4bit and load_in_8bit are both true",
             "set one of load_in_4bit, load_in_8bit",
         )
-    bf16 = as_bool("bf16", d.pop("bf16", False))
+    bf16_value = d.pop("bf16", False)
+    bf16 = as_bool("bf16", bf16_value)
     fp16 = as_bool("fp16", d.pop("fp16", False))
     if bf16 and fp16:
         raise ConfigConflictError(
             "contradictory config: bf16 and fp16 are both true", "set one of bf16, fp16"
         )
+    if str(bf16_value).lower() == "auto":
+        r.notes.append("bf16: auto read as bf16 (axolotl uses it where the GPU supports it)")
     compute = "bfloat16" if bf16 else "float16" if fp16 else "float32"
     adapter = str(d.pop("adapter", "") or "").lower()
     if adapter not in ("", "lora", "qlora"):
