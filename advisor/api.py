@@ -779,6 +779,7 @@ def check_config(
     gpu: str | GpuSpec | None = None,
     gpu_mem: str | int | None = None,
     seq_len: int | None = None,
+    micro_batch_size: int | None = None,
     margin: float = DEFAULT_MARGIN,
     search: bool = True,
     progress: Callable[[SweepProgress], None] | None = None,
@@ -792,11 +793,16 @@ def check_config(
 
     ``model`` is needed where the config names none (a TrainingArguments dump); a Hub id that
     names a built-in preset's architecture (``meta-llama/Llama-3.2-1B``) is read as that preset.
-    ``seq_len`` overrides the config's (default :data:`CONFIG_SEQ_LEN` when it has none).
+    ``seq_len`` overrides the config's (default :data:`CONFIG_SEQ_LEN` when it has none), and
+    ``micro_batch_size`` its samples per forward pass (1 when it has none), keeping its accumulation.
     """
     margin = check_margin(margin)
     spec = target_gpu(gpu, gpu_mem)
     cp = plan_from_config(config)
+    if micro_batch_size is not None:
+        whole_number("micro_batch_size", micro_batch_size)
+        note = f"micro-batch {micro_batch_size} as given, not the config's {cp.micro_batch_size}"
+        cp = dataclasses.replace(cp, micro_batch_size=micro_batch_size, notes=(*cp.notes, note))
     chosen = model if model is not None else cp.model
     if chosen is None:
         raise InvalidInputError(

@@ -147,3 +147,20 @@ def test_acceptance_axolotl_qlora_on_an_rtx_4090(capsys: pytest.CaptureFixture[s
     doc = json.loads(capsys.readouterr().out)
     assert doc["fits"] is True and doc["need_bytes"] <= doc["budget_bytes"]
     assert doc["config"]["seq_len"] == 4096 and doc["gpu"] == "rtx-4090"
+
+
+def test_batch_and_sequence_where_the_config_has_none(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from peft import LoraConfig
+
+    LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]).save_pretrained(str(tmp_path))
+    config = str(tmp_path / "adapter_config.json")
+    args = ["check", config, "--model", "tiny-llama", "--gpu", "rtx-4090", "--no-search", "--json", "-q"]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["config"]["batch_size"] == 1 and doc["seq_len"] == api.CONFIG_SEQ_LEN and doc["seq_len_assumed"]
+    assert "no batch size in the config: micro-batch 1 assumed" in doc["config"]["notes"]
+    assert main([*args, "--batch", "3", "--seq", "64"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["config"]["batch_size"], doc["seq_len"], doc["seq_len_assumed"]) == (3, 64, False)
+    alone = api.simulate("tiny-llama", "lora(r=4,alpha=8,dropout=0.0,targets=q_proj|v_proj)", batch_size=3, seq_len=64)
+    assert alone.tensor_peak is not None and doc["tensor_peak_bytes"] == alone.tensor_peak.peak_bytes

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     line = ProgressLine(quiet=args.quiet)
     check = api.check_config(
         [Path(c) for c in args.config], model=args.model, gpu=args.gpu, gpu_mem=args.gpu_mem, seq_len=args.seq,
-        margin=args.margin, search=not args.no_search, progress=line,
+        micro_batch_size=args.batch, margin=args.margin, search=not args.no_search, progress=line,
     )  # fmt: skip
     line.done()
     if args.json:
@@ -146,6 +146,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--seq", "-s", type=positive_int, default=None,
         help=f"sequence length, where the config has none or to override it (default: the config's, else {512})",
+    )  # fmt: skip
+    p.add_argument(
+        "--batch", "-b", type=positive_int, default=None,
+        help="micro-batch (samples per forward pass), where the config has none or to override it; "
+        "its accumulation is kept (default: the config's, else 1)",
     )  # fmt: skip
     add_margin_arg(p, DEFAULT_MARGIN)
     p.add_argument("--no-search", action="store_true", help="do not look for the nearest plan that fits")

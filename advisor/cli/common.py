@@ -311,6 +311,7 @@ def check_outputs(*paths: str | Path | None) -> None:
 FLAGS: dict[str, str] = {
     "batch_size": "--batch",
     "micro_batch": "--batch",
+    "micro_batch_size": "--batch",
     "seq_len": "--seq",
     "steps": "--steps",
     "warmup_steps": "--warmup",

@@ -169,6 +169,8 @@ class Reading:
         if impl is not None:
             cuts.append(OptimizerImplementation(kind=impl))
         micro = int(v.get("micro_batch", 1))
+        if "micro_batch" not in v:
+            self.notes.append("no batch size in the config: micro-batch 1 assumed")
         steps = int(v.get("accumulation", 1))
         if steps > 1:
             cuts.append(Accumulation(steps=steps))
