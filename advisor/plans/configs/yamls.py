@@ -98,6 +98,11 @@ def read_axolotl(data: Mapping[str, Any], r: Reading) -> None:
         name = "bf16" if bf16 else "fp16"
         if four or eight or fp16:
             r.set("precision", name, name, f"{name} autocast")
+            if fp16 and not (four or eight):
+                r.notes.append(
+                    "axolotl loads the model in float16 under fp16: read as fp16 autocast on fp32 weights "
+                    "(an upper bound: there is no pure-fp16 cut)"
+                )
         else:
             r.set("precision", "bf16-weights", "bf16", "bf16-weights (base loaded in bfloat16)")
             r.notes.append("axolotl loads the model in bfloat16 under bf16: read as bf16-weights")
