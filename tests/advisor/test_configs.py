@@ -241,6 +241,17 @@ def test_two_configs_that_disagree_are_a_contradiction(tmp_path: Path) -> None:
         plan_from_config([ta, {"base_model": "tiny-llama", "micro_batch_size": 2}])
 
 
+def test_two_adapter_configs_that_disagree_are_a_contradiction() -> None:
+    with pytest.raises(ConfigConflictError, match="LoRA r is 16 in one place and 8"):
+        plan_from_config([{"peft_type": "LORA", "r": 16}, {"base_model": "tiny-llama", "adapter": "lora", "lora_r": 8}])
+
+
+def test_multi_gpu_keys_of_a_single_gpu_config_are_listed() -> None:
+    cp = plan_from_config({"per_device_train_batch_size": 2, "optim": "adamw_torch", "fsdp": "full_shard"})
+    assert cp.ignored == (("fsdp", "full_shard (multi-GPU: not yet supported, planned for one GPU)"),)
+    assert any("not yet supported" in n for n in cp.notes)
+
+
 def test_deepspeed_and_accelerate_are_read_and_refused(tmp_path: Path) -> None:
     ds = {"zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}},
           "train_micro_batch_size_per_gpu": 4, "gradient_accumulation_steps": 2, "bf16": {"enabled": True}}  # fmt: skip

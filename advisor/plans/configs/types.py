@@ -128,8 +128,16 @@ class Reading:
         self.ignored.append((key, text))
 
     def set_lora(self, key: str, **params: Any) -> None:
-        self.lora = {**(self.lora or {}), **{k: v for k, v in params.items() if v is not None}}
-        self.mapped.append((key, ", ".join(f"{k}={_short(v)}" for k, v in params.items() if v is not None)))
+        given = {k: v for k, v in params.items() if v is not None}
+        old = self.lora or {}
+        for k, v in given.items():
+            if k in old and old[k] != v:
+                raise ConfigConflictError(
+                    f"contradictory config: LoRA {k} is {_short(old[k])} in one place and {_short(v)} in {key}",
+                    "keep one adapter setting",
+                )
+        self.lora = {**old, **given}
+        self.mapped.append((key, ", ".join(f"{k}={_short(v)}" for k, v in given.items())))
 
     def set_quant(self, key: str, **params: Any) -> None:
         given = {k: v for k, v in params.items() if v is not None}
