@@ -11,6 +11,7 @@ note beside it, not a silent difference.
 from __future__ import annotations
 
 import ast
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,7 +119,8 @@ def _hub_id(model: str | None) -> str | None:
 def axolotl_config(cp: ConfigPlan) -> tuple[dict[str, Any], list[str]]:
     """(an axolotl config's memory-deciding keys, notes) for the plan of ``cp``."""
     plan = cp.plan
-    kwargs, notes = training_arguments_kwargs(plan, cp.micro_batch_size)
+    kwargs, _ = training_arguments_kwargs(plan, cp.micro_batch_size)  # the Trainer's optim name
+    notes: list[str] = []
     out: dict[str, Any] = {}
     if cp.model:
         out["base_model"] = _hub_id(cp.model)
@@ -158,6 +160,8 @@ def axolotl_config(cp: ConfigPlan) -> tuple[dict[str, Any], list[str]]:
         out["sdp_attention"] = True
     if "compile" in names:
         out["torch_compile"] = True
+    if "eager-attn" in names:
+        notes.append("eager attention: leave flash_attention and sdp_attention off")
     return out, notes
 
 
@@ -269,5 +273,11 @@ def configs_markdown(cp: ConfigPlan) -> str:
 
 def config_plan_for(rec: Recommendation, v: PlanVerdict) -> ConfigPlan:
     """The config view of plan ``v`` of ``rec``: its cuts at the workload's sizes, for ``rec``'s model."""
-    plan = Plan.of(verdict_cuts(v))
-    return ConfigPlan.for_plan(plan, rec.workload.micro_batch, rec.workload.seq_len, rec.model)
+    recorded = tuple(v.trial.extra.get("lora_targets") or ()) if v.trial is not None else ()
+    cuts = [
+        dataclasses.replace(c, targets=recorded)  # type: ignore[type-var]
+        if recorded and c.name in ("lora", "qlora") and not getattr(c, "targets", ())
+        else c
+        for c in verdict_cuts(v)
+    ]  # automatic LoRA targets: the ones the trial chose, so every format names them
+    return ConfigPlan.for_plan(Plan.of(cuts), rec.workload.micro_batch, rec.workload.seq_len, rec.model)

@@ -373,5 +373,11 @@ def test_the_markdown_report_offers_the_best_plan_as_training_configs() -> None:
     text = rec.to_markdown()
     assert "### The same plan as a training config" in text
     assert text.count("**axolotl**") == 1 and text.count("**torchtune**") == 1
+    # automatic LoRA targets are written as the ones the trial chose
+    assert best.trial is not None
+    chose = dataclasses.replace(best, trial=dataclasses.replace(best.trial, extra={"lora_targets": ["q_proj", "v_proj"]}))
+    cp = config_plan_for(rec, chose)
+    assert cp.plan.name == _plan("grad-ckpt+lora(targets=q_proj|v_proj)")
+    assert axolotl_config(cp)[0]["lora_target_modules"] == ["q_proj", "v_proj"]
     custom = Advice.of(dataclasses.replace(rec, model_task="custom"))
     assert "### The same plan as a training config" not in custom.to_markdown()  # a plain nn.Module
