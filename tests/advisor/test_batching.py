@@ -240,3 +240,21 @@ def test_advise_refuses_a_dataset_and_lengths_together() -> None:
 
     with pytest.raises(InvalidInputError, match="not both"):
         advise("tiny-llama", gpu_mem="1GiB", mode="simulate", plans="lora", lengths="p50=3,max=9", dataset=FIXTURE)
+
+
+def test_packing_turns_the_kv_cache_off_so_transformers_masks_each_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    import transformers.masking_utils as masking
+
+    found: list[object] = []
+    real = masking.find_packed_sequence_indices
+    monkeypatch.setattr(masking, "find_packed_sequence_indices", lambda pos: found.append(real(pos)) or found[-1])
+    source = resolve_model("tiny-llama")
+    model = source.build("cpu")
+    batch = source.make_packed_batch((3, 2), "cpu")
+    model(**batch)  # the config's use_cache: a DynamicCache in training, and no look for samples
+    assert found == []
+    plan, _, _ = resolve_batching(parse_plan("pack(max_tokens=8)"), None, 2, 4)
+    model = plan.cuts[0].apply_model(model, None)  # type: ignore[arg-type]
+    model(**batch)
+    assert len(found) == 1 and found[0] is not None
+    assert found[0].tolist() == [[0, 0, 0, 1, 1]]  # type: ignore[attr-defined]

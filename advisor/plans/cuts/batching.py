@@ -19,6 +19,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from torch import nn
+
 from advisor.core.errors import PlanError
 from advisor.core.lengths import LengthDistribution
 from advisor.plans.code import TrainingCode
@@ -247,6 +249,16 @@ class Pack(BatchingCut):
         worst = max(rows, key=lambda r: (sum(r), max(r)))
         total = sum(lengths)
         return BatchLayout(self.label(), 1, sum(worst), len(rows), total, total, tuple(worst))
+
+    def apply_model(self, model: nn.Module, ctx: BuildContext) -> nn.Module:
+        # transformers 5.25 (LlamaModel.forward, masking_utils._preprocess_mask_arguments): a
+        # model whose config keeps use_cache on builds a DynamicCache even in training, and with
+        # a cache it does not look for packed samples in position_ids — they would attend to
+        # each other. Packing correctly means use_cache=False (as gradient checkpointing sets).
+        config = getattr(model, "config", None)
+        if getattr(config, "use_cache", None):
+            config.use_cache = False  # type: ignore[union-attr]
+        return model
 
     def wrap_program(self, prog: StepProgram, ctx: BuildContext) -> StepProgram:
         if self.lengths is not None:
