@@ -247,7 +247,12 @@ def test_packing_turns_the_kv_cache_off_so_transformers_masks_each_sample(monkey
 
     found: list[object] = []
     real = masking.find_packed_sequence_indices
-    monkeypatch.setattr(masking, "find_packed_sequence_indices", lambda pos: found.append(real(pos)) or found[-1])
+
+    def spy(position_ids: torch.Tensor) -> object:
+        found.append(real(position_ids))
+        return found[-1]
+
+    monkeypatch.setattr(masking, "find_packed_sequence_indices", spy)
     source = resolve_model("tiny-llama")
     model = source.build("cpu")
     batch = source.make_packed_batch((3, 2), "cpu")
@@ -258,3 +263,22 @@ def test_packing_turns_the_kv_cache_off_so_transformers_masks_each_sample(monkey
     model(**batch)
     assert len(found) == 1 and found[0] is not None
     assert found[0].tolist() == [[0, 0, 0, 1, 1]]  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow  # importing datasets takes seconds
+def test_parquet_datasets_are_read_with_datasets(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"text": ["abcd" * 5, "ab"], "n": [1, 2]}).to_parquet(str(tmp_path / "d.parquet"))
+    assert dataset_lengths(tmp_path / "d.parquet").lengths == (5, 1)
+
+
+def test_the_workload_states_its_lengths_and_keeps_a_summary(skewed: LengthDistribution) -> None:
+    from advisor.recommend import Workload
+
+    with pytest.raises(InvalidInputError, match="longer than seq_len=128"):
+        Workload(seq_len=128, lengths=skewed)
+    workload = Workload(seq_len=256, lengths=skewed)
+    lengths = fixture_lengths()
+    assert workload.padding_waste == pytest.approx(1 - sum(lengths) / (len(lengths) * 256))
+    summary = workload.to_dict()["lengths"]
+    assert summary["max"] == 256 and summary["total_tokens"] == sum(lengths) and summary["count"] == 64
