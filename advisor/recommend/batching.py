@@ -46,16 +46,17 @@ def batching_clause(trial: TrialResult, workload: Workload) -> str:
 
 def budget_notes(verdicts: Sequence[PlanVerdict], workload: Workload) -> list[str]:
     """For each plan with a token budget (``pack``, ``token-budget``) whose largest micro-batch
-    is known: the largest budget that fits, which is that micro-batch's share of the budget."""
+    was found by trials: the largest budget that fits, which is that micro-batch's share of the
+    budget (an estimated micro-batch knows nothing of the model's positions: no note)."""
     notes = []
     for v in verdicts:
         for name in ("pack", "token-budget"):
             params = v.cut_settings.get(name)
-            if not params or v.max_micro_batch is None or not v.fits:
+            if not params or v.max_micro_batch is None or not v.fits or not v.max_micro_batch_checked:
                 continue
             key = "max_tokens" if name == "pack" else "tokens"
             budget = int(params[key]) * v.max_micro_batch // workload.micro_batch
-            how = "checked by trials" if v.max_micro_batch_checked else "estimated"
+            how = "checked by trials"
             if name == "pack":
                 how += ", a packed row kept within the model's positions"
             notes.append(
