@@ -31,6 +31,8 @@ _CORE = {
     "UnknownGpuError": "advisor.core.errors",
     "UnknownModelError": "advisor.core.errors",
     "parse_memory": "advisor.core.units",
+    "LengthDistribution": "advisor.core.lengths",
+    "parse_lengths": "advisor.core.lengths",
 }
 _CATALOG = {
     "GpuSpec": "advisor.catalog.gpus",
@@ -43,6 +45,7 @@ _MODELS = {
     "ModuleSource": "advisor.models",
     "builtin_models": "advisor.models",
     "resolve_model": "advisor.models",
+    "dataset_lengths": "advisor.models.datasets",
 }
 _PLANS = {
     "Cut": "advisor.plans",
@@ -129,6 +132,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         UnknownGpuError,
         UnknownModelError,
     )
+    from advisor.core.lengths import LengthDistribution, parse_lengths
     from advisor.core.units import parse_memory
     from advisor.engines.convergence import ConvergenceResult, LossCurve, convergence_probe
     from advisor.engines.estimate import EstimatedPeak, estimate_peak
@@ -138,6 +142,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from advisor.engines.overheads import predict_gpu_need
     from advisor.engines.sweep import PlanChange, SweepProgress, SweepResult, load_sweep
     from advisor.models import ModelSource, ModuleSource, builtin_models, resolve_model
+    from advisor.models.datasets import dataset_lengths
     from advisor.plans import Cut, Plan, PlanSpace, default_cuts, parse_cuts, parse_plans
     from advisor.plans.configs import (
         ConfigConflictError,

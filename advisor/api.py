@@ -33,6 +33,7 @@ from advisor.core.errors import (
     whole_number,
 )
 from advisor.core.io import environment
+from advisor.core.lengths import LengthDistribution, parse_lengths
 from advisor.core.units import parse_memory
 from advisor.engines.convergence import convergence_probe
 from advisor.engines.flops import StepCost, StepTimeEstimate, estimate_for_gpu, step_cost_of
@@ -46,6 +47,7 @@ from advisor.engines.simulate import simulate_plans as run_simulate_plans
 from advisor.engines.sweep import SweepProgress, SweepResult
 from advisor.engines.sweep import sweep as run_sweep
 from advisor.models import HFModelSource, ModelSource, resolve_model
+from advisor.models.datasets import dataset_lengths
 from advisor.plans import (
     CUT_SYNTAX_HINT,
     Cut,
@@ -64,10 +66,12 @@ from advisor.plans import (
 )
 from advisor.plans.configs import ConfigPlan, plan_from_config
 from advisor.plans.configs.nearest import neighbour_plans
+from advisor.plans.cuts.batching import resolve_batching
 from advisor.recommend import (
     DEFAULT_GPU,
     Mode,
     PlanVerdict,
+    batching_plans,
     candidate_plans,
     default_backends,
     recommend,
@@ -90,6 +94,7 @@ __all__ = [
     "ConfigPlan",
     "GpuFigures",
     "GrowthLimits",
+    "LengthDistribution",
     "Plan",
     "SimulatedPlans",
     "SweepProgress",
@@ -101,10 +106,12 @@ __all__ = [
     "check_run",
     "convergence_probe",
     "cut_names",
+    "dataset_lengths",
     "describe_cuts",
     "gpu_figures",
     "growth_limits",
     "one_plan",
+    "parse_lengths",
     "plan_from_config",
     "plan_space",
     "plan_trials",
@@ -116,6 +123,7 @@ __all__ = [
     "sweep",
     "target_gpu",
     "the_plan",
+    "with_lengths",
 ]
 
 log = logging.getLogger(__name__)
@@ -131,6 +139,7 @@ def profile(
     steps: int = 5,
     warmup_steps: int = 1,
     progress: Callable[[str], None] | None = None,
+    lengths: LengthDistribution | str | None = None,
 ) -> TrialResult:
     """Measure one training configuration of ``model`` on this machine.
 
@@ -138,11 +147,13 @@ def profile(
     ``"module.path:factory"``, or an ``nn.Module``. Runs ``warmup_steps`` steps, then ``steps``
     timed steps, then one step under exact memory tracking. Failures (out of memory, missing
     library, a model error) come back as the result's ``status`` and ``reason``; bad input
-    (unknown model, sizes out of range) raises :class:`advisor.AdvisorError`.
+    (unknown model, sizes out of range) raises :class:`advisor.AdvisorError`. A plan with a
+    batching cut (``pack(max_tokens=4096)``, ``group-by-length``…) runs the worst batch it forms
+    from ``lengths`` (a :class:`LengthDistribution` or ``"p50=300,p95=1800,max=4096"``).
     """
     from profilers.trial import resolve_device
 
-    plan = the_plan(plan)
+    plan, batch_size, seq_len = with_lengths(the_plan(plan), lengths, batch_size, seq_len)
     whole_number("steps", steps, 0)
     whole_number("warmup_steps", warmup_steps, 0)
     device = check_device(device)
@@ -169,6 +180,9 @@ def advise(
     check_top: int = 3,
     progress: Callable[[SweepProgress], None] | None = None,
     moe_imbalance: float = 1.0,
+    lengths: LengthDistribution | str | None = None,
+    dataset: str | Path | None = None,
+    text_field: str | None = None,
 ) -> Advice:
     """Rank training plans of ``model`` for the GPU ``gpu`` and the ``workload``.
 
@@ -188,6 +202,14 @@ def advise(
     with the cause and a hint. ``progress`` hears a :class:`SweepProgress` at the start and end
     of each plan's trial (phase ``"trials"``) and of each search for the largest micro-batch
     (phase ``"largest micro-batch"``).
+
+    Real sequence lengths — ``lengths`` (a :class:`LengthDistribution` or percentiles
+    ``"p50=300,p95=1800,max=4096"``) or a ``dataset`` file (``.jsonl``/``.json``/``.parquet``/
+    text, counted with the model's tokenizer when its folder has one, else estimated;
+    ``text_field`` names the field) — make every plan without a batching cut pad to the longest
+    sample, add the batching plans (group by length, packing, token budget; alone and with
+    LoRA), count tokens/s on real tokens, and say the padding in each why line; a packing
+    plan's largest micro-batch is its largest token budget in units of the padded batch.
     """
     workload = workload or Workload()
     if not isinstance(workload, Workload):
@@ -218,6 +240,19 @@ def advise(
         )
     plan_list = candidate_plans() if plans is None else explicit_plans(plans)  # before any model code
     source = resolve_model(model)
+    if isinstance(lengths, str):
+        lengths = parse_lengths(lengths)
+    if dataset is not None:
+        if lengths is not None:
+            raise InvalidInputError("give a dataset or lengths, not both", "drop one of dataset= and lengths=")
+        lengths = dataset_lengths(dataset, source, text_field=text_field)
+    lengths = lengths or workload.lengths
+    if lengths is not None:  # padded plans pad to the longest sample
+        workload = dataclasses.replace(workload, seq_len=lengths.max_len, lengths=lengths)
+        if plans is None:
+            limit = source.max_positions if isinstance(source, HFModelSource) else None
+            plan_list += batching_plans(lengths.max_len, workload.micro_batch, limit)
+        log.info("sequence lengths: %s", lengths.summary())
     source.check_sizes(workload.micro_batch, workload.seq_len)
     plan_text = plans if isinstance(plans, str) else None
     if plans is not None and not isinstance(plans, str):
@@ -312,6 +347,7 @@ def simulate(
     progress: Callable[[str], None] | None = None,
     extrapolate: bool = True,
     moe_imbalance: float = 1.0,
+    lengths: LengthDistribution | str | None = None,
     **legacy: Any,
 ) -> TrialResult:
     """Replay one training configuration of ``model`` on fake tensors: no GPU, no weights.
@@ -330,6 +366,7 @@ def simulate(
     (``result.simulation.repeats`` says from which); ``extrapolate=False`` replays every layer.
     Mixture-of-experts layers are replayed under balanced routing, or with the hottest expert
     at ``moe_imbalance`` (≥ 1) × its balanced share; ``simulation.moe_routing`` states it.
+    A batching cut's worst batch is formed from ``lengths`` as for :func:`profile`.
 
     The old spellings still work, with a ``DeprecationWarning``: sizes given positionally
     (``simulate(model, plan, 2, 512)``) and ``count_cost=`` for ``count_flops=``.
@@ -346,9 +383,10 @@ def simulate(
             "arguments: model, plan, batch_size, seq_len, target, count_flops, warmup_steps, "
             "progress, moe_imbalance",
         )
+    the, batch_size, seq_len = with_lengths(the_plan(plan), lengths, batch_size, seq_len)
     return run_simulation(
         model,
-        the_plan(plan),
+        the,
         batch_size,
         seq_len,
         target=target,
@@ -362,6 +400,16 @@ def simulate(
 
 
 # -- targets and plans: what the front ends turn their input into ----------------------------
+
+
+def with_lengths(
+    plan: Plan, lengths: LengthDistribution | str | None, batch_size: int, seq_len: int
+) -> tuple[Plan, int, int]:
+    """``plan`` with its batching cut given the lengths, and the worst batch's (rows, tokens a
+    row) it runs; a plan without one keeps ``batch_size`` × ``seq_len``."""
+    if isinstance(lengths, str):
+        lengths = parse_lengths(lengths)
+    return resolve_batching(plan, lengths, batch_size, seq_len)
 
 
 def the_plan(plan: Plan | str | None) -> Plan:

@@ -331,6 +331,9 @@ FLAGS: dict[str, str] = {
     "device": "--device",
     "workers": "--workers",
     "model": "--model",
+    "lengths": "--lengths",
+    "dataset": "--dataset",
+    "text_field": "--text-field",
 }
 # ``name=value`` where name is an argument: not a cut parameter (``accum(steps=4)``, ``lora(r=8,
 # alpha=16)``), not inside a word; the value unquoted when it was quoted for Python

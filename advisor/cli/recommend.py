@@ -53,9 +53,14 @@ def run(args: argparse.Namespace) -> int:
         check_top=args.check_top,
         progress=progress,
         moe_imbalance=args.moe_imbalance,
+        lengths=args.lengths,
+        dataset=args.dataset,
+        text_field=args.text_field,
     )
     progress.done()
     prefix = str(args.report) if args.report else None
+    if rec.workload.lengths is not None:  # the padded length is the longest sample's
+        workload = rec.workload
     command = api.recommend_command(
         args.model, rec.gpu, workload, rank_by=args.rank_by, mode=mode, plans=args.plans, report=prefix,
         moe_imbalance=args.moe_imbalance,
@@ -91,6 +96,17 @@ def add_parser(sub: Any) -> None:
         help="tokens in one pass over your data, e.g. 50M (default: 10M)",
     )  # fmt: skip
     p.add_argument("--epochs", type=positive_float, default=1.0, help="passes over the data (default: 1)")
+    lengths = p.add_mutually_exclusive_group()
+    lengths.add_argument(
+        "--dataset", type=Path, metavar="FILE",
+        help="your data (.jsonl, .json, .parquet or text lines): its real sample lengths, counted "
+        "with the model's tokenizer when it has one; adds packing and length-grouping plans",
+    )  # fmt: skip
+    lengths.add_argument(
+        "--lengths", metavar="PCTS",
+        help="sample lengths as percentiles instead, e.g. p50=300,p95=1800,max=4096",
+    )  # fmt: skip
+    p.add_argument("--text-field", help="the JSON field holding a sample's text (default: text, content, …)")
     add_margin_arg(p, DEFAULT_MARGIN)
     p.add_argument("--rank-by", choices=("time", "cost"), default="time", help="order of the plans that fit")
     how = p.add_mutually_exclusive_group()

@@ -137,6 +137,14 @@ def _fake_batch_source(source: ModelSource, world: FakeWorld) -> ModelSource:
         return world.batch(real)
 
     fake_source.make_batch = make_batch  # type: ignore[method-assign]
+    make_packed_real = source.make_packed_batch
+
+    def make_packed_batch(documents: tuple[int, ...], device: torch.device | str = "cpu", seed: int = 0) -> Any:
+        with unset_fake_temporarily():
+            real = make_packed_real(documents, "cpu", seed)
+        return world.batch(real)
+
+    fake_source.make_packed_batch = make_packed_batch  # type: ignore[method-assign]
     return fake_source
 
 

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from advisor.core.errors import InvalidInputError, UnknownModelError, whole_number
+from profilers.trial import UnsupportedConfiguration
 
 __all__ = [
     "Batch",
@@ -91,6 +92,16 @@ class ModelSource:
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """The scalar training loss of ``model`` on ``batch``."""
         raise NotImplementedError
+
+    def make_packed_batch(
+        self, documents: tuple[int, ...], device: torch.device | str = "cpu", seed: int = 0
+    ) -> Batch:
+        """One row of ``documents`` (their token counts) packed without padding, as
+        transformers' ``DataCollatorWithFlattening`` makes it; only causal language models."""
+        raise UnsupportedConfiguration(
+            f"{self.name} is not a causal language model: packing without padding "
+            "(DataCollatorWithFlattening) is for decoder models"
+        )
 
     def tokens_per_sample(self, seq_len: int) -> int:
         return seq_len
@@ -259,6 +270,25 @@ class HFModelSource(ModelSource):
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return model(**batch).loss  # type: ignore[no-any-return]
+
+    def make_packed_batch(
+        self, documents: tuple[int, ...], device: torch.device | str = "cpu", seed: int = 0
+    ) -> Batch:
+        if self.task is not Task.CAUSAL_LM:
+            return super().make_packed_batch(documents, device, seed)
+        # transformers 5.25 DataCollatorWithFlattening: input_ids concatenated, labels with
+        # -100 at each document's first token, position_ids restarting at 0 per document, no
+        # attention_mask; the model finds the documents from position_ids
+        # (masking_utils.find_packed_sequence_indices) and masks across them
+        from transformers import DataCollatorWithFlattening
+
+        gen = torch.Generator().manual_seed(seed)
+        low = min(5, self.vocab_size - 1)
+        features = [
+            {"input_ids": torch.randint(low, self.vocab_size, (n,), generator=gen).tolist()} for n in documents
+        ]
+        batch = DataCollatorWithFlattening(return_tensors="pt")(features)
+        return {k: v.to(device) for k, v in batch.items()}
 
 
 # -- plain nn.Modules ------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from advisor.recommend.backends import (
     step_time_on,
     target_present,
 )
-from advisor.recommend.candidates import CANDIDATE_COMBOS, candidate_plans
+from advisor.recommend.candidates import CANDIDATE_COMBOS, batching_plans, candidate_plans
 from advisor.recommend.command import DEFAULT_GPU, reproduce_command
 from advisor.recommend.orchestrate import recommend
 from advisor.recommend.ranking import (
@@ -88,6 +88,7 @@ __all__ = [
     "Recommendation",
     "ScratchComparison",
     "Workload",
+    "batching_plans",
     "candidate_plans",
     "cut_settings",
     "default_backends",

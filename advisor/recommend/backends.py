@@ -20,8 +20,9 @@ from advisor.engines.measure import measure_plan
 from advisor.engines.need import PredictedNeed
 from advisor.engines.overheads import gpu_need
 from advisor.engines.simulate import simulate
-from advisor.plans import Plan
+from advisor.plans import Cut, Plan
 from advisor.plans.cuts import CUTS
+from advisor.plans.cuts.batching import BatchingCut, resolve_batching
 from advisor.recommend.types import Mode
 from advisor.recommend.workload import Workload
 from profilers.records import Provenance, SimulationRecord, TrialResult, TrialStatus
@@ -36,6 +37,7 @@ __all__ = [
     "cut_settings",
     "default_backends",
     "estimated_trial",
+    "scaled_budget",
     "speed_sibling",
     "step_time_on",
     "target_present",
@@ -63,6 +65,8 @@ def cut_settings(plan: Plan) -> dict[str, dict[str, Any]]:
         values: dict[str, Any] = {}
         if dataclasses.is_dataclass(cut):
             for f in dataclasses.fields(cut):
+                if not f.compare:  # data a cut is given for a trial (a batching cut's lengths)
+                    continue
                 value = getattr(cut, f.name)
                 values[f.name] = list(value) if isinstance(value, tuple) else value
         else:
@@ -173,11 +177,29 @@ def default_backends(
         key = (plan.name, batch)
         if key not in cache:
             first = batch == workload.micro_batch
-            if mode is Mode.MEASURE:
+            if any(isinstance(c, BatchingCut) for c in plan.cuts):
+                cache[key] = batching_trial(plan, batch, first)
+            elif mode is Mode.MEASURE:
                 cache[key] = _measure(source, plan, batch, workload.seq_len, timed=first)
             else:
                 cache[key] = simulated(plan, batch, first)
         return cache[key]
+
+    def batching_trial(plan: Plan, batch: int, first: bool) -> TrialResult:
+        # the policy forms the epoch's batches from the real lengths and the trial runs the
+        # worst; a token budget (pack, token-budget) grows with the micro-batch searched
+        plan = Plan(tuple(scaled_budget(c, batch, workload.micro_batch) for c in plan.cuts))
+        resolved, rows, tokens = resolve_batching(plan, workload.lengths, batch, workload.seq_len)
+        try:  # a packed row longer than the model's positions: this plan, not the whole advice
+            source.check_sizes(rows, tokens)
+        except InvalidInputError as exc:
+            why = str(exc).splitlines()[0]
+            return TrialResult(source.name, plan.name, plan.cut_names, "none", rows, tokens, TrialStatus.UNSUPPORTED, why)
+        if mode is Mode.MEASURE:
+            return _measure(source, resolved, rows, tokens, timed=first)
+        return simulate(
+            source, resolved, rows, tokens, target="cuda", count_cost=first, moe_imbalance=moe_imbalance
+        )
 
     return Backends(
         trial=trial,
@@ -185,6 +207,18 @@ def default_backends(
         step_time=lambda t, plan: step_time_on(t, gpu),
         settings=cut_settings,
     )
+
+
+def scaled_budget(cut: Cut, batch: int, micro_batch: int) -> Cut:
+    """``cut`` with its token budget (``pack``'s ``max_tokens``, ``token-budget``'s ``tokens``)
+    scaled by ``batch / micro_batch``: the micro-batch search of a budgeted plan grows its
+    budget."""
+    if batch == micro_batch:
+        return cut
+    for name in ("max_tokens", "tokens"):
+        if isinstance(cut, BatchingCut) and isinstance(getattr(cut, name, None), int):
+            return dataclasses.replace(cut, **{name: getattr(cut, name) * batch // micro_batch})  # type: ignore[type-var]
+    return cut
 
 
 def _measure(source: Any, plan: Plan, batch: int, seq: int, timed: bool) -> TrialResult:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from advisor.plans import Plan
 from advisor.plans.cuts import default_cuts, parse_plan, singles
 
-__all__ = ["CANDIDATE_COMBOS", "candidate_plans"]
+__all__ = ["BATCHING_PARTNERS", "CANDIDATE_COMBOS", "batching_plans", "candidate_plans"]
 
 # Curated combinations tried on top of every single cut: the families that make big models fit.
 CANDIDATE_COMBOS: tuple[str, ...] = (
@@ -44,4 +44,25 @@ def candidate_plans() -> list[Plan]:
         if plan.name not in seen and plan.conflict() is None:
             plans.append(plan)
             seen.add(plan.name)
+    return plans
+
+
+# the plans each batching policy is also tried with (alone, and on top of these), when the
+# workload has real sequence lengths; any other combination can be asked for with ``plans``
+BATCHING_PARTNERS: tuple[str, ...] = ("lora",)
+
+
+def batching_plans(max_len: int, micro_batch: int, max_positions: int | None = None) -> list[Plan]:
+    """The batching policies for a workload with real lengths: group by length, and packing and
+    token-budget batches of as many tokens as the padded micro-batch holds
+    (``micro_batch`` × the longest sample, at most the model's positions), alone and with each
+    of :data:`BATCHING_PARTNERS`. Plans without a batching cut pad to the longest sample."""
+    tokens = micro_batch * max_len
+    if max_positions is not None:
+        tokens = max(max_len, min(tokens, max_positions))
+    policies = ["group-by-length", f"pack(max_tokens={tokens})", f"token-budget(tokens={tokens})"]
+    plans = []
+    for policy in policies:
+        plans.append(parse_plan(policy))
+        plans += [parse_plan(f"{partner}+{policy}") for partner in BATCHING_PARTNERS]
     return plans

@@ -39,6 +39,9 @@ def reproduce_command(
     args += ["--batch", str(workload.micro_batch), "--seq", str(workload.seq_len)]
     args += ["--dataset-tokens", str(workload.dataset_tokens), "--epochs", f"{workload.epochs:g}"]
     args += ["--margin", f"{workload.margin:g}"]
+    if workload.lengths is not None:
+        flag = "--lengths" if workload.lengths.counted_by == "percentiles" else "--dataset"
+        args += [flag, workload.lengths.origin]
     if rank_by is not RankBy.TIME:
         args += ["--rank-by", rank_by.value]
     if mode is Mode.SIMULATE:

@@ -21,6 +21,7 @@ from advisor.engines.progress import PlanEvents, ProgressCallback
 from advisor.plans import Plan
 from advisor.plans.cuts import CUTS
 from advisor.recommend.backends import Backends
+from advisor.recommend.batching import batching_clause, budget_notes, real_tokens_per_step
 from advisor.recommend.ranking import (
     NOISY_SPREAD,
     estimate_max_batch,
@@ -120,6 +121,8 @@ def recommend(
     for _, v, _ in evaluated:
         assert v.trial is not None
         why = why_line(v.trial, baseline, v.cuts) if _ok(v.trial) else (v.trial.reason or "")
+        if _ok(v.trial):
+            why += batching_clause(v.trial, workload)
         verdicts.append(dataclasses.replace(v, why=why))
     ranked = rank_verdicts(mark_pareto(verdicts), rank_by)
 
@@ -181,7 +184,7 @@ def recommend(
         model_task=model_task,
         environment=dict(environment or {}),
         command=command,
-        notes=_notes(mode, final),
+        notes=_notes(mode, final) + tuple(budget_notes(final, workload)),
     )
 
 
@@ -206,6 +209,7 @@ def _with_speed(
     tokens_per_step = trial.timing.tokens_per_step if trial.timing else 0
     if not tokens_per_step:
         tokens_per_step = trial.batch_size * trial.seq_len
+    tokens_per_step = real_tokens_per_step(trial, workload) or tokens_per_step
     tps = tokens_per_step / step_s
     time_s = workload.total_tokens / tps
     measured = prov is Provenance.MEASURED and trial.timing is not None

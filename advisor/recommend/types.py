@@ -347,6 +347,7 @@ class Recommendation:
                 "epochs": _fig(w.epochs, "epochs", INPUT),
                 "margin": _fig(w.margin, "fraction", INPUT),
                 "total_tokens": _fig(w.total_tokens, "tokens", INPUT),
+                **({"lengths": w.lengths.to_dict()} if w.lengths is not None else {}),
             },
             "budget": _fig(self.budget_bytes, "bytes", INPUT, memory_bytes=self.gpu.memory_bytes),
             "best": best.plan if best is not None else None,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.core.errors import InvalidInputError
+from advisor.core.lengths import LengthDistribution
 from advisor.core.units import parse_count  # noqa: F401  (its old home)
 from advisor.engines.need import DEFAULT_MARGIN, check_margin, usable_bytes
 
@@ -54,6 +55,9 @@ class Workload:
     dataset_tokens: int = 10_000_000
     epochs: float = 1.0
     margin: float = DEFAULT_MARGIN
+    # the samples' real lengths (a dataset file or percentiles): batching plans form their
+    # batches from them, and plans without a batching cut pad every sample to ``seq_len``
+    lengths: LengthDistribution | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         _whole("micro-batch", self.micro_batch, 1, "use a micro-batch of 1 or more, e.g. micro_batch=4")
@@ -68,6 +72,16 @@ class Workload:
                 f"epochs must be a number > 0, got {self.epochs!r}", "e.g. epochs=1, 3 or 0.5"
             )
         check_margin(self.margin)
+        if self.lengths is not None and not isinstance(self.lengths, LengthDistribution):
+            raise InvalidInputError(
+                f"lengths must be an advisor.LengthDistribution, got {type(self.lengths).__name__}",
+                "pass lengths=advisor.parse_lengths('p50=300,p95=1800,max=4096')",
+            )
+        if self.lengths is not None and self.lengths.max_len > self.seq_len:
+            raise InvalidInputError(
+                f"the longest sample ({self.lengths.max_len} tokens) is longer than seq_len={self.seq_len}",
+                f"pass seq_len={self.lengths.max_len} or more (the padded length)",
+            )
 
     @property
     def total_tokens(self) -> float:
@@ -83,14 +97,25 @@ class Workload:
         (:func:`advisor.engines.need.usable_bytes`, the one fit rule)."""
         return usable_bytes(memory_bytes, self.margin)
 
+    @property
+    def padding_waste(self) -> float | None:
+        """The share of padded tokens when every sample is padded to ``seq_len`` (``None``
+        without lengths)."""
+        if self.lengths is None:
+            return None
+        return 1.0 - self.lengths.mean_len / self.seq_len
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "dataset_tokens": self.dataset_tokens,
             "epochs": self.epochs,
             "margin": self.margin,
             "micro_batch": self.micro_batch,
             "seq_len": self.seq_len,
         }
+        if self.lengths is not None:  # a summary: a report keeps no per-sample lengths
+            out["lengths"] = self.lengths.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Workload:

@@ -167,6 +167,8 @@ def to_markdown(rec: Recommendation, chart: str | None = None) -> str:
         ],
         ["model parameters", format_count(rec.model_parameters), rec.parameters_provenance],
     ]
+    if w.lengths is not None:
+        rows.insert(-1, ["sequence lengths", w.lengths.summary(), INPUT])
     out += [table(["", "value", "source"], [[_md(c) for c in r] for r in rows], markdown=True), ""]
     out += [f"Environment: {_env_line(rec.environment)}.", ""]
 

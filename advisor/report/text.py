@@ -179,6 +179,10 @@ def summary_lines(rec: Recommendation) -> list[str]:
         f"Workload: micro-batch {w.micro_batch} × {w.seq_len} tokens; {format_count(w.dataset_tokens)} "
         f"tokens × {w.epochs:g} epoch{'s' if w.epochs != 1 else ''} = {format_count(round(w.total_tokens))} tokens.",
     ]
+    if w.lengths is not None:
+        lines.append(
+            f"Sequence lengths: {w.lengths.summary()}; plans without a batching cut pad to {w.seq_len}."
+        )
     if best is None:
         closest = rec.ranked[0] if rec.ranked else None
         lines.append(

@@ -11,7 +11,8 @@ code fragment: a new cut is one class in one file. The families:
 * :mod:`.precision` — bf16/fp16 autocast, pure bf16 weights;
 * :mod:`.optimizers` — SGD, Adafactor, 8-bit AdamW;
 * :mod:`.optimizer_impl` — the optimizer step as ``foreach``, a per-parameter loop or ``fused``;
-* :mod:`.execution` — accumulation, attention implementation, activation offload, compile.
+* :mod:`.execution` — accumulation, attention implementation, activation offload, compile;
+* :mod:`.batching` — batching policies over a real length distribution (pad, group, pack, token budget).
 
 The import order below is the registration order, which decides :func:`default_cuts` and the
 order of a sweep's plans. Plan text is parsed in :mod:`advisor.plans.parse` and plans are
@@ -33,6 +34,7 @@ from advisor.plans.cuts.execution import (
     SdpaAttention,
 )
 from advisor.plans.cuts.optimizer_impl import OptimizerImplementation
+from advisor.plans.cuts.batching import GroupByLength, Pack, PadToMax, TokenBudget
 
 # isort: on
 from advisor.plans.cuts.blocks import (
@@ -63,14 +65,18 @@ __all__ = [
     "FreezeLayers",
     "FrozenEmbeddings",
     "GradCheckpointing",
+    "GroupByLength",
     "LoRA",
     "OptimizerImplementation",
+    "Pack",
+    "PadToMax",
     "PlanSpace",
     "PrunedPlan",
     "QLoRA",
     "Scratch",
     "SdpaAttention",
     "Sgd",
+    "TokenBudget",
     "check_targets",
     "checkpoint_blocks",
     "combinations",
