@@ -20,6 +20,7 @@ _API = {
     "simulate": "advisor.api",
     "sweep": "advisor.api",
     "advise": "advisor.api",
+    "watch": "advisor.api",
 }
 _CORE = {
     "AdvisorError": "advisor.core.errors",
@@ -77,6 +78,8 @@ _RECOMMEND = {
 }
 _REPORT = {
     "Advice": "advisor.report",
+    "Watch": "advisor.report.watch",
+    "WatchReport": "advisor.report.watch",
     "load_report": "advisor.report",
 }
 _RECORDS = {  # the runtime's result types (profilers.records)
@@ -111,7 +114,7 @@ def __dir__() -> list[str]:
 _compat.install()
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from advisor.api import advise, profile, simulate, sweep
+    from advisor.api import advise, profile, simulate, sweep, watch
     from advisor.catalog.gpus import GpuSpec, custom_gpu, get_gpu, list_gpus
     from advisor.core.errors import (
         AdvisorError,
@@ -134,6 +137,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from advisor.plans import Cut, Plan, PlanSpace, default_cuts, parse_cuts, parse_plans
     from advisor.recommend import PlanVerdict, RankBy, Recommendation, Workload
     from advisor.report import Advice, load_report
+    from advisor.report.watch import Watch, WatchReport
     from profilers.records import (
         MemoryBreakdown,
         ParamCounts,

@@ -109,6 +109,7 @@ __all__ = [
     "sweep",
     "target_gpu",
     "the_plan",
+    "watch",
 ]
 
 log = logging.getLogger(__name__)
@@ -698,3 +699,65 @@ def calibrate(gpu: str | None = None, *, device_index: int = 0, save: bool = Tru
         path = save_calibration(profile)
         log.info("calibration of %s saved to %s", spec.key, path)
     return profile
+
+
+# -- watching the user's own loop --------------------------------------------------------------
+
+
+def watch(
+    model: nn.Module,
+    optimizer: Any = None,
+    *,
+    plan: Plan | str | None = None,
+    budget: str | int | None = None,
+    gpu: str | GpuSpec | None = None,
+    margin: float = DEFAULT_MARGIN,
+    warn_at: float = 0.95,
+    batch_size: int | None = None,
+    seq_len: int | None = None,
+    exact_every: int = 1,
+    step_on_optimizer: bool | None = None,
+    report: str | Path | None = None,
+    on_step: Callable[[Any], None] | None = None,
+    on_warning: Callable[[Any, str], None] | None = None,
+) -> Any:
+    """Watch your own training loop: a context manager measuring each step's peak memory (by
+    part: parameters, gradients, optimizer state, activations, …) and its time.
+
+    ``with advisor.watch(model, optimizer, plan="lora+bf16", budget="24GiB") as w: …`` — steps
+    end when ``optimizer.step()`` returns (or call ``w.step()`` yourself without an optimizer).
+    On CPU the exact tensor tracker measures every ``exact_every``-th step; on CUDA the
+    allocator's peak counters and NVML do. With ``plan`` the advisor simulates that plan on the
+    same model and batch (shape read from the first forward's ``input_ids``, or ``batch_size``
+    and ``seq_len``) and the report gives the prediction error. ``budget`` (memory, ``"22GiB"``
+    or bytes) or ``gpu`` (a catalog name) sets the budget: once a step's peak reaches
+    ``warn_at`` × the usable budget (the memory less ``margin``), a warning is logged and
+    ``on_warning(record, message)`` called. ``step_on_optimizer=False`` keeps the optimizer
+    (its state is counted) but leaves the step boundaries to ``w.begin_step()``/``w.end_step()``. ``on_step(record)`` gets every step's record.
+    Leaving the block returns nothing; ``w.report()`` gives the :class:`WatchReport`, written
+    atomically to ``report`` (``.md`` Markdown, else JSON) on exit when given.
+    """
+    from advisor.report.watch import Watch
+
+    if not 0 < warn_at <= 1:
+        raise InvalidInputError(f"warn_at must be in (0, 1], got {warn_at!r}", "e.g. warn_at=0.95")
+    whole_number("exact_every", exact_every, 1)
+    budget_bytes = warn_bytes = None
+    if budget is not None or gpu is not None:
+        spec = target_gpu(gpu, budget)
+        budget_bytes = usable_bytes(spec.memory_bytes, margin)
+        warn_bytes = int(budget_bytes * warn_at)
+    return Watch(
+        model,
+        optimizer,
+        plan=the_plan(plan) if plan is not None else None,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        budget_bytes=budget_bytes,
+        warn_bytes=warn_bytes,
+        exact_every=exact_every,
+        hook_optimizer=optimizer is not None if step_on_optimizer is None else step_on_optimizer,
+        report_path=report,
+        on_step=on_step,
+        on_warning=on_warning,
+    )
