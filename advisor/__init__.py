@@ -21,6 +21,7 @@ _API = {
     "sweep": "advisor.api",
     "advise": "advisor.api",
     "watch": "advisor.api",
+    "timeline": "advisor.api",
 }
 _CORE = {
     "AdvisorError": "advisor.core.errors",
@@ -83,6 +84,7 @@ _REPORT = {
     "load_report": "advisor.report",
 }
 _RECORDS = {  # the runtime's result types (profilers.records)
+    "MemoryTimeline": "profilers.timeline",
     "MemoryBreakdown": "profilers.records",
     "ParamCounts": "profilers.records",
     "Provenance": "profilers.records",
@@ -114,7 +116,7 @@ def __dir__() -> list[str]:
 _compat.install()
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from advisor.api import advise, profile, simulate, sweep, watch
+    from advisor.api import advise, profile, simulate, sweep, timeline, watch
     from advisor.catalog.gpus import GpuSpec, custom_gpu, get_gpu, list_gpus
     from advisor.core.errors import (
         AdvisorError,
@@ -147,3 +149,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         TrialResult,
         TrialStatus,
     )
+    from profilers.timeline import MemoryTimeline

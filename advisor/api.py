@@ -109,6 +109,7 @@ __all__ = [
     "sweep",
     "target_gpu",
     "the_plan",
+    "timeline",
     "watch",
 ]
 
@@ -761,3 +762,53 @@ def watch(
         on_step=on_step,
         on_warning=on_warning,
     )
+
+
+# -- memory over time ----------------------------------------------------------------------------
+
+
+def timeline(
+    model: str | nn.Module | ModelSource,
+    plan: Plan | str | None = None,
+    *,
+    batch_size: int = 4,
+    seq_len: int = 128,
+    target: str = "cuda",
+    max_samples: int = 2000,
+    chart: str | Path | None = None,
+    memory_snapshot: str | Path | None = None,
+    gpu: str | GpuSpec | None = None,
+    margin: float = DEFAULT_MARGIN,
+    progress: Callable[[str], None] | None = None,
+) -> TrialResult:
+    """Memory over one simulated step: the result of :func:`simulate` (every layer replayed)
+    with ``result.timeline``, the live bytes by category across forward, backward and the
+    optimizer, the peak's moment and the largest tensors alive at it with the op that made them.
+
+    ``chart`` writes it as a picture (``.svg``, or ``.png`` with matplotlib), with the usable
+    budget of ``gpu`` drawn when given; ``memory_snapshot`` writes the step as a
+    ``torch.cuda.memory._snapshot()`` pickle that pytorch.org/memory_viz opens. Both atomically.
+    """
+    import pickle
+
+    from advisor.core.io import atomic_write_bytes, check_writable
+    from advisor.engines.timeline import simulate_timeline
+    from advisor.report.timeline import write_timeline
+
+    whole_number("max_samples", max_samples, 2)
+    for path in (chart, memory_snapshot):
+        if path is not None:
+            check_writable(path)
+    result, snapshot = simulate_timeline(
+        model, the_plan(plan), batch_size, seq_len, target=target, max_samples=max_samples,
+        snapshot=memory_snapshot is not None, progress=progress,
+    )  # fmt: skip
+    if result.timeline is None:
+        return result
+    if chart is not None:
+        budget = usable_bytes(target_gpu(gpu).memory_bytes, margin) if gpu is not None else None
+        title = f"{result.model}: {result.plan}, batch {batch_size} × {seq_len} (simulated, {target})"
+        write_timeline(result.timeline, chart, title, budget)
+    if memory_snapshot is not None and snapshot is not None:
+        atomic_write_bytes(memory_snapshot, pickle.dumps(snapshot))
+    return result

@@ -95,6 +95,7 @@ class Tokens(torch.utils.data.Dataset):  # type: ignore[type-arg]
         return {"input_ids": self.ids[i], "labels": self.ids[i]}
 
 
+@pytest.mark.slow  # a few real Trainer steps and one simulation
 def test_hf_trainer_callback_matches_the_exact_tracker(tmp_path: Any) -> None:
     from advisor.integrations.hf import VramAdvisorCallback
 
