@@ -780,6 +780,8 @@ def timeline(
     gpu: str | GpuSpec | None = None,
     margin: float = DEFAULT_MARGIN,
     progress: Callable[[str], None] | None = None,
+    measure: bool = False,
+    device: str = "auto",
 ) -> TrialResult:
     """Memory over one simulated step: the result of :func:`simulate` (every layer replayed)
     with ``result.timeline``, the live bytes by category across forward, backward and the
@@ -788,26 +790,39 @@ def timeline(
     ``chart`` writes it as a picture (``.svg``, or ``.png`` with matplotlib), with the usable
     budget of ``gpu`` drawn when given; ``memory_snapshot`` writes the step as a
     ``torch.cuda.memory._snapshot()`` pickle that pytorch.org/memory_viz opens. Both atomically.
+    ``measure=True`` measures the step on ``device`` here instead (as :func:`profile` does;
+    the timeline is then ``measured``, and ``target`` is not used).
     """
     import pickle
 
     from advisor.core.io import atomic_write_bytes, check_writable
-    from advisor.engines.timeline import simulate_timeline
+    from advisor.engines.timeline import measure_timeline, simulate_timeline
     from advisor.report.timeline import write_timeline
 
     whole_number("max_samples", max_samples, 2)
     for path in (chart, memory_snapshot):
         if path is not None:
             check_writable(path)
-    result, snapshot = simulate_timeline(
-        model, the_plan(plan), batch_size, seq_len, target=target, max_samples=max_samples,
-        snapshot=memory_snapshot is not None, progress=progress,
-    )  # fmt: skip
+    if measure:
+        from profilers.trial import resolve_device
+
+        source = resolve_model(model)
+        check_measurable(source, resolve_device(device))
+        result, snapshot = measure_timeline(
+            source, the_plan(plan), batch_size, seq_len, device=device,
+            snapshot=memory_snapshot is not None, progress=progress,
+        )  # fmt: skip
+    else:
+        result, snapshot = simulate_timeline(
+            model, the_plan(plan), batch_size, seq_len, target=target, max_samples=max_samples,
+            snapshot=memory_snapshot is not None, progress=progress,
+        )  # fmt: skip
     if result.timeline is None:
         return result
     if chart is not None:
         budget = usable_bytes(target_gpu(gpu).memory_bytes, margin) if gpu is not None else None
-        title = f"{result.model}: {result.plan}, batch {batch_size} × {seq_len} (simulated, {target})"
+        how = f"measured on {result.device}" if measure else f"simulated, {target}"
+        title = f"{result.model}: {result.plan}, batch {batch_size} × {seq_len} ({how})"
         write_timeline(result.timeline, chart, title, budget)
     if memory_snapshot is not None and snapshot is not None:
         atomic_write_bytes(memory_snapshot, pickle.dumps(snapshot))

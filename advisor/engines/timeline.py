@@ -19,13 +19,14 @@ from torch import nn
 from advisor.engines.overheads import allocator_model
 from advisor.engines.simulate import fake_builder
 from advisor.models import ModelSource, resolve_model
-from advisor.plans import Plan, parse_plan, trial_spec
+from advisor.plans import Plan, parse_plan, program_builder, trial_spec
 from profilers.records import TrialResult
 from profilers.simulate import simulate_trial
 from profilers.simulate.moe import MoeRouting
 from profilers.simulate.phases import PhaseTracker
+from profilers.trial import run_trial
 
-__all__ = ["simulate_timeline"]
+__all__ = ["measure_timeline", "simulate_timeline"]
 
 log = logging.getLogger(__name__)
 
@@ -67,3 +68,25 @@ def simulate_timeline(
     if "timeline" in seen:
         result = dataclasses.replace(result, timeline=seen["timeline"])
     return result, seen.get("snapshot")
+
+
+def measure_timeline(
+    model: str | nn.Module | ModelSource,
+    plan: Plan | str | None = None,
+    batch_size: int = 4,
+    seq_len: int = 128,
+    *,
+    device: str = "auto",
+    snapshot: bool = False,
+    progress: Any = None,
+) -> tuple[TrialResult, dict[str, Any] | None]:
+    """As :func:`simulate_timeline`, for a step measured on this machine (one warm-up step,
+    one timed step, then the tracked step whose memory over time is kept; provenance
+    ``measured``)."""
+    source = resolve_model(model)
+    the_plan = parse_plan(plan) if isinstance(plan, str) else (plan or parse_plan("baseline"))
+    spec = trial_spec(the_plan, source, batch_size, seq_len, device=device, steps=1, warmup_steps=1)
+    spec = dataclasses.replace(spec, record_timeline=True, memory_snapshot=snapshot)
+    result = run_trial(spec, program_builder(the_plan, source, batch_size, seq_len), progress)
+    snap = result.extra.pop("memory_viz_snapshot", None) if snapshot else None
+    return result, snap

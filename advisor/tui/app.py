@@ -91,7 +91,7 @@ class VramAdvisorApp(App[None]):
         Binding("g", "choose_gpu", "GPU"),
         Binding("e", "export", "Export"),
         Binding("t", "toggle_rank", "Time/Cost"),
-        Binding("m", "memory_timeline", "Memory over time"),
+        Binding("m", "memory_timeline", "Memory over time", show=False),
         Binding("1", "tab('setup')", "Setup", show=False),
         Binding("2", "tab('results')", "Results", show=False),
         Binding("question_mark", "help", "Help"),

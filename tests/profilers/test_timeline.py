@@ -155,3 +155,19 @@ def test_chart_png_with_matplotlib(simulated: tuple[TrialResult, dict[str, Any],
 
 def test_categories_are_the_tracker_roles() -> None:
     assert set(CATEGORIES) == {r.value for r in Role}
+
+
+@pytest.mark.slow  # one measured step and one simulated step of tiny-llama
+def test_measured_timeline_matches_the_simulated_one_on_cpu(tmp_path: Path) -> None:
+    measured = advisor.timeline(
+        "tiny-llama", "lora", batch_size=2, seq_len=32, measure=True, device="cpu",
+        memory_snapshot=tmp_path / "m.pickle",
+    )  # fmt: skip
+    simulated = advisor.timeline("tiny-llama", "lora", batch_size=2, seq_len=32, target="cpu")
+    mt, st = measured.timeline, simulated.timeline
+    assert mt is not None and st is not None and measured.tensor_peak is not None
+    assert mt.peak_bytes == measured.tensor_peak.peak_bytes == st.peak_bytes
+    assert (mt.events, mt.peak_t, mt.peak_phase) == (st.events, st.peak_t, st.peak_phase)
+    assert "memory_viz_snapshot" not in measured.extra  # written to its file, not kept on the result
+    with open(tmp_path / "m.pickle", "rb") as fh:
+        assert pickle.load(fh)["device_traces"][0]
