@@ -64,6 +64,10 @@ def _binary_step(top: int) -> int:
 def timeline_svg(tl: MemoryTimeline, title: str = "Memory over the step", budget_bytes: int | None = None) -> str:
     """The timeline as a standalone SVG (see the module docstring)."""
     pw, ph = _W - _L - _R, _H - _T - _B
+    budget_note = ""
+    if budget_bytes is not None and budget_bytes > 3 * tl.peak_bytes:  # drawn, it would flatten the step
+        budget_note = f"; {tl.peak_bytes / budget_bytes:.1%} of the usable budget {format_bytes(budget_bytes)}"
+        budget_bytes = None
     t0, t1 = (tl.t[0], tl.t[-1]) if tl.t else (0, 1)
     span_t = max(1, t1 - t0)
     top = max(tl.peak_bytes, budget_bytes or 0, 1)
@@ -82,7 +86,8 @@ def timeline_svg(tl: MemoryTimeline, title: str = "Memory over the step", budget
         f'<rect width="{_W}" height="{_H}" fill="white"/>',
         f'<text x="{_L}" y="22" font-size="16" font-weight="bold">{escape(title)}</text>',
         f'<text x="{_L}" y="40" fill="#555">peak {escape(format_bytes(tl.peak_bytes))} in {escape(tl.peak_phase)}; '
-        f'{tl.events} allocation/free events{" (downsampled, peaks kept)" if tl.downsampled else ""}</text>',
+        f'{tl.events} allocation/free events{" (downsampled, peaks kept)" if tl.downsampled else ""}'
+        f"{escape(budget_note)}</text>",
     ]
     # phase bands with their names
     for i, p in enumerate(tl.phases):
@@ -182,6 +187,9 @@ def timeline_png(tl: MemoryTimeline, title: str = "Memory over the step", budget
     import io
 
     t = [*tl.t, tl.t[-1]] if tl.t else [0]
+    if budget_bytes is not None and budget_bytes > 3 * tl.peak_bytes:
+        title += f"\npeak {tl.peak_bytes / budget_bytes:.1%} of the usable budget {format_bytes(budget_bytes)}"
+        budget_bytes = None
     step = _binary_step(int(max(tl.peak_bytes, budget_bytes or 0, 1) * 1.05))
     unit, div = ("GiB", 2**30) if step >= 2**28 else ("MiB", 2**20) if step >= 2**18 else ("KiB", 2**10)
     fig, ax = plt.subplots(figsize=(9.6, 4.7), dpi=100)
