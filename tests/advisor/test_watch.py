@@ -215,3 +215,30 @@ def test_watch_rejects_bad_arguments() -> None:
         advisor.watch(model, warn_at=1.5)
     with pytest.raises(advisor.AdvisorError):
         advisor.watch(model, exact_every=0)
+
+
+def test_cuda_path_reads_the_allocator_peaks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No GPU here: torch.cuda's counters are stood in for, to check what the watcher reads
+    and when (reset at each step's start, peaks at its end)."""
+    from profilers import nvml
+    from profilers.watch import StepWatcher
+
+    calls: list[str] = []
+    peaks = iter([1000, 3000])
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append("sync"))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: calls.append("reset"))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: next(peaks))
+    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device=None: 4096)
+    monkeypatch.setattr(nvml, "status", lambda: type("S", (), {"available": False})())
+    model = torch.nn.Linear(4, 4)  # on the CPU: none of its tensors counts as resident on "cuda"
+    w = StepWatcher(model, device=torch.device("cuda"), hook_optimizer=False).start()
+    assert calls == ["sync", "reset"]
+    w.step()
+    w.end_step()
+    w.stop()
+    assert [(r.peak_bytes, r.reserved_bytes, r.source) for r in w.records] == [
+        (1000, 4096, "cuda-allocator"),
+        (3000, 4096, "cuda-allocator"),
+    ]
+    assert w.records[1].breakdown is not None and w.records[1].breakdown.activation_bytes == 3000
+    assert calls == ["sync", "reset", "sync", "sync", "reset", "sync"]
