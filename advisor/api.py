@@ -727,7 +727,8 @@ def watch(
 
     ``with advisor.watch(model, optimizer, plan="lora+bf16", budget="24GiB") as w: …`` — steps
     end when ``optimizer.step()`` returns (or call ``w.step()`` yourself without an optimizer).
-    On CPU the exact tensor tracker measures every ``exact_every``-th step; on CUDA the
+    On CPU the exact tensor tracker measures every ``exact_every``-th step (0: none, step times
+    only); on CUDA the
     allocator's peak counters and NVML do. With ``plan`` the advisor simulates that plan on the
     same model and batch (shape read from the first forward's ``input_ids``, or ``batch_size``
     and ``seq_len``) and the report gives the prediction error. ``budget`` (memory, ``"22GiB"``
@@ -742,7 +743,7 @@ def watch(
 
     if not 0 < warn_at <= 1:
         raise InvalidInputError(f"warn_at must be in (0, 1], got {warn_at!r}", "e.g. warn_at=0.95")
-    whole_number("exact_every", exact_every, 1)
+    whole_number("exact_every", exact_every, 0)
     budget_bytes = warn_bytes = None
     if budget is not None or gpu is not None:
         spec = target_gpu(gpu, budget)

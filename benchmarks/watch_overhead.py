@@ -1,20 +1,20 @@
 """What does ``advisor.watch`` cost the loop it watches? Median step time with and without.
 
-One run, one model, steps interleaved in rounds (bare, then each watched mode, round after
-round) so that machine load hits all alike. Modes:
+One run, one model. The modes alternate step by step (bare, watched timing-only, watched exact,
+bare, …) so that the machine's load, which varies on a shared box, hits all alike; each watched
+step is its own ``with advisor.watch(model, opt, …)`` block, so the watcher's set-up and the
+next step's registration (done inside ``optimizer.step``'s hook) are inside the timed step. Modes:
 
 * ``bare``: a plain PyTorch loop (forward, backward, AdamW step, zero_grad), no advisor code;
-* ``watch timing``: ``advisor.watch`` with the exact tracker sampled on 1 step in 1000 (so the
-  steps timed here are hooked and timed only: the cost of watching on CUDA, where the
-  allocator counts memory for free, is of this kind plus one synchronize);
-* ``watch exact 1/N``: the exact CPU tracker on one step in N (the rest timed only); the ratio
-  is for the mean step, amortised;
-* ``watch exact every``: the exact CPU tracker on every step (a TorchDispatchMode sees every
-  aten op).
+* ``watch timing``: ``exact_every=0``: hooks and step timing only. This is the cost of watching
+  on CUDA, where the allocator counts memory for free, less one ``synchronize``, and of the
+  CPU steps between exact ones;
+* ``watch exact``: the exact CPU tracker on the step (a TorchDispatchMode sees every aten op).
 
-Target: under 2% for the watched steps that are timed only. Prints a table; ``--json PATH`` saves it.
+With ``exact_every=N`` the mean step costs ((N − 1) × timing + exact) / N. Target: under 2% for
+the watched steps that are timed only. Prints a table; ``--json PATH`` saves it.
 
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/watch_overhead.py [--rounds 5] [--steps 4]
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/watch_overhead.py [--steps 30]
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -52,8 +51,7 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=4096)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=4, help="steps per mode per round")
+    parser.add_argument("--steps", type=int, default=30, help="steps per mode")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
@@ -66,46 +64,28 @@ def main() -> None:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    def bare(n: int) -> list[float]:
-        out = []
-        for _ in range(n):
+    def timed(every: int | None) -> float:
+        if every is None:
             t0 = time.perf_counter()
             one_step()
-            out.append(time.perf_counter() - t0)
-        return out
+            return time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with advisor.watch(model, opt, exact_every=every):
+            one_step()
+        return time.perf_counter() - t0
 
-    def watched(every: int) -> Callable[[int], list[float]]:
-        def run(n: int) -> list[float]:
-            out = []
-            with advisor.watch(model, opt, exact_every=every):
-                for _ in range(n):
-                    t0 = time.perf_counter()
-                    one_step()
-                    out.append(time.perf_counter() - t0)
-            return out
-
-        return run
-
-    every_n = args.steps  # one exact step per round
-    modes: dict[str, Callable[[int], list[float]]] = {
-        "bare": bare,
-        "watch timing": watched(1000),
-        f"watch exact 1/{every_n}": watched(every_n),
-        "watch exact every": watched(1),
-    }
-    bare(2)  # warm-up: AdamW's state, allocator, caches
+    modes: dict[str, int | None] = {"bare": None, "watch timing": 0, "watch exact": 1}
+    for every in (None, 0, 1):  # warm-up: AdamW's state, allocator, caches, the advisor's imports
+        timed(every)
     times: dict[str, list[float]] = {m: [] for m in modes}
-    for _ in range(args.rounds):
-        for name, run in modes.items():
-            ts = run(args.steps)
-            if name == "watch timing":
-                ts = ts[1:]  # the first step of a watch is the exact one (1 in 1000)
-            times[name].extend(ts)
+    for _ in range(args.steps):
+        for name, every in modes.items():
+            times[name].append(timed(every))
     base = statistics.median(times["bare"])
     rows: list[list[str]] = []
     result: dict[str, Any] = {
         "model": f"llama hidden={args.hidden} layers={args.layers} vocab={args.vocab}",
-        "batch": args.batch, "seq": args.seq, "rounds": args.rounds, "steps_per_round": args.steps,
+        "batch": args.batch, "seq": args.seq, "steps_per_mode": args.steps,
         "torch_threads": torch.get_num_threads(), "load_avg_1min": os.getloadavg()[0], "modes": {},
     }  # fmt: skip
     for name, ts in times.items():

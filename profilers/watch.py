@@ -13,7 +13,7 @@ hooking ``optimizer.step`` (a step ends when the optimizer has stepped), and mea
   (read from the tensors at the step's end) and the rest of the peak as activations.
 
 ``exact_every`` samples: the tracker is on for one step in ``exact_every`` (and the first), the
-others are timed only. Phases (forward, backward, optimizer) are marked by hooks on the model's
+others are timed only; 0 turns it off (on CPU: step times only). Phases (forward, backward, optimizer) are marked by hooks on the model's
 root forward and on the optimizer's step, so the tracker's peak phase is named.
 
 This is the runtime: it never imports ``advisor``; the budget and the prediction come in as
@@ -81,8 +81,8 @@ class StepWatcher:
     warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.exact_every < 1:
-            raise ValueError(f"exact_every must be at least 1, got {self.exact_every}")
+        if self.exact_every < 0:
+            raise ValueError(f"exact_every must be 0 (never) or more, got {self.exact_every}")
         self.optimizer = _unwrap(self.optimizer)
         if self.device is None:
             first = next(self.model.parameters(), None)
@@ -135,7 +135,7 @@ class StepWatcher:
     # -- steps -------------------------------------------------------------------------------
 
     def _exact_now(self) -> bool:
-        return (self._index - 1) % self.exact_every == 0
+        return self.exact_every > 0 and (self._index - 1) % self.exact_every == 0
 
     def begin_step(self, batch: Any = None) -> None:
         """Start measuring a step (a no-op when one is open already)."""

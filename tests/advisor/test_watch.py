@@ -214,7 +214,7 @@ def test_watch_rejects_bad_arguments() -> None:
     with pytest.raises(advisor.InvalidInputError):
         advisor.watch(model, warn_at=1.5)
     with pytest.raises(advisor.AdvisorError):
-        advisor.watch(model, exact_every=0)
+        advisor.watch(model, exact_every=-1)
 
 
 def test_cuda_path_reads_the_allocator_peaks(monkeypatch: pytest.MonkeyPatch) -> None:
