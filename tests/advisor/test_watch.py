@@ -150,6 +150,12 @@ def test_hf_trainer_callback_matches_the_exact_tracker(tmp_path: Any) -> None:
     err = report.prediction_error
     assert err is not None
     assert err == (report.prediction.peak_bytes - max(ref_peaks)) / max(ref_peaks)
+    # the simulation is exact but for the batch, which the Trainer makes before the step begins
+    # (so neither tracker sees it allocated): the difference is the predicted inputs (768 B)
+    # less one 4-byte scalar the Trainer's run has and the replay not (not yet pinned down)
+    assert report.prediction.breakdown is not None
+    inputs = report.prediction.breakdown.input_bytes
+    assert inputs - 4 <= report.prediction.peak_bytes - max(ref_peaks) <= inputs
     assert "prediction error" in report.to_markdown()
     data = json.loads((tmp_path / "watch.json").read_text())
     assert data["prediction_error"] == pytest.approx(err)
