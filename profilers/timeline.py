@@ -190,9 +190,10 @@ def memory_viz_snapshot(
 ) -> dict[str, Any]:
     """The step as ``torch.cuda.memory._snapshot()`` lays it out (torch 2.13,
     torch/cuda/memory.py ``_snapshot`` and torch/cuda/_memory_viz.py): one segment per storage
-    (its size rounded to 512 B like the caching allocator's small/large blocks are not: sizes
-    here are the exact tensor bytes), and a device trace of ``alloc`` / ``free_requested`` /
-    ``free_completed`` actions with addresses, sizes and a frame naming the op and role.
+    alive at the end, and a device trace of ``alloc`` / ``free_requested`` / ``free_completed``
+    actions with addresses, sizes and a frame naming the op (``name``) and the role
+    (``filename``). Sizes are the exact tensor bytes, not the caching allocator's rounded
+    blocks; addresses are distinct and 512-aligned.
     The first ``resident`` allocations (what lived before the step) are the segments'
     ``active_allocated`` blocks with no trace entry, as a snapshot taken mid-run shows them.
     """
