@@ -21,6 +21,8 @@ _API = {
     "sweep": "advisor.api",
     "advise": "advisor.api",
     "check_config": "advisor.api",
+    "watch": "advisor.api",
+    "timeline": "advisor.api",
 }
 _CORE = {
     "AdvisorError": "advisor.core.errors",
@@ -86,10 +88,13 @@ _RECOMMEND = {
 }
 _REPORT = {
     "Advice": "advisor.report",
+    "Watch": "advisor.report.watch",
+    "WatchReport": "advisor.report.watch",
     "load_report": "advisor.report",
     "config_snippets": "advisor.report.configs",
 }
 _RECORDS = {  # the runtime's result types (profilers.records)
+    "MemoryTimeline": "profilers.timeline",
     "MemoryBreakdown": "profilers.records",
     "ParamCounts": "profilers.records",
     "Provenance": "profilers.records",
@@ -121,7 +126,7 @@ def __dir__() -> list[str]:
 _compat.install()
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from advisor.api import advise, check_config, profile, simulate, sweep
+    from advisor.api import advise, check_config, profile, simulate, sweep, timeline, watch
     from advisor.catalog.gpus import GpuSpec, custom_gpu, get_gpu, list_gpus
     from advisor.core.errors import (
         AdvisorError,
@@ -154,6 +159,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from advisor.recommend import PlanVerdict, RankBy, Recommendation, Workload
     from advisor.report import Advice, load_report
     from advisor.report.configs import config_snippets
+    from advisor.report.watch import Watch, WatchReport
     from profilers.records import (
         MemoryBreakdown,
         ParamCounts,
@@ -163,3 +169,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         TrialResult,
         TrialStatus,
     )
+    from profilers.timeline import MemoryTimeline

@@ -123,6 +123,8 @@ __all__ = [
     "sweep",
     "target_gpu",
     "the_plan",
+    "timeline",
+    "watch",
     "with_lengths",
 ]
 
@@ -877,3 +879,129 @@ def check_config(
         config=cp, model=str(name), seq_len=seq, seq_len_assumed=seq_len is None and cp.seq_len is None,
         gpu=spec, result=result, figures=figures, neighbours=neighbours,
     )  # fmt: skip
+# -- watching the user's own loop --------------------------------------------------------------
+
+
+def watch(
+    model: nn.Module,
+    optimizer: Any = None,
+    *,
+    plan: Plan | str | None = None,
+    budget: str | int | None = None,
+    gpu: str | GpuSpec | None = None,
+    margin: float = DEFAULT_MARGIN,
+    warn_at: float = 0.95,
+    batch_size: int | None = None,
+    seq_len: int | None = None,
+    exact_every: int = 1,
+    step_on_optimizer: bool | None = None,
+    report: str | Path | None = None,
+    on_step: Callable[[Any], None] | None = None,
+    on_warning: Callable[[Any, str], None] | None = None,
+) -> Any:
+    """Watch your own training loop: a context manager measuring each step's peak memory (by
+    part: parameters, gradients, optimizer state, activations, …) and its time.
+
+    ``with advisor.watch(model, optimizer, plan="lora+bf16", budget="24GiB") as w: …`` — steps
+    end when ``optimizer.step()`` returns (or call ``w.step()`` yourself without an optimizer).
+    On CPU the exact tensor tracker measures every ``exact_every``-th step (0: none, step times
+    only); on CUDA the
+    allocator's peak counters and NVML do. With ``plan`` the advisor simulates that plan on the
+    same model and batch (shape read from the first forward's ``input_ids``, or ``batch_size``
+    and ``seq_len``) and the report gives the prediction error. ``budget`` (memory, ``"22GiB"``
+    or bytes) or ``gpu`` (a catalog name) sets the budget: once a step's peak reaches
+    ``warn_at`` × the usable budget (the memory less ``margin``), a warning is logged and
+    ``on_warning(record, message)`` called. ``step_on_optimizer=False`` keeps the optimizer
+    (its state is counted) but leaves the step boundaries to ``w.begin_step()``/``w.end_step()``. ``on_step(record)`` gets every step's record.
+    Leaving the block returns nothing; ``w.report()`` gives the :class:`WatchReport`, written
+    atomically to ``report`` (``.md`` Markdown, else JSON) on exit when given.
+    """
+    from advisor.report.watch import Watch
+
+    if not 0 < warn_at <= 1:
+        raise InvalidInputError(f"warn_at must be in (0, 1], got {warn_at!r}", "e.g. warn_at=0.95")
+    whole_number("exact_every", exact_every, 0)
+    budget_bytes = warn_bytes = None
+    if budget is not None or gpu is not None:
+        spec = target_gpu(gpu, budget)
+        budget_bytes = usable_bytes(spec.memory_bytes, margin)
+        warn_bytes = int(budget_bytes * warn_at)
+    return Watch(
+        model,
+        optimizer,
+        plan=the_plan(plan) if plan is not None else None,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        budget_bytes=budget_bytes,
+        warn_bytes=warn_bytes,
+        exact_every=exact_every,
+        hook_optimizer=optimizer is not None if step_on_optimizer is None else step_on_optimizer,
+        report_path=report,
+        on_step=on_step,
+        on_warning=on_warning,
+    )
+
+
+# -- memory over time ----------------------------------------------------------------------------
+
+
+def timeline(
+    model: str | nn.Module | ModelSource,
+    plan: Plan | str | None = None,
+    *,
+    batch_size: int = 4,
+    seq_len: int = 128,
+    target: str = "cuda",
+    max_samples: int = 2000,
+    chart: str | Path | None = None,
+    memory_snapshot: str | Path | None = None,
+    gpu: str | GpuSpec | None = None,
+    margin: float = DEFAULT_MARGIN,
+    progress: Callable[[str], None] | None = None,
+    measure: bool = False,
+    device: str = "auto",
+) -> TrialResult:
+    """Memory over one simulated step: the result of :func:`simulate` (every layer replayed)
+    with ``result.timeline``, the live bytes by category across forward, backward and the
+    optimizer, the peak's moment and the largest tensors alive at it with the op that made them.
+
+    ``chart`` writes it as a picture (``.svg``, or ``.png`` with matplotlib), with the usable
+    budget of ``gpu`` drawn when given; ``memory_snapshot`` writes the step as a
+    ``torch.cuda.memory._snapshot()`` pickle that pytorch.org/memory_viz opens. Both atomically.
+    ``measure=True`` measures the step on ``device`` here instead (as :func:`profile` does;
+    the timeline is then ``measured``, and ``target`` is not used).
+    """
+    import pickle
+
+    from advisor.core.io import atomic_write_bytes, check_writable
+    from advisor.engines.timeline import measure_timeline, simulate_timeline
+    from advisor.report.timeline import write_timeline
+
+    whole_number("max_samples", max_samples, 2)
+    for path in (chart, memory_snapshot):
+        if path is not None:
+            check_writable(path)
+    if measure:
+        from profilers.trial import resolve_device
+
+        source = resolve_model(model)
+        check_measurable(source, resolve_device(device))
+        result, snapshot = measure_timeline(
+            source, the_plan(plan), batch_size, seq_len, device=device,
+            snapshot=memory_snapshot is not None, progress=progress,
+        )  # fmt: skip
+    else:
+        result, snapshot = simulate_timeline(
+            model, the_plan(plan), batch_size, seq_len, target=target, max_samples=max_samples,
+            snapshot=memory_snapshot is not None, progress=progress,
+        )  # fmt: skip
+    if result.timeline is None:
+        return result
+    if chart is not None:
+        budget = usable_bytes(target_gpu(gpu).memory_bytes, margin) if gpu is not None else None
+        how = f"measured on {result.device}" if measure else f"simulated, {target}"
+        title = f"{result.model}: {result.plan}, batch {batch_size} × {seq_len} ({how})"
+        write_timeline(result.timeline, chart, title, budget)
+    if memory_snapshot is not None and snapshot is not None:
+        atomic_write_bytes(memory_snapshot, pickle.dumps(snapshot))
+    return result

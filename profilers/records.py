@@ -12,6 +12,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from profilers.timeline import MemoryTimeline
+
 __all__ = [
     "AllocatorPeak",
     "BackendStatus",
@@ -311,6 +313,7 @@ class TrialResult:
     wall_time_s: float = 0.0  # the whole trial, build included
     extra: dict[str, Any] = field(default_factory=dict)  # plan-specific figures (JSON-safe)
     simulation: SimulationRecord | None = None  # what a simulated trial adds
+    timeline: MemoryTimeline | None = None  # live bytes over the step, when asked for
 
     @property
     def ok(self) -> bool:
@@ -330,6 +333,8 @@ class TrialResult:
             out["tensor_peak"]["breakdown"]["total_bytes"] = self.tensor_peak.breakdown.total_bytes
         if self.simulation is not None:
             out["simulation"] = self.simulation.to_dict()
+        if self.timeline is not None:
+            out["timeline"] = self.timeline.to_dict()
         return out
 
     @classmethod
@@ -382,7 +387,9 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
         if f.name not in data:
             continue
         value = data[f.name]
-        if value is not None and f.name in _NESTED:
+        if value is not None and f.name == "timeline":
+            value = MemoryTimeline.from_dict(value)
+        elif value is not None and f.name in _NESTED:
             value = _from_dict(_NESTED[f.name], value)
         elif f.name == "provenance":
             value = Provenance(value)

@@ -25,6 +25,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from profilers.records import MemoryBreakdown, Provenance, TensorPeak
+from profilers.timeline import MemoryTimeline, build_timeline, memory_viz_snapshot
 
 __all__ = [
     "Role",
@@ -140,6 +141,12 @@ class TensorMemoryTracker(TorchDispatchMode):
         self.peak_bytes = 0
         self._peak_event = 0  # number of events replayed to reach the peak
         self.peak_phase = "forward"
+        # for the timeline (profilers.timeline): the op that made each storage, and where in
+        # the event log each phase began
+        self._op: Any = None  # the aten op being dispatched, while its outputs are tracked
+        self._op_of: dict[int, Any] = {}  # serial -> op (absent: registered before the step)
+        self._phase_marks: list[tuple[int, str]] = [(0, "forward")]
+        self._registered_events = 0  # leading events that are the resident storages
 
     # -- registration ------------------------------------------------------------------------
 
@@ -158,6 +165,8 @@ class TensorMemoryTracker(TorchDispatchMode):
         self._serial_by_id[key] = serial
         self._bytes[serial] = nbytes
         self._role[serial] = role
+        if self._op is not None:
+            self._op_of[serial] = self._op
         self._events.append(serial)
         self._live_bytes += nbytes
         self._finalizers.append(weakref.finalize(storage, self._freed, key, serial))
@@ -180,6 +189,7 @@ class TensorMemoryTracker(TorchDispatchMode):
             if storage is not None:
                 self._track(storage, role)
         self._resident_bytes = self._live_bytes
+        self._registered_events = len(self._events)
 
     def register_training_state(
         self,
@@ -220,6 +230,8 @@ class TensorMemoryTracker(TorchDispatchMode):
 
     def set_phase(self, phase: str) -> None:
         self.phase = phase
+        if self._phase_marks[-1][1] != phase:
+            self._phase_marks.append((len(self._events), phase))
 
     # -- the dispatch hook ---------------------------------------------------------------------
 
@@ -231,10 +243,12 @@ class TensorMemoryTracker(TorchDispatchMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         out = func(*args, **(kwargs or {}))
+        self._op = func
         for t in tensors_in(out):
             storage = _storage_of(t)
             if storage is not None:
                 self._track(storage, Role.ACTIVATION)
+        self._op = None
         return out
 
     def close(self) -> None:
@@ -268,6 +282,22 @@ class TensorMemoryTracker(TorchDispatchMode):
             input_bytes=by_role[Role.INPUT],
             activation_bytes=by_role[Role.ACTIVATION],
         )
+
+    def timeline(self, max_samples: int = 2000, top: int = 10) -> MemoryTimeline:
+        """Live bytes by category over the step so far (see :mod:`profilers.timeline`)."""
+        ops = {serial: str(op) for serial, op in self._op_of.items()}
+        return build_timeline(
+            self._events, self._bytes, {k: v.value for k, v in self._role.items()},
+            self._phase_marks, ops, max_samples=max_samples, top=top, start=self._registered_events,
+        )  # fmt: skip
+
+    def memory_viz_snapshot(self) -> dict[str, Any]:
+        """The step so far as a ``torch.cuda.memory._snapshot()`` dict (for memory_viz)."""
+        ops = {serial: str(op) for serial, op in self._op_of.items()}
+        return memory_viz_snapshot(
+            self._events, self._bytes, {k: v.value for k, v in self._role.items()}, ops,
+            resident=self._registered_events,
+        )  # fmt: skip
 
     def result(self, provenance: Provenance = Provenance.MEASURED) -> TensorPeak:
         breakdown = self.breakdown_at_peak()

@@ -217,6 +217,8 @@ class TrialSpec:
     warmup_steps: int = 1
     timed_steps: int = 5
     track_memory: bool = True
+    record_timeline: bool = False  # keep the tracked step's memory over time (result.timeline)
+    memory_snapshot: bool = False  # and its memory_viz snapshot (in extra["memory_viz_snapshot"])
 
 
 def _backend_statuses(device: torch.device) -> tuple[BackendStatus, ...]:
@@ -321,6 +323,7 @@ def run_trial(
 
     timing: Timing | None = None
     cuda_mem: CudaMemory | None = None
+    seen: dict[str, Any] = {}
     sampler = _PeakSampler(device)
     with _cleanup(device), sampler:
         prog: StepProgram | None = None
@@ -350,15 +353,21 @@ def run_trial(
                 )
             if spec.track_memory:
                 say("measuring the peak of one step")
-                draft.tensor_peak, cuda_mem = _tracked_step(prog, device)
+                draft.tensor_peak, cuda_mem = _tracked_step(prog, device, spec, seen)
         except Exception as exc:
             draft.fail(exc)
         finally:
             del prog  # free the model, optimizer state and batch before the next trial
-    return draft.finish(cuda=cuda_mem, nvml=sampler.nvml(), host=sampler.host(), timing=timing)
+    if "snapshot" in seen:
+        draft.extra["memory_viz_snapshot"] = seen["snapshot"]
+    return draft.finish(
+        cuda=cuda_mem, nvml=sampler.nvml(), host=sampler.host(), timing=timing, timeline=seen.get("timeline")
+    )
 
 
-def _tracked_step(prog: StepProgram, device: torch.device) -> tuple[TensorPeak, CudaMemory | None]:
+def _tracked_step(
+    prog: StepProgram, device: torch.device, spec: TrialSpec | None = None, seen: dict[str, Any] | None = None
+) -> tuple[TensorPeak, CudaMemory | None]:
     gc.collect()
     if device.type == "cuda":
         cuda_backend.reset_peaks(device)
@@ -368,6 +377,10 @@ def _tracked_step(prog: StepProgram, device: torch.device) -> tuple[TensorPeak, 
         with tracker:
             train_step(prog, tracker)
         peak = tracker.result(Provenance.MEASURED)
+        if spec is not None and seen is not None and spec.record_timeline:
+            seen["timeline"] = tracker.timeline()
+        if spec is not None and seen is not None and spec.memory_snapshot:
+            seen["snapshot"] = tracker.memory_viz_snapshot()
     finally:
         tracker.close()
     cuda_mem = cuda_backend.read_peaks(device) if device.type == "cuda" else None

@@ -23,6 +23,7 @@ from advisor.cli.simulate import need_rows
 from advisor.core.budget import DEFAULT_MARGIN
 from advisor.core.io import SCHEMA_VERSION, atomic_write_text, environment, write_json
 from advisor.core.tables import table, terminal_width
+from advisor.core.units import format_bytes
 
 __all__ = ["add_parser", "run"]
 
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     api.check_margin(args.margin)  # before any work
     gpu = api.target_gpu(args.gpu, args.gpu_mem) if args.gpu or args.gpu_mem else None
     plan = api.one_plan(cuts=args.cuts)
-    check_outputs(args.json, args.markdown)
+    check_outputs(args.json, args.markdown, args.timeline, args.memory_snapshot)
     progress = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     result = api.profile(
         args.model,
@@ -51,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
     if gpu is not None and result.ok:
         print()
         print(table(trial_view.FIGURE_COLUMNS, need_rows(result, gpu, args.margin), width=width))
+    timeline_md = ""
+    if result.ok and (args.timeline or args.memory_snapshot):
+        timeline_md = _timeline(args, plan, gpu)
     if args.json:
         doc = {
             "schema_version": SCHEMA_VERSION,
@@ -61,10 +65,46 @@ def run(args: argparse.Namespace) -> int:
         path = write_json(args.json, doc)
         print(f"\nwrote {path}")
     if args.markdown:
-        md = f"# Profile of {result.model}\n\n" + trial_view.trial_text(result, markdown=True) + "\n"
+        md = f"# Profile of {result.model}\n\n" + trial_view.trial_text(result, markdown=True) + "\n" + timeline_md
         path = atomic_write_text(args.markdown, md)
         print(f"wrote {path}")
     return EXIT_OK if result.ok else EXIT_ERROR
+
+
+def _timeline(args: argparse.Namespace, plan: Any, gpu: Any) -> str:
+    """One more measured step, kept over time: the chart and/or the memory_viz snapshot. Returns
+    the Markdown that links them (for ``--markdown``)."""
+    line = ProgressLine(f"{args.model} timeline: ", quiet=args.quiet)
+    res = api.timeline(
+        args.model, plan, batch_size=args.batch, seq_len=args.seq, measure=True, device=args.device,
+        chart=args.timeline, memory_snapshot=args.memory_snapshot, gpu=gpu, margin=args.margin, progress=line,
+    )  # fmt: skip
+    line.done()
+    tl = res.timeline
+    if tl is None:
+        print(f"\nno timeline: {res.reason}")
+        return ""
+    alive = ", ".join(f"{format_bytes(t.nbytes)} {t.category} ({t.op})" for t in tl.top_tensors[:3])
+    print(f"\nmemory over the step (measured): peak {format_bytes(tl.peak_bytes)} in {tl.peak_phase}; largest alive: {alive}")
+    md = ["", "## Memory over the step", ""]
+    if args.timeline is not None:
+        print(f"wrote chart {args.timeline}")
+        target = Path(args.timeline).resolve()
+        if args.markdown is not None:
+            try:
+                target = target.relative_to(Path(args.markdown).resolve().parent)
+            except ValueError:
+                pass
+        md.append(f"![memory over the step]({target.as_posix()})")
+        md.append("")
+    md.append(f"Peak {format_bytes(tl.peak_bytes)} in {tl.peak_phase} (measured). Largest tensors alive at the peak:")
+    md.append("")
+    md += [f"- {format_bytes(t.nbytes)} {t.category}, made by `{t.op}`" for t in tl.top_tensors[:5]]
+    if args.memory_snapshot is not None:
+        print(f"wrote memory_viz snapshot {args.memory_snapshot}")
+        md += ["", f"PyTorch memory_viz snapshot: [{Path(args.memory_snapshot).name}]({Path(args.memory_snapshot).as_posix()}) "
+               "(open it at https://pytorch.org/memory_viz)"]  # fmt: skip
+    return "\n".join(md) + "\n"
 
 
 def add_parser(sub: Any) -> None:
@@ -93,5 +133,13 @@ def add_parser(sub: Any) -> None:
     add_margin_arg(p, DEFAULT_MARGIN)
     p.add_argument("--json", type=Path, help="also write the result as JSON to this path")
     p.add_argument("--markdown", type=Path, help="also write the result as Markdown to this path")
+    p.add_argument(
+        "--timeline", type=Path, default=None,
+        help="also measure one more step over time and draw it (stacked by part, phases, the peak) to this .svg or .png",
+    )  # fmt: skip
+    p.add_argument(
+        "--memory-snapshot", type=Path, default=None,
+        help="also write that step as a torch.cuda.memory._snapshot() pickle for pytorch.org/memory_viz",
+    )  # fmt: skip
     add_quiet_arg(p)
     p.set_defaults(func=run)

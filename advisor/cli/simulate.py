@@ -159,7 +159,28 @@ def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
         line.done()
         print()
         print(table(trial_view.FIGURE_COLUMNS, growth_rows(limits, gpu, args.margin), width=width))
+    if args.timeline or args.memory_snapshot:
+        _timeline(args, plan, gpu)
     return [result]
+
+
+def _timeline(args: argparse.Namespace, plan: Any, gpu: GpuSpec | None) -> None:
+    """The step replayed once more in full, for its memory over time (chart and/or snapshot)."""
+    line = ProgressLine(f"{args.model} timeline: ", quiet=args.quiet)
+    tl_result = api.timeline(
+        args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target,
+        chart=args.timeline, memory_snapshot=args.memory_snapshot, gpu=gpu, margin=args.margin, progress=line,
+    )  # fmt: skip
+    line.done()
+    tl = tl_result.timeline
+    if tl is None:
+        print(f"\nno timeline: {tl_result.reason}")
+        return
+    alive = ", ".join(f"{format_bytes(t.nbytes)} {t.category} ({t.op})" for t in tl.top_tensors[:3])
+    print(f"\nmemory over the step: peak {format_bytes(tl.peak_bytes)} in {tl.peak_phase}; largest alive: {alive}")
+    for path, what in ((args.timeline, "chart"), (args.memory_snapshot, "memory_viz snapshot")):
+        if path is not None:
+            print(f"wrote {what} {path}")
 
 
 def _many(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
@@ -199,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     """Simulate one plan (with its need, and its growth if asked) or, with ``--sweep``, many."""
     api.check_margin(args.margin)  # before any work
     gpu = api.target_gpu(args.gpu, args.gpu_mem) if args.gpu or args.gpu_mem else None
-    check_outputs(args.json)
+    check_outputs(args.json, args.timeline, args.memory_snapshot)
     note_gpu(args.gpu)
     results = _many(args, gpu) if args.sweep else _one(args, gpu)
     if args.json:
@@ -262,5 +283,13 @@ def add_parser(sub: Any) -> None:
     )  # fmt: skip
     add_moe_arg(p)
     p.add_argument("--json", type=Path, help="also write the results as JSON to this path")
+    p.add_argument(
+        "--timeline", type=Path, default=None,
+        help="also draw memory over the step (stacked by part, phases, the peak) to this .svg or .png",
+    )  # fmt: skip
+    p.add_argument(
+        "--memory-snapshot", type=Path, default=None,
+        help="also write the step as a torch.cuda.memory._snapshot() pickle for pytorch.org/memory_viz",
+    )  # fmt: skip
     add_quiet_arg(p)
     p.set_defaults(func=run)

@@ -27,6 +27,7 @@ from textual.widgets import (
     RadioButton,
     RadioSet,
     SelectionList,
+    Sparkline,
     Static,
     TabbedContent,
     TabPane,
@@ -51,7 +52,7 @@ from advisor.tui.session import (
     known_cut_names,
     unused_prefix,
 )
-from advisor.tui.views import detail_text, fit_columns, plan_cell, result_rows, sort_key
+from advisor.tui.views import detail_text, fit_columns, plan_cell, result_rows, sort_key, sparkline_data
 from advisor.tui.widgets import CutList, FilterInput, MarkedRadioButton
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class VramAdvisorApp(App[None]):
         Binding("g", "choose_gpu", "GPU"),
         Binding("e", "export", "Export"),
         Binding("t", "toggle_rank", "Time/Cost"),
+        Binding("m", "memory_timeline", "Memory over time", show=False),
         Binding("1", "tab('setup')", "Setup", show=False),
         Binding("2", "tab('results')", "Results", show=False),
         Binding("question_mark", "help", "Help"),
@@ -167,10 +169,13 @@ class VramAdvisorApp(App[None]):
                 yield Static("", id="summary")
                 yield DataTable(id="results-table", cursor_type="row", zebra_stripes=True)
                 with VerticalScroll(id="detail"):
+                    yield Static("", id="timeline-label")
+                    yield Sparkline([], id="timeline-spark")
                     yield Static("Select a row to see its memory breakdown and snippet.", id="detail-body")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.show_timeline(None)
         self._fit_height()
         self._fill_gpu_list("")
         if self.gpu_error is not None:
@@ -435,6 +440,46 @@ class VramAdvisorApp(App[None]):
         if rec is None:
             return
         self.query_one("#detail-body", Static).update(detail_text(rec, plan))
+        try:
+            trial = rec.verdict(plan).trial
+        except KeyError:
+            trial = None
+        self.show_timeline(getattr(trial, "timeline", None), plan)
+
+    # -- memory over time ---------------------------------------------------------------------
+
+    def show_timeline(self, tl: Any, plan: str = "") -> None:
+        """The sparkline of live bytes over the step above the detail (hidden without one)."""
+        label = self.query_one("#timeline-label", Static)
+        spark = self.query_one("#timeline-spark", Sparkline)
+        label.display = spark.display = tl is not None
+        if tl is None:
+            return
+        spark.data = sparkline_data(tl.totals(), max(8, self.size.width - 8))
+        label.update(
+            f"[b]memory over the step[/b] {escape(plan)}: peak {format_bytes(tl.peak_bytes, 2)} in "
+            f"{escape(tl.peak_phase)} · phases {escape(' → '.join(p.name for p in tl.phases))} · simulated"
+        )
+
+    def action_memory_timeline(self) -> None:
+        """Simulate the selected plan's step in full and show its live bytes over time."""
+        plan = self._selected_plan()
+        config = self.session.config
+        if plan is None or config is None:
+            self.notify("select a plan first (run a sweep or open a report)", severity="warning")
+            return
+        self._status(f"replaying {plan} for its memory over time …")
+        self._timeline_worker(config.model, plan, config.workload.micro_batch, config.workload.seq_len)
+
+    @work(thread=True, exclusive=True, group="timeline")
+    def _timeline_worker(self, model: str, plan: str, batch: int, seq: int) -> None:
+        try:
+            result = api.timeline(model, plan, batch_size=batch, seq_len=seq)
+        except AdvisorError as exc:
+            self.call_from_thread(self._error, exc)
+            return
+        self.call_from_thread(self.show_timeline, result.timeline, plan)
+        self.call_from_thread(self._status, f"memory over time: {plan}" if result.timeline else f"no timeline: {result.reason}")
 
     # -- reports -----------------------------------------------------------------------------
 

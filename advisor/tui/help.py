@@ -46,6 +46,7 @@ The app opens on the Run button, so `r` runs at once; Tab moves between the fiel
 | `g` | choose the target GPU (type to filter, Enter picks the first match, ↓ the list) |
 | `e` | export the report (JSON + Markdown + SVG chart; asks before replacing files) |
 | `t` | rank by time ↔ cost |
+| `m` | memory over time of the selected plan: its step replayed in full, live bytes as a sparkline |
 | `1` / `2` | Setup / Results tab |
 | ↑ ↓ | select a plan in the results (its detail shows below) |
 | `Esc` | leave a text field |

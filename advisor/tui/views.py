@@ -247,3 +247,12 @@ def _snippet(rec: Any, v: Any) -> str:
         return str(snippet_for(rec, v))
     except Exception:  # a snippet is a convenience: never break the detail view over it
         return ""
+
+
+def sparkline_data(values: list[int], width: int) -> list[float]:
+    """``values`` in at most ``width`` points for a sparkline, each the largest of its run of
+    values (so the peak is never averaged away)."""
+    if len(values) <= width:
+        return [float(v) for v in values]
+    size = -(-len(values) // width)
+    return [float(max(values[i : i + size])) for i in range(0, len(values), size)]

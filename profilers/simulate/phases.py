@@ -64,12 +64,14 @@ class PhaseTracker(TensorMemoryTracker):
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Any:
         out = func(*args, **(kwargs or {}))
+        self._op = func  # the timeline names the op that made each storage
         for t in flat_tensors(out):
             try:
                 storage = t.untyped_storage()
             except (RuntimeError, NotImplementedError):
                 continue
             self._track(storage, Role.ACTIVATION)
+        self._op = None
         return out
 
     def event_log(self) -> tuple[list[int], dict[int, int]]:
