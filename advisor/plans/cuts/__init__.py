@@ -11,7 +11,8 @@ code fragment: a new cut is one class in one file. The families:
 * :mod:`.precision` — bf16/fp16 autocast, pure bf16 weights;
 * :mod:`.optimizers` — SGD, Adafactor, 8-bit AdamW;
 * :mod:`.optimizer_impl` — the optimizer step as ``foreach``, a per-parameter loop or ``fused``;
-* :mod:`.execution` — accumulation, attention implementation, activation offload, compile.
+* :mod:`.execution` — accumulation, attention implementation, activation offload, compile;
+* :mod:`.zero` — DeepSpeed ZeRO-1/2/3 over N GPUs (a distributed strategy).
 
 The import order below is the registration order, which decides :func:`default_cuts` and the
 order of a sweep's plans. Plan text is parsed in :mod:`advisor.plans.parse` and plans are
@@ -33,6 +34,7 @@ from advisor.plans.cuts.execution import (
     SdpaAttention,
 )
 from advisor.plans.cuts.optimizer_impl import OptimizerImplementation
+from advisor.plans.cuts.zero import ZeroCut
 
 # isort: on
 from advisor.plans.cuts.blocks import (
@@ -71,6 +73,7 @@ __all__ = [
     "Scratch",
     "SdpaAttention",
     "Sgd",
+    "ZeroCut",
     "check_targets",
     "checkpoint_blocks",
     "combinations",
