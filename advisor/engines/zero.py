@@ -16,12 +16,13 @@ import dataclasses
 
 import torch
 
-from advisor.core.errors import InvalidInputError, PlanError
+from advisor.core.errors import AdvisorError, InvalidInputError, PlanError
 from advisor.engines.comm import comm_volume
 from advisor.models import ModelSource
 from advisor.plans import Plan
 from advisor.plans.build import build_model, prepare
-from advisor.plans.cuts.zero import ZeroCut
+from advisor.plans.cuts.precision import Bf16Autocast, Bf16Weights
+from advisor.plans.cuts.zero import ZeroCut, deepspeed_available
 from advisor.plans.types import BuildContext
 from profilers.records import (
     AllocatorPeak,
@@ -41,7 +42,7 @@ from profilers.simulate.zero import (
 )
 from profilers.trial import UnsupportedConfiguration
 
-__all__ = ["check_cluster", "local_plan", "plan_params", "zero_cut_of", "zero_layout_for", "zero_rank_result"]
+__all__ = ["check_cluster", "check_zero_measurable", "local_plan", "plan_params", "zero_cut_of", "zero_layout_for", "zero_rank_result"]
 
 _SIXTEEN_BIT = frozenset({"bf16", "fp16", "bf16-weights"})  # plans DeepSpeed runs in 16-bit
 
@@ -52,8 +53,13 @@ def zero_cut_of(plan: Plan) -> ZeroCut | None:
 
 
 def local_plan(plan: Plan) -> Plan:
-    """What one rank replays: ``plan`` without its ``zero`` cut."""
-    return Plan.of(c for c in plan.cuts if not isinstance(c, ZeroCut))
+    """What one rank replays: ``plan`` without its ``zero`` cut, and DeepSpeed's ``bf16`` mode
+    (the module cast to bfloat16, no autocast: no cached bf16 copies of fp32 weights) for the
+    ``bf16`` cut."""
+    cuts = [c for c in plan.cuts if not isinstance(c, ZeroCut)]
+    if any(isinstance(c, Bf16Autocast) for c in cuts) and not any(isinstance(c, Bf16Weights) for c in cuts):
+        cuts = [Bf16Weights() if isinstance(c, Bf16Autocast) else c for c in cuts]
+    return Plan.of(cuts)
 
 
 def check_cluster(plan: Plan, gpus: int, nodes: int = 1) -> None:
@@ -74,6 +80,21 @@ def check_cluster(plan: Plan, gpus: int, nodes: int = 1) -> None:
             f"{strategies[0].label()} is a distributed strategy and needs more than one GPU, got gpus=1",
             f"pass gpus=2 or more with {strategies[0].name}, or drop it from the plan",
         )
+
+
+def check_zero_measurable(plan: Plan) -> None:
+    """A measured run of a ``zero`` plan, refused with one clear error: without DeepSpeed it
+    cannot run, and the launcher for a measured ZeRO run is not here yet (simulate it)."""
+    cut = zero_cut_of(plan)
+    if cut is None:
+        return
+    simulate_hint = f"simulate it instead: vram-advisor simulate --plans '{plan.name}' --gpus 8"
+    if not deepspeed_available():
+        raise AdvisorError(
+            f"a measured {cut.label()} run needs DeepSpeed, which is not installed",
+            "pip install 'vram-advisor[deepspeed]' (DeepSpeed ≥ 0.19), or " + simulate_hint,
+        )
+    raise AdvisorError(f"measuring {cut.label()} under a launcher is not supported yet", simulate_hint)
 
 
 def _element_bytes(plan: Plan) -> int:
@@ -99,12 +120,19 @@ def _optimizer_bytes_per_element(plan: Plan, batch_size: int, seq_len: int) -> i
 
 
 def zero_layout_for(
-    plan: Plan, source: ModelSource, batch_size: int, seq_len: int, gpus: int
+    plan: Plan,
+    source: ModelSource,
+    batch_size: int,
+    seq_len: int,
+    gpus: int,
+    params: list[ParamInfo] | None = None,
 ) -> tuple[ZeroLayout, list[ParamInfo]]:
-    """DeepSpeed's per-rank layout of ``plan`` (which has a ``zero`` cut) on ``gpus`` ranks."""
+    """DeepSpeed's per-rank layout of ``plan`` (which has a ``zero`` cut) on ``gpus`` ranks
+    (``params``: :func:`plan_params`, when known already)."""
     cut = zero_cut_of(plan)
     assert cut is not None, f"{plan.name} has no zero cut"
-    params = plan_params(plan, source, batch_size, seq_len)
+    if params is None:
+        params = plan_params(plan, source, batch_size, seq_len)
     config = ZeroConfig(
         stage=cut.stage,
         world_size=gpus,
@@ -115,8 +143,31 @@ def zero_layout_for(
     return zero_layout(params, config), params
 
 
+def _step_activations(local: TrialResult) -> int:
+    """Activations and temporaries of the local forward/backward, without the optimizer step's
+    temporaries (DeepSpeed's step runs on its partition): the forward's peak over what was
+    resident, or the backward's less the full gradients the single device builds there."""
+    assert local.tensor_peak is not None
+    tp = local.tensor_peak
+    sim = local.simulation
+    phases = sim.phase_peaks if sim is not None else {}
+    if "forward" not in phases:
+        return tp.breakdown.activation_bytes
+    resident = tp.resident_before_step_bytes
+    grads = local.params.trainable_bytes if local.params is not None else 0
+    forward = phases["forward"] - resident
+    backward = phases.get("backward", 0) - resident - grads
+    return max(0, forward, backward)
+
+
 def zero_rank_result(
-    local: TrialResult, plan: Plan, source: ModelSource, *, gpus: int, nodes: int = 1
+    local: TrialResult,
+    plan: Plan,
+    source: ModelSource,
+    *,
+    gpus: int,
+    nodes: int = 1,
+    params: list[ParamInfo] | None = None,
 ) -> TrialResult:
     """One rank of ``plan``'s ZeRO run: ``local`` (the replay of :func:`local_plan`) with its
     model states replaced by DeepSpeed's layout (module doc)."""
@@ -125,16 +176,17 @@ def zero_rank_result(
     named = dataclasses.replace(local, plan=plan.name, cuts=plan.cut_names)
     if not local.ok or local.tensor_peak is None:
         return named
-    layout, params = zero_layout_for(plan, source, local.batch_size, local.seq_len, gpus)
+    layout, params = zero_layout_for(plan, source, local.batch_size, local.seq_len, gpus, params)
     tp = local.tensor_peak
     b = tp.breakdown
+    activations = _step_activations(local)
     breakdown = MemoryBreakdown(
         parameter_bytes=layout.parameter_bytes + layout.gathered_parameter_bytes + layout.padding_bytes,
         buffer_bytes=b.buffer_bytes,
         gradient_bytes=layout.gradient_bytes + layout.fp32_gradient_bytes,
         optimizer_state_bytes=layout.master_bytes + layout.optimizer_state_bytes,
         input_bytes=b.input_bytes,
-        activation_bytes=b.activation_bytes,
+        activation_bytes=activations,
         communication_buffer_bytes=layout.communication_buffer_bytes,
     )
     resident = (
@@ -144,7 +196,7 @@ def zero_rank_result(
         peak_bytes=breakdown.total_bytes,
         breakdown=breakdown,
         resident_before_step_bytes=resident,
-        peak_phase=tp.peak_phase,
+        peak_phase="backward",  # all activations live, the current layer gathered
         provenance=Provenance.ESTIMATED,
     )
     trainable_bytes = sum(p.numel * p.element_bytes for p in params if p.trainable)

@@ -11,7 +11,7 @@ stage_1_and_2 = pytest.importorskip("deepspeed.runtime.zero.stage_1_and_2")
 stage3 = pytest.importorskip("deepspeed.runtime.zero.stage3")
 
 
-def _model() -> nn.Module:
+def _model() -> nn.Sequential:
     # 4 linears: 64·256+256, 256·256+256, 256·64+64, 64·64 (no bias): P = 102,464 = 2^6 · 1601
     return nn.Sequential(
         nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.Linear(256, 64), nn.Linear(64, 64, bias=False)
@@ -66,7 +66,9 @@ def test_lora_differs_from_estimators_by_frozen_optimizer_and_gradient_bytes(n: 
     # stage 3: 16 B / N of fp32 state per frozen parameter, and the gradient of the frozen part of
     # the gathered largest layer (model[2]: 256·256 + 256, frozen); less the 16-bit gradient
     # partition the estimator leaves out (2 B / N per trainable parameter, as for full FT)
-    largest = model[2].weight.numel() + model[2].bias.numel()
+    big = model[2]
+    assert isinstance(big, nn.Linear)
+    largest = big.weight.numel() + big.bias.numel()
     assert largest_layer_params(params) == largest == stage3.model_to_params(model)[1]
     s3 = zero_layout(params, ZeroConfig(stage=3, world_size=n))
     assert _ds_gpu_bytes(3, model, n) - s3.model_state_bytes == 16 * frozen // n + 2 * largest - 2 * trainable // n
