@@ -47,7 +47,6 @@ def _explained(stage: int, params: list[ParamInfo], n: int) -> int:
     """ours − DeepSpeed, from the counts alone (module doc)."""
     p = sum(x.numel for x in params)
     t = sum(x.numel for x in params if x.trainable)
-    f = p - t
     by_module: dict[str, list[ParamInfo]] = {}
     for x in params:
         by_module.setdefault(x.module, []).append(x)
