@@ -20,6 +20,7 @@ _API = {
     "simulate": "advisor.api",
     "sweep": "advisor.api",
     "advise": "advisor.api",
+    "advise_cluster": "advisor.api",
 }
 _CORE = {
     "AdvisorError": "advisor.core.errors",
@@ -74,6 +75,7 @@ _RECOMMEND = {
     "Recommendation": "advisor.recommend",
     "RankBy": "advisor.recommend",
     "Workload": "advisor.recommend",
+    "ClusterRecommendation": "advisor.recommend.cluster",
 }
 _REPORT = {
     "Advice": "advisor.report",
@@ -87,6 +89,7 @@ _RECORDS = {  # the runtime's result types (profilers.records)
     "Timing": "profilers.records",
     "TrialResult": "profilers.records",
     "TrialStatus": "profilers.records",
+    "DistributedRecord": "profilers.records",
 }
 _WHERE: dict[str, str] = {
     **_API, **_CORE, **_CATALOG, **_MODELS, **_PLANS, **_ENGINES, **_RECOMMEND, **_REPORT, **_RECORDS,
@@ -111,7 +114,7 @@ def __dir__() -> list[str]:
 _compat.install()
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from advisor.api import advise, profile, simulate, sweep
+    from advisor.api import advise, advise_cluster, profile, simulate, sweep
     from advisor.catalog.gpus import GpuSpec, custom_gpu, get_gpu, list_gpus
     from advisor.core.errors import (
         AdvisorError,
@@ -133,8 +136,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from advisor.models import ModelSource, ModuleSource, builtin_models, resolve_model
     from advisor.plans import Cut, Plan, PlanSpace, default_cuts, parse_cuts, parse_plans
     from advisor.recommend import PlanVerdict, RankBy, Recommendation, Workload
+    from advisor.recommend.cluster import ClusterRecommendation
     from advisor.report import Advice, load_report
     from profilers.records import (
+        DistributedRecord,
         MemoryBreakdown,
         ParamCounts,
         Provenance,
