@@ -18,6 +18,7 @@ from advisor.recommend import (
     Recommendation,
     ScratchComparison,
 )
+from advisor.report.launch import launch_markdown, launch_snippets
 from advisor.report.snippets import snippet
 from advisor.report.text import (
     HEADERS,
@@ -215,6 +216,9 @@ def to_markdown(rec: Recommendation, chart: str | None = None) -> str:
     if best is not None:
         out += [f"## How to run the best plan: {best.plan}", ""]
         out += [snippet(rec, best), ""]
+        launch = launch_snippets(best.cut_settings, best.gpus, best.nodes, micro_batch=rec.workload.micro_batch)
+        if launch is not None:  # a distributed plan: its launch command and config
+            out += [f"### Launch on {best.gpus} GPUs", "", launch_markdown(launch)]
     if rec.command:
         out += ["## Reproduce this report", "", "```bash", rec.command, "```", ""]
     if rec.notes:

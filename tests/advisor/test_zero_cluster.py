@@ -248,3 +248,19 @@ def test_old_version_reports_still_load_and_new_ones_carry_per_rank_fields() -> 
     assert rec.ranked and all(v.gpus == 1 and v.comm_bytes_per_step is None for v in rec.ranked)
     data = json.loads(rec.to_json())
     assert data["schema_version"] == 2 and data["ranked"][0]["gpus"]["value"] == 1
+
+
+def test_the_markdown_report_gives_the_launch_of_a_distributed_best_plan() -> None:
+    import dataclasses
+
+    from advisor.report import to_markdown
+
+    rec = load_report(ROOT / "reports" / "examples" / "tiny-llama-rtx-4090.json")
+    best = rec.best
+    assert best is not None
+    assert "### Launch on" not in to_markdown(rec)  # one GPU: no launch section
+    zero = dataclasses.replace(best, gpus=8, cut_settings={**best.cut_settings, "zero": {"stage": 3}})
+    ranked = tuple(zero if v is best else v for v in rec.ranked)
+    md = to_markdown(dataclasses.replace(rec, ranked=ranked))
+    assert "### Launch on 8 GPUs" in md and "deepspeed --num_nodes 1 --num_gpus 8" in md
+    assert '"stage": 3' in md
