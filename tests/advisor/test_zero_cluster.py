@@ -264,3 +264,12 @@ def test_the_markdown_report_gives_the_launch_of_a_distributed_best_plan() -> No
     md = to_markdown(dataclasses.replace(rec, ranked=ranked))
     assert "### Launch on 8 GPUs" in md and "deepspeed --num_nodes 1 --num_gpus 8" in md
     assert '"stage": 3' in md
+
+
+def test_a_measured_sweep_records_zero_as_unsupported_never_as_a_single_gpu_figure() -> None:
+    from advisor.engines.measure import measure_plan
+    from advisor.models import resolve_model
+
+    result = measure_plan(parse_plan("zero(stage=2)"), resolve_model("tiny-llama"), 1, 8, device="cpu", steps=0)
+    assert result.status is TrialStatus.UNSUPPORTED and "simulate it with gpus=N" in (result.reason or "")
+    assert result.tensor_peak is None

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
+import torch
+
 from advisor.core.errors import PlanError
 from advisor.plans.code import TrainingCode
 from advisor.plans.registry import register_cut
@@ -77,6 +79,14 @@ class ZeroCut(Cut):
                 "a measured ZeRO run needs DeepSpeed: pip install 'vram-advisor[deepspeed]' "
                 "(simulate needs no DeepSpeed)"
             )
+
+    def check_device(self, device: torch.device) -> None:
+        # a single-process trial would run the plan without ZeRO and label it ZeRO: refuse it
+        # (the simulator takes the cut out and lays out DeepSpeed's partitions itself)
+        raise UnsupportedConfiguration(
+            f"{self.label()} runs under a DeepSpeed launcher on N GPUs, not in one process: "
+            "simulate it with gpus=N (--gpus N)"
+        )
 
     def shape_estimate(self, view: EstimateView) -> None:
         view.notes.append(f"{self.label()}: not in the closed-form estimate; simulate with --gpus N")
