@@ -45,6 +45,7 @@ def test_zero_parses_with_its_parameters_and_refuses_bad_ones() -> None:
         parse_plan("zero(stage=2,offload_params=cpu)")
 
 
+@pytest.mark.slow
 def test_a_strategy_on_one_gpu_and_zero_gpus_are_one_clear_error_each() -> None:
     from advisor import api
 
@@ -266,6 +267,7 @@ def test_the_markdown_report_gives_the_launch_of_a_distributed_best_plan() -> No
     assert '"stage": 3' in md
 
 
+@pytest.mark.slow
 def test_a_measured_sweep_records_zero_as_unsupported_never_as_a_single_gpu_figure() -> None:
     from advisor.engines.measure import measure_plan
     from advisor.models import resolve_model
