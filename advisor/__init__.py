@@ -23,6 +23,7 @@ _API = {
     "check_config": "advisor.api",
     "watch": "advisor.api",
     "timeline": "advisor.api",
+    "advise_cluster": "advisor.api",
 }
 _CORE = {
     "AdvisorError": "advisor.core.errors",
@@ -85,6 +86,7 @@ _RECOMMEND = {
     "Recommendation": "advisor.recommend",
     "RankBy": "advisor.recommend",
     "Workload": "advisor.recommend",
+    "ClusterRecommendation": "advisor.recommend.cluster",
 }
 _REPORT = {
     "Advice": "advisor.report",
@@ -102,6 +104,7 @@ _RECORDS = {  # the runtime's result types (profilers.records)
     "Timing": "profilers.records",
     "TrialResult": "profilers.records",
     "TrialStatus": "profilers.records",
+    "DistributedRecord": "profilers.records",
 }
 _WHERE: dict[str, str] = {
     **_API, **_CORE, **_CATALOG, **_MODELS, **_PLANS, **_ENGINES, **_RECOMMEND, **_REPORT, **_RECORDS,
@@ -126,7 +129,7 @@ def __dir__() -> list[str]:
 _compat.install()
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from advisor.api import advise, check_config, profile, simulate, sweep, timeline, watch
+    from advisor.api import advise, advise_cluster, check_config, profile, simulate, sweep, timeline, watch
     from advisor.catalog.gpus import GpuSpec, custom_gpu, get_gpu, list_gpus
     from advisor.core.errors import (
         AdvisorError,
@@ -157,10 +160,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         plan_from_config,
     )
     from advisor.recommend import PlanVerdict, RankBy, Recommendation, Workload
+    from advisor.recommend.cluster import ClusterRecommendation
     from advisor.report import Advice, load_report
     from advisor.report.configs import config_snippets
     from advisor.report.watch import Watch, WatchReport
     from profilers.records import (
+        DistributedRecord,
         MemoryBreakdown,
         ParamCounts,
         Provenance,

@@ -41,11 +41,12 @@ from advisor.engines.growth import GrowthFit, simulate_growth
 from advisor.engines.measure import check_measurable, measure_plan
 from advisor.engines.need import DEFAULT_MARGIN, check_margin, usable_bytes
 from advisor.engines.overheads import PredictedNeed as GpuNeed
-from advisor.engines.overheads import predict_gpu_need
+from advisor.engines.overheads import gpu_need, predict_gpu_need
 from advisor.engines.simulate import simulate as run_simulation
 from advisor.engines.simulate import simulate_plans as run_simulate_plans
 from advisor.engines.sweep import SweepProgress, SweepResult
 from advisor.engines.sweep import sweep as run_sweep
+from advisor.engines.zero import check_zero_measurable
 from advisor.models import HFModelSource, ModelSource, resolve_model
 from advisor.models.datasets import dataset_lengths
 from advisor.plans import (
@@ -78,6 +79,13 @@ from advisor.recommend import (
     reproduce_command,
     target_present,
 )
+from advisor.recommend.cluster import (
+    DEFAULT_GPUS_PER_NODE,
+    ClusterRecommendation,
+    gpu_counts,
+    recommend_shapes,
+    shape_backends,
+)
 from advisor.recommend.workload import RankBy, Workload
 from advisor.report import Advice
 from profilers.calibrate import probe_cuda_device
@@ -100,6 +108,7 @@ __all__ = [
     "SweepProgress",
     "Workload",
     "advise",
+    "advise_cluster",
     "calibrate",
     "check_config",
     "check_margin",
@@ -156,6 +165,8 @@ def profile(
     from profilers.trial import resolve_device
 
     plan, batch_size, seq_len = with_lengths(the_plan(plan), lengths, batch_size, seq_len)
+    plan = the_plan(plan)
+    check_zero_measurable(plan)  # DeepSpeed ZeRO is simulated, not measured, here
     whole_number("steps", steps, 0)
     whole_number("warmup_steps", warmup_steps, 0)
     device = check_device(device)
@@ -350,6 +361,8 @@ def simulate(
     extrapolate: bool = True,
     moe_imbalance: float = 1.0,
     lengths: LengthDistribution | str | None = None,
+    gpus: int = 1,
+    nodes: int = 1,
     **legacy: Any,
 ) -> TrialResult:
     """Replay one training configuration of ``model`` on fake tensors: no GPU, no weights.
@@ -369,6 +382,8 @@ def simulate(
     Mixture-of-experts layers are replayed under balanced routing, or with the hottest expert
     at ``moe_imbalance`` (≥ 1) × its balanced share; ``simulation.moe_routing`` states it.
     A batching cut's worst batch is formed from ``lengths`` as for :func:`profile`.
+    A distributed plan (``zero(stage=3)``) is one rank of ``gpus`` over ``nodes``; its
+    ``result.distributed`` holds the rank's layout and communication per step.
 
     The old spellings still work, with a ``DeprecationWarning``: sizes given positionally
     (``simulate(model, plan, 2, 512)``) and ``count_cost=`` for ``count_flops=``.
@@ -398,6 +413,8 @@ def simulate(
         progress=progress,
         extrapolate=extrapolate,
         moe_imbalance=moe_imbalance,
+        gpus=gpus,
+        nodes=nodes,
     )
 
 
@@ -1005,3 +1022,35 @@ def timeline(
     if memory_snapshot is not None and snapshot is not None:
         atomic_write_bytes(memory_snapshot, pickle.dumps(snapshot))
     return result
+# -- cluster shapes: how many GPUs, which strategy ---------------------------------------------
+
+
+def advise_cluster(
+    model: str | nn.Module | ModelSource,
+    *,
+    plans: str | Sequence[Plan | str],
+    gpu: str | GpuSpec | None = None,
+    gpus: str | Sequence[int] | None = None,
+    max_gpus: int | None = None,
+    gpus_per_node: int = DEFAULT_GPUS_PER_NODE,
+    workload: Workload | None = None,
+    gpu_mem: str | int | None = None,
+    price_usd_per_hour: float | None = None,
+    progress: Callable[[SweepProgress], None] | None = None,
+) -> ClusterRecommendation:
+    """Which cluster shapes fit ``plans`` of ``model`` on ``gpu``: every plan at every count of
+    ``gpus`` ("1,2,4,8") or of 1, 2, 4, … ``max_gpus``, one rank simulated at each, with the
+    step time (compute + communication over the GPU's link) and the cost of N GPUs for the
+    workload. ``.smallest()`` gives each plan's fewest fitting GPUs; the report layer renders it
+    (:func:`advisor.report.cluster_text`)."""
+    workload = workload or Workload()
+    spec = target_gpu(gpu, gpu_mem, price_usd_per_hour)
+    whole_number("gpus_per_node", gpus_per_node, 1)
+    counts = gpu_counts(gpus, max_gpus)
+    plan_list = explicit_plans(plans)
+    source = resolve_model(model)
+    source.check_sizes(workload.micro_batch, workload.seq_len)
+    backends = shape_backends(source, spec, workload, lambda t: gpu_need(t, spec))
+    return recommend_shapes(
+        source.name, plan_list, spec, counts, workload, backends, gpus_per_node=gpus_per_node, progress=progress
+    )

@@ -18,6 +18,7 @@ __all__ = [
     "AllocatorPeak",
     "BackendStatus",
     "CudaMemory",
+    "DistributedRecord",
     "HostMemory",
     "MemoryBreakdown",
     "NvmlMemory",
@@ -84,6 +85,8 @@ class MemoryBreakdown:
     optimizer_state_bytes: int
     input_bytes: int
     activation_bytes: int  # activations saved for backward and temporaries
+    # distributed plans: all-gather / reduce-scatter buckets and buffers of this rank
+    communication_buffer_bytes: int = 0
 
     @property
     def total_bytes(self) -> int:
@@ -94,6 +97,7 @@ class MemoryBreakdown:
             + self.optimizer_state_bytes
             + self.input_bytes
             + self.activation_bytes
+            + self.communication_buffer_bytes
         )
 
 
@@ -291,6 +295,29 @@ class SimulationRecord:
 
 
 @dataclass(frozen=True)
+class DistributedRecord:
+    """What one rank of a distributed plan holds and sends: the rank's figures, not the sum.
+
+    ``comm_bytes_per_step`` is what this rank sends per optimizer step (ring collectives);
+    ``layout`` names the bytes by role where the engine's layout was modelled (ZeRO), and
+    ``settings`` the engine settings assumed (bucket sizes, in DeepSpeed's config keys).
+    """
+
+    world_size: int
+    rank: int = 0
+    strategy: str = ""  # "ddp", "fsdp2", "hsdp", "zero-3"…
+    nodes: int = 1
+    communication_buffer_bytes: int = 0
+    comm_bytes_per_step: int = 0
+    host_bytes: int = 0  # offloaded to host memory (optimizer partition, parameters)
+    padding_bytes: int = 0  # alignment padding of flat buffers and partitions (in the peak)
+    layout: dict[str, int] = field(default_factory=dict)  # role → bytes on this rank
+    settings: dict[str, Any] = field(default_factory=dict)  # engine settings assumed
+    note: str | None = None  # how the figures were obtained, in one line
+    provenance: Provenance = Provenance.SIMULATED
+
+
+@dataclass(frozen=True)
 class TrialResult:
     """Everything one trial of one plan on one device found out."""
 
@@ -314,6 +341,7 @@ class TrialResult:
     extra: dict[str, Any] = field(default_factory=dict)  # plan-specific figures (JSON-safe)
     simulation: SimulationRecord | None = None  # what a simulated trial adds
     timeline: MemoryTimeline | None = None  # live bytes over the step, when asked for
+    distributed: DistributedRecord | None = None  # one rank of a distributed plan
 
     @property
     def ok(self) -> bool:
@@ -366,6 +394,7 @@ _NESTED: dict[str, type] = {
     "step_cost": StepCost,
     "cuda_allocator": AllocatorPeak,
     "repeats": RepeatReplay,
+    "distributed": DistributedRecord,
 }
 
 

@@ -28,7 +28,7 @@ def test_profile_prints_a_table_and_writes_json(tmp_path: Path, capsys: pytest.C
     text = capsys.readouterr().out
     assert "peak tensor memory" in text and "measured" in text and "tok/s" in text
     doc = json.loads(out.read_text())
-    assert doc["schema_version"] == 1 and doc["kind"] == "vram-advisor/profile"
+    assert doc["schema_version"] == 2 and doc["kind"] == "vram-advisor/profile"
     result = doc["result"]
     assert result["status"] == "ok" and result["tensor_peak"]["provenance"] == "measured"
     b = result["tensor_peak"]["breakdown"]

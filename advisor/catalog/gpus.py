@@ -12,6 +12,9 @@ Conventions (every figure keeps its unit in its name):
 * ``price_usd_per_hour`` is a typical late-2025 on-demand rate for one GPU (data-centre parts:
   public clouds and GPU clouds; consumer cards: marketplaces such as vast.ai or RunPod). Prices
   move; they are estimates, and :meth:`GpuSpec.with_price` overrides one.
+* ``interconnect_bytes_per_s`` is the link between GPUs of one node, per GPU and one direction
+  (NVLink/NVSwitch on SXM parts, PCIe otherwise: optional bridges are not assumed), what a ring
+  collective moves at best; :func:`inter_node_link` is the default between nodes (InfiniBand).
 
 The entries are data, in ``gpus.json`` beside this module (one :meth:`GpuSpec.to_dict` object
 per GPU), read once on first use; each records where every numeric figure came from in
@@ -52,10 +55,13 @@ __all__ = [
     "NUMERIC_FIELDS",
     "VENDORS",
     "GpuSpec",
+    "Link",
     "custom_gpu",
     "family_alias",
     "family_aliases",
     "get_gpu",
+    "inter_node_link",
+    "intra_node_link",
     "list_gpus",
 ]
 
@@ -95,6 +101,10 @@ class GpuSpec:
     architecture: str  # "Turing", "Ampere", "Ada", "Hopper", "Blackwell", "CDNA3", …
     aliases: tuple[str, ...] = ()
     sources: tuple[tuple[str, str], ...] = ()  # (field name, where the figure came from)
+    # the link between GPUs of one node, per GPU and one direction (decimal bytes/s): what a
+    # ring collective moves at best; "" / None where the catalog does not know it
+    interconnect: str = ""  # "nvlink4", "pcie4", …
+    interconnect_bytes_per_s: float | None = None
 
     def __post_init__(self) -> None:
         where = f"GPU entry {self.key!r}"
@@ -129,6 +139,8 @@ class GpuSpec:
             )
         if self.bf16_tflops is not None:
             _check_positive(where, "bf16_tflops", self.bf16_tflops)
+        if self.interconnect_bytes_per_s is not None:
+            _check_positive(where, "interconnect_bytes_per_s", self.interconnect_bytes_per_s)
         if not isinstance(self.architecture, str) or not self.architecture.strip():
             raise InvalidInputError(f"{where} has no architecture", hint="e.g. 'Ampere'")
         if not isinstance(self.aliases, tuple) or not all(
@@ -220,6 +232,8 @@ class GpuSpec:
             "bf16_tflops": self.bf16_tflops,
             "fp16_tflops": self.fp16_tflops,
             "fp32_tflops": self.fp32_tflops,
+            "interconnect": self.interconnect,
+            "interconnect_bytes_per_s": self.interconnect_bytes_per_s,
             "key": self.key,
             "memory_bytes": self.memory_bytes,
             "name": self.name,
@@ -242,7 +256,7 @@ class GpuSpec:
         unknown = sorted(set(data) - known)
         if unknown:
             logger.warning("ignoring unknown GPU entry keys: %s", ", ".join(map(str, unknown)))
-        required = known - {"aliases", "sources"}
+        required = known - {"aliases", "sources", "interconnect", "interconnect_bytes_per_s"}
         missing = sorted(required - set(data))
         if missing:
             raise InvalidInputError(
@@ -263,6 +277,10 @@ class GpuSpec:
             architecture=_as_str(data, "architecture"),
             aliases=tuple(_as_str_list(data.get("aliases", []), "aliases")),
             sources=_as_sources(data.get("sources", [])),
+            interconnect=str(data.get("interconnect") or ""),
+            interconnect_bytes_per_s=(
+                None if data.get("interconnect_bytes_per_s") is None else _as_float(data, "interconnect_bytes_per_s")
+            ),
         )
 
 
@@ -608,3 +626,37 @@ def custom_gpu(memory_bytes: int, *, name: str | None = None, base: GpuSpec | No
         aliases=(),
         sources=tuple((f, origin[f]) for f in NUMERIC_FIELDS),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# links between GPUs
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link GPUs talk over: its name, per-GPU one-direction bandwidth and where it came from."""
+
+    name: str  # "nvlink4", "pcie4", "infiniband-ndr"
+    bytes_per_s: float  # decimal bytes per second, per GPU, one direction
+    source: str
+
+
+@functools.cache
+def inter_node_link() -> Link:
+    """The catalog's default link between nodes (InfiniBand NDR, one adapter per GPU)."""
+    where = str(_data_file())
+    data = json.loads(_data_file().read_text(encoding="utf-8"))
+    entry = data.get("inter_node") if isinstance(data, dict) else None
+    if not isinstance(entry, dict):
+        raise _damaged(where, 'no "inter_node" link')
+    return Link(str(entry["interconnect"]), float(entry["interconnect_bytes_per_s"]), str(entry["source"]))
+
+
+_PCIE4_FALLBACK = Link("pcie4", 32e9, "not in the catalog entry: PCIe 4.0 x16 assumed (32 GB/s per direction)")
+
+
+def intra_node_link(gpu: GpuSpec) -> Link:
+    """The link between ``gpu``'s peers in one node (PCIe 4.0 x16 where the entry has none)."""
+    if gpu.interconnect_bytes_per_s is None:
+        return _PCIE4_FALLBACK
+    return Link(gpu.interconnect or "interconnect", gpu.interconnect_bytes_per_s, gpu.source("interconnect_bytes_per_s"))

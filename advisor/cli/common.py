@@ -319,6 +319,8 @@ FLAGS: dict[str, str] = {
     "check_top": "--check-top",
     "gpu": "--gpu",
     "gpu_mem": "--gpu-mem",
+    "max_gpus": "--max-gpus",
+    "gpus_per_node": "--gpus-per-node",
     "price_usd_per_hour": "--price",
     "dataset_tokens": "--dataset-tokens",
     "epochs": "--epochs",

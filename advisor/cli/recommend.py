@@ -20,12 +20,41 @@ from advisor.cli.common import (
     non_negative_int,
     note_gpu,
     positive_float,
+    positive_int,
     report,
 )
 from advisor.core.budget import DEFAULT_MARGIN
 from advisor.core.tables import terminal_width, wrap_text
 
-__all__ = ["add_parser", "run"]
+__all__ = ["DEFAULT_CLUSTER_PLANS", "add_parser", "run"]
+
+# plans tried across cluster shapes when --plans is not given: one GPU, then ZeRO stages
+DEFAULT_CLUSTER_PLANS = "bf16;lora+bf16;zero+bf16;zero(stage=3)+bf16;zero(stage=3)+bf16+grad-ckpt"
+
+
+def _run_cluster(args: argparse.Namespace, workload: Any) -> int:
+    """``--gpus 1,2,4,8`` / ``--max-gpus 64``: the fewest GPUs per plan, every shape tried."""
+    check_outputs(*(report.cluster_paths(args.report).values() if args.report else ()))
+    note_gpu(args.gpu)
+    progress = ProgressLine(f"{args.model}: ", quiet=args.quiet)
+    rec = api.advise_cluster(
+        args.model,
+        plans=args.plans or DEFAULT_CLUSTER_PLANS,
+        gpu=args.gpu,
+        gpus=args.gpus,
+        max_gpus=args.max_gpus,
+        gpus_per_node=args.gpus_per_node,
+        workload=workload,
+        gpu_mem=args.gpu_mem,
+        price_usd_per_hour=args.price,
+        progress=progress,
+    )
+    progress.done()
+    print(report.cluster_text(rec, terminal_width()))
+    if args.report:
+        paths = report.save_cluster(rec, args.report)
+        print(wrap_text("\nwrote " + ", ".join(str(p) for p in paths.values()), terminal_width()))
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         margin=args.margin,
     )
+    if args.gpus is not None or args.max_gpus is not None:
+        return _run_cluster(args, workload)
     mode = "simulate" if args.simulate else "measure" if args.measure else "auto"
     check_outputs(*(report.report_paths(args.report).values() if args.report else ()))
     note_gpu(args.gpu)
@@ -118,6 +149,19 @@ def add_parser(sub: Any) -> None:
         help="find the largest micro-batch by trials for this many top plans (default: %(default)s)",
     )  # fmt: skip
     add_moe_arg(p)
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument(
+        "--gpus", metavar="N,N,…",
+        help="rank cluster shapes: try each plan on these GPU counts, e.g. 1,2,4,8 (strategies "
+        "such as zero(stage=3) at 2 or more, single-GPU plans at 1)",
+    )  # fmt: skip
+    shape.add_argument(
+        "--max-gpus", type=int, metavar="N", help="rank cluster shapes on 1, 2, 4, … N GPUs (e.g. 64)"
+    )
+    p.add_argument(
+        "--gpus-per-node", type=positive_int, default=8,
+        help="GPUs per node for cluster shapes; more spans nodes over InfiniBand (default: %(default)s)",
+    )  # fmt: skip
     p.add_argument("--report", type=Path, metavar="PREFIX", help="write PREFIX.json, PREFIX.md and PREFIX.svg")
     add_quiet_arg(p)
     p.set_defaults(func=run)

@@ -22,7 +22,7 @@ __all__ = [
     "write_json",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-rank fields of distributed plans (gpus, nodes, communication)
 
 
 def _umask() -> int:

@@ -21,6 +21,7 @@ __all__ = [
     "ACTIVATIONS",
     "ALLOCATOR",
     "ATTENTION",
+    "COMMUNICATION",
     "CONTEXT",
     "DEFAULT_MARGIN",
     "GRADIENTS",
@@ -47,7 +48,8 @@ ALLOCATOR = "allocator rounding"
 CONTEXT = "CUDA context"
 WORKSPACES = "kernel workspaces"
 ATTENTION = "attention scratch"  # fused-attention backward buffers on CUDA
-TENSOR_PARTS = (PARAMETERS, GRADIENTS, OPTIMIZER, ACTIVATIONS)
+COMMUNICATION = "communication buffers"  # distributed plans: all-gather / reduce buckets
+TENSOR_PARTS = (PARAMETERS, GRADIENTS, OPTIMIZER, ACTIVATIONS, COMMUNICATION)
 OVERHEAD_PARTS = (ALLOCATOR, CONTEXT, WORKSPACES, ATTENTION)
 
 
@@ -190,9 +192,12 @@ def tensor_parts(trial: TrialResult) -> tuple[NeedPart, ...]:
     if tp is None:
         raise InvalidInputError(f"trial of {trial.plan} has no tensor peak", "run it with track_memory")
     b, src = tp.breakdown, tp.provenance
-    return (
+    parts: tuple[NeedPart, ...] = (
         NeedPart(PARAMETERS, b.parameter_bytes + b.buffer_bytes, src),
         NeedPart(GRADIENTS, b.gradient_bytes, src),
         NeedPart(OPTIMIZER, b.optimizer_state_bytes, src),
         NeedPart(ACTIVATIONS, b.activation_bytes + b.input_bytes, src),
     )
+    if b.communication_buffer_bytes:  # one rank of a distributed plan
+        parts += (NeedPart(COMMUNICATION, b.communication_buffer_bytes, src),)
+    return parts

@@ -49,6 +49,7 @@ from torch._subclasses.fake_tensor import unset_fake_temporarily
 from advisor.core.errors import InvalidInputError
 from advisor.engines.overheads import allocator_model
 from advisor.engines.progress import PlanEvents, ProgressCallback, SweepProgress
+from advisor.engines.zero import check_cluster, local_plan, zero_cut_of, zero_rank_result
 from advisor.models import ModelSource, resolve_model
 from advisor.plans import CUTS, Plan, build_program, parse_plan, trial_spec
 from advisor.plans.cuts.blocks import chain_context
@@ -343,6 +344,8 @@ def simulate(
     extrapolate: bool = True,
     min_blocks: int = MIN_BLOCKS,
     moe_imbalance: float = 1.0,
+    gpus: int = 1,
+    nodes: int = 1,
 ) -> TrialResult:
     """Replay one training configuration of ``model`` on fake tensors (see the module doc).
 
@@ -355,11 +358,22 @@ def simulate(
     raises :class:`advisor.AdvisorError`.
     Mixture-of-experts layers are replayed under balanced routing, or with the hottest expert
     at ``moe_imbalance`` × its balanced share (``simulation.moe_routing`` says which).
+    A distributed plan is one rank of ``gpus`` over ``nodes`` machines: under ``zero`` the
+    local micro-batch is replayed and DeepSpeed's per-rank layout put in place of the model
+    states (:mod:`advisor.engines.zero`; ``result.distributed`` has the rank's record).
     """
     source = resolve_model(model)
     if isinstance(plan, str):
         plan = parse_plan(plan)  # "lora+grad-ckpt"
     plan = plan or Plan()
+    check_cluster(plan, gpus, nodes)
+    if zero_cut_of(plan) is not None:
+        local = simulate(
+            source, local_plan(plan), batch_size, seq_len, target=target, fake_device=fake_device,
+            warmup_steps=warmup_steps, count_cost=count_cost, progress=progress, extrapolate=extrapolate,
+            min_blocks=min_blocks, moe_imbalance=moe_imbalance,
+        )  # fmt: skip
+        return zero_rank_result(local, plan, source, gpus=gpus, nodes=nodes)
     if target not in ("cpu", "cuda"):
         raise InvalidInputError(f"unknown simulation target '{target}'", "use cuda or cpu")
     if not moe_imbalance >= 1.0:

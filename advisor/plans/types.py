@@ -55,6 +55,8 @@ class Recipe:
     optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
     forward_contexts: list[Callable[[], AbstractContextManager[Any]]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)  # JSON-safe figures for the result
+    world_size: int = 1  # ranks of a distributed plan (data-parallel GPUs in all)
+    nodes: int = 1  # machines the ranks are spread over
 
     @property
     def micro_batch(self) -> int:
@@ -112,6 +114,8 @@ class Cut:
     # check_device is about the target GPU itself (offload means nothing on a CPU): a simulation
     # checks it against its target device, not the fake device the replay runs on
     checked_on_target: ClassVar[bool] = False
+    # a distributed strategy (ddp, fsdp2, zero…): needs more than one GPU; one per plan
+    distributed: ClassVar[bool] = False
 
     @classmethod
     def needs_bf16(cls, settings: dict[str, Any]) -> bool:

@@ -108,6 +108,12 @@ class PlanVerdict:
     # why it was left out: TARGET (cannot run on the GPU), NOT_EVALUATED (no way to get a
     # number here, e.g. bitsandbytes in simulation) or FAILED (the trial hit a model error)
     exclusion: str | None = None
+    # per rank of a distributed plan (schema 2): the cluster shape, and the step time split
+    # into compute and communication (need and fits are one rank's; cost is all N GPUs')
+    gpus: int = 1
+    nodes: int = 1
+    comm_bytes_per_step: int | None = None  # what one rank sends per optimizer step
+    comm_time_s: float | None = None  # of the step time, estimated from the interconnect
 
     @property
     def headroom_bytes(self) -> int | None:
@@ -156,6 +162,10 @@ class PlanVerdict:
             "train_time": _fig(self.train_time_s, "s", thr),
             "cost": _fig(self.cost_usd, "USD", Provenance.ESTIMATED if self.cost_usd is not None else None),
             "trial": self.trial.to_dict() if self.trial is not None else None,
+            "gpus": _fig(self.gpus, "GPUs", INPUT),
+            "nodes": _fig(self.nodes, "nodes", INPUT),
+            "comm_per_step": _fig(self.comm_bytes_per_step, "bytes", Provenance.ESTIMATED if self.comm_bytes_per_step is not None else None, note="sent by one rank per optimizer step"),
+            "comm_time": _fig(self.comm_time_s, "s", Provenance.ESTIMATED if self.comm_time_s is not None else None),
         }
 
     @classmethod
@@ -187,6 +197,10 @@ class PlanVerdict:
             noisy=bool(d.get("noisy", False)),
             excluded_reason=d.get("excluded_reason"),
             exclusion=d.get("exclusion"),
+            gpus=int(_value(d.get("gpus")) or 1),  # schema 1: one GPU
+            nodes=int(_value(d.get("nodes")) or 1),
+            comm_bytes_per_step=_value(d.get("comm_per_step")),
+            comm_time_s=_value(d.get("comm_time")),
         )
 
 

@@ -6,6 +6,7 @@ itself; :func:`load_report` gives one back from a saved ``.json``.
 """
 
 from advisor.report.advice import Advice, from_json, load_report
+from advisor.report.cluster import cluster_markdown, cluster_paths, cluster_text, save_cluster
 from advisor.report.json import KIND, ReportVersionWarning, parse_report, report_paths, save_report, to_json
 from advisor.report.markdown import to_markdown
 from advisor.report.runs import change_table, convergence_text
@@ -18,11 +19,15 @@ __all__ = [
     "ReportVersionWarning",
     "change_table",
     "chart_svg",
+    "cluster_markdown",
+    "cluster_paths",
+    "cluster_text",
     "convergence_text",
     "from_json",
     "load_report",
     "parse_report",
     "report_paths",
+    "save_cluster",
     "save_report",
     "to_json",
     "to_markdown",

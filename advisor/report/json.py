@@ -45,7 +45,7 @@ _TOP_KEYS = {
 
 
 # the report schema versions this code reads: ours, and any older one of ours it still knows
-KNOWN_VERSIONS = frozenset({SCHEMA_VERSION})
+KNOWN_VERSIONS = frozenset({1, SCHEMA_VERSION})  # 1: before per-rank fields (one GPU)
 
 
 class ReportVersionWarning(UserWarning):

@@ -19,6 +19,7 @@ from advisor.recommend import (
     ScratchComparison,
 )
 from advisor.report.configs import config_plan_for, configs_markdown
+from advisor.report.launch import launch_markdown, launch_snippets
 from advisor.report.snippets import snippet
 from advisor.report.text import (
     HEADERS,
@@ -221,6 +222,9 @@ def to_markdown(rec: Recommendation, chart: str | None = None) -> str:
         if rec.model_task != "custom":  # a transformers model: the same plan in training tools' configs
             out += ["### The same plan as a training config", ""]
             out += [configs_markdown(config_plan_for(rec, best)), ""]
+        launch = launch_snippets(best.cut_settings, best.gpus, best.nodes, micro_batch=rec.workload.micro_batch)
+        if launch is not None:  # a distributed plan: its launch command and config
+            out += [f"### Launch on {best.gpus} GPUs", "", launch_markdown(launch)]
     if rec.command:
         out += ["## Reproduce this report", "", "```bash", rec.command, "```", ""]
     if rec.notes:

@@ -146,7 +146,7 @@ def test_a_report_of_an_unknown_schema_version_is_refused_naming_it(rec: Advice,
     data["schema_version"] = version
     with pytest.raises(ReportError) as info:
         from_json(json.dumps(data), "r.json")
-    assert info.value.message == f"r.json is a report of schema_version {version}; this vram-advisor reads version 1"
+    assert info.value.message == f"r.json is a report of schema_version {version}; this vram-advisor reads versions 1, 2"
     assert "upgrade vram-advisor" in (info.value.hint or "")
 
 

@@ -13,6 +13,7 @@ code fragment: a new cut is one class in one file. The families:
 * :mod:`.optimizer_impl` — the optimizer step as ``foreach``, a per-parameter loop or ``fused``;
 * :mod:`.execution` — accumulation, attention implementation, activation offload, compile;
 * :mod:`.batching` — batching policies over a real length distribution (pad, group, pack, token budget).
+* :mod:`.zero` — DeepSpeed ZeRO-1/2/3 over N GPUs (a distributed strategy).
 
 The import order below is the registration order, which decides :func:`default_cuts` and the
 order of a sweep's plans. Plan text is parsed in :mod:`advisor.plans.parse` and plans are
@@ -35,6 +36,7 @@ from advisor.plans.cuts.execution import (
 )
 from advisor.plans.cuts.optimizer_impl import OptimizerImplementation
 from advisor.plans.cuts.batching import GroupByLength, Pack, PadToMax, TokenBudget
+from advisor.plans.cuts.zero import ZeroCut
 
 # isort: on
 from advisor.plans.cuts.blocks import (
@@ -77,6 +79,7 @@ __all__ = [
     "SdpaAttention",
     "Sgd",
     "TokenBudget",
+    "ZeroCut",
     "check_targets",
     "checkpoint_blocks",
     "combinations",

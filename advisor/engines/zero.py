@@ -1,0 +1,256 @@
+"""One rank of a DeepSpeed ZeRO plan: the local micro-batch replayed, the model states laid out.
+
+:func:`advisor.engines.simulate.simulate` replays the plan without its ``zero`` cut (one rank's
+micro-batch: activations, temporaries, the batch), then :func:`zero_rank_result` swaps the
+single device's parameters, gradients and optimizer state for DeepSpeed's per-rank layout
+(:mod:`profilers.simulate.zero`) and adds the communication buckets. The breakdown keeps the
+replay's activations at its peak; the layout's bytes are marked ``estimated`` (a model of
+DeepSpeed's code, not a run of it), as is the communication volume.
+
+Also here: the checks every distributed plan shares (:func:`check_cluster`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from advisor.core.errors import AdvisorError, InvalidInputError, PlanError
+from advisor.engines.comm import comm_volume
+from advisor.models import ModelSource
+from advisor.plans import Plan
+from advisor.plans.build import build_model, prepare
+from advisor.plans.cuts.precision import Bf16Autocast, Bf16Weights
+from advisor.plans.cuts.zero import ZeroCut, deepspeed_available
+from advisor.plans.types import BuildContext
+from profilers.records import (
+    AllocatorPeak,
+    DistributedRecord,
+    MemoryBreakdown,
+    Provenance,
+    TensorPeak,
+    TrialResult,
+)
+from profilers.simulate.zero import (
+    DEEPSPEED_VERSION_FOLLOWED,
+    ParamInfo,
+    ZeroConfig,
+    ZeroLayout,
+    params_of,
+    zero_layout,
+)
+from profilers.trial import UnsupportedConfiguration
+
+__all__ = ["check_cluster", "check_zero_measurable", "local_plan", "plan_params", "zero_cut_of", "zero_layout_for", "zero_rank_result"]
+
+_SIXTEEN_BIT = frozenset({"bf16", "fp16", "bf16-weights"})  # plans DeepSpeed runs in 16-bit
+
+
+def zero_cut_of(plan: Plan) -> ZeroCut | None:
+    """The plan's ``zero`` cut, if it has one."""
+    return next((c for c in plan.cuts if isinstance(c, ZeroCut)), None)
+
+
+def local_plan(plan: Plan) -> Plan:
+    """What one rank replays: ``plan`` without its ``zero`` cut, and DeepSpeed's ``bf16`` mode
+    (the module cast to bfloat16, no autocast: no cached bf16 copies of fp32 weights) for the
+    ``bf16`` cut."""
+    cuts = [c for c in plan.cuts if not isinstance(c, ZeroCut)]
+    if any(isinstance(c, Bf16Autocast) for c in cuts) and not any(isinstance(c, Bf16Weights) for c in cuts):
+        cuts = [Bf16Weights() if isinstance(c, Bf16Autocast) else c for c in cuts]
+    return Plan.of(cuts)
+
+
+def check_cluster(plan: Plan, gpus: int, nodes: int = 1) -> None:
+    """Bad cluster shapes as one clear error: ``gpus < 1``, nodes that do not divide the GPUs,
+    a distributed strategy on one GPU."""
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
+        raise InvalidInputError(f"the number of GPUs must be ≥ 1, got {gpus}", "pass gpus=2 or more for a distributed plan")
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise InvalidInputError(f"the number of nodes must be ≥ 1, got {nodes}", "pass nodes=1 for one machine")
+    if gpus % nodes:
+        raise InvalidInputError(
+            f"{gpus} GPUs cannot be spread evenly over {nodes} nodes",
+            "pass gpus as a multiple of nodes, e.g. gpus=16, nodes=2",
+        )
+    strategies = [c for c in plan.cuts if c.distributed]
+    if strategies and gpus == 1:
+        raise PlanError(
+            f"{strategies[0].label()} is a distributed strategy and needs more than one GPU, got gpus=1",
+            f"pass gpus=2 or more with {strategies[0].name}, or drop it from the plan",
+        )
+
+
+def check_zero_measurable(plan: Plan) -> None:
+    """A measured run of a ``zero`` plan, refused with one clear error: without DeepSpeed it
+    cannot run, and the launcher for a measured ZeRO run is not here yet (simulate it)."""
+    cut = zero_cut_of(plan)
+    if cut is None:
+        return
+    simulate_hint = f"simulate it instead: vram-advisor simulate --plans '{plan.name}' --gpus 8"
+    if not deepspeed_available():
+        raise AdvisorError(
+            f"a measured {cut.label()} run needs DeepSpeed, which is not installed",
+            "pip install 'vram-advisor[deepspeed]' (DeepSpeed ≥ 0.19), or " + simulate_hint,
+        )
+    raise AdvisorError(f"measuring {cut.label()} under a launcher is not supported yet", simulate_hint)
+
+
+def _element_bytes(plan: Plan) -> int:
+    return 2 if any(name in _SIXTEEN_BIT for name in plan.cut_names) else 4
+
+
+def plan_params(plan: Plan, source: ModelSource, batch_size: int, seq_len: int) -> list[ParamInfo]:
+    """The model's parameters under the plan's model cuts (LoRA freezes the base…), built on
+    the meta device, in the dtype DeepSpeed would run them in."""
+    local = local_plan(plan)
+    recipe = prepare(local, batch_size, seq_len, check_available=False)
+    model = build_model(local, BuildContext(source, torch.device("meta"), recipe))
+    return params_of(model, _element_bytes(plan))
+
+
+def _optimizer_bytes_per_element(plan: Plan, batch_size: int, seq_len: int) -> int:
+    recipe = prepare(local_plan(plan), batch_size, seq_len, check_available=False)
+    if recipe.optimizer == "adamw":
+        return 8  # exp_avg and exp_avg_sq in fp32
+    if recipe.optimizer == "sgd":
+        return 4 if recipe.optimizer_kwargs.get("momentum") else 0
+    raise UnsupportedConfiguration(f"the ZeRO layout models AdamW and SGD state, not {recipe.optimizer}")
+
+
+def zero_layout_for(
+    plan: Plan,
+    source: ModelSource,
+    batch_size: int,
+    seq_len: int,
+    gpus: int,
+    params: list[ParamInfo] | None = None,
+) -> tuple[ZeroLayout, list[ParamInfo]]:
+    """DeepSpeed's per-rank layout of ``plan`` (which has a ``zero`` cut) on ``gpus`` ranks
+    (``params``: :func:`plan_params`, when known already)."""
+    cut = zero_cut_of(plan)
+    assert cut is not None, f"{plan.name} has no zero cut"
+    if params is None:
+        params = plan_params(plan, source, batch_size, seq_len)
+    config = ZeroConfig(
+        stage=cut.stage,
+        world_size=gpus,
+        offload_optimizer=cut.offload_optimizer,
+        offload_params=cut.offload_params,
+        optimizer_state_bytes_per_element=_optimizer_bytes_per_element(plan, batch_size, seq_len),
+    )
+    return zero_layout(params, config), params
+
+
+def _step_activations(local: TrialResult) -> int:
+    """Activations and temporaries of the local forward/backward, without the optimizer step's
+    temporaries (DeepSpeed's step runs on its partition): the forward's peak over what was
+    resident, or the backward's less the full gradients the single device builds there."""
+    assert local.tensor_peak is not None
+    tp = local.tensor_peak
+    sim = local.simulation
+    phases = sim.phase_peaks if sim is not None else {}
+    if "forward" not in phases:
+        return tp.breakdown.activation_bytes
+    resident = tp.resident_before_step_bytes
+    grads = local.params.trainable_bytes if local.params is not None else 0
+    forward = phases["forward"] - resident
+    backward = phases.get("backward", 0) - resident - grads
+    return max(0, forward, backward)
+
+
+def zero_rank_result(
+    local: TrialResult,
+    plan: Plan,
+    source: ModelSource,
+    *,
+    gpus: int,
+    nodes: int = 1,
+    params: list[ParamInfo] | None = None,
+) -> TrialResult:
+    """One rank of ``plan``'s ZeRO run: ``local`` (the replay of :func:`local_plan`) with its
+    model states replaced by DeepSpeed's layout (module doc)."""
+    cut = zero_cut_of(plan)
+    assert cut is not None
+    named = dataclasses.replace(local, plan=plan.name, cuts=plan.cut_names)
+    if not local.ok or local.tensor_peak is None:
+        return named
+    layout, params = zero_layout_for(plan, source, local.batch_size, local.seq_len, gpus, params)
+    tp = local.tensor_peak
+    b = tp.breakdown
+    activations = _step_activations(local)
+    breakdown = MemoryBreakdown(
+        parameter_bytes=layout.parameter_bytes + layout.gathered_parameter_bytes + layout.padding_bytes,
+        buffer_bytes=b.buffer_bytes,
+        gradient_bytes=layout.gradient_bytes + layout.fp32_gradient_bytes,
+        optimizer_state_bytes=layout.master_bytes + layout.optimizer_state_bytes,
+        input_bytes=b.input_bytes,
+        activation_bytes=activations,
+        communication_buffer_bytes=layout.communication_buffer_bytes,
+    )
+    resident = (
+        layout.parameter_bytes + layout.padding_bytes + layout.master_bytes + layout.optimizer_state_bytes + b.buffer_bytes
+    )
+    peak = TensorPeak(
+        peak_bytes=breakdown.total_bytes,
+        breakdown=breakdown,
+        resident_before_step_bytes=resident,
+        peak_phase="backward",  # all activations live, the current layer gathered
+        provenance=Provenance.ESTIMATED,
+    )
+    trainable_bytes = sum(p.numel * p.element_bytes for p in params if p.trainable)
+    weight_bytes = sum(p.numel * p.element_bytes for p in params)
+    gathered = trainable_bytes if cut.stage < 3 else weight_bytes
+    volume = comm_volume(
+        cut.strategy, parameter_bytes=gathered, gradient_bytes=trainable_bytes,
+        world_size=gpus, accumulation_steps=local.accumulation_steps,
+    )  # fmt: skip
+    record = DistributedRecord(
+        world_size=gpus,
+        rank=0,
+        strategy=cut.strategy,
+        nodes=nodes,
+        communication_buffer_bytes=layout.communication_buffer_bytes,
+        comm_bytes_per_step=sum(v for _, v in volume),
+        host_bytes=layout.host_bytes,
+        padding_bytes=layout.padding_bytes,
+        layout={
+            "parameters": layout.parameter_bytes,
+            "gathered parameters": layout.gathered_parameter_bytes,
+            "gradients": layout.gradient_bytes,
+            "fp32 master": layout.master_bytes,
+            "optimizer state": layout.optimizer_state_bytes,
+            "fp32 gradients": layout.fp32_gradient_bytes,
+            "padding": layout.padding_bytes,
+            "communication buffers": layout.communication_buffer_bytes,
+            "host (offloaded)": layout.host_bytes,
+        },
+        settings={
+            **dict(layout.buckets),
+            "stage": cut.stage,
+            "offload_optimizer": cut.offload_optimizer,
+            "offload_params": cut.offload_params,
+            "dtype_bytes": params[0].element_bytes if params else 0,
+        },
+        note=(
+            f"DeepSpeed {DEEPSPEED_VERSION_FOLLOWED}'s ZeRO-{cut.stage} layout modelled per rank, "
+            f"activations from the replay of {local.plan} on one rank's micro-batch"
+        ),
+        provenance=Provenance.ESTIMATED,
+    )
+    sim = local.simulation
+    if sim is not None and sim.cuda_allocator is not None:
+        # the replayed allocator's rounding over the single-device peak, kept over the new peak
+        over = sim.cuda_allocator.max_reserved_bytes - tp.peak_bytes
+        alloc = AllocatorPeak(
+            max_allocated_bytes=peak.peak_bytes + max(0, sim.cuda_allocator.max_allocated_bytes - tp.peak_bytes),
+            max_reserved_bytes=peak.peak_bytes + max(0, over),
+            segments=sim.cuda_allocator.segments,
+            provenance=Provenance.ESTIMATED,
+        )
+        sim = dataclasses.replace(sim, cuda_allocator=alloc)
+    if sim is not None and layout.host_bytes:
+        sim = dataclasses.replace(sim, host_peak_bytes=(sim.host_peak_bytes or 0) + layout.host_bytes)
+    params_counts = local.params
+    return dataclasses.replace(named, tensor_peak=peak, simulation=sim, distributed=record, params=params_counts)

@@ -1,0 +1,112 @@
+"""DeepSpeed ZeRO per-rank layout against DeepSpeed's own estimators (the real functions)."""
+
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+from profilers.simulate.zero import ZERO_DEFAULTS, ZeroConfig, largest_layer_params, params_of, zero_layout
+
+stage_1_and_2 = pytest.importorskip("deepspeed.runtime.zero.stage_1_and_2")
+stage3 = pytest.importorskip("deepspeed.runtime.zero.stage3")
+
+
+def _model() -> nn.Sequential:
+    # 4 linears: 64·256+256, 256·256+256, 256·64+64, 64·64 (no bias): P = 102,464 = 2^6 · 1601
+    return nn.Sequential(
+        nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.Linear(256, 64), nn.Linear(64, 64, bias=False)
+    )
+
+
+def _ds_gpu_bytes(stage: int, model: nn.Module, n: int) -> int:
+    """DeepSpeed's per-GPU model-state estimate (no offload), from the real model."""
+    if stage in (1, 2):
+        total = stage_1_and_2.model_to_params(model)
+        return int(stage_1_and_2.estimate_zero2_model_states_mem_needs(total, n, cpu_offload=False)[1])
+    total, largest = stage3.model_to_params(model)
+    _, gpu, _ = stage3.estimate_zero3_model_states_mem_needs(
+        total, largest, n, cpu_offload=False, cpu_offload_params=False
+    )
+    return int(gpu)
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_full_fine_tuning_matches_deepspeed_estimators(n: int) -> None:
+    model = _model()
+    p = sum(x.numel() for x in model.parameters())
+    assert p % 16 == 0  # every N here divides P: no rounding in either figure
+    params = params_of(model, element_bytes=2)
+    stage2 = zero_layout(params, ZeroConfig(stage=2, world_size=n))
+    assert stage2.model_state_bytes == _ds_gpu_bytes(2, model, n)
+    # stage 1 keeps its 16-bit gradients whole: above the (stage-2) estimator by 2·P·(1 − 1/N)
+    stage1 = zero_layout(params, ZeroConfig(stage=1, world_size=n))
+    assert stage1.model_state_bytes - _ds_gpu_bytes(1, model, n) == 2 * p - 2 * p // n
+    # stage 3: 16-bit parameter + gradient partitions and 16 B of fp32 state per parameter (the
+    # fp32 gradient partition: one sub-group, the whole partition here): 20/N where the
+    # estimator counts 18/N; the gathered largest layer is the estimator's 4 × largest_layer
+    stage3_ = zero_layout(params, ZeroConfig(stage=3, world_size=n))
+    assert stage3_.model_state_bytes - _ds_gpu_bytes(3, model, n) == 2 * p // n
+    assert stage3_.gathered_parameter_bytes == 2 * stage3.model_to_params(model)[1]
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_lora_differs_from_estimators_by_frozen_optimizer_and_gradient_bytes(n: int) -> None:
+    model = _model()
+    for layer in (model[0], model[2], model[4]):  # frozen base layers, as LoRA leaves them
+        layer.requires_grad_(False)
+    p = sum(x.numel() for x in model.parameters())
+    frozen = sum(x.numel() for x in model.parameters() if not x.requires_grad)
+    trainable = p - frozen
+    assert frozen % n == 0 and trainable % n == 0
+    params = params_of(model, element_bytes=2)
+    # stage 2: the estimator gives every parameter 16-bit gradient + fp32 gradient, master and
+    # Adam partitions (18 B / N); DeepSpeed allocates them for trainable parameters only
+    stage2 = zero_layout(params, ZeroConfig(stage=2, world_size=n))
+    assert _ds_gpu_bytes(2, model, n) - stage2.model_state_bytes == 18 * frozen // n
+    # stage 3: 16 B / N of fp32 state per frozen parameter, and the gradient of the frozen part of
+    # the gathered largest layer (model[2]: 256·256 + 256, frozen); less the 16-bit gradient
+    # partition the estimator leaves out (2 B / N per trainable parameter, as for full FT)
+    big = model[2]
+    assert isinstance(big, nn.Linear)
+    largest = big.weight.numel() + big.bias.numel()
+    assert largest_layer_params(params) == largest == stage3.model_to_params(model)[1]
+    s3 = zero_layout(params, ZeroConfig(stage=3, world_size=n))
+    assert _ds_gpu_bytes(3, model, n) - s3.model_state_bytes == 16 * frozen // n + 2 * largest - 2 * trainable // n
+
+
+def test_padding_follows_deepspeed_alignment() -> None:
+    # 1001 trainable elements over 4 ranks: the flat buffer is padded to a multiple of 2·4 = 8
+    # (stage_1_and_2.py: nccl_start_alignment_factor × world size) → 1008, 7 padding elements
+    model = nn.Linear(1000, 1)
+    params = params_of(model, element_bytes=2)
+    layout = zero_layout(params, ZeroConfig(stage=2, world_size=4))
+    flat_tail = 7 * 2
+    partition_tail = 7 * (2 + 4 + 8 + 4) // 4  # this rank's share in its 16-bit grad + fp32 partitions
+    assert layout.padding_bytes == flat_tail + partition_tail
+    # stage 3 pads each parameter to a multiple of N: the weight (1000) divides, the bias (1) → 4
+    s3 = zero_layout(params, ZeroConfig(stage=3, world_size=4))
+    per_rank_elements = 250 + 1
+    assert s3.parameter_bytes + s3.padding_bytes >= per_rank_elements * 2
+
+
+def test_buckets_and_offload() -> None:
+    model = _model()
+    params = params_of(model, element_bytes=2)
+    p = sum(x.numel() for x in model.parameters())
+    s2 = zero_layout(params, ZeroConfig(stage=2, world_size=4))
+    # stage 2 stages gradients in one 16-bit reduce bucket; stage 1 in fp32
+    assert s2.communication_buffer_bytes == ZERO_DEFAULTS["reduce_bucket_size"] * 2
+    s1 = zero_layout(params, ZeroConfig(stage=1, world_size=4))
+    assert s1.communication_buffer_bytes == ZERO_DEFAULTS["reduce_bucket_size"] * 4
+    s3 = zero_layout(params, ZeroConfig(stage=3, world_size=4))
+    assert s3.communication_buffer_bytes == (
+        ZERO_DEFAULTS["reduce_bucket_size"] + ZERO_DEFAULTS["stage3_prefetch_bucket_size"]
+    ) * 2
+    assert dict(s3.buckets)["stage3_max_live_parameters"] == 1_000_000_000
+    # the optimizer partition moves to the host: master, Adam state and fp32 gradients
+    off = zero_layout(params, ZeroConfig(stage=2, world_size=4, offload_optimizer="cpu"))
+    assert off.master_bytes == off.optimizer_state_bytes == off.fp32_gradient_bytes == 0
+    assert off.host_bytes == 16 * p // 4
+    assert s2.model_state_bytes - off.model_state_bytes == 16 * p // 4
+    with pytest.raises(ValueError, match="stage 3"):
+        ZeroConfig(stage=2, world_size=4, offload_params="cpu")
