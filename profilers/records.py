@@ -16,6 +16,7 @@ __all__ = [
     "AllocatorPeak",
     "BackendStatus",
     "CudaMemory",
+    "DistributedRecord",
     "HostMemory",
     "MemoryBreakdown",
     "NvmlMemory",
@@ -82,6 +83,8 @@ class MemoryBreakdown:
     optimizer_state_bytes: int
     input_bytes: int
     activation_bytes: int  # activations saved for backward and temporaries
+    # a sharded step's all-gather / reduce-scatter buffers (FSDP2's, DDP's buckets); 0 on one GPU
+    communication_buffer_bytes: int = 0
 
     @property
     def total_bytes(self) -> int:
@@ -92,6 +95,7 @@ class MemoryBreakdown:
             + self.optimizer_state_bytes
             + self.input_bytes
             + self.activation_bytes
+            + self.communication_buffer_bytes
         )
 
 
@@ -289,6 +293,31 @@ class SimulationRecord:
 
 
 @dataclass(frozen=True)
+class DistributedRecord:
+    """One rank of a sharded step (DDP, FSDP2, HSDP): which rank of how many, under which
+    strategy, and for a measured ``torchrun`` trial the peaks of every rank (the result's tensor
+    peak is their maximum) and their spread."""
+
+    world_size: int
+    rank: int = 0  # the rank whose breakdown the result carries
+    strategy: str = ""  # the strategy cut's label: "fsdp2", "ddp", "hsdp(shard=2)"
+    nodes: int = 1
+    # bytes live in communication buffers at the peak (also in the breakdown)
+    communication_buffer_bytes: int = 0
+    comm_bytes_per_step: int | None = None  # bytes this rank sends per step (all-gather + reduce)
+    rank_peak_bytes: tuple[int, ...] = ()  # measured: every rank's tensor peak, rank order
+    runs: int = 1  # measured: how many torchrun jobs the peaks are the maximum over
+    backend: str = ""  # the process group: "fake" (simulated), "gloo", "nccl"
+
+    @property
+    def spread(self) -> float | None:
+        """(max − min) / max over the ranks' peaks; ``None`` with fewer than two."""
+        if len(self.rank_peak_bytes) < 2 or max(self.rank_peak_bytes) == 0:
+            return None
+        return (max(self.rank_peak_bytes) - min(self.rank_peak_bytes)) / max(self.rank_peak_bytes)
+
+
+@dataclass(frozen=True)
 class TrialResult:
     """Everything one trial of one plan on one device found out."""
 
@@ -311,6 +340,7 @@ class TrialResult:
     wall_time_s: float = 0.0  # the whole trial, build included
     extra: dict[str, Any] = field(default_factory=dict)  # plan-specific figures (JSON-safe)
     simulation: SimulationRecord | None = None  # what a simulated trial adds
+    distributed: DistributedRecord | None = None  # one rank of N: a sharded step's per-rank info
 
     @property
     def ok(self) -> bool:
@@ -330,6 +360,8 @@ class TrialResult:
             out["tensor_peak"]["breakdown"]["total_bytes"] = self.tensor_peak.breakdown.total_bytes
         if self.simulation is not None:
             out["simulation"] = self.simulation.to_dict()
+        if self.distributed is not None:
+            out["distributed"]["spread"] = self.distributed.spread
         return out
 
     @classmethod
@@ -361,6 +393,7 @@ _NESTED: dict[str, type] = {
     "step_cost": StepCost,
     "cuda_allocator": AllocatorPeak,
     "repeats": RepeatReplay,
+    "distributed": DistributedRecord,
 }
 
 
@@ -390,7 +423,7 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
             value = TrialStatus(value)
         elif f.name == "backends":
             value = tuple(BackendStatus(**b) for b in value)
-        elif f.name in ("cuts", "probes"):
+        elif f.name in ("cuts", "probes", "rank_peak_bytes"):
             value = tuple(value)
         kwargs[f.name] = value
     return cls(**kwargs)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from profilers.simulate.offload import allocating_on_host
-from profilers.tracker import Role, TensorMemoryTracker, flat_tensors
+from profilers.tracker import Role, TensorMemoryTracker, flat_tensors, storages_of
 
 __all__ = ["PhaseTracker"]
 
@@ -65,11 +65,8 @@ class PhaseTracker(TensorMemoryTracker):
     ) -> Any:
         out = func(*args, **(kwargs or {}))
         for t in flat_tensors(out):
-            try:
-                storage = t.untyped_storage()
-            except (RuntimeError, NotImplementedError):
-                continue
-            self._track(storage, Role.ACTIVATION)
+            for storage in storages_of(t):  # a DTensor's local shard, not its global shape
+                self._track(storage, self.new_role)
         return out
 
     def event_log(self) -> tuple[list[int], dict[int, int]]:

@@ -11,7 +11,8 @@ code fragment: a new cut is one class in one file. The families:
 * :mod:`.precision` — bf16/fp16 autocast, pure bf16 weights;
 * :mod:`.optimizers` — SGD, Adafactor, 8-bit AdamW;
 * :mod:`.optimizer_impl` — the optimizer step as ``foreach``, a per-parameter loop or ``fused``;
-* :mod:`.execution` — accumulation, attention implementation, activation offload, compile.
+* :mod:`.execution` — accumulation, attention implementation, activation offload, compile;
+* :mod:`.distributed` — strategies over several GPUs: ddp, fsdp2, hsdp (opt-in).
 
 The import order below is the registration order, which decides :func:`default_cuts` and the
 order of a sweep's plans. Plan text is parsed in :mod:`advisor.plans.parse` and plans are
@@ -33,6 +34,7 @@ from advisor.plans.cuts.execution import (
     SdpaAttention,
 )
 from advisor.plans.cuts.optimizer_impl import OptimizerImplementation
+from advisor.plans.cuts.distributed import Ddp, Fsdp2, Hsdp
 
 # isort: on
 from advisor.plans.cuts.blocks import (
@@ -58,11 +60,14 @@ __all__ = [
     "Bf16Autocast",
     "Bf16Weights",
     "Compile",
+    "Ddp",
     "EagerAttention",
     "Fp16Autocast",
     "FreezeLayers",
     "FrozenEmbeddings",
+    "Fsdp2",
     "GradCheckpointing",
+    "Hsdp",
     "LoRA",
     "OptimizerImplementation",
     "PlanSpace",
