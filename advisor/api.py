@@ -35,6 +35,7 @@ from advisor.core.errors import (
 from advisor.core.io import environment
 from advisor.core.units import parse_memory
 from advisor.engines.convergence import convergence_probe
+from advisor.engines.distributed import measure_distributed
 from advisor.engines.flops import StepCost, StepTimeEstimate, estimate_for_gpu, step_cost_of
 from advisor.engines.growth import GrowthFit, simulate_growth
 from advisor.engines.measure import check_measurable, measure_plan
@@ -45,6 +46,7 @@ from advisor.engines.simulate import simulate as run_simulation
 from advisor.engines.simulate import simulate_plans as run_simulate_plans
 from advisor.engines.sweep import SweepProgress, SweepResult
 from advisor.engines.sweep import sweep as run_sweep
+from advisor.plans.cuts.distributed import check_world
 from advisor.models import HFModelSource, ModelSource, resolve_model
 from advisor.plans import (
     CUT_SYNTAX_HINT,
@@ -124,6 +126,8 @@ def profile(
     steps: int = 5,
     warmup_steps: int = 1,
     progress: Callable[[str], None] | None = None,
+    gpus: int = 1,
+    runs: int = 1,
 ) -> TrialResult:
     """Measure one training configuration of ``model`` on this machine.
 
@@ -132,10 +136,24 @@ def profile(
     timed steps, then one step under exact memory tracking. Failures (out of memory, missing
     library, a model error) come back as the result's ``status`` and ``reason``; bad input
     (unknown model, sizes out of range) raises :class:`advisor.AdvisorError`.
+
+    With a strategy cut (``fsdp2``, ``ddp``, ``hsdp``) and ``gpus`` N ≥ 2, a real ``torchrun``
+    job of N local processes runs the trial on every rank (gloo on CPU, NCCL on GPUs), ``runs``
+    times; the result is the highest rank's, ``result.distributed`` holding every rank's peak.
     """
     from profilers.trial import resolve_device
 
     plan = the_plan(plan)
+    check_world(plan, gpus)
+    if gpus > 1:
+        whole_number("runs", runs, 1)
+        source = resolve_model(model)
+        source.check_sizes(batch_size, seq_len)
+        where = "cuda" if resolve_device(check_device(device)).type == "cuda" else "cpu"
+        return measure_distributed(
+            model, plan, batch_size, seq_len, nproc=gpus, device=where, steps=steps,
+            warmup_steps=warmup_steps, runs=runs, progress=progress,
+        )  # fmt: skip
     whole_number("steps", steps, 0)
     whole_number("warmup_steps", warmup_steps, 0)
     device = check_device(device)
@@ -305,6 +323,8 @@ def simulate(
     progress: Callable[[str], None] | None = None,
     extrapolate: bool = True,
     moe_imbalance: float = 1.0,
+    gpus: int = 1,
+    nodes: int = 1,
     **legacy: Any,
 ) -> TrialResult:
     """Replay one training configuration of ``model`` on fake tensors: no GPU, no weights.
@@ -323,6 +343,10 @@ def simulate(
     (``result.simulation.repeats`` says from which); ``extrapolate=False`` replays every layer.
     Mixture-of-experts layers are replayed under balanced routing, or with the hottest expert
     at ``moe_imbalance`` (≥ 1) × its balanced share; ``simulation.moe_routing`` states it.
+    With a strategy cut (``ddp``, ``fsdp2``, ``hsdp(shard=N)``) and ``gpus`` ≥ 2 (over
+    ``nodes`` machines), the replay is rank 0 of ``gpus`` on torch's fake process group:
+    ``batch_size`` is each GPU's micro-batch, the tensor peak is one rank's, and
+    ``result.distributed`` holds the strategy, the communication buffers and the bytes sent.
 
     The old spellings still work, with a ``DeprecationWarning``: sizes given positionally
     (``simulate(model, plan, 2, 512)``) and ``count_cost=`` for ``count_flops=``.
@@ -351,6 +375,8 @@ def simulate(
         progress=progress,
         extrapolate=extrapolate,
         moe_imbalance=moe_imbalance,
+        gpus=gpus,
+        nodes=nodes,
     )
 
 
@@ -470,6 +496,8 @@ def simulate_plans(
     extrapolate: bool = True,
     workers: int | None = None,
     moe_imbalance: float = 1.0,
+    gpus: int = 1,
+    nodes: int = 1,
 ) -> SimulatedPlans:
     """Simulate the baseline and many plans of ``model`` (a sweep without hardware).
 
@@ -482,7 +510,7 @@ def simulate_plans(
     results = run_simulate_plans(
         model, space.plans, batch_size=batch_size, seq_len=seq_len, target=target,
         progress=progress, on_result=on_result, extrapolate=extrapolate, workers=workers,
-        moe_imbalance=moe_imbalance,
+        moe_imbalance=moe_imbalance, gpus=gpus, nodes=nodes,
     )  # fmt: skip
     return SimulatedPlans(tuple(results), tuple(space.pruned))
 

@@ -326,6 +326,9 @@ FLAGS: dict[str, str] = {
     "new": "--new",
     "device": "--device",
     "workers": "--workers",
+    "gpus": "--gpus",
+    "nodes": "--nodes",
+    "runs": "--runs",
 }
 # ``name=value`` where name is an argument: not a cut parameter (``accum(steps=4)``, ``lora(r=8,
 # alpha=16)``), not inside a word; the value unquoted when it was quoted for Python
