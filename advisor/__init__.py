@@ -80,6 +80,7 @@ _REPORT = {
     "load_report": "advisor.report",
 }
 _RECORDS = {  # the runtime's result types (profilers.records)
+    "DistributedRecord": "profilers.records",
     "MemoryBreakdown": "profilers.records",
     "ParamCounts": "profilers.records",
     "Provenance": "profilers.records",
@@ -135,6 +136,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from advisor.recommend import PlanVerdict, RankBy, Recommendation, Workload
     from advisor.report import Advice, load_report
     from profilers.records import (
+        DistributedRecord,
         MemoryBreakdown,
         ParamCounts,
         Provenance,

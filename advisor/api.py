@@ -46,7 +46,6 @@ from advisor.engines.simulate import simulate as run_simulation
 from advisor.engines.simulate import simulate_plans as run_simulate_plans
 from advisor.engines.sweep import SweepProgress, SweepResult
 from advisor.engines.sweep import sweep as run_sweep
-from advisor.plans.cuts.distributed import check_world
 from advisor.models import HFModelSource, ModelSource, resolve_model
 from advisor.plans import (
     CUT_SYNTAX_HINT,
@@ -64,6 +63,7 @@ from advisor.plans import (
     parse_plans,
     user_plans,
 )
+from advisor.plans.cuts.distributed import check_world
 from advisor.recommend import (
     DEFAULT_GPU,
     Mode,
