@@ -197,6 +197,7 @@ KNOWN_GAPS = {
     ("tiny-gpt2", 2, "fsdp2+grad-ckpt"): _GLOO_LATE,
     ("tiny-gpt2", 2, "ddp"): "every rank holds ~1.2 MB more than the simulated DDP replica (not found yet)",
 }
+LATE_ONLY = {k for k, why in KNOWN_GAPS.items() if why == _GLOO_LATE}  # one rank still agrees
 _measured: dict[tuple[str, int], list[TrialResult]] = {}
 
 
@@ -224,7 +225,7 @@ def test_simulated_rank_matches_measured_ranks(model: str, world: int, plan: str
           f"spread {measured.distributed.spread}")  # fmt: skip
     assert len(peaks) == world
     # the simulated rank is one of the measured ranks' layouts: at least one rank agrees within 3%
-    if gap is None or "late" in gap:
+    if gap is None or (model, world, plan) in LATE_ONLY:
         assert min(abs(sim.tensor_peak.peak_bytes - p) / p for p in peaks) <= TOLERANCE
     off = abs(sim.tensor_peak.peak_bytes - measured.tensor_peak.peak_bytes) / measured.tensor_peak.peak_bytes
     if gap is not None and off > TOLERANCE:
