@@ -97,6 +97,7 @@ _REPORT = {
 }
 _RECORDS = {  # the runtime's result types (profilers.records)
     "MemoryTimeline": "profilers.timeline",
+    "DistributedRecord": "profilers.records",
     "MemoryBreakdown": "profilers.records",
     "ParamCounts": "profilers.records",
     "Provenance": "profilers.records",
@@ -104,7 +105,6 @@ _RECORDS = {  # the runtime's result types (profilers.records)
     "Timing": "profilers.records",
     "TrialResult": "profilers.records",
     "TrialStatus": "profilers.records",
-    "DistributedRecord": "profilers.records",
 }
 _WHERE: dict[str, str] = {
     **_API, **_CORE, **_CATALOG, **_MODELS, **_PLANS, **_ENGINES, **_RECOMMEND, **_REPORT, **_RECORDS,

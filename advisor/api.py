@@ -36,6 +36,7 @@ from advisor.core.io import environment
 from advisor.core.lengths import LengthDistribution, parse_lengths
 from advisor.core.units import parse_memory
 from advisor.engines.convergence import convergence_probe
+from advisor.engines.distributed import measure_distributed
 from advisor.engines.flops import StepCost, StepTimeEstimate, estimate_for_gpu, step_cost_of
 from advisor.engines.growth import GrowthFit, simulate_growth
 from advisor.engines.measure import check_measurable, measure_plan
@@ -68,6 +69,7 @@ from advisor.plans import (
 from advisor.plans.configs import ConfigPlan, plan_from_config
 from advisor.plans.configs.nearest import neighbour_plans
 from advisor.plans.cuts.batching import resolve_batching
+from advisor.plans.cuts.distributed import check_world
 from advisor.recommend import (
     DEFAULT_GPU,
     Mode,
@@ -151,6 +153,8 @@ def profile(
     warmup_steps: int = 1,
     progress: Callable[[str], None] | None = None,
     lengths: LengthDistribution | str | None = None,
+    gpus: int = 1,
+    runs: int = 1,
 ) -> TrialResult:
     """Measure one training configuration of ``model`` on this machine.
 
@@ -161,12 +165,26 @@ def profile(
     (unknown model, sizes out of range) raises :class:`advisor.AdvisorError`. A plan with a
     batching cut (``pack(max_tokens=4096)``, ``group-by-length``…) runs the worst batch it forms
     from ``lengths`` (a :class:`LengthDistribution` or ``"p50=300,p95=1800,max=4096"``).
+
+    With a strategy cut (``fsdp2``, ``ddp``, ``hsdp``) and ``gpus`` N ≥ 2, a real ``torchrun``
+    job of N local processes runs the trial on every rank (gloo on CPU, NCCL on GPUs), ``runs``
+    times; the result is the highest rank's, ``result.distributed`` holding every rank's peak.
     """
     from profilers.trial import resolve_device
 
     plan, batch_size, seq_len = with_lengths(the_plan(plan), lengths, batch_size, seq_len)
     plan = the_plan(plan)
     check_zero_measurable(plan)  # DeepSpeed ZeRO is simulated, not measured, here
+    check_world(plan, gpus)
+    if gpus > 1:
+        whole_number("runs", runs, 1)
+        source = resolve_model(model)
+        source.check_sizes(batch_size, seq_len)
+        where = "cuda" if resolve_device(check_device(device)).type == "cuda" else "cpu"
+        return measure_distributed(
+            model, plan, batch_size, seq_len, nproc=gpus, device=where, steps=steps,
+            warmup_steps=warmup_steps, runs=runs, progress=progress,
+        )  # fmt: skip
     whole_number("steps", steps, 0)
     whole_number("warmup_steps", warmup_steps, 0)
     device = check_device(device)
@@ -384,6 +402,10 @@ def simulate(
     A batching cut's worst batch is formed from ``lengths`` as for :func:`profile`.
     A distributed plan (``zero(stage=3)``) is one rank of ``gpus`` over ``nodes``; its
     ``result.distributed`` holds the rank's layout and communication per step.
+    With a strategy cut (``ddp``, ``fsdp2``, ``hsdp(shard=N)``) and ``gpus`` ≥ 2 (over
+    ``nodes`` machines), the replay is rank 0 of ``gpus`` on torch's fake process group:
+    ``batch_size`` is each GPU's micro-batch, the tensor peak is one rank's, and
+    ``result.distributed`` holds the strategy, the communication buffers and the bytes sent.
 
     The old spellings still work, with a ``DeprecationWarning``: sizes given positionally
     (``simulate(model, plan, 2, 512)``) and ``count_cost=`` for ``count_flops=``.
@@ -544,6 +566,8 @@ def simulate_plans(
     extrapolate: bool = True,
     workers: int | None = None,
     moe_imbalance: float = 1.0,
+    gpus: int = 1,
+    nodes: int = 1,
 ) -> SimulatedPlans:
     """Simulate the baseline and many plans of ``model`` (a sweep without hardware).
 
@@ -556,7 +580,7 @@ def simulate_plans(
     results = run_simulate_plans(
         model, space.plans, batch_size=batch_size, seq_len=seq_len, target=target,
         progress=progress, on_result=on_result, extrapolate=extrapolate, workers=workers,
-        moe_imbalance=moe_imbalance,
+        moe_imbalance=moe_imbalance, gpus=gpus, nodes=nodes,
     )  # fmt: skip
     return SimulatedPlans(tuple(results), tuple(space.pruned))
 

@@ -85,7 +85,7 @@ class MemoryBreakdown:
     optimizer_state_bytes: int
     input_bytes: int
     activation_bytes: int  # activations saved for backward and temporaries
-    # distributed plans: all-gather / reduce-scatter buckets and buffers of this rank
+    # a sharded step's all-gather / reduce-scatter buffers (FSDP2's, DDP's buckets); 0 on one GPU
     communication_buffer_bytes: int = 0
 
     @property
@@ -298,23 +298,36 @@ class SimulationRecord:
 class DistributedRecord:
     """What one rank of a distributed plan holds and sends: the rank's figures, not the sum.
 
-    ``comm_bytes_per_step`` is what this rank sends per optimizer step (ring collectives);
-    ``layout`` names the bytes by role where the engine's layout was modelled (ZeRO), and
-    ``settings`` the engine settings assumed (bucket sizes, in DeepSpeed's config keys).
+    Which rank of how many, under which strategy; ``comm_bytes_per_step`` is what this rank
+    sends per optimizer step (ring collectives, estimated); ``layout`` names the bytes by role
+    where the engine's layout was modelled (ZeRO), and ``settings`` the engine settings assumed
+    (bucket sizes, in DeepSpeed's config keys). For a measured ``torchrun`` trial,
+    ``rank_peak_bytes`` holds every rank's peak (the result's tensor peak is their maximum).
     """
 
     world_size: int
-    rank: int = 0
-    strategy: str = ""  # "ddp", "fsdp2", "hsdp", "zero-3"…
+    rank: int = 0  # the rank whose breakdown the result carries
+    strategy: str = ""  # the strategy cut's label: "fsdp2", "ddp", "hsdp(shard=2)", "zero-3"
     nodes: int = 1
+    # bytes live in communication buffers at the peak (also in the breakdown)
     communication_buffer_bytes: int = 0
-    comm_bytes_per_step: int = 0
+    comm_bytes_per_step: int | None = None  # bytes this rank sends per step (all-gather + reduce)
     host_bytes: int = 0  # offloaded to host memory (optimizer partition, parameters)
     padding_bytes: int = 0  # alignment padding of flat buffers and partitions (in the peak)
     layout: dict[str, int] = field(default_factory=dict)  # role → bytes on this rank
     settings: dict[str, Any] = field(default_factory=dict)  # engine settings assumed
     note: str | None = None  # how the figures were obtained, in one line
     provenance: Provenance = Provenance.SIMULATED
+    rank_peak_bytes: tuple[int, ...] = ()  # measured: every rank's tensor peak, rank order
+    runs: int = 1  # measured: how many torchrun jobs the peaks are the maximum over
+    backend: str = ""  # the process group: "fake" (simulated), "gloo", "nccl"
+
+    @property
+    def spread(self) -> float | None:
+        """(max − min) / max over the ranks' peaks; ``None`` with fewer than two."""
+        if len(self.rank_peak_bytes) < 2 or max(self.rank_peak_bytes) == 0:
+            return None
+        return (max(self.rank_peak_bytes) - min(self.rank_peak_bytes)) / max(self.rank_peak_bytes)
 
 
 @dataclass(frozen=True)
@@ -363,6 +376,8 @@ class TrialResult:
             out["simulation"] = self.simulation.to_dict()
         if self.timeline is not None:
             out["timeline"] = self.timeline.to_dict()
+        if self.distributed is not None:
+            out["distributed"]["spread"] = self.distributed.spread
         return out
 
     @classmethod
@@ -426,7 +441,7 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
             value = TrialStatus(value)
         elif f.name == "backends":
             value = tuple(BackendStatus(**b) for b in value)
-        elif f.name in ("cuts", "probes"):
+        elif f.name in ("cuts", "probes", "rank_peak_bytes"):
             value = tuple(value)
         kwargs[f.name] = value
     return cls(**kwargs)

@@ -14,14 +14,17 @@ where no real memory exists at all.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import functools
 import logging
+import sys
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, is_traceable_wrapper_subclass
 from torch.utils._pytree import tree_flatten
 
 from profilers.records import MemoryBreakdown, Provenance, TensorPeak
@@ -33,6 +36,7 @@ __all__ = [
     "flat_tensors",
     "optimizer_state_tensors",
     "quantization_state_tensors",
+    "storages_of",
     "tensors_in",
 ]
 
@@ -48,6 +52,7 @@ class Role(str, enum.Enum):
     OPTIMIZER = "optimizer"
     INPUT = "input"
     ACTIVATION = "activation"  # saved activations and temporaries
+    COMMUNICATION = "communication"  # a sharded step's all-gather / reduce-scatter buffers
 
 
 def _storage_of(t: torch.Tensor) -> torch.UntypedStorage | None:
@@ -55,6 +60,22 @@ def _storage_of(t: torch.Tensor) -> torch.UntypedStorage | None:
         return t.untyped_storage()
     except (RuntimeError, NotImplementedError):  # sparse, nested, or tensors without storage
         return None
+
+
+def storages_of(t: torch.Tensor) -> list[torch.UntypedStorage]:
+    """The storages that hold ``t``'s bytes: its own, or for a wrapper subclass (an FSDP2 /
+    DDP ``DTensor``) those of its inner tensors — a ``DTensor``'s own storage has the global
+    shape, its local shard is what this process holds."""
+    if is_traceable_wrapper_subclass(t):
+        names, _ = t.__tensor_flatten__()  # type: ignore[attr-defined]
+        out: list[torch.UntypedStorage] = []
+        for name in names:
+            inner = getattr(t, name)
+            if isinstance(inner, torch.Tensor):
+                out.extend(storages_of(inner))
+        return out
+    storage = _storage_of(t)
+    return [] if storage is None else [storage]
 
 
 def tensors_in(obj: Any) -> list[torch.Tensor]:
@@ -119,6 +140,35 @@ def quantization_state_tensors(model: torch.nn.Module) -> list[torch.Tensor]:
     return out
 
 
+# FSDP2's collectives as torch 2.13 calls them from its parameter groups
+# (torch/distributed/fsdp/_fully_shard/_fsdp_param_group.py: foreach_all_gather allocates the
+# flat all-gather input and output, foreach_reduce the reduce-scatter input and output)
+_FSDP_GROUP_MODULE = "torch.distributed.fsdp._fully_shard._fsdp_param_group"
+_FSDP_COLLECTIVES = ("foreach_all_gather", "foreach_reduce")
+
+
+def _watch_fsdp_collectives(tracker: TensorMemoryTracker) -> list[Callable[[], None]]:
+    """Make FSDP2's collectives (when FSDP2 is loaded) allocate under the tracker's
+    communication role; returns what undoes it."""
+    module = sys.modules.get(_FSDP_GROUP_MODULE)
+    if module is None:
+        return []
+    undo: list[Callable[[], None]] = []
+    for name in _FSDP_COLLECTIVES:
+        original = getattr(module, name, None)
+        if original is None:
+            continue
+
+        @functools.wraps(original)
+        def watched(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with tracker.communicating():
+                return _original(*args, **kwargs)
+
+        setattr(module, name, watched)
+        undo.append(functools.partial(setattr, module, name, original))
+    return undo
+
+
 class TensorMemoryTracker(TorchDispatchMode):
     """Tracks live tensor bytes on one device type while active; see the module docstring.
 
@@ -147,6 +197,8 @@ class TensorMemoryTracker(TorchDispatchMode):
         self._op_of: dict[int, Any] = {}  # serial -> op (absent: registered before the step)
         self._phase_marks: list[tuple[int, str]] = [(0, "forward")]
         self._registered_events = 0  # leading events that are the resident storages
+        self.new_role = Role.ACTIVATION  # the role of storages ops create (see _communicating)
+        self._unpatch: list[Callable[[], None]] = []
 
     # -- registration ------------------------------------------------------------------------
 
@@ -185,8 +237,7 @@ class TensorMemoryTracker(TorchDispatchMode):
     def register(self, tensors: Iterable[torch.Tensor], role: Role) -> None:
         """Count these tensors' storages as resident now, with ``role`` (first role wins)."""
         for t in tensors:
-            storage = _storage_of(t)
-            if storage is not None:
+            for storage in storages_of(t):
                 self._track(storage, role)
         self._resident_bytes = self._live_bytes
         self._registered_events = len(self._events)
@@ -205,28 +256,27 @@ class TensorMemoryTracker(TorchDispatchMode):
         if optimizer is not None:
             self.register(optimizer_state_tensors(optimizer), Role.OPTIMIZER)
         self.register(tensors_in(batch), Role.INPUT)
+        buffers = getattr(model, "communication_buffers", None)  # DDP's gradient buckets
+        if callable(buffers):
+            self.register(buffers(), Role.COMMUNICATION)
 
     def note_gradients(self, params: Iterable[torch.Tensor]) -> None:
         """Mark the storages now held in ``.grad`` as gradients (call after each backward)."""
         for p in params:
             if p.grad is None:
                 continue
-            storage = _storage_of(p.grad)
-            if storage is None:
-                continue
-            serial = self._track(storage, Role.GRADIENT)
-            if serial is not None:
-                self._role[serial] = Role.GRADIENT
+            for storage in storages_of(p.grad):
+                serial = self._track(storage, Role.GRADIENT)
+                if serial is not None:
+                    self._role[serial] = Role.GRADIENT
 
     def note_optimizer_state(self, optimizer: torch.optim.Optimizer) -> None:
         """Mark the optimizer's state storages (needed when state is created during the step)."""
         for t in optimizer_state_tensors(optimizer):
-            storage = _storage_of(t)
-            if storage is None:
-                continue
-            serial = self._track(storage, Role.OPTIMIZER)
-            if serial is not None:
-                self._role[serial] = Role.OPTIMIZER
+            for storage in storages_of(t):
+                serial = self._track(storage, Role.OPTIMIZER)
+                if serial is not None:
+                    self._role[serial] = Role.OPTIMIZER
 
     def set_phase(self, phase: str) -> None:
         self.phase = phase
@@ -245,11 +295,32 @@ class TensorMemoryTracker(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         self._op = func
         for t in tensors_in(out):
-            storage = _storage_of(t)
-            if storage is not None:
-                self._track(storage, Role.ACTIVATION)
+            for storage in storages_of(t):  # a DTensor's local shard, not its global shape
+                self._track(storage, self.new_role)
         self._op = None
         return out
+
+    def __enter__(self) -> TensorMemoryTracker:
+        self._unpatch = _watch_fsdp_collectives(self)
+        return super().__enter__()  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            super().__exit__(*exc)
+        finally:
+            for undo in self._unpatch:
+                undo()
+            self._unpatch = []
+
+    @contextlib.contextmanager
+    def communicating(self) -> Iterator[None]:
+        """Storages made inside count as communication buffers (until a later note says they
+        became gradients: FSDP2's sharded gradient is a view of its reduce-scatter output)."""
+        before, self.new_role = self.new_role, Role.COMMUNICATION
+        try:
+            yield
+        finally:
+            self.new_role = before
 
     def close(self) -> None:
         """Stop listening for frees (call once the numbers are read)."""
@@ -281,6 +352,7 @@ class TensorMemoryTracker(TorchDispatchMode):
             optimizer_state_bytes=by_role[Role.OPTIMIZER],
             input_bytes=by_role[Role.INPUT],
             activation_bytes=by_role[Role.ACTIVATION],
+            communication_buffer_bytes=by_role[Role.COMMUNICATION],
         )
 
     def timeline(self, max_samples: int = 2000, top: int = 10) -> MemoryTimeline:

@@ -336,6 +336,9 @@ FLAGS: dict[str, str] = {
     "lengths": "--lengths",
     "dataset": "--dataset",
     "text_field": "--text-field",
+    "gpus": "--gpus",
+    "nodes": "--nodes",
+    "runs": "--runs",
 }
 # ``name=value`` where name is an argument: not a cut parameter (``accum(steps=4)``, ``lora(r=8,
 # alpha=16)``), not inside a word; the value unquoted when it was quoted for Python

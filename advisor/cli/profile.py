@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     ``--gpu-mem``), and write JSON / Markdown when asked."""
     api.check_margin(args.margin)  # before any work
     gpu = api.target_gpu(args.gpu, args.gpu_mem) if args.gpu or args.gpu_mem else None
-    plan = api.one_plan(cuts=args.cuts)
+    plan = api.one_plan(cuts=args.cuts, plans=args.plans)
     check_outputs(args.json, args.markdown, args.timeline, args.memory_snapshot)
     progress = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     result = api.profile(
@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         warmup_steps=args.warmup,
         progress=progress,
+        gpus=args.gpus,
+        runs=args.runs,
     )
     progress.done()
     width = terminal_width()
@@ -117,10 +119,21 @@ def add_parser(sub: Any) -> None:
         "breakdown, step time, throughput and parameter counts.",
     )
     add_model_args(p)
-    p.add_argument(
-        "--cuts", "-c", default="",
+    choice = p.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--cuts", "-c", default=None,
         help="cuts of the plan, comma-separated, e.g. lora(r=16),grad-ckpt (see `sweep --list-cuts`); "
         "default: none, full fine-tuning in fp32 with AdamW",
+    )  # fmt: skip
+    choice.add_argument("--plans", help="the plan as plan text instead, e.g. 'fsdp2+lora'")
+    p.add_argument(
+        "--gpus", "--nproc", type=int, default=1, dest="gpus",
+        help="with a strategy cut (fsdp2, ddp, hsdp): run a torchrun job of this many local "
+        "processes (gloo on CPU, NCCL on GPUs) and report the ranks' peaks (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--runs", type=int, default=1,
+        help="with --gpus N: repeat the torchrun job, reporting the maximum over ranks and runs (default: %(default)s)",
     )  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--steps", type=positive_int, default=5, help="timed steps (default: %(default)s)")

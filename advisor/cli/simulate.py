@@ -142,6 +142,8 @@ def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
         args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, progress=line,
         extrapolate=not args.full_replay,
         moe_imbalance=args.moe_imbalance,
+        gpus=args.gpus,
+        nodes=args.nodes,
     )  # fmt: skip
     line.done()
     width = terminal_width()
@@ -197,6 +199,8 @@ def _many(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
         progress=line,
         extrapolate=not args.full_replay,
         workers=args.workers,
+        gpus=args.gpus,
+        nodes=args.nodes,
     )
     line.done()
     where = (
@@ -282,6 +286,12 @@ def add_parser(sub: Any) -> None:
         help="with --sweep: worker processes simulating plans side by side (default: one per core; 1: one at a time)",
     )  # fmt: skip
     add_moe_arg(p)
+    p.add_argument(
+        "--gpus", type=int, default=1,
+        help="GPUs the plan's strategy (ddp, fsdp2, hsdp) shards over: simulates one rank of them "
+        "(--batch is each GPU's micro-batch; default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument("--nodes", type=int, default=1, help="machines the GPUs are spread over (default: %(default)s)")
     p.add_argument("--json", type=Path, help="also write the results as JSON to this path")
     p.add_argument(
         "--timeline", type=Path, default=None,

@@ -53,7 +53,9 @@ from advisor.engines.zero import check_cluster, local_plan, zero_cut_of, zero_ra
 from advisor.models import ModelSource, resolve_model
 from advisor.plans import CUTS, Plan, build_program, parse_plan, trial_spec
 from advisor.plans.cuts.blocks import chain_context
-from profilers.records import RepeatReplay, TrialResult, TrialStatus
+from advisor.plans.cuts.distributed import check_world, strategy_of
+from profilers.distributed import fake_process_group
+from profilers.records import DistributedRecord, RepeatReplay, TrialResult, TrialStatus
 from profilers.simulate import FakeBuild, FakeWorld, simulate_trial
 from profilers.simulate.moe import MoeRouting, routing_note
 from profilers.simulate.repeat import (
@@ -78,6 +80,7 @@ __all__ = [
     "simulate_plans",
     "unsupported_reason",
     "upper_bound_detail",
+    "with_rank_record",
 ]
 
 
@@ -349,6 +352,10 @@ def simulate(
 ) -> TrialResult:
     """Replay one training configuration of ``model`` on fake tensors (see the module doc).
 
+    With a strategy cut (``ddp``, ``fsdp2``, ``hsdp``) and ``gpus`` N ≥ 2, the replay is rank 0
+    of N on torch's fake process group: ``batch_size`` is the micro-batch of each rank, and the
+    result's tensor peak is one rank's, with a :class:`~profilers.records.DistributedRecord`.
+
     ``target`` is where the step is meant to run: ``"cuda"`` (the optimizer as torch runs it
     on CUDA, and the caching allocator replayed) or ``"cpu"`` (exactly what this CPU runs).
     A model with ``min_blocks`` or more repeating blocks is replayed with a few of them and
@@ -382,6 +389,71 @@ def simulate(
             f"got {moe_imbalance}",
             "pass --moe-imbalance 1 for balanced routing, or e.g. 1.5",
         )
+    check_world(plan, gpus, nodes)
+    if gpus > 1:  # the mesh and the shards live on the fake cpu device
+        fake_device = "cpu"
+        backend = "gloo" if target == "cpu" else "nccl"  # on CPUs ranks talk gloo, on GPUs NCCL
+        with fake_process_group(gpus, backend=backend):
+            result = _simulate(source, plan, batch_size, seq_len, target=target, fake_device=fake_device,
+                               warmup_steps=warmup_steps, count_cost=count_cost, progress=progress,
+                               extrapolate=extrapolate, min_blocks=min_blocks, moe_imbalance=moe_imbalance)  # fmt: skip
+        return with_rank_record(result, plan, gpus, nodes, backend=f"fake ({backend} buffers)")
+    return _simulate(source, plan, batch_size, seq_len, target=target, fake_device=fake_device,
+                     warmup_steps=warmup_steps, count_cost=count_cost, progress=progress,
+                     extrapolate=extrapolate, min_blocks=min_blocks, moe_imbalance=moe_imbalance)  # fmt: skip
+
+
+def with_rank_record(
+    result: TrialResult,
+    plan: Plan,
+    world_size: int,
+    nodes: int = 1,
+    *,
+    backend: str,
+    rank: int = 0,
+    rank_peaks: tuple[int, ...] = (),
+    runs: int = 1,
+) -> TrialResult:
+    """``result`` (one rank's) with its :class:`DistributedRecord`: the strategy, the bytes in
+    communication buffers at the peak, and the bytes a rank sends per step."""
+    strategy = strategy_of(plan)
+    if strategy is None or world_size <= 1:
+        return result
+    comm = None
+    if result.params is not None:
+        comm = strategy.comm_bytes_per_step(
+            result.params.parameter_bytes, result.params.trainable_bytes, world_size
+        )
+    peak = result.tensor_peak
+    record = DistributedRecord(
+        world_size=world_size,
+        rank=rank,
+        strategy=strategy.label(),
+        nodes=nodes,
+        communication_buffer_bytes=peak.breakdown.communication_buffer_bytes if peak is not None else 0,
+        comm_bytes_per_step=comm,
+        rank_peak_bytes=rank_peaks,
+        runs=runs,
+        backend=backend,
+    )
+    return dataclasses.replace(result, distributed=record)
+
+
+def _simulate(
+    source: ModelSource,
+    plan: Plan,
+    batch_size: int,
+    seq_len: int,
+    *,
+    target: str,
+    fake_device: str,
+    warmup_steps: int,
+    count_cost: bool,
+    progress: Progress | None,
+    extrapolate: bool,
+    min_blocks: int,
+    moe_imbalance: float,
+) -> TrialResult:
     build = fake_builder(plan, source, batch_size, seq_len, target)
     spec = trial_spec(
         plan, source, batch_size, seq_len, device="meta", steps=0, warmup_steps=warmup_steps
@@ -531,6 +603,8 @@ def simulate_plans(
     extrapolate: bool = True,
     workers: int | None = None,
     moe_imbalance: float = 1.0,
+    gpus: int = 1,
+    nodes: int = 1,
 ) -> list[TrialResult]:
     """Simulate each plan (a sweep without hardware); one plan's failure is its result.
 
@@ -548,7 +622,9 @@ def simulate_plans(
     n = len(plans)
     results: list[TrialResult | None] = [None] * n
     say = progress or (lambda _event: None)
-    options: dict[str, Any] = {"target": target, "extrapolate": extrapolate, "moe_imbalance": moe_imbalance}
+    options: dict[str, Any] = {
+        "target": target, "extrapolate": extrapolate, "moe_imbalance": moe_imbalance, "gpus": gpus, "nodes": nodes,
+    }  # fmt: skip
     started = time.perf_counter()
     finished = 0
 

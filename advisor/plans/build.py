@@ -28,6 +28,7 @@ __all__ = [
     "OPTIMIZERS",
     "build_model",
     "build_program",
+    "distribute",
     "finish_program",
     "make_optimizer",
     "prepare",
@@ -117,7 +118,8 @@ def prepare(plan: Plan, batch_size: int, seq_len: int, *, check_available: bool 
 
 
 def build_model(plan: Plan, ctx: BuildContext) -> nn.Module:
-    """Build the source's model on ``ctx.device`` and apply the plan's model transforms."""
+    """Build the source's model on ``ctx.device`` and apply the plan's model transforms
+    (all but a strategy's: :func:`distribute` applies that one, last)."""
     recipe = ctx.recipe
     model = ctx.source.build(
         ctx.device,
@@ -126,7 +128,22 @@ def build_model(plan: Plan, ctx: BuildContext) -> nn.Module:
         dtype=recipe.model_dtype,
     )
     for cut in sorted(plan.cuts, key=lambda c: c.order):
-        model = cut.apply_model(model, ctx)
+        if not cut.distributed:
+            model = cut.apply_model(model, ctx)
+    return model
+
+
+def distribute(plan: Plan, model: nn.Module, ctx: BuildContext) -> nn.Module:
+    """Apply the plan's strategy cut (ddp, fsdp2, …) to the model the other cuts made.
+
+    It comes last, on the parameters the step will really hold: LoRA's adapters exist and are
+    the only trainable ones, checkpointing wraps the blocks before they are sharded (as
+    torchtitan applies activation checkpointing before ``fully_shard``), and in a simulation
+    the parameters are already fake tensors, so the engine lays out fake shards.
+    """
+    for cut in plan.cuts:
+        if cut.distributed:
+            model = cut.apply_model(model, ctx)
     return model
 
 
@@ -188,11 +205,14 @@ def build_program(
     for cut in plan.cuts:
         cut.check_device(check_on(cut) if callable(check_on) else (check_on or device))
     recipe = prepare(plan, batch_size, seq_len, check_available=check_available)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        recipe.world_size = torch.distributed.get_world_size()  # this process is one rank of N
     model = build_model(plan, BuildContext(source, build_on or device, recipe))
     if on_model is not None:
         on_model(model)
     ctx = BuildContext(batch_source(source) if batch_source else source, device, recipe)
     with finish_context():
+        model = distribute(plan, model, ctx)
         return finish_program(plan, model, ctx)
 
 

@@ -55,8 +55,8 @@ class Recipe:
     optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
     forward_contexts: list[Callable[[], AbstractContextManager[Any]]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)  # JSON-safe figures for the result
-    world_size: int = 1  # ranks of a distributed plan (data-parallel GPUs in all)
-    nodes: int = 1  # machines the ranks are spread over
+    world_size: int = 1  # processes (GPUs) the step runs on; > 1 only with a strategy cut
+    nodes: int = 1  # machines they are spread over
 
     @property
     def micro_batch(self) -> int:
@@ -114,7 +114,8 @@ class Cut:
     # check_device is about the target GPU itself (offload means nothing on a CPU): a simulation
     # checks it against its target device, not the fake device the replay runs on
     checked_on_target: ClassVar[bool] = False
-    # a distributed strategy (ddp, fsdp2, zero…): needs more than one GPU; one per plan
+    # a strategy over several GPUs (ddp, fsdp2, hsdp, zero): applied last, on the model the
+    # other cuts made, and needs a process group of ``Recipe.world_size`` ranks (group "strategy")
     distributed: ClassVar[bool] = False
 
     @classmethod

@@ -46,8 +46,11 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
             ("  optimizer state", format_bytes(b.optimizer_state_bytes, 2), src),
             ("  input batch", format_bytes(b.input_bytes, 2), src),
             ("  activations + temporaries", format_bytes(b.activation_bytes, 2), src),
-            ("resident between steps", format_bytes(tp.resident_before_step_bytes, 2), src),
         ]
+        if b.communication_buffer_bytes or r.distributed is not None:
+            rows.append(("  communication buffers", format_bytes(b.communication_buffer_bytes, 2), src))
+        rows.append(("resident between steps", format_bytes(tp.resident_before_step_bytes, 2), src))
+    rows += _rank_rows(r)
     if sim is not None and sim.host_peak_bytes:
         rows.append(("host memory (offloaded, pinned)", format_bytes(sim.host_peak_bytes, 2), Provenance.SIMULATED.value))
     if sim is not None and sim.autocast_policy:
@@ -95,6 +98,24 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
         rows.append(
             ("host RSS peak (context only)", format_bytes(r.host.rss_peak_bytes), r.host.provenance.value)
         )
+    return rows
+
+
+def _rank_rows(r: TrialResult) -> list[tuple[str, str, str]]:
+    """Rows of one rank of N: the strategy, the ranks' peaks and their spread, the bytes sent."""
+    d = r.distributed
+    if d is None:
+        return []
+    src = r.tensor_peak.provenance.value if r.tensor_peak is not None else ""
+    nodes = f" on {d.nodes} nodes" if d.nodes > 1 else ""
+    rows = [("strategy", f"{d.strategy}, rank {d.rank} of {d.world_size}{nodes} ({d.backend})", "")]
+    if d.rank_peak_bytes:
+        peaks = ", ".join(format_bytes(b, 2) for b in d.rank_peak_bytes)
+        runs = f", max over {d.runs} runs" if d.runs > 1 else ""
+        spread = f"; spread {100 * d.spread:.1f}%" if d.spread is not None else ""
+        rows.append(("peak of each rank", f"{peaks}{runs}{spread}", src))
+    if d.comm_bytes_per_step is not None:
+        rows.append(("sent per step (ring collectives)", format_bytes(d.comm_bytes_per_step, 2), "estimated"))
     return rows
 
 

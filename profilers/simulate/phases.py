@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from profilers.simulate.offload import allocating_on_host
-from profilers.tracker import Role, TensorMemoryTracker, flat_tensors
+from profilers.tracker import Role, TensorMemoryTracker, flat_tensors, storages_of
 
 __all__ = ["PhaseTracker"]
 
@@ -66,11 +66,8 @@ class PhaseTracker(TensorMemoryTracker):
         out = func(*args, **(kwargs or {}))
         self._op = func  # the timeline names the op that made each storage
         for t in flat_tensors(out):
-            try:
-                storage = t.untyped_storage()
-            except (RuntimeError, NotImplementedError):
-                continue
-            self._track(storage, Role.ACTIVATION)
+            for storage in storages_of(t):  # a DTensor's local shard, not its global shape
+                self._track(storage, self.new_role)
         self._op = None
         return out
 

@@ -14,6 +14,7 @@ code fragment: a new cut is one class in one file. The families:
 * :mod:`.execution` — accumulation, attention implementation, activation offload, compile;
 * :mod:`.batching` — batching policies over a real length distribution (pad, group, pack, token budget).
 * :mod:`.zero` — DeepSpeed ZeRO-1/2/3 over N GPUs (a distributed strategy).
+* :mod:`.distributed` — strategies over several GPUs: ddp, fsdp2, hsdp (opt-in).
 
 The import order below is the registration order, which decides :func:`default_cuts` and the
 order of a sweep's plans. Plan text is parsed in :mod:`advisor.plans.parse` and plans are
@@ -37,6 +38,7 @@ from advisor.plans.cuts.execution import (
 from advisor.plans.cuts.optimizer_impl import OptimizerImplementation
 from advisor.plans.cuts.batching import GroupByLength, Pack, PadToMax, TokenBudget
 from advisor.plans.cuts.zero import ZeroCut
+from advisor.plans.cuts.distributed import Ddp, Fsdp2, Hsdp
 
 # isort: on
 from advisor.plans.cuts.blocks import (
@@ -62,12 +64,15 @@ __all__ = [
     "Bf16Autocast",
     "Bf16Weights",
     "Compile",
+    "Ddp",
     "EagerAttention",
     "Fp16Autocast",
     "FreezeLayers",
     "FrozenEmbeddings",
+    "Fsdp2",
     "GradCheckpointing",
     "GroupByLength",
+    "Hsdp",
     "LoRA",
     "OptimizerImplementation",
     "Pack",
