@@ -47,9 +47,10 @@ from torch import nn
 from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from advisor.core.errors import InvalidInputError
+from advisor.engines.comm import comm_volume
 from advisor.engines.overheads import allocator_model
 from advisor.engines.progress import PlanEvents, ProgressCallback, SweepProgress
-from advisor.engines.zero import check_cluster, local_plan, zero_cut_of, zero_rank_result
+from advisor.engines.zero import local_plan, zero_cut_of, zero_rank_result
 from advisor.models import ModelSource, resolve_model
 from advisor.plans import CUTS, Plan, build_program, parse_plan, trial_spec
 from advisor.plans.cuts.blocks import chain_context
@@ -373,7 +374,7 @@ def simulate(
     if isinstance(plan, str):
         plan = parse_plan(plan)  # "lora+grad-ckpt"
     plan = plan or Plan()
-    check_cluster(plan, gpus, nodes)
+    check_world(plan, gpus, nodes)
     if zero_cut_of(plan) is not None:
         local = simulate(
             source, local_plan(plan), batch_size, seq_len, target=target, fake_device=fake_device,
@@ -389,7 +390,6 @@ def simulate(
             f"got {moe_imbalance}",
             "pass --moe-imbalance 1 for balanced routing, or e.g. 1.5",
         )
-    check_world(plan, gpus, nodes)
     if gpus > 1:  # the mesh and the shards live on the fake cpu device
         fake_device = "cpu"
         backend = "gloo" if target == "cpu" else "nccl"  # on CPUs ranks talk gloo, on GPUs NCCL
@@ -421,9 +421,12 @@ def with_rank_record(
         return result
     comm = None
     if result.params is not None:
-        comm = strategy.comm_bytes_per_step(
-            result.params.parameter_bytes, result.params.trainable_bytes, world_size
-        )
+        pattern, shard = strategy.comm_pattern(world_size)
+        volume = comm_volume(
+            pattern, parameter_bytes=result.params.parameter_bytes,
+            gradient_bytes=result.params.trainable_bytes, world_size=world_size, shard=shard,
+        )  # fmt: skip
+        comm = sum(v for _, v in volume)
     peak = result.tensor_peak
     record = DistributedRecord(
         world_size=world_size,

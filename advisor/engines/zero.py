@@ -16,11 +16,12 @@ import dataclasses
 
 import torch
 
-from advisor.core.errors import AdvisorError, InvalidInputError, PlanError
+from advisor.core.errors import AdvisorError
 from advisor.engines.comm import comm_volume
 from advisor.models import ModelSource
 from advisor.plans import Plan
 from advisor.plans.build import build_model, prepare
+from advisor.plans.cuts.distributed import check_world
 from advisor.plans.cuts.precision import Bf16Autocast, Bf16Weights
 from advisor.plans.cuts.zero import ZeroCut, deepspeed_available
 from advisor.plans.types import BuildContext
@@ -63,24 +64,10 @@ def local_plan(plan: Plan) -> Plan:
 
 
 def check_cluster(plan: Plan, gpus: int, nodes: int = 1) -> None:
-    """Bad cluster shapes as one clear error: ``gpus < 1``, nodes that do not divide the GPUs,
-    a distributed strategy on one GPU."""
-    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
-        raise InvalidInputError(f"the number of GPUs must be ≥ 1, got {gpus}", "pass gpus=2 or more for a distributed plan")
-    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
-        raise InvalidInputError(f"the number of nodes must be ≥ 1, got {nodes}", "pass nodes=1 for one machine")
-    if gpus % nodes:
-        raise InvalidInputError(
-            f"{gpus} GPUs cannot be spread evenly over {nodes} nodes",
-            "pass gpus as a multiple of nodes, e.g. gpus=16, nodes=2",
-        )
-    strategies = [c for c in plan.cuts if c.distributed]
-    if strategies and gpus == 1:
-        raise PlanError(
-            f"{strategies[0].label()} is a distributed strategy and needs more than one GPU, got gpus=1",
-            f"pass gpus=2 or more with {strategies[0].name}, or drop it from the plan",
-        )
-
+    """Bad cluster shapes as one clear error (:func:`advisor.plans.cuts.distributed.check_world`:
+    ``gpus < 1``, nodes that do not divide the GPUs, a strategy on one GPU, several GPUs
+    without one)."""
+    check_world(plan, gpus, nodes)
 
 def check_zero_measurable(plan: Plan) -> None:
     """A measured run of a ``zero`` plan, refused with one clear error: without DeepSpeed it

@@ -55,9 +55,9 @@ def test_two_strategies_conflict() -> None:
     ("args", "words"),
     [
         (["simulate", "--plans", "fsdp2", "--gpus", "0"], "whole number ≥ 1, got 0"),
-        (["simulate", "--plans", "fsdp2", "--gpus", "1"], "fsdp2 shards over several GPUs, but --gpus 1"),
+        (["simulate", "--plans", "fsdp2", "--gpus", "1"], "fsdp2 is a distributed strategy and needs more than one GPU (it shards over several), but --gpus 1"),
         (["simulate", "--plans", "hsdp(shard=4)", "--gpus", "6"], "divisible by 4, got 6"),
-        (["profile", "--plans", "ddp", "--nproc", "1"], "ddp shards over several GPUs"),
+        (["profile", "--plans", "ddp", "--nproc", "1"], "ddp is a distributed strategy and needs more than one GPU"),
     ],
 )
 def test_cli_bad_world_is_one_line_without_traceback(args: list[str], words: str) -> None:

@@ -67,7 +67,7 @@ def check_world(plan: Plan, gpus: int, nodes: int = 1) -> None:
             f"nodes must be a whole number ≥ 1 that divides the GPUs ({gpus}), got {nodes!r}",
             "pass nodes=1, or a count of machines that divides gpus",
         )
-    strategy = strategy_of(plan)
+    strategy = next((c for c in plan.cuts if c.distributed), None)  # ddp, fsdp2, hsdp, zero
     if strategy is None:
         if gpus > 1:
             raise InvalidInputError(
@@ -77,10 +77,12 @@ def check_world(plan: Plan, gpus: int, nodes: int = 1) -> None:
         return
     if gpus == 1:
         raise InvalidInputError(
-            f"{strategy.label()} shards over several GPUs, but gpus=1",
+            f"{strategy.label()} is a distributed strategy and needs more than one GPU (it shards "
+            "over several), but gpus=1",
             "pass gpus=2 or more, or drop the strategy from the plan",
         )
-    strategy.check_world(gpus)
+    if isinstance(strategy, _Strategy):
+        strategy.check_world(gpus)
 
 
 def _mesh(device_type: str, shape: tuple[int, ...], names: tuple[str, ...]) -> Any:
@@ -111,10 +113,11 @@ class _Strategy(Cut):
     def check_world(self, gpus: int) -> None:
         """Raise :class:`InvalidInputError` when this strategy cannot run on ``gpus`` ranks."""
 
-    def comm_bytes_per_step(self, param_bytes: int, trainable_bytes: int, world_size: int) -> int:
-        """Bytes one rank sends per optimizer step (ring collectives), from the whole model's
-        parameter and trainable bytes."""
-        return 0
+    def comm_pattern(self, world_size: int) -> tuple[str, int | None]:
+        """The collectives this strategy runs per step, as :func:`advisor.engines.comm.comm_volume`
+        names them (``"fsdp2"``, ``"fsdp2-noreshard"``, ``"hsdp"``, ``"ddp"``), and the shard
+        group's size where it is not every rank."""
+        raise NotImplementedError
 
     def shape_estimate(self, view: EstimateView) -> None:
         view.notes.append(f"{self.name}: per-rank sharding is not in the closed-form estimate; simulate it")
@@ -157,13 +160,10 @@ class Fsdp2(_Strategy):
         ctx.recipe.notes["sharded_units"] = len(units) + 1
         return model
 
-    def comm_bytes_per_step(self, param_bytes: int, trainable_bytes: int, world_size: int) -> int:
-        shard = self.mesh_shape(world_size)[-1]
-        gathers = 1 if not self.reshard else 2  # forward, and again in backward when resharded
-        sharded = (gathers * param_bytes + trainable_bytes) * (shard - 1) // shard
-        replicas = world_size // shard
-        replicated = 2 * (trainable_bytes // shard) * (replicas - 1) // replicas if replicas > 1 else 0
-        return sharded + replicated
+    def comm_pattern(self, world_size: int) -> tuple[str, int | None]:
+        if self.name == "hsdp":
+            return "hsdp", self.mesh_shape(world_size)[-1]
+        return ("fsdp2" if self.reshard else "fsdp2-noreshard"), None
 
     def add_code(self, code: TrainingCode) -> None:
         code.torch_recompute += [
@@ -279,8 +279,8 @@ class Ddp(_Strategy):
             return _DdpBuckets(model)
         return _ddp(model)
 
-    def comm_bytes_per_step(self, param_bytes: int, trainable_bytes: int, world_size: int) -> int:
-        return 2 * trainable_bytes * (world_size - 1) // world_size
+    def comm_pattern(self, world_size: int) -> tuple[str, int | None]:
+        return "ddp", None
 
     def add_code(self, code: TrainingCode) -> None:
         code.torch_recompute += [
