@@ -328,8 +328,8 @@ def _notes(mode: Mode, verdicts: Sequence[PlanVerdict]) -> tuple[str, ...]:
     offloaded = [v for v in verdicts if _simulation(v).host_peak_bytes]
     if offloaded:
         notes.append(
-            "Activation offload: ranked by device memory; the saved activations (and the weights "
-            "they save) are held in pinned host memory: "
+            "Activation offload: ranked by device memory; the saved activations are held in pinned "
+            "host memory (saved weights stay on the GPU): "
             + ", ".join(f"{v.plan} {format_bytes(_simulation(v).host_peak_bytes, 2)}" for v in offloaded)
             + " (simulated)."
         )
