@@ -48,6 +48,10 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
             ("  activations + temporaries", format_bytes(b.activation_bytes, 2), src),
             ("resident between steps", format_bytes(tp.resident_before_step_bytes, 2), src),
         ]
+    if sim is not None and sim.moments is not None and sim.moments.loading_bytes is not None:
+        m = sim.moments
+        rows.append(("peak while loading", f"{format_bytes(m.loading_bytes, 2)} ({m.loading_path})", Provenance.SIMULATED.value))
+        rows.append(("deciding moment", f"{m.deciding} ({format_bytes(m.peak_bytes, 2)})", Provenance.SIMULATED.value))
     if sim is not None and sim.host_peak_bytes:
         rows.append(("host memory (offloaded, pinned)", format_bytes(sim.host_peak_bytes, 2), Provenance.SIMULATED.value))
     if sim is not None and sim.autocast_policy:
