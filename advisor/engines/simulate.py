@@ -55,7 +55,7 @@ from advisor.plans.cuts.blocks import chain_context
 from profilers.records import RepeatReplay, RunMoments, TrialResult, TrialStatus
 from profilers.simulate import FakeBuild, FakeWorld, simulate_trial
 from profilers.simulate.moe import MoeRouting, routing_note
-from profilers.simulate.moments import load_peak_bytes
+from profilers.simulate.moments import cast_sizes, load_peak_bytes
 from profilers.simulate.repeat import (
     Probe,
     RepeatPattern,
@@ -404,7 +404,8 @@ def simulate(
     return _with_moments(result, source, plan, batch_size, seq_len)
 
 
-_LOAD_PEAKS: dict[tuple[str, torch.dtype, torch.dtype], int] = {}  # (model, stored, train) → bytes
+# model → its tensors' sizes in cast order (profilers.simulate.moments.cast_sizes)
+_CAST_SIZES: dict[str, tuple[list[int], int]] = {}
 
 
 def _stored_dtype(source: ModelSource) -> torch.dtype | None:
@@ -428,13 +429,13 @@ def _with_moments(result: TrialResult, source: ModelSource, plan: Plan, batch_si
     from advisor.plans.build import prepare
 
     train = prepare(plan, batch_size, seq_len, check_available=False).model_dtype or torch.float32
-    key = (source.name, stored, train)
-    if key not in _LOAD_PEAKS:  # one meta build per model and dtype pair (seconds for an 8B)
-        _LOAD_PEAKS[key] = load_peak_bytes(source.build("meta", pretrained=False), stored, train)
+    if source.name not in _CAST_SIZES:  # one meta build per model (seconds for an 8B)
+        _CAST_SIZES[source.name] = cast_sizes(source.build("meta", pretrained=False))
+    loading = load_peak_bytes(_CAST_SIZES[source.name], stored, train)
     path = f"{str(stored).removeprefix('torch.')} checkpoint loaded without dtype"
     if train != stored:
         path += f", then .to({str(train).removeprefix('torch.')})"
-    moments = RunMoments(step_bytes=peak.peak_bytes, loading_bytes=_LOAD_PEAKS[key], loading_path=path)
+    moments = RunMoments(step_bytes=peak.peak_bytes, loading_bytes=loading, loading_path=path)
     return dataclasses.replace(result, simulation=dataclasses.replace(sim, moments=moments))
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-__all__ = ["cast_order", "load_peak_bytes"]
+__all__ = ["cast_order", "cast_sizes", "load_peak_bytes"]
 
 
 def cast_order(model: nn.Module) -> Iterator[torch.Tensor]:
@@ -37,23 +37,33 @@ def cast_order(model: nn.Module) -> Iterator[torch.Tensor]:
     return walk(model)
 
 
-def load_peak_bytes(model: nn.Module, stored: torch.dtype, train: torch.dtype) -> int:
-    """Peak live bytes of loading ``model``'s weights stored in ``stored`` (``from_pretrained``
-    without ``dtype``: they stay in it), then casting them to ``train`` if that differs.
-    ``model`` may be on ``meta``: only shapes are read. Non-floating tensors keep their dtype."""
-    tensors = list(cast_order(model))
-    old = [t.numel() * torch.empty((), dtype=stored).element_size() for t in tensors]
-    new = [t.numel() * torch.empty((), dtype=train).element_size() for t in tensors]
+def cast_sizes(model: nn.Module) -> tuple[list[int], int]:
+    """(element counts of the floating-point tensors in cast order, bytes of the other
+    parameters and buffers): all :func:`load_peak_bytes` needs of a model."""
+    floats = [t.numel() for t in cast_order(model)]
     others = sum(
         t.numel() * t.element_size()
         for t in [*model.parameters(), *model.buffers()]
         if not t.is_floating_point()
     )
-    loaded = sum(old) + others
+    return floats, others
+
+
+def load_peak_bytes(
+    model: nn.Module | tuple[list[int], int], stored: torch.dtype, train: torch.dtype
+) -> int:
+    """Peak live bytes of loading ``model``'s weights stored in ``stored`` (``from_pretrained``
+    without ``dtype``: they stay in it), then casting them to ``train`` if that differs.
+    ``model`` may be on ``meta`` (only shapes are read), or its :func:`cast_sizes`.
+    Non-floating tensors keep their dtype."""
+    floats, others = cast_sizes(model) if isinstance(model, nn.Module) else model
+    old_size = torch.empty((), dtype=stored).element_size()
+    new_size = torch.empty((), dtype=train).element_size()
+    loaded = sum(floats) * old_size + others
     if stored == train:
         return loaded
     peak, live = loaded, loaded
-    for o, n in zip(old, new, strict=True):
-        peak = max(peak, live + n)  # the new copy beside the old one
-        live += n - o
+    for n in floats:
+        peak = max(peak, live + n * new_size)  # the new copy beside the old one
+        live += n * (new_size - old_size)
     return peak
