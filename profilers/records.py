@@ -25,6 +25,7 @@ __all__ = [
     "ParamCounts",
     "Provenance",
     "RepeatReplay",
+    "RunMoments",
     "SimulationRecord",
     "StepCost",
     "TensorPeak",
@@ -232,6 +233,27 @@ class AllocatorPeak:
 
 
 @dataclass(frozen=True)
+class RunMoments:
+    """Peak live tensor bytes at the moments of a run beyond the steady training step, and
+    which moment decides the run's peak. ``None``: that moment is not predicted."""
+
+    step_bytes: int  # the steady step's peak (the tensor peak)
+    loading_bytes: int | None = None  # from_pretrained and the casts up to training
+    loading_path: str = ""  # how the weights are loaded, e.g. "float32 checkpoint, .to(bfloat16)"
+
+    @property
+    def deciding(self) -> str:
+        """The moment with the highest peak: "loading" or "step" (a tie goes to the step)."""
+        if self.loading_bytes is not None and self.loading_bytes > self.step_bytes:
+            return "loading"
+        return "step"
+
+    @property
+    def peak_bytes(self) -> int:
+        return max(self.step_bytes, self.loading_bytes or 0)
+
+
+@dataclass(frozen=True)
 class RepeatReplay:
     """How a simulated trial reached the model's full depth: extrapolated exactly from replays
     of a few repeats of its repeating block (``probes``), or replayed in full, and why."""
@@ -279,6 +301,7 @@ class SimulationRecord:
     upper_bound: str | None = None
     repeats: RepeatReplay | None = None  # extrapolated from a few repeats of the block, or why not
     moe_routing: str | None = None  # mixture of experts: the routing assumed, in one line
+    moments: RunMoments | None = None  # peaks over the whole run (loading vs step), when predicted
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (the step cost with its ``total_flops``)."""
@@ -410,6 +433,7 @@ _NESTED: dict[str, type] = {
     "cuda_allocator": AllocatorPeak,
     "repeats": RepeatReplay,
     "distributed": DistributedRecord,
+    "moments": RunMoments,
 }
 
 

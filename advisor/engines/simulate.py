@@ -56,9 +56,10 @@ from advisor.plans import CUTS, Plan, build_program, parse_plan, trial_spec
 from advisor.plans.cuts.blocks import chain_context
 from advisor.plans.cuts.distributed import check_world, strategy_of
 from profilers.distributed import fake_process_group
-from profilers.records import DistributedRecord, RepeatReplay, TrialResult, TrialStatus
+from profilers.records import DistributedRecord, RepeatReplay, RunMoments, TrialResult, TrialStatus
 from profilers.simulate import FakeBuild, FakeWorld, simulate_trial
 from profilers.simulate.moe import MoeRouting, routing_note
+from profilers.simulate.moments import cast_sizes, load_peak_bytes
 from profilers.simulate.repeat import (
     Probe,
     RepeatPattern,
@@ -497,7 +498,42 @@ def _simulate(
     bound = upper_bound_detail(plan)
     if bound is not None and result.simulation is not None:
         result = dataclasses.replace(result, simulation=dataclasses.replace(result.simulation, upper_bound=bound))
-    return result
+    return _with_moments(result, source, plan, batch_size, seq_len)
+
+
+# model → its tensors' sizes in cast order (profilers.simulate.moments.cast_sizes)
+_CAST_SIZES: dict[str, tuple[list[int], int]] = {}
+
+
+def _stored_dtype(source: ModelSource) -> torch.dtype | None:
+    """The dtype a Hugging Face checkpoint's ``config.json`` says its weights are in, or None."""
+    value = getattr(getattr(source, "config", None), "dtype", None)
+    if isinstance(value, str):
+        value = getattr(torch, value, None)
+    return value if isinstance(value, torch.dtype) and value.is_floating_point else None
+
+
+def _with_moments(result: TrialResult, source: ModelSource, plan: Plan, batch_size: int, seq_len: int) -> TrialResult:
+    """The run's moments beside the step: loading a Hugging Face checkpoint as transformers
+    loads it without ``dtype`` (its stored dtype), cast to the dtype the plan trains in.
+    Quantized-at-load plans (bitsandbytes) are not predicted."""
+    sim, peak = result.simulation, result.tensor_peak
+    stored = _stored_dtype(source)
+    if sim is None or peak is None or not result.ok or stored is None:
+        return result
+    if any(cut.needs_bitsandbytes for cut in plan.cuts):
+        return result
+    from advisor.plans.build import prepare
+
+    train = prepare(plan, batch_size, seq_len, check_available=False).model_dtype or torch.float32
+    if source.name not in _CAST_SIZES:  # one meta build per model (seconds for an 8B)
+        _CAST_SIZES[source.name] = cast_sizes(source.build("meta", pretrained=False))
+    loading = load_peak_bytes(_CAST_SIZES[source.name], stored, train)
+    path = f"{str(stored).removeprefix('torch.')} checkpoint loaded without dtype"
+    if train != stored:
+        path += f", then .to({str(train).removeprefix('torch.')})"
+    moments = RunMoments(step_bytes=peak.peak_bytes, loading_bytes=loading, loading_path=path)
+    return dataclasses.replace(result, simulation=dataclasses.replace(sim, moments=moments))
 
 
 def default_workers() -> int:

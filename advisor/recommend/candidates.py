@@ -24,6 +24,8 @@ CANDIDATE_COMBOS: tuple[str, ...] = (
     "lora+grad-ckpt+bf16-weights",
     "qlora+grad-ckpt",
     "qlora+grad-ckpt+bf16",
+    # QLoRA as run when memory is tight: loaded in bf16, no fp32 upcast of embeddings/head/norms
+    "qlora(compute_dtype=bfloat16,upcast=false)+grad-ckpt",
     "lora+grad-ckpt+fp16",
     "grad-ckpt+fp16",
 )

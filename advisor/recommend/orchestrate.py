@@ -332,10 +332,21 @@ def _notes(mode: Mode, verdicts: Sequence[PlanVerdict]) -> tuple[str, ...]:
     offloaded = [v for v in verdicts if _simulation(v).host_peak_bytes]
     if offloaded:
         notes.append(
-            "Activation offload: ranked by device memory; the saved activations (and the weights "
-            "they save) are held in pinned host memory: "
+            "Activation offload: ranked by device memory; the saved activations are held in pinned "
+            "host memory (saved weights stay on the GPU): "
             + ", ".join(f"{v.plan} {format_bytes(_simulation(v).host_peak_bytes, 2)}" for v in offloaded)
             + " (simulated)."
+        )
+    by_loading = [v for v in verdicts if (m := _simulation(v).moments) is not None and m.deciding == "loading"]
+    if by_loading:
+        notes.append(
+            "Loading decides the peak (tensor bytes, before overheads) of: "
+            + ", ".join(
+                f"{v.plan} {format_bytes(m.peak_bytes, 2)} ({m.loading_path})"
+                for v in by_loading
+                if (m := _simulation(v).moments) is not None
+            )
+            + " (simulated); pass dtype= to from_pretrained to load in the training dtype."
         )
     noisy = [v for v in verdicts if v.noisy]
     if noisy:

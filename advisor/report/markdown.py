@@ -14,6 +14,7 @@ from advisor.recommend import (
     NOT_EVALUATED,
     TARGET,
     Mode,
+    PlanVerdict,
     RankBy,
     Recommendation,
     ScratchComparison,
@@ -32,7 +33,12 @@ from advisor.report.text import (
 )
 from profilers.records import Provenance
 
-__all__ = ["to_markdown"]
+__all__ = ["closest_at_smaller_batch", "to_markdown"]
+
+
+def closest_at_smaller_batch(rec: Recommendation) -> PlanVerdict | None:
+    """When nothing fits: the first-ranked plan that fits at a smaller micro-batch, else None."""
+    return next((v for v in rec.ranked if v.max_micro_batch), None)
 
 
 def _md(text: str) -> str:
@@ -225,6 +231,17 @@ def to_markdown(rec: Recommendation, chart: str | None = None) -> str:
         launch = launch_snippets(best.cut_settings, best.gpus, best.nodes, micro_batch=rec.workload.micro_batch)
         if launch is not None:  # a distributed plan: its launch command and config
             out += [f"### Launch on {best.gpus} GPUs", "", launch_markdown(launch)]
+    else:
+        closest = closest_at_smaller_batch(rec)
+        if closest is not None and closest.max_micro_batch:
+            out += [f"## How to run the closest plan: {closest.plan}", ""]
+            out += [
+                f"Nothing fits at micro-batch {rec.workload.micro_batch}; `{closest.plan}` fits at micro-batch "
+                f"{closest.max_micro_batch} (gradient accumulation keeps the effective batch).",
+                "",
+                snippet(rec, closest, closest.max_micro_batch),
+                "",
+            ]
     if rec.command:
         out += ["## Reproduce this report", "", "```bash", rec.command, "```", ""]
     if rec.notes:

@@ -143,9 +143,11 @@ _HEADS: dict[str, tuple[str, str | None]] = {
 }
 
 
-def transformers_code(rec: Recommendation, v: PlanVerdict) -> str:
-    """Python for a transformers model: load, LoRA (peft), and the TrainingArguments flags."""
+def transformers_code(rec: Recommendation, v: PlanVerdict, micro_batch: int | None = None) -> str:
+    """Python for a transformers model: load, LoRA (peft), and the TrainingArguments flags
+    (``micro_batch``: another than the workload's, e.g. the largest that fits)."""
     code = training_code(v)
+    micro_batch = micro_batch or rec.workload.micro_batch
     auto, task_type = _HEADS.get(rec.model_task, _HEADS["causal-lm"])
     imports = ["import torch"]
     lora = _lora_config(code, task_type)
@@ -172,15 +174,16 @@ def transformers_code(rec: Recommendation, v: PlanVerdict) -> str:
             "model = get_peft_model(model, lora)",
             "model.print_trainable_parameters()",
         ]
-    lines.append(f"args = {_training_arguments(code, rec.workload.micro_batch)}")
+    lines.append(f"args = {_training_arguments(code, micro_batch)}")
     lines += code.after_arguments
     lines.append("# then: Trainer(model=model, args=args, train_dataset=...).train()")
     return "\n".join([*imports, "", *lines])
 
 
-def plain_pytorch_code(rec: Recommendation, v: PlanVerdict) -> str:
+def plain_pytorch_code(rec: Recommendation, v: PlanVerdict, micro_batch: int | None = None) -> str:
     """Plain PyTorch lines for a plain ``nn.Module`` (your factory, batch and loss)."""
     code = training_code(v)
+    micro_batch = micro_batch or rec.workload.micro_batch
     lines = ["import torch"]
     lora = _lora_config(code, None)
     if lora is not None:
@@ -191,7 +194,7 @@ def plain_pytorch_code(rec: Recommendation, v: PlanVerdict) -> str:
     lines += code.torch_dtype + code.torch_freeze + code.torch_recompute + code.torch_compile
     lines += code.torch_optimizer or [f"optimizer = torch.optim.AdamW({TRAINABLE_PARAMETERS}, lr=1e-4)"]
     steps = code.accumulation_steps
-    micro = max(1, rec.workload.micro_batch // steps)
+    micro = max(1, micro_batch // steps)
     if code.grad_scaler:
         lines.append('scaler = torch.amp.GradScaler("cuda")')
     lines.append(f"for i, batch in enumerate(loader):  # micro-batches of {micro}")
@@ -212,18 +215,23 @@ def plain_pytorch_code(rec: Recommendation, v: PlanVerdict) -> str:
     return "\n".join(lines)
 
 
-def snippet(rec: Recommendation, v: PlanVerdict) -> str:
-    """Markdown: the code block for plan ``v`` of ``rec``, with a line on what it sets."""
+def snippet(rec: Recommendation, v: PlanVerdict, micro_batch: int | None = None) -> str:
+    """Markdown: the code block for plan ``v`` of ``rec``, with a line on what it sets
+    (``micro_batch``: run it at that micro-batch instead of the workload's)."""
     if rec.model_task == "custom":
-        code, what = plain_pytorch_code(rec, v), "plain PyTorch for your module"
+        code, what = plain_pytorch_code(rec, v, micro_batch), "plain PyTorch for your module"
     else:
-        code, what = transformers_code(rec, v), "transformers + peft"
+        code, what = transformers_code(rec, v, micro_batch), "transformers + peft"
     batch_note = ""
-    if v.max_micro_batch and v.max_micro_batch > rec.workload.micro_batch:
+    if micro_batch:
+        batch_note = f" At micro-batch {micro_batch}, the largest that fits on the {rec.gpu.name}."
+    elif v.max_micro_batch and v.max_micro_batch > rec.workload.micro_batch:
         batch_note = f" Up to micro-batch {v.max_micro_batch} fits on the {rec.gpu.name}."
     return f"Code for `{v.plan}` ({what}).{batch_note}\n\n```python\n{code}\n```"
 
 
-def snippet_for(rec: Recommendation, v: PlanVerdict) -> str:
-    """The code alone (no Markdown) for plan ``v`` of ``rec``."""
-    return plain_pytorch_code(rec, v) if rec.model_task == "custom" else transformers_code(rec, v)
+def snippet_for(rec: Recommendation, v: PlanVerdict, micro_batch: int | None = None) -> str:
+    """The code alone (no Markdown) for plan ``v`` of ``rec`` (at ``micro_batch`` if given)."""
+    if rec.model_task == "custom":
+        return plain_pytorch_code(rec, v, micro_batch)
+    return transformers_code(rec, v, micro_batch)

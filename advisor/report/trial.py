@@ -51,6 +51,10 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
             rows.append(("  communication buffers", format_bytes(b.communication_buffer_bytes, 2), src))
         rows.append(("resident between steps", format_bytes(tp.resident_before_step_bytes, 2), src))
     rows += _rank_rows(r)
+    if sim is not None and sim.moments is not None and sim.moments.loading_bytes is not None:
+        m = sim.moments
+        rows.append(("peak while loading", f"{format_bytes(m.loading_bytes, 2)} ({m.loading_path})", Provenance.SIMULATED.value))
+        rows.append(("deciding moment", f"{m.deciding} ({format_bytes(m.peak_bytes, 2)})", Provenance.SIMULATED.value))
     if sim is not None and sim.host_peak_bytes:
         rows.append(("host memory (offloaded, pinned)", format_bytes(sim.host_peak_bytes, 2), Provenance.SIMULATED.value))
     if sim is not None and sim.autocast_policy:

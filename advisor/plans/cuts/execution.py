@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -116,7 +116,8 @@ class SdpaAttention(_Attention):
 @register_cut
 @dataclass(frozen=True)
 class ActivationOffload(Cut):
-    """Keep activations saved for backward in pinned host memory (``save_on_cpu``).
+    """Keep activations saved for backward in pinned host memory (``save_on_cpu``'s copies;
+    saved weights stay on the device).
 
     Simulated for a CUDA target: the replay counts the host copies as host memory, apart from
     the device's (``SimulationRecord.host_peak_bytes``)."""
@@ -135,9 +136,16 @@ class ActivationOffload(Cut):
             )
 
     def wrap_program(self, prog: StepProgram, ctx: BuildContext) -> StepProgram:
-        # torch's save_on_cpu(pin_memory=True); in a replay, its equivalent whose host copies
-        # the tracker counts as host memory (profilers.simulate.offload)
-        chain_context(prog, lambda: offload_to_host(pin_memory=True))
+        # torch's save_on_cpu(pin_memory=True) hooks, leaving the saved weights (tensors on a
+        # parameter's or buffer's storage) on the device as torchtune's OffloadActivations
+        # does; in a replay, the host copies count as host memory (profilers.simulate.offload).
+        # The storages are read at each forward: bitsandbytes recasts a bias in place once.
+        model = prog.model
+
+        def offload() -> Any:
+            return offload_to_host(pin_memory=True, keep=[*model.parameters(), *model.buffers()])
+
+        chain_context(prog, offload)
         prog.extra["activation_offload"] = True
         return prog
 
@@ -147,7 +155,8 @@ class ActivationOffload(Cut):
     def add_code(self, code: TrainingCode) -> None:
         code.after_arguments += [
             "# activation offload has no TrainingArguments flag: run forward and backward under",
-            "# torch.autograd.graph.save_on_cpu(pin_memory=True) (e.g. in a Trainer.training_step override)",
+            "# torch.autograd.graph.save_on_cpu(pin_memory=True) (e.g. in a Trainer.training_step override);",
+            "# the figures leave saved weights on the GPU, as torchtune's OffloadActivations does",
         ]
         code.torch_contexts.append("torch.autograd.graph.save_on_cpu(pin_memory=True)")
 

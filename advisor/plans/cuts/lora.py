@@ -22,7 +22,7 @@ from advisor.plans.cuts.blocks import (
     matches_target,
 )
 from advisor.plans.registry import register_cut
-from advisor.plans.types import BuildContext, Cut
+from advisor.plans.types import BuildContext, Cut, Recipe
 from advisor.plans.view import EstimateView
 from profilers.simulate.quant import Linear4bitStandIn, stand_in_for
 from profilers.trial import UnsupportedConfiguration
@@ -57,6 +57,15 @@ def _targets_conv1d(model: nn.Module, targets: Sequence[str]) -> bool:
         if type(module).__name__ == "Conv1D" and any(matches_target(name, t) for t in targets):
             return True
     return False
+
+
+def _as_bool(value: object, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false", "1", "0"):
+        raise PlanError(f"qlora: {name} must be true or false, got {value}", f"for example qlora({name}=false)")
+    return text in ("true", "1")
 
 
 def _check_lora_params(cut: LoRA | QLoRA) -> None:
@@ -185,7 +194,7 @@ def _prepare_for_kbit_training(model: nn.Module) -> None:
     """PEFT's ``prepare_model_for_kbit_training`` without its checkpointing part (the grad-ckpt
     cut owns that, non-reentrant, so no input-grad hook is needed): every parameter frozen, and
     the fp16/bf16 ones that are not 4-bit weights (norms, embeddings, lm_head, biases) upcast to
-    float32 (peft 0.21.2 ``utils/other.py``)."""
+    float32 (peft 0.22.0 ``utils/other.py``, read as installed)."""
     from peft import prepare_model_for_kbit_training
 
     prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
@@ -212,6 +221,11 @@ class QLoRA(Cut):
     quant_type: str = "nf4"  # 4-bit: nf4 or fp4
     double_quant: bool = True  # 4-bit: quantize the absmax values too (bitsandbytes' default)
     quant_storage: str = "uint8"  # 4-bit: the dtype the packed codes are stored in
+    # True: peft's prepare_model_for_kbit_training upcasts every non-quantized fp16/bf16 weight
+    # (embeddings, lm_head, norms) to float32. False: the model is loaded in compute_dtype
+    # (``from_pretrained(dtype=…)``) and stays there — no prepare_model_for_kbit_training, the
+    # way QLoRA is run when memory is tight (on a 128k-vocab model the upcast costs GiBs)
+    upcast: bool = True
 
     name = "qlora"
     summary = "LoRA on a frozen base quantized to 4-bit NF4 or 8-bit (bitsandbytes)"
@@ -248,15 +262,19 @@ class QLoRA(Cut):
                 "for example qlora(quant_storage=uint8)",
             )
         object.__setattr__(self, "quant_storage", storage)
-        if not isinstance(self.double_quant, bool):
-            value = str(self.double_quant).strip().lower()
-            if value not in ("true", "false", "1", "0"):
-                raise PlanError(
-                    f"qlora: double_quant must be true or false, got {self.double_quant}",
-                    "for example qlora(double_quant=false)",
-                )
-            object.__setattr__(self, "double_quant", value in ("true", "1"))
+        object.__setattr__(self, "double_quant", _as_bool(self.double_quant, "double_quant"))
+        object.__setattr__(self, "upcast", _as_bool(self.upcast, "upcast"))
+        if not self.upcast and self.compute_dtype == "float32":
+            raise PlanError(
+                "qlora(upcast=false) keeps the non-quantized weights in compute_dtype, which is float32 here "
+                "(nothing to skip)",
+                "for example qlora(compute_dtype=bfloat16,upcast=false)",
+            )
         _check_lora_params(self)
+
+    def configure(self, recipe: Recipe) -> None:
+        if not self.upcast:  # loaded in the compute dtype: never an fp32 copy of the rest
+            recipe.model_dtype = _COMPUTE_DTYPES[self.compute_dtype]
 
     def check_available(self) -> None:
         reason = bitsandbytes_reason()
@@ -276,7 +294,11 @@ class QLoRA(Cut):
                 f"qlora found no nn.Linear layer to quantize in {type(model).__name__}",
                 "use lora instead; layers there: " + leaf_modules_summary(model),
             )
-        _prepare_for_kbit_training(model)
+        if self.upcast:
+            _prepare_for_kbit_training(model)
+        # upcast=false: every parameter is already frozen (above), and transformers 5.25's
+        # activation_checkpointing_enable adds the input-require-grads hook itself when the
+        # grad-ckpt cut enables checkpointing (modeling_utils._activation_checkpointing_enable)
         ctx.recipe.notes["quantized_layers"] = swapped
         ctx.recipe.notes["quantized_bits"] = self.bits
         peft_model = _lora(model, self, ctx)
@@ -309,7 +331,8 @@ class QLoRA(Cut):
 
     def add_code(self, code: TrainingCode) -> None:
         _lora_code(self, code)
-        code.peft_imports.append("prepare_model_for_kbit_training")
+        if self.upcast:
+            code.peft_imports.append("prepare_model_for_kbit_training")
         code.transformers_imports.append("BitsAndBytesConfig")
         kwargs = self.bnb_config(code.cut_names)
         if self.bits == 4:
@@ -325,7 +348,14 @@ class QLoRA(Cut):
             # default, 6.0, keeps outlier columns of the activations in fp16: data-dependent)
             code.before_load.append("bnb = BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=0.0)")
         code.load_kwargs["quantization_config"] = "bnb"
-        if "grad-ckpt" in code.cut_names:
+        if not self.upcast:
+            # no prepare_model_for_kbit_training: it would upcast embeddings, lm_head and norms
+            # to float32; TrainingArguments(gradient_checkpointing=True) adds the input-grad hook
+            code.load_kwargs["dtype"] = f"torch.{self.compute_dtype}"
+            code.after_load.append(
+                "# no prepare_model_for_kbit_training: it would upcast embeddings, lm_head and norms to float32"
+            )
+        elif "grad-ckpt" in code.cut_names:
             code.after_load.append(
                 "model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True, "
                 'gradient_checkpointing_kwargs={"use_reentrant": False})'

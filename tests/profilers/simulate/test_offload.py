@@ -19,21 +19,25 @@ from profilers.simulate.target import cuda_attention_choice
 def _saved_by_a_real_forward(model_name: str, plan: str, batch: int, seq: int) -> tuple[int, int]:
     """(bytes of the device storages only the graph keeps — what offload frees from the device
     at the end of the forward —, bytes of the host copies ``save_on_cpu(pin_memory=True)``
-    makes: one contiguous copy per saved tensor), from a real fp32 forward of the plan's model on
-    this CPU, counted with saved_tensors_hooks."""
+    makes of every saved tensor that is not on a weight's storage: one contiguous copy per
+    save), from a real fp32 forward of the plan's model on this CPU, counted with
+    saved_tensors_hooks."""
     torch.manual_seed(0)
     prog = build_program(parse_plan(plan), resolve_model(model_name), batch, seq, torch.device("cpu"))
     model, data = prog.model.train(), prog.batch
-    resident = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    resident |= {b.untyped_storage().data_ptr() for b in model.buffers()}
-    resident |= {t.untyped_storage().data_ptr() for t in data.values() if isinstance(t, torch.Tensor)}
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    weights |= {b.untyped_storage().data_ptr() for b in model.buffers()}
+    inputs = data.values() if isinstance(data, dict) else [data]
+    resident = weights | {t.untyped_storage().data_ptr() for t in inputs if isinstance(t, torch.Tensor)}
     storages: dict[int, int] = {}
     packed = 0
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         nonlocal packed
-        packed += t.numel() * t.element_size()  # torch.empty(t.size()) + copy_
         s = t.untyped_storage()
+        if s.data_ptr() in weights:  # saved weights stay on the device, as torchtune does
+            return t
+        packed += t.numel() * t.element_size()  # torch.empty(t.size()) + copy_
         if s.data_ptr() not in resident:
             storages[s.data_ptr()] = s.nbytes()
         return t
@@ -59,12 +63,30 @@ def test_offload_moves_exactly_the_saved_activations_off_the_device(plan: str) -
     # activations, which now live in host memory
     start = "backward"
     assert plain.simulation.phase_start_bytes[start] - off.simulation.phase_start_bytes[start] == freed
-    # the host peak holds one copy of every saved tensor (weights included, once per save)
+    # the host peak holds one copy of every saved activation (once per save), no weights
     assert plain.simulation.host_peak_bytes is None
     assert off.simulation.host_peak_bytes == host
     # what is resident between steps does not move
     assert plain.tensor_peak is not None and off.tensor_peak is not None
     assert off.tensor_peak.resident_before_step_bytes == plain.tensor_peak.resident_before_step_bytes
+
+
+def test_offload_lowers_the_step_peak_by_exactly_the_saved_activations() -> None:
+    # a step whose peak falls in the forward's last op (a frozen wide projection, which saves
+    # only its weight), while every saved activation waits for backward: with offload they are
+    # on the host then, and no unpacked copy is back on the device yet
+    model, batch, seq = "tests/fixtures/offload_mlp.py:build", 2, 32
+    plain = simulate(model, "sgd", batch, seq, target="cuda", count_cost=False)
+    off = simulate(model, "sgd+offload", batch, seq, target="cuda", count_cost=False)
+    assert plain.ok and off.ok and plain.simulation and off.simulation, (plain.reason, off.reason)
+    assert plain.tensor_peak is not None and off.tensor_peak is not None
+    assert plain.tensor_peak.peak_phase == off.tensor_peak.peak_phase == "forward"
+    freed, host = _saved_by_a_real_forward(model, "sgd", batch, seq)
+    # fc1 saves x (the batch, which stays), each gelu its input and fc2 its input: 3 fp32
+    # activations of 2×32×64 that only the graph keeps; the host copies x (2×32×32) too
+    assert freed == 3 * batch * seq * 64 * 4 and host == freed + batch * seq * 32 * 4
+    assert plain.tensor_peak.peak_bytes - off.tensor_peak.peak_bytes == freed
+    assert off.simulation.host_peak_bytes == host
 
 
 def test_offload_lowers_the_device_peak_of_an_activation_heavy_step() -> None:
@@ -107,7 +129,14 @@ def test_tracker_keeps_host_storages_apart() -> None:
     del a
 
 
-def test_outside_a_replay_offload_is_torchs_save_on_cpu() -> None:
-    assert isinstance(offload_to_host(), torch.autograd.graph.save_on_cpu)
-    with replaying_offload():
-        assert not isinstance(offload_to_host(), torch.autograd.graph.save_on_cpu)
+def test_offload_copies_saved_activations_to_the_host_and_leaves_saved_weights() -> None:
+    weight = torch.randn(8, 16, requires_grad=True)
+    x = torch.randn(4, 16, requires_grad=True)
+    tracker = PhaseTracker("cpu")
+    with tracker, replaying_offload(), offload_to_host(keep=[weight]):
+        y = torch.tanh(x @ weight.t())  # mm saves x and weight.t() (a view of the weight); tanh y
+        host = tracker.host_peak_bytes
+    assert host == x.numel() * 4 + y.numel() * 4  # x and tanh's output; the weight (512 B) stays
+    y.sum().backward()
+    assert x.grad is not None and weight.grad is not None
+    tracker.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import torch
@@ -146,8 +146,12 @@ def test_8bit_cuda_forward_quantizes_the_input_to_int8() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["tiny-llama", "tiny-gpt2", "tiny-bert"])
 @pytest.mark.parametrize(
-    "plan_name", ["qlora", "qlora(bits=8)", "qlora+grad-ckpt", "qlora(double_quant=false,quant_type=fp4)"]
-)
+    "plan_name",
+    [
+        "qlora", "qlora(bits=8)", "qlora+grad-ckpt", "qlora(double_quant=false,quant_type=fp4)",
+        "qlora(compute_dtype=bf16,upcast=false)", "qlora(compute_dtype=bf16,upcast=false)+grad-ckpt",
+    ],
+)  # fmt: skip
 def test_simulated_qlora_peak_equals_the_measured_cpu_peak(
     model: str, plan_name: str, cpu_truth: Any, simulated_as_measured: Any
 ) -> None:
@@ -184,38 +188,99 @@ def test_without_bitsandbytes_qlora_simulates_and_measuring_asks_for_it(monkeypa
     assert simulated.tensor_peak.breakdown.parameter_bytes == 9_214_368  # type: ignore[attr-defined]
 
 
+def _upcast_params(model: str) -> int:
+    """Parameters of the real model outside its repeated blocks' linears (embeddings, head,
+    norms), counted on the model built from its config, not by the cut. (Models with biases
+    in the quantized layers are left to the measured tests: bitsandbytes 0.50.2's
+    ``Linear4bit.forward`` casts its bias to the compute dtype in place, layer by layer, so
+    what the peak holds depends on when it falls.)"""
+    from advisor.models import resolve_model
+    from advisor.plans.cuts.lora import _block_linears
+
+    built = resolve_model(model).build(torch.device("cpu"), pretrained=False)
+    total = sum(p.numel() for p in built.parameters())
+    linears = [child for _, _, child, _ in _block_linears(built)]
+    assert all(getattr(c, "bias", None) is None for c in linears)
+    return total - sum(cast(torch.Tensor, c.weight).numel() for c in linears)
+
+
+@pytest.mark.parametrize("model", ["tiny-llama"])
+def test_qlora_without_upcast_holds_the_rest_of_the_model_in_bf16(model: str) -> None:
+    from advisor.engines.simulate import simulate
+    from advisor.models import resolve_model
+    from advisor.plans import parse_plan
+
+    source = resolve_model(model)
+    upcast, kept = (
+        simulate(source, parse_plan(p), 1, 16, target="cpu", fake_device="cpu", count_cost=False)
+        for p in ("qlora(compute_dtype=bf16)", "qlora(compute_dtype=bf16,upcast=false)")
+    )
+    assert upcast.tensor_peak is not None and kept.tensor_peak is not None
+    # every non-quantized weight: 4 B (fp32, peft's upcast) against 2 B (bf16, as loaded)
+    saved = upcast.tensor_peak.breakdown.parameter_bytes - kept.tensor_peak.breakdown.parameter_bytes
+    assert saved == 2 * _upcast_params(model)
+
+
+def test_qlora_without_upcast_needs_a_low_precision_compute_dtype() -> None:
+    from advisor.core.errors import PlanError
+    from advisor.plans import parse_plan
+
+    with pytest.raises(PlanError, match="upcast=false"):
+        parse_plan("qlora(upcast=false)")
+
+
 @pytest.mark.slow
 def test_recommend_ranks_a_simulated_qlora_plan_first_on_an_8_gb_card_with_its_code() -> None:
     from advisor.api import advise
     from advisor.engines.need import TENSOR_PARTS
     from advisor.recommend import Workload
+    from advisor.recommend.candidates import CANDIDATE_COMBOS
+    from advisor.report.markdown import to_markdown
     from advisor.report.snippets import snippet_for
 
+    tight = next(c for c in CANDIDATE_COMBOS if "upcast=false" in c)  # a default candidate
     rec = advise(
         "llama-3.1-8b",
         gpu="rtx-4060",
-        workload=Workload(micro_batch=1, seq_len=512),
-        plans="grad-ckpt+lora+bf16-weights;grad-ckpt+qlora;grad-ckpt+sgd+bf16-weights",
+        workload=Workload(micro_batch=4, seq_len=128),  # the CLI's default workload
+        plans=f"grad-ckpt+lora+bf16-weights;grad-ckpt+qlora;{tight};grad-ckpt+sgd+bf16-weights",
         mode="simulate",
         check_top=0,
     )
     best = rec.ranked[0]
-    assert best.plan == "grad-ckpt+qlora"
+    assert best.plan == "grad-ckpt+qlora(compute_dtype=bfloat16,upcast=False)"
+    upcast = rec.ranked[1]
+    assert upcast.plan == "grad-ckpt+qlora"
+    # what peft's fp32 upcast costs: 2 more bytes for each weight outside the 4-bit blocks of
+    # Llama-3.1-8B (config.json: vocab 128256, hidden 4096, 32 layers, untied): embeddings,
+    # lm_head, 2 norms per layer and the final one
+    assert best.need is not None and upcast.need is not None
+    params = {p.name: p.size_bytes for p in best.need.parts}, {p.name: p.size_bytes for p in upcast.need.parts}
+    assert params[1]["parameters"] - params[0]["parameters"] == 2 * (2 * 128256 * 4096 + 65 * 4096)
     assert best.trial is not None and best.trial.tensor_peak is not None
     assert best.trial.tensor_peak.provenance is Provenance.SIMULATED
     assert best.need is not None
     assert all(p.provenance is Provenance.SIMULATED for p in best.need.parts if p.name in TENSOR_PARTS)
     code = snippet_for(rec, best)
     for line in (
-        "from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training",
+        "from peft import LoraConfig, get_peft_model",
         "bnb = BitsAndBytesConfig(",
         "    load_in_4bit=True,",
         '    bnb_4bit_quant_type="nf4",',
         "    bnb_4bit_use_double_quant=True,",
-        "    bnb_4bit_compute_dtype=torch.float32,",
-        "quantization_config=bnb",
-        "model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True, "
-        'gradient_checkpointing_kwargs={"use_reentrant": False})',
+        "    bnb_4bit_compute_dtype=torch.bfloat16,",
+        'model = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-3.1-8B", dtype=torch.bfloat16, '
+        "quantization_config=bnb)",
         "lora = LoraConfig(",
+        "    gradient_checkpointing=True,",
     ):
         assert line in code, line
+    assert "prepare_model_for_kbit_training(model" not in code  # the upcast is what it skips
+    # the report gives that code: as the best plan, or (when even it is over the budget at
+    # micro-batch 4, by MiBs) as the closest one at the largest micro-batch that fits
+    report = to_markdown(rec)
+    shown = code if best.fits else snippet_for(rec, best, best.max_micro_batch)
+    assert best.fits or best.max_micro_batch
+    assert shown in report
+    upcast_code = snippet_for(rec, rec.ranked[1])
+    assert "model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True, " in upcast_code
