@@ -12,6 +12,7 @@ code fragment: a new cut is one class in one file. The families:
 * :mod:`.optimizers` — SGD, Adafactor, 8-bit AdamW;
 * :mod:`.optimizer_impl` — the optimizer step as ``foreach``, a per-parameter loop or ``fused``;
 * :mod:`.execution` — accumulation, attention implementation, activation offload, compile.
+* :mod:`.fused` — Liger-style fused kernels: linear cross-entropy, RMSNorm, SwiGLU.
 
 The import order below is the registration order, which decides :func:`default_cuts` and the
 order of a sweep's plans. Plan text is parsed in :mod:`advisor.plans.parse` and plans are
@@ -33,6 +34,7 @@ from advisor.plans.cuts.execution import (
     SdpaAttention,
 )
 from advisor.plans.cuts.optimizer_impl import OptimizerImplementation
+from advisor.plans.cuts.fused import FusedLinearCE, FusedRMSNormCut, FusedSwiGLU
 
 # isort: on
 from advisor.plans.cuts.blocks import (
@@ -62,6 +64,9 @@ __all__ = [
     "Fp16Autocast",
     "FreezeLayers",
     "FrozenEmbeddings",
+    "FusedLinearCE",
+    "FusedRMSNormCut",
+    "FusedSwiGLU",
     "GradCheckpointing",
     "LoRA",
     "OptimizerImplementation",
