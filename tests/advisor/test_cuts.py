@@ -420,6 +420,7 @@ def test_registration_order_is_the_default_sweep_order() -> None:
         "scratch", "lora", "qlora", "frozen-emb", "freeze-layers", "grad-ckpt", "bf16", "fp16",
         "bf16-weights", "sgd", "adafactor", "adamw8bit", "paged-adamw8bit", "accum", "eager-attn", "sdpa-attn",
         "offload", "compile", "optim-impl", "fused-linear-ce", "fused-rmsnorm", "fused-swiglu",
+        "prune", "prune-unstructured",
     ]  # fmt: skip
 
 

@@ -12,7 +12,8 @@ code fragment: a new cut is one class in one file. The families:
 * :mod:`.optimizers` — SGD, Adafactor, 8-bit AdamW;
 * :mod:`.optimizer_impl` — the optimizer step as ``foreach``, a per-parameter loop or ``fused``;
 * :mod:`.execution` — accumulation, attention implementation, activation offload, compile.
-* :mod:`.fused` — Liger-style fused kernels: linear cross-entropy, RMSNorm, SwiGLU.
+* :mod:`.fused` — Liger-style fused kernels: linear cross-entropy, RMSNorm, SwiGLU;
+* :mod:`.prune` — structured pruning (heads, MLP channels) and unstructured pruning.
 
 The import order below is the registration order, which decides :func:`default_cuts` and the
 order of a sweep's plans. Plan text is parsed in :mod:`advisor.plans.parse` and plans are
@@ -35,6 +36,7 @@ from advisor.plans.cuts.execution import (
 )
 from advisor.plans.cuts.optimizer_impl import OptimizerImplementation
 from advisor.plans.cuts.fused import FusedLinearCE, FusedRMSNormCut, FusedSwiGLU
+from advisor.plans.cuts.prune import Prune, UnstructuredPrune
 
 # isort: on
 from advisor.plans.cuts.blocks import (
@@ -71,11 +73,13 @@ __all__ = [
     "LoRA",
     "OptimizerImplementation",
     "PlanSpace",
+    "Prune",
     "PrunedPlan",
     "QLoRA",
     "Scratch",
     "SdpaAttention",
     "Sgd",
+    "UnstructuredPrune",
     "check_targets",
     "checkpoint_blocks",
     "combinations",
