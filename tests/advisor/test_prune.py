@@ -4,10 +4,10 @@ the parameter counts against shape arithmetic, and the plan's figures."""
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 import torch
-from torch import nn
 
 from advisor.core.errors import PlanError
 from advisor.models import resolve_model
@@ -18,7 +18,7 @@ from advisor.plans.cuts.prune import Prune, prune_llama, pruned_counts
 LAYERS, D, HEADS, KV, HEAD_DIM, INTER = 2, 256, 4, 2, 64, 688
 
 
-def _tiny_llama() -> nn.Module:
+def _tiny_llama() -> Any:
     torch.manual_seed(0)
     return resolve_model("tiny-llama").build("cpu", pretrained=False)
 
@@ -39,7 +39,7 @@ def test_parameter_counts_follow_the_shapes() -> None:
     kv_rows = groups * HEAD_DIM  # 64 rows of k_proj and of v_proj
     per_layer = D * (2 * q_rows + 2 * kv_rows) + 3 * D * channels
     assert before - after == LAYERS * per_layer == 513_024
-    config = model.config
+    config: Any = model.config
     assert (config.num_attention_heads, config.num_key_value_heads, config.head_dim) == (2, 1, 64)
     assert config.intermediate_size == INTER - channels
 
@@ -88,7 +88,7 @@ def test_pruned_model_equals_torch_pruning_with_the_same_heads_and_channels() ->
 
 def test_pruning_a_meta_model_gives_the_shapes_of_the_real_one() -> None:
     real = _tiny_llama()
-    meta = resolve_model("tiny-llama").build("meta", pretrained=False)
+    meta: Any = resolve_model("tiny-llama").build("meta", pretrained=False)
     prune_llama(real, 0.3, "both")
     prune_llama(meta, 0.3, "both")
     assert [(n, p.shape) for n, p in real.named_parameters()] == [(n, p.shape) for n, p in meta.named_parameters()]

@@ -75,7 +75,7 @@ def _row_norms(*weights: torch.Tensor) -> torch.Tensor | None:
 def prune_llama(model: nn.Module, amount: float, scope: str) -> dict[str, Any]:
     """Prune every decoder layer of a Llama-family model in place; returns what was removed."""
     config: Any = model.config
-    layers = [m for m in model.modules() if hasattr(m, "self_attn") and hasattr(m, "mlp")]
+    layers: list[Any] = [m for m in model.modules() if hasattr(m, "self_attn") and hasattr(m, "mlp")]
     heads, kv_heads = int(config.num_attention_heads), int(getattr(config, "num_key_value_heads", None) or config.num_attention_heads)
     head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // heads)
     group = heads // kv_heads
@@ -212,7 +212,8 @@ class UnstructuredPrune(Cut):
     def apply_model(self, model: nn.Module, ctx: BuildContext) -> nn.Module:
         from torch.nn.utils import prune as torch_prune
 
-        head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        get_head: Any = getattr(model, "get_output_embeddings", None)
+        head = get_head() if callable(get_head) else None
         count = 0
         for module in list(model.modules()):
             if isinstance(module, nn.Linear) and module is not head:
