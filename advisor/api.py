@@ -41,6 +41,7 @@ from advisor.engines.measure import check_measurable, measure_plan
 from advisor.engines.need import DEFAULT_MARGIN, check_margin, usable_bytes
 from advisor.engines.overheads import PredictedNeed as GpuNeed
 from advisor.engines.overheads import predict_gpu_need
+from advisor.engines.prune_quality import PruningQuality, pruning_probe
 from advisor.engines.simulate import simulate as run_simulation
 from advisor.engines.simulate import simulate_plans as run_simulate_plans
 from advisor.engines.sweep import SweepProgress, SweepResult
@@ -86,6 +87,7 @@ __all__ = [
     "GpuFigures",
     "GrowthLimits",
     "Plan",
+    "PruningQuality",
     "SimulatedPlans",
     "SweepProgress",
     "Workload",
@@ -102,6 +104,7 @@ __all__ = [
     "plan_space",
     "plan_trials",
     "profile",
+    "pruning_probe",
     "rank_plans",
     "recommend_command",
     "simulate",
