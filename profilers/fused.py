@@ -86,9 +86,18 @@ class _FusedLinearCE(torch.autograd.Function):
             logits.div_(total.unsqueeze(1))
             logits.scatter_add_(1, safe_t.unsqueeze(1), -torch.ones_like(picked, dtype=logits.dtype).unsqueeze(1))
             logits.mul_((k.to(logits.dtype) / n_keep.to(logits.dtype)).unsqueeze(1))
-            torch.mm(logits, weight, out=grad_input[start:end])  # Liger's mm(out=) on CUDA
+            # Liger writes with mm(out=) / addmm_ where the dtypes agree and autocast does not
+            # recast; else through a chunk-sized product, as here
+            same = not torch.is_autocast_enabled(hidden.device.type) and logits.dtype == hidden.dtype == weight.dtype
+            if same:
+                torch.mm(logits, weight, out=grad_input[start:end])
+            else:
+                grad_input[start:end] = logits @ weight
             if grad_weight is not None:
-                grad_weight.addmm_(logits.t(), x)
+                if same:
+                    grad_weight.addmm_(logits.t(), x)
+                else:
+                    grad_weight.add_(torch.mm(logits.t(), x).to(grad_weight.dtype))
             del logits
         loss = loss_1d.sum() / n_keep
         ctx.save_for_backward(grad_input, grad_weight)

@@ -145,7 +145,8 @@ def test_fused_loss_equals_the_model_loss_on_tiny_llama() -> None:
 
 
 @pytest.mark.parametrize(
-    "plan_name", ["fused-linear-ce", "fused-rmsnorm", "fused-swiglu", "grad-ckpt+fused-linear-ce+fused-swiglu"]
+    "plan_name",
+    ["fused-linear-ce", "fused-rmsnorm", "fused-swiglu", "grad-ckpt+fused-linear-ce+fused-swiglu", "bf16+fused-linear-ce"],
 )
 def test_fused_cuts_simulated_as_measured(plan_name: str, cpu_truth: Any, simulated_as_measured: Any) -> None:
     measured, simulated = cpu_truth("tiny-llama", plan_name, batch=2, seq=256)
