@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=8192)
     args = parser.parse_args()
     source = resolve_model("llama-3.2-1b")
-    logits = args.seq * source.vocab_size * 4
+    logits = args.seq * int(source.config.vocab_size) * 4  # type: ignore[attr-defined]
     lines = [
         f"llama-3.2-1b, batch 1 × seq {args.seq}, CUDA target, simulated; fp32 logits {format_bytes(logits)}",
         "",
