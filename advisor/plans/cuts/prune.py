@@ -153,7 +153,8 @@ class Prune(Cut):
     )
     title = "structured pruning"
     order = 2  # before LoRA, freezing, checkpointing: they see the pruned layers
-    candidate = False  # it changes the model (quality): offered on request, not recommended blindly
+    opt_in = True  # it changes the model (quality): swept and offered on request only
+    candidate = False
 
     def __post_init__(self) -> None:
         if not 0.0 < float(self.amount) < 1.0:
