@@ -67,6 +67,8 @@ _ENGINES = {
     "ConvergenceResult": "advisor.engines.convergence",
     "LossCurve": "advisor.engines.convergence",
     "convergence_probe": "advisor.engines.convergence",
+    "PruningQuality": "advisor.engines.prune_quality",
+    "pruning_probe": "advisor.engines.prune_quality",
     "EstimatedPeak": "advisor.engines.estimate",
     "estimate_peak": "advisor.engines.estimate",
     "StepTimeEstimate": "advisor.engines.flops",
@@ -148,6 +150,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from advisor.engines.growth import GrowthFit, fit_growth, simulate_growth
     from advisor.engines.need import PredictedNeed
     from advisor.engines.overheads import predict_gpu_need
+    from advisor.engines.prune_quality import PruningQuality, pruning_probe
     from advisor.engines.sweep import PlanChange, SweepProgress, SweepResult, load_sweep
     from advisor.models import ModelSource, ModuleSource, builtin_models, resolve_model
     from advisor.models.datasets import dataset_lengths

@@ -43,6 +43,7 @@ from advisor.engines.measure import check_measurable, measure_plan
 from advisor.engines.need import DEFAULT_MARGIN, check_margin, usable_bytes
 from advisor.engines.overheads import PredictedNeed as GpuNeed
 from advisor.engines.overheads import gpu_need, predict_gpu_need
+from advisor.engines.prune_quality import PruningQuality, pruning_probe
 from advisor.engines.simulate import simulate as run_simulation
 from advisor.engines.simulate import simulate_plans as run_simulate_plans
 from advisor.engines.sweep import SweepProgress, SweepResult
@@ -106,6 +107,7 @@ __all__ = [
     "GrowthLimits",
     "LengthDistribution",
     "Plan",
+    "PruningQuality",
     "SimulatedPlans",
     "SweepProgress",
     "Workload",
@@ -127,6 +129,7 @@ __all__ = [
     "plan_space",
     "plan_trials",
     "profile",
+    "pruning_probe",
     "rank_plans",
     "recommend_command",
     "simulate",

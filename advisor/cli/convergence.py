@@ -19,6 +19,7 @@ from advisor.cli.common import (
 )
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
 from advisor.core.tables import terminal_width
+from advisor.core.units import format_bytes, format_count
 
 __all__ = ["add_parser", "run"]
 
@@ -27,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the probe, print both curves, and write JSON when asked."""
     check_outputs(args.json)
     line = ProgressLine(f"{args.model}: ", quiet=args.quiet)
+    if args.prune:
+        return _run_pruning(args, line)
     result = api.convergence_probe(
         args.model,
         text=args.text,
@@ -46,6 +49,34 @@ def run(args: argparse.Namespace) -> int:
         doc = {
             "schema_version": SCHEMA_VERSION,
             "kind": "vram-advisor/convergence",
+            "environment": environment(),
+            "result": result.to_dict(),
+        }
+        print(f"\nwrote {write_json(args.json, doc)}")
+    return EXIT_OK
+
+
+def _run_pruning(args: argparse.Namespace, line: ProgressLine) -> int:
+    """``--prune``: the same model unpruned and pruned, trained on the same batches."""
+    result = api.pruning_probe(
+        args.model, args.prune, steps=args.steps, batch_size=args.batch, seq_len=args.seq, lr=args.lr,
+        seed=args.seed, device=args.device, progress=line,
+    )  # fmt: skip
+    line.done()
+    print(f"Pruning probe: {result.model}, {result.plan}, {result.steps} steps each on {result.data}\n")
+    print(
+        f"parameters: {format_count(result.params_before)} → {format_count(result.params_after)} "
+        f"({format_bytes(result.param_bytes_saved)} of weights removed; their gradients and optimizer "
+        "state go with them)"
+    )
+    print(
+        f"final loss (mean of the last steps): unpruned {result.unpruned.final_loss:.3f}, "
+        f"pruned {result.pruned.final_loss:.3f}, change {result.loss_change:+.3f} (measured)"
+    )
+    if args.json:
+        doc = {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "vram-advisor/pruning-probe",
             "environment": environment(),
             "result": result.to_dict(),
         }
@@ -77,6 +108,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--text", type=Path, help="a UTF-8 text file to train on (default: built-in sample)")
     p.add_argument("--seed", type=int, default=0, help="seed for init, masking and dropout (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument(
+        "--prune", metavar="CUT",
+        help="instead: train the model unpruned and pruned by this cut (e.g. 'prune(amount=0.3)') "
+        "on the same batches and report the loss change beside the parameters removed",
+    )  # fmt: skip
     p.add_argument("--json", type=Path, help="also write the result as JSON to this path")
     add_quiet_arg(p)
     p.set_defaults(func=run)

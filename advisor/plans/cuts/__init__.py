@@ -12,8 +12,10 @@ code fragment: a new cut is one class in one file. The families:
 * :mod:`.optimizers` — SGD, Adafactor, 8-bit AdamW;
 * :mod:`.optimizer_impl` — the optimizer step as ``foreach``, a per-parameter loop or ``fused``;
 * :mod:`.execution` — accumulation, attention implementation, activation offload, compile;
-* :mod:`.batching` — batching policies over a real length distribution (pad, group, pack, token budget).
-* :mod:`.zero` — DeepSpeed ZeRO-1/2/3 over N GPUs (a distributed strategy).
+* :mod:`.fused` — Liger-style fused kernels: linear cross-entropy, RMSNorm, SwiGLU;
+* :mod:`.prune` — structured pruning (heads, MLP channels) and unstructured pruning;
+* :mod:`.batching` — batching policies over a real length distribution (pad, group, pack, token budget);
+* :mod:`.zero` — DeepSpeed ZeRO-1/2/3 over N GPUs (a distributed strategy);
 * :mod:`.distributed` — strategies over several GPUs: ddp, fsdp2, hsdp (opt-in).
 
 The import order below is the registration order, which decides :func:`default_cuts` and the
@@ -36,6 +38,8 @@ from advisor.plans.cuts.execution import (
     SdpaAttention,
 )
 from advisor.plans.cuts.optimizer_impl import OptimizerImplementation
+from advisor.plans.cuts.fused import FusedLinearCE, FusedRMSNormCut, FusedSwiGLU
+from advisor.plans.cuts.prune import Prune, UnstructuredPrune
 from advisor.plans.cuts.batching import GroupByLength, Pack, PadToMax, TokenBudget
 from advisor.plans.cuts.zero import ZeroCut
 from advisor.plans.cuts.distributed import Ddp, Fsdp2, Hsdp
@@ -70,6 +74,9 @@ __all__ = [
     "FreezeLayers",
     "FrozenEmbeddings",
     "Fsdp2",
+    "FusedLinearCE",
+    "FusedRMSNormCut",
+    "FusedSwiGLU",
     "GradCheckpointing",
     "GroupByLength",
     "Hsdp",
@@ -78,12 +85,14 @@ __all__ = [
     "Pack",
     "PadToMax",
     "PlanSpace",
+    "Prune",
     "PrunedPlan",
     "QLoRA",
     "Scratch",
     "SdpaAttention",
     "Sgd",
     "TokenBudget",
+    "UnstructuredPrune",
     "ZeroCut",
     "check_targets",
     "checkpoint_blocks",
