@@ -7,7 +7,10 @@ worker processes) and the old way (every layer replayed, one plan after another)
 tensor peaks are compared. Where the old way would take many minutes (24 plans of 70B) it is
 timed on one plan and multiplied, and the table says so. Run it as::
 
-    python benchmarks/simulate_speed.py [--workers N] [--skip-full] [--out benchmarks/results/simulate_speed]
+    python benchmarks/simulate_speed.py [--workers N] [--skip-full] [--models 8b,70b,405b] [--out benchmarks/results/simulate_speed]
+
+Wall time on a shared machine follows its load; the table also gives the CPU time (this
+process and its workers) and the load average, so a figure can be judged.
 """
 
 from __future__ import annotations
@@ -75,23 +78,31 @@ def model_source(name: str) -> ModelSource:
 
 
 class _ChildRss:
-    """The largest RSS any child process (the fork server's workers too) had, sampled."""
+    """The largest RSS any child process (the fork server's workers too) had, and the CPU
+    time each has used (last seen: a worker's final 0.1 s may be missed), sampled."""
 
-    def __init__(self, interval_s: float = 0.2) -> None:
+    def __init__(self, interval_s: float = 0.1) -> None:
         self.peak = 0
+        self.cpu_s: dict[int, float] = {}  # pid → user + system seconds, last seen
         self._interval = interval_s
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.wait(self._interval):
-            for child in me.children(recursive=True):
+    def sample(self) -> None:
+        with self._lock:
+            for child in psutil.Process().children(recursive=True):
                 try:
                     self.peak = max(self.peak, child.memory_info().rss)
+                    t = child.cpu_times()
+                    self.cpu_s[child.pid] = t.user + t.system
                 except psutil.Error:
                     pass
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.sample()
 
     def stop(self) -> None:
         self._stop.set()
@@ -108,85 +119,111 @@ def _rss() -> tuple[int, int]:
     return int(me), _CHILDREN.peak if _CHILDREN is not None else 0
 
 
+def _cpu_s() -> float:
+    """CPU seconds used so far by this process and every child process (workers included):
+    the figure that load on a shared machine does not inflate as it does wall time."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = 0.0
+    if _CHILDREN is not None:
+        _CHILDREN.sample()
+        kids = sum(_CHILDREN.cpu_s.values())
+    return me.ru_utime + me.ru_stime + kids
+
+
 def _peaks(results: list[TrialResult]) -> list[int | None]:
     return [r.tensor_peak.peak_bytes if r.tensor_peak else None for r in results]
 
 
-def _sweep(source: ModelSource, plans: str, *, fast: bool, workers: int) -> tuple[float, list[TrialResult]]:
-    started = time.perf_counter()
+def _sweep(source: ModelSource, plans: str, *, fast: bool, workers: int) -> tuple[float, float, list[TrialResult]]:
+    """(wall s, CPU s, results)."""
+    started, cpu = time.perf_counter(), _cpu_s()
     results = simulate_plans(
         source, parse_plans(plans), BATCH, SEQ, extrapolate=fast, workers=workers if fast else 1
     )
-    return time.perf_counter() - started, results
+    return time.perf_counter() - started, _cpu_s() - cpu, results
 
 
-def _one(source: ModelSource, plan: str, *, fast: bool) -> tuple[float, TrialResult]:
-    started = time.perf_counter()
+def _one(source: ModelSource, plan: str, *, fast: bool) -> tuple[float, float, TrialResult]:
+    """(wall s, CPU s, result)."""
+    started, cpu = time.perf_counter(), _cpu_s()
     result = simulate(source, parse_plan(plan), BATCH, SEQ, extrapolate=fast)
-    return time.perf_counter() - started, result
+    return time.perf_counter() - started, _cpu_s() - cpu, result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--skip-full", action="store_true", help="time only the new way")
+    parser.add_argument("--models", default="8b,70b,405b", help="which cases: 8b, 70b, 405b (comma-separated)")
     parser.add_argument("--out", type=Path, help="write PREFIX.txt (the table) and PREFIX.json")
     args = parser.parse_args()
     global _CHILDREN
     _CHILDREN = _ChildRss()
 
     rows: list[dict[str, Any]] = []
+    load_start = os.getloadavg()[0]
 
-    def add(case: str, plans: int, fast_s: float, full_s: float | None, full_how: str, same: bool | None,
-            fast: list[TrialResult]) -> None:  # fmt: skip
-        ok = sum(r.ok for r in fast)
-        how = sorted({r.simulation.repeats.detail for r in fast if r.simulation and r.simulation.repeats})
+    def add(case: str, plans: int, fast: tuple[float, float], full: tuple[float, float] | None, full_how: str,
+            same: bool | None, results: list[TrialResult]) -> None:  # fmt: skip
+        ok = sum(r.ok for r in results)
+        how = sorted({r.simulation.repeats.detail for r in results if r.simulation and r.simulation.repeats})
         rows.append({
-            "case": case, "plans": plans, "ok": ok, "new_s": round(fast_s, 2),
-            "full_s": None if full_s is None else round(full_s, 2), "full_how": full_how,
-            "speedup": None if not full_s else round(full_s / fast_s, 1),
+            "case": case, "plans": plans, "ok": ok, "new_s": round(fast[0], 2), "new_cpu_s": round(fast[1], 2),
+            "full_s": None if full is None else round(full[0], 2),
+            "full_cpu_s": None if full is None else round(full[1], 2), "full_how": full_how,
+            "speedup": None if not full else round(full[0] / fast[0], 1),
+            "cpu_speedup": None if not full else round(full[1] / fast[1], 1),
             "target_s": TARGETS_S.get(case), "same_peaks": same, "rss_bytes": max(_rss()),
-            "how": how[:3],
+            "load_average": round(os.getloadavg()[0], 1), "how": how[:3],
         })  # fmt: skip
-        print(f"{case}: {fast_s:.1f} s new, {full_s if full_s is not None else '–'} s full ({full_how})", flush=True)
+        print(f"{case}: new {fast[0]:.1f} s ({fast[1]:.1f} s CPU), full {full} ({full_how}), "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
 
-    src8 = model_source("llama-3.1-8b")
-    fast_s, fast = _sweep(src8, PLANS_24, fast=True, workers=args.workers)
-    full_s = same = None
-    if not args.skip_full:
-        full_s, full = _sweep(src8, PLANS_24, fast=False, workers=1)
-        same = _peaks(fast) == _peaks(full)
-    add("llama-3.1-8b ×24", 24, fast_s, full_s, "timed", same, fast)
+    if "8b" in args.models:
+        src8 = model_source("llama-3.1-8b")
+        fast_s, fast_cpu, fast = _sweep(src8, PLANS_24, fast=True, workers=args.workers)
+        full8: tuple[float, float] | None = None
+        same = None
+        if not args.skip_full:
+            full_s, full_cpu, full = _sweep(src8, PLANS_24, fast=False, workers=1)
+            full8, same = (full_s, full_cpu), _peaks(fast) == _peaks(full)
+        add("llama-3.1-8b ×24", 24, (fast_s, fast_cpu), full8, "timed", same, fast)
 
-    src70 = model_source("llama-3.1-70b")
-    one_s, one = _one(src70, ONE_PLAN, fast=True)
-    one_full_s = same = None
-    if not args.skip_full:
-        one_full_s, one_full = _one(src70, ONE_PLAN, fast=False)
-        same = _peaks([one]) == _peaks([one_full])
-    add("llama-3.1-70b ×1", 1, one_s, one_full_s, "timed", same, [one])
+    if "70b" in args.models:
+        src70 = model_source("llama-3.1-70b")
+        one_s, one_cpu, one = _one(src70, ONE_PLAN, fast=True)
+        one_full: tuple[float, float] | None = None
+        same = None
+        if not args.skip_full:
+            full_s, full_cpu, full_one = _one(src70, ONE_PLAN, fast=False)
+            one_full, same = (full_s, full_cpu), _peaks([one]) == _peaks([full_one])
+        add("llama-3.1-70b ×1", 1, (one_s, one_cpu), one_full, "timed", same, [one])
 
-    fast_s, fast = _sweep(src70, PLANS_24, fast=True, workers=args.workers)
-    full_s = None if one_full_s is None else one_full_s * 24
-    add("llama-3.1-70b ×24", 24, fast_s, full_s, "one plan's full replay × 24", None, fast)
+        fast_s, fast_cpu, fast = _sweep(src70, PLANS_24, fast=True, workers=args.workers)
+        full24 = None if one_full is None else (one_full[0] * 24, one_full[1] * 24)
+        add("llama-3.1-70b ×24", 24, (fast_s, fast_cpu), full24, "one plan's full replay × 24", None, fast)
 
-    src405 = model_source("llama-3.1-405b")
-    one_s, one = _one(src405, ONE_PLAN, fast=True)
-    full_s = same = None
-    if not args.skip_full:
-        full_s, one_full = _one(src405, ONE_PLAN, fast=False)
-        same = _peaks([one]) == _peaks([one_full])
-    add("llama-3.1-405b ×1", 1, one_s, full_s, "timed", same, [one])
+    if "405b" in args.models:
+        src405 = model_source("llama-3.1-405b")
+        one_s, one_cpu, one = _one(src405, ONE_PLAN, fast=True)
+        full405: tuple[float, float] | None = None
+        same = None
+        if not args.skip_full:
+            full_s, full_cpu, full_one = _one(src405, ONE_PLAN, fast=False)
+            full405, same = (full_s, full_cpu), _peaks([one]) == _peaks([full_one])
+        add("llama-3.1-405b ×1", 1, (one_s, one_cpu), full405, "timed", same, [one])
 
-    headers = ("case", "plans ok", "new (s)", "full replay (s)", "speed-up", "target", "same peaks", "peak RSS")
+    headers = ("case", "plans ok", "new (s)", "new CPU (s)", "full replay (s)", "full CPU (s)", "speed-up (CPU)",
+               "target", "same peaks", "peak RSS", "load")  # fmt: skip
     body = [
         (
-            r["case"], f"{r['ok']}/{r['plans']}", f"{r['new_s']:.1f}",
+            r["case"], f"{r['ok']}/{r['plans']}", f"{r['new_s']:.1f}", f"{r['new_cpu_s']:.1f}",
             "–" if r["full_s"] is None else f"{r['full_s']:.1f}" + ("*" if r["full_how"] != "timed" else ""),
-            "–" if r["speedup"] is None else f"{r['speedup']}×",
+            "–" if r["full_cpu_s"] is None else f"{r['full_cpu_s']:.1f}" + ("*" if r["full_how"] != "timed" else ""),
+            "–" if r["speedup"] is None else f"{r['speedup']}× ({r['cpu_speedup']}×)",
             "–" if r["target_s"] is None else f"< {r['target_s']:.0f} s " + ("met" if r["new_s"] < r["target_s"] else "MISSED"),
             "–" if r["same_peaks"] is None else ("yes" if r["same_peaks"] else "NO"),
-            format_bytes(r["rss_bytes"]),
+            format_bytes(r["rss_bytes"]), f"{r['load_average']:.1f}",
         )
         for r in rows
     ]  # fmt: skip
@@ -194,7 +231,7 @@ def main() -> int:
     _CHILDREN.stop()
     text = "\n".join([
         f"simulate speed: batch {BATCH} × seq {SEQ}, target cuda, {args.workers} workers, {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.1f} at the end, torch {torch.__version__}",
+        f"load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, torch {torch.__version__}",
         "",
         table(headers, body),
         "",
@@ -202,6 +239,8 @@ def main() -> int:
         f"peak RSS: this process {format_bytes(me)}, largest worker {format_bytes(kids)} (limit {format_bytes(RSS_LIMIT_BYTES)})",
         "new: a few repeats of the block replayed and extrapolated exactly, plans in worker processes;",
         "full replay: every layer, one plan after another. 'same peaks': tensor peaks equal to the byte.",
+        "CPU: user + system seconds of this process and its workers (sampled every 0.1 s), which load on",
+        "a shared machine inflates far less than wall time; 'load': the 1-minute load average after the case.",
     ])  # fmt: skip
     print("\n" + text)
     if args.out:

@@ -232,31 +232,47 @@ def _blocks_source(source: ModelSource, pattern: RepeatPattern, probe: Probe) ->
     return copied
 
 
+_PLAIN: dict[int, tuple[ModelSource, int, RepeatPattern | None]] = {}  # id(source) → the last one's
+
+
 def _plain_model(source: ModelSource) -> tuple[int, RepeatPattern | None]:
     """The whole model on meta, before any plan: its parameter count and its repeat pattern.
 
     A plan's cuts that treat layers unlike (``freeze-layers(k=…)``) need no pattern of their
     own: the probes keep the model's first layers, so a probe of k or more layers is on the
     same line as the real model, and a smaller one fails or is not affine, and is replaced.
+    The last source's answer is kept (a sweep asks once per plan; the source is the same
+    object, and a source's build does not change).
     """
+    kept = _PLAIN.get(id(source))
+    if kept is not None and kept[0] is source:
+        return kept[1], kept[2]
     model = source.build(torch.device("meta"))
-    return sum(p.numel() for p in model.parameters()), find_repeats(model)
+    out = sum(p.numel() for p in model.parameters()), find_repeats(model)
+    _PLAIN.clear()
+    _PLAIN[id(source)] = (source, *out)
+    return out
 
 
 @contextlib.contextmanager
 def _young_garbage_only() -> Iterator[None]:
-    """Let each probe's ``gc.collect()`` look only at what the probes made.
+    """Let each replay's ``gc.collect()`` look only at what the replay made.
 
     What lives now (torch, transformers, the source) is moved out of the collector's sight for
     the duration, so collecting before each probe's tracked step costs milliseconds, not a
-    scan of every module loaded.
+    scan of every module loaded. Where something is frozen already (a sweep's worker froze
+    what it imported, or an outer call froze), it stays frozen: unfreezing would put every
+    module back in sight of each later plan's collections (a full scan each, a few hundred
+    milliseconds under load, four or five times per plan).
     """
+    outer = gc.get_freeze_count() > 0
     gc.collect()
     gc.freeze()
     try:
         yield
     finally:
-        gc.unfreeze()
+        if not outer:
+            gc.unfreeze()
 
 
 def _extrapolated(
@@ -477,19 +493,20 @@ def _simulate(
             why = out
             log.info("%s/%s: replaying every layer: %s", source.name, plan.name, why)
     if result is None:
-        result = _full_replay_noted(
-            simulate_trial(
-                spec,
-                build,
-                progress,
-                target=target,
-                fake_device=fake_device,
-                allocator=allocator_model(),
-                count_cost=count_cost,
-                moe_routing=routing,
-            ),
-            why,
-        )
+        with _young_garbage_only():
+            result = _full_replay_noted(
+                simulate_trial(
+                    spec,
+                    build,
+                    progress,
+                    target=target,
+                    fake_device=fake_device,
+                    allocator=allocator_model(),
+                    count_cost=count_cost,
+                    moe_routing=routing,
+                ),
+                why,
+            )
     sim = result.simulation
     if sim is not None and sim.moe_routing and sim.repeats is not None and sim.repeats.extrapolated:
         # the probes' note counts their MoE layers: state the real model's

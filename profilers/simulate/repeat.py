@@ -230,6 +230,7 @@ def keep_blocks(model: nn.Module, pattern: RepeatPattern, blocks: int) -> list[n
 # -- the probes and the extrapolation ----------------------------------------------------------
 
 OUTSIDE, FIRST, MIDDLE, LAST = "outside", "first", "middle", "last"
+AFTER = "after"  # outside the blocks, once the phase has been in one (see SegmentTracker)
 
 
 class SegmentTracker(PhaseTracker):
@@ -239,13 +240,20 @@ class SegmentTracker(PhaseTracker):
 
     Why: a phase's peak is the largest of many moments, and the moments of block ``j`` of ``k``
     are affine in ``(j, k)``, so their largest is at ``j = 1`` or ``j = k``: the phase's peak at
-    any depth is the largest of the ``outside``, ``first`` and ``last`` peaks, each affine in
-    ``k`` — while the phase's own peak can move from one to another between depths.
+    any depth is the largest of the ``outside``, ``after``, ``first`` and ``last`` peaks, each
+    affine in ``k`` — while the phase's own peak can move from one to another between depths.
+
+    ``outside`` is split in two: the moments before the phase enters its first block
+    (``outside``: embeddings, or the head and loss in the backward) and those after it has been
+    in one (``after``: the head and loss, or the embeddings' gradient). Each is affine in ``k``
+    with its own slope (what the blocks left alive), so one ``outside`` peak would be the
+    larger of two lines, not a line, and shallow probes would not be affine on it.
     """
 
     def __init__(self) -> None:
         super().__init__("meta")
         self.where: tuple[str, ...] = (OUTSIDE,)
+        self.in_blocks = False  # the phase has entered a block
         self.segment_peaks: dict[tuple[str, str], int] = {}
         self.segment_events: dict[tuple[str, str], int] = {}  # events replayed to reach each peak
 
@@ -259,10 +267,16 @@ class SegmentTracker(PhaseTracker):
 
     def set_phase(self, phase: str) -> None:
         self.where = (OUTSIDE,)
+        self.in_blocks = False
         super().set_phase(phase)
 
     def set_where(self, where: tuple[str, ...]) -> None:
-        """Enter a segment: ``(first,)``, ``(outside,)``, ``(first, last)`` for a lone block."""
+        """Enter a segment: ``(first,)``, ``(outside,)``, ``(first, last)`` for a lone block;
+        ``(outside,)`` once the phase has been in a block is ``(after,)``."""
+        if where == (OUTSIDE,) and self.in_blocks:
+            where = (AFTER,)
+        elif where != (OUTSIDE,):
+            self.in_blocks = True
         self.where = where
         self._note()
 
@@ -284,7 +298,8 @@ def _first_tensor(obj: Any) -> torch.Tensor | None:
 class BlockClock:
     """Tells a probe's :class:`SegmentTracker` which repeated block the step is in.
 
-    Forward hooks on each layer mark entering and leaving it in the forward; in the backward,
+    Forward hooks on each layer mark entering it in the forward, and leaving the last block
+    (the moments between two blocks are the earlier one's); in the backward,
     a gradient hook on each layer's output marks entering its backward, and one on the first
     layer's input leaving the last of them. Hooks only read; they change no tensor.
     """
@@ -328,7 +343,9 @@ class BlockClock:
                 tracker = self._forward()
                 if tracker is None:
                     return
-                tracker.set_where((OUTSIDE,))
+                if LAST in label or label == (OUTSIDE,):
+                    tracker.set_where((OUTSIDE,))  # (after,) once past the blocks
+                # else what happens before the next block's forward is still this block's
                 y = _first_tensor(out)
                 if y is not None and y.requires_grad:
                     y.register_hook(self._mark(label))

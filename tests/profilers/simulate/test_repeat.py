@@ -299,3 +299,49 @@ def test_extrapolate_refuses_what_is_not_affine() -> None:
     wrong_params = [_probe(k, 1000 + 100 * k, 60 * k) for k in (1, 2, 3)]
     out = extrapolate(wrong_params, pattern, plain_params=101, wall_time_s=1.0)
     assert isinstance(out, str) and "differ from the real model's" in out
+
+
+# -- the outside of the blocks in two segments: before and after them ---------------------------
+
+
+def _llama_8b_scaled(layers: int = 10) -> HFModelSource:
+    """Llama-3.1-8B's proportions at 1/64 of its width, vocabulary and sequence (the step's
+    activations, gradients, logits and embedding gradient all scale alike): with one
+    ``outside`` segment its backward's outside peak was the larger of two lines (the head's
+    backward before the blocks, the embeddings' after them), crossing at 3 blocks, so probes
+    1..3 and 2..4 were not affine and 3..5 were needed."""
+    from transformers import LlamaConfig
+
+    cfg = LlamaConfig(
+        vocab_size=2004, hidden_size=64, intermediate_size=224, num_hidden_layers=layers,
+        num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=256,
+    )  # fmt: skip
+    cfg.architectures = ["LlamaForCausalLM"]
+    return HFModelSource(f"llama-8b-scaled-{layers}", cfg)
+
+
+@pytest.mark.parametrize("plan", ["eager-attn", "grad-ckpt+bf16-weights"])
+def test_outside_before_and_after_the_blocks_extrapolate_from_one_block(plan: str) -> None:
+    source = _llama_8b_scaled(10)
+    fast = simulate(source, plan, 1, 32)
+    full = simulate(source, plan, 1, 32, extrapolate=False)
+    assert fast.ok and full.ok, (fast.reason, full.reason)
+    _assert_same_figures(fast, full)
+    assert fast.simulation is not None and fast.simulation.repeats is not None
+    assert fast.simulation.repeats.probes == (1, 2, 3)
+
+
+def test_the_segment_tracker_names_the_outside_before_and_after_the_blocks() -> None:
+    from profilers.simulate.repeat import AFTER, FIRST, LAST, OUTSIDE, SegmentTracker
+
+    tracker = SegmentTracker()
+    seen = []
+    for phase, steps in (("forward", [(OUTSIDE,), (FIRST,), (LAST,), (OUTSIDE,)]), ("backward", [(OUTSIDE,), (LAST,), (OUTSIDE,)])):
+        tracker.set_phase(phase)
+        for where in steps:
+            tracker.set_where(where)
+            seen.append((phase, tracker.where))
+    assert seen == [
+        ("forward", (OUTSIDE,)), ("forward", (FIRST,)), ("forward", (LAST,)), ("forward", (AFTER,)),
+        ("backward", (OUTSIDE,)), ("backward", (LAST,)), ("backward", (AFTER,)),
+    ]  # fmt: skip
