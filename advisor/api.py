@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from advisor.catalog.calibration import CalibrationProfile, save_calibration
 from advisor.catalog.gpus import GpuSpec, custom_gpu, get_gpu
 from advisor.core.deprecation import legacy_sizes
 from advisor.core.errors import (
+    AdvisorError,
     HardwareUnavailableError,
     InvalidInputError,
     PlanError,
@@ -34,7 +36,7 @@ from advisor.core.errors import (
 )
 from advisor.core.io import environment
 from advisor.core.lengths import LengthDistribution, parse_lengths
-from advisor.core.units import parse_memory
+from advisor.core.units import format_bytes, parse_memory
 from advisor.engines.convergence import convergence_probe
 from advisor.engines.distributed import measure_distributed
 from advisor.engines.flops import StepCost, StepTimeEstimate, estimate_for_gpu, step_cost_of
@@ -69,6 +71,7 @@ from advisor.plans import (
 )
 from advisor.plans.configs import ConfigPlan, plan_from_config
 from advisor.plans.configs.nearest import neighbour_plans
+from advisor.plans.configs.types import GPUS_UNKNOWN_NOTE
 from advisor.plans.cuts.batching import resolve_batching
 from advisor.plans.cuts.distributed import check_world
 from advisor.recommend import (
@@ -821,7 +824,7 @@ class ConfigCheck:
     gpu: GpuSpec
     result: TrialResult
     figures: GpuFigures
-    neighbours: Advice | None = None
+    neighbours: Advice | RankNeighbours | None = None
 
     @property
     def fits(self) -> bool | None:
@@ -866,6 +869,60 @@ class ConfigCheck:
         }
 
 
+@dataclass(frozen=True)
+class RankNeighbours:
+    """The plans one change away from a multi-GPU config's plan that keep its strategy, each
+    simulated as one rank at the config's GPU count: ``ranked`` (those that fit first, then by
+    estimated step time), ``excluded`` (could not be simulated there); :attr:`best` the first
+    that fits. Takes the place of :class:`Advice` in :attr:`ConfigCheck.neighbours`."""
+
+    ranked: tuple[PlanVerdict, ...]
+    excluded: tuple[PlanVerdict, ...]
+
+    @property
+    def best(self) -> PlanVerdict | None:
+        return next((v for v in self.ranked if v.fits), None)
+
+
+def _rank_neighbours(
+    model: str | nn.Module | ModelSource,
+    cp: ConfigPlan,
+    spec: GpuSpec,
+    seq_len: int,
+    margin: float,
+    progress: Callable[[SweepProgress], None] | None,
+) -> RankNeighbours:
+    """The neighbours of a multi-GPU plan (same strategy, same GPUs and nodes), one rank each."""
+    gpus, nodes = cp.gpus or 1, cp.nodes
+    strategy = next(c for c in cp.plan.cuts if c.distributed)
+    plans, skipped = [], []
+    for plan in neighbour_plans(cp.plan, cp.batch_size):
+        if strategy not in plan.cuts:
+            continue  # the change dropped the strategy (a cut that conflicts with it)
+        try:
+            check_world(plan, gpus, nodes)
+        except AdvisorError as exc:
+            skipped.append((plan, exc.message))
+            continue
+        plans.append(plan)
+    workload = Workload(micro_batch=cp.batch_size, seq_len=seq_len, margin=margin)
+    source = resolve_model(model)
+    backends = shape_backends(source, spec, workload, lambda t: gpu_need(t, spec))
+    rec = recommend_shapes(
+        source.name, plans, spec, (gpus,), workload, backends, gpus_per_node=max(1, gpus // nodes), progress=progress
+    )
+    ranked: list[PlanVerdict] = []
+    for v in sorted((v for v in rec.shapes if v.excluded_reason is None),
+                    key=lambda v: (not v.fits, v.step_time_s if v.step_time_s is not None else math.inf)):  # fmt: skip
+        need = format_bytes(v.need.total_bytes, 2) if v.need is not None else "–"
+        why = f"{need} per rank, {gpus} GPUs over {nodes} node{'s' if nodes > 1 else ''} ({'fits' if v.fits else 'does not fit'})"
+        ranked.append(dataclasses.replace(v, why=why, rank=len(ranked) + 1))
+    excluded = [v for v in rec.shapes if v.excluded_reason is not None]
+    excluded += [PlanVerdict(p.name, p.cut_names, {}, spec.memory_bytes, rec.workload.usable_bytes(spec.memory_bytes),
+                             excluded_reason=why, gpus=gpus, nodes=nodes) for p, why in skipped]  # fmt: skip
+    return RankNeighbours(tuple(ranked), tuple(excluded))
+
+
 def check_config(
     config: str | Path | dict[str, Any] | Sequence[str | Path | dict[str, Any]],
     *,
@@ -877,6 +934,8 @@ def check_config(
     margin: float = DEFAULT_MARGIN,
     search: bool = True,
     progress: Callable[[SweepProgress], None] | None = None,
+    gpus: int | None = None,
+    nodes: int | None = None,
 ) -> ConfigCheck:
     """Read a training config (see :func:`advisor.plan_from_config`; several files describing
     one run together are fine) and check it on ``gpu``: simulate its step at its own micro-batch,
@@ -889,10 +948,28 @@ def check_config(
     names a built-in preset's architecture (``meta-llama/Llama-3.2-1B``) is read as that preset.
     ``seq_len`` overrides the config's (default :data:`CONFIG_SEQ_LEN` when it has none), and
     ``micro_batch_size`` its samples per forward pass (1 when it has none), keeping its accumulation.
+
+    A multi-GPU config (DeepSpeed, accelerate) is simulated as one rank of its GPUs over its
+    nodes (``gpus``/``nodes`` override the config's; needed where it does not say), and the need
+    is per rank; the plans one change away keep its strategy and GPU count.
     """
     margin = check_margin(margin)
     spec = target_gpu(gpu, gpu_mem)
     cp = plan_from_config(config)
+    if gpus is not None or nodes is not None:
+        world = whole_number("gpus", gpus) if gpus is not None else cp.gpus
+        machines = whole_number("nodes", nodes) if nodes is not None else cp.nodes
+        said = [f"{what} {mine} as given, not the config's {theirs}" for what, mine, theirs in
+                (("GPUs", gpus, cp.gpus), ("nodes", nodes, cp.nodes)) if mine is not None and theirs not in (None, mine)]  # fmt: skip
+        kept = tuple(n for n in cp.notes if world is None or n != GPUS_UNKNOWN_NOTE)
+        cp = dataclasses.replace(cp, gpus=world, nodes=machines, notes=(*kept, *said))
+    if cp.gpus is None and any(c.distributed for c in cp.plan.cuts):
+        raise InvalidInputError(
+            f"the config's plan {cp.plan.name} is multi-GPU but does not say how many GPUs",
+            "pass gpus=N",
+            argument="gpus",
+        )
+    world_size, node_count = cp.gpus or 1, cp.nodes
     if micro_batch_size is not None:
         whole_number("micro_batch_size", micro_batch_size)
         note = f"micro-batch {micro_batch_size} as given, not the config's {cp.micro_batch_size}"
@@ -909,10 +986,13 @@ def check_config(
     seq = seq_len or cp.seq_len or CONFIG_SEQ_LEN
     name = chosen if isinstance(chosen, str) else getattr(chosen, "name", type(chosen).__name__)
     check_plan(cp.plan)
-    result = simulate(chosen, cp.plan, batch_size=cp.batch_size, seq_len=seq)
+    result = simulate(chosen, cp.plan, batch_size=cp.batch_size, seq_len=seq, gpus=world_size, nodes=node_count)
     figures = gpu_figures(result, spec, margin=margin)
-    neighbours = None
-    if search and figures.fits is False:
+    neighbours: Advice | RankNeighbours | None = None
+    if search and figures.fits is False and world_size > 1:
+        log.info("%s does not fit the %s: ranking the plans one change away on %d GPUs", cp.plan.name, spec.name, world_size)
+        neighbours = _rank_neighbours(chosen, cp, spec, seq, margin, progress)
+    elif search and figures.fits is False:
         plans = neighbour_plans(cp.plan, cp.batch_size)
         log.info("%s does not fit the %s: ranking %d plans one change away", cp.plan.name, spec.name, len(plans))
         neighbours = advise(
@@ -942,6 +1022,7 @@ def watch(
     report: str | Path | None = None,
     on_step: Callable[[Any], None] | None = None,
     on_warning: Callable[[Any, str], None] | None = None,
+    config: str | Path | dict[str, Any] | Sequence[str | Path | dict[str, Any]] | None = None,
 ) -> Any:
     """Watch your own training loop: a context manager measuring each step's peak memory (by
     part: parameters, gradients, optimizer state, activations, …) and its time.
@@ -959,8 +1040,27 @@ def watch(
     (its state is counted) but leaves the step boundaries to ``w.begin_step()``/``w.end_step()``. ``on_step(record)`` gets every step's record.
     Leaving the block returns nothing; ``w.report()`` gives the :class:`WatchReport`, written
     atomically to ``report`` (``.md`` Markdown, else JSON) on exit when given.
+
+    ``config`` (instead of ``plan``: a training config's path or dict, or several, as
+    :func:`advisor.plan_from_config` reads them) gives the plan, and its batch (micro-batch ×
+    accumulation) and sequence length where ``batch_size``/``seq_len`` are not given; a
+    multi-GPU config's prediction is one rank of its GPUs, as the watched loop is.
     """
+    from advisor.plans.configs.types import NO_BATCH_NOTE
     from advisor.report.watch import Watch
+
+    gpus = nodes = 1
+    if config is not None:
+        if plan is not None:
+            raise InvalidInputError("watch: give plan or config, not both", "drop one of plan=, config=")
+        cp = plan_from_config(config)
+        plan = cp.plan
+        if batch_size is None and NO_BATCH_NOTE not in cp.notes:
+            batch_size = cp.batch_size
+        seq_len = seq_len if seq_len is not None else cp.seq_len
+        gpus, nodes = cp.gpus or 1, cp.nodes
+        for key, value in cp.ignored:
+            log.info("watch: config key %s = %s ignored in the prediction", key, value)
 
     if not 0 < warn_at <= 1:
         raise InvalidInputError(f"warn_at must be in (0, 1], got {warn_at!r}", "e.g. warn_at=0.95")
@@ -983,6 +1083,8 @@ def watch(
         report_path=report,
         on_step=on_step,
         on_warning=on_warning,
+        gpus=gpus,
+        nodes=nodes,
     )
 
 

@@ -1,6 +1,7 @@
 """``vram-advisor check CONFIG``: the plan understood, the ignored keys, the simulated need on the
 GPU, the verdict by the one fit rule and the nearest plan that fits; JSON with ``--json``; one
-clear error for a config without a model, a Hub id not in the cache, or a multi-GPU config."""
+clear error for a config without a model, a Hub id not in the cache, or a multi-GPU config
+without its GPU count."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def test_check_json_agrees_with_the_api(tmp_path: Path, capsys: pytest.CaptureFi
     args = ["check", config, "--model", "tiny-llama", "--gpu-mem", "640MiB", "--seq", "128", "--no-search", "--json"]
     assert main(args) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["kind"] == "vram-advisor/check" and doc["schema_version"] == 1
+    assert doc["kind"] == "vram-advisor/check" and doc["schema_version"] == 2  # 2 since the per-rank fields
     assert doc["config"]["plan"] == "accum(steps=2)" and doc["config"]["batch_size"] == 8
     assert doc["config"]["formats"] == ["training-arguments"] and doc["config"]["ignored"] == []
     assert (doc["model"], doc["seq_len"], doc["seq_len_assumed"]) == ("tiny-llama", 128, False)
@@ -63,12 +64,20 @@ def test_a_config_without_a_model_needs_model(tmp_path: Path, capsys: pytest.Cap
     assert "Traceback" not in err
 
 
-def test_multi_gpu_configs_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_multi_gpu_configs_are_checked_per_rank(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "ds.json"
     path.write_text(json.dumps({"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": 2}))
     assert main(["check", str(path), "--model", "tiny-llama"]) == 1
     err = capsys.readouterr().err
-    assert "error: a DeepSpeed config (ZeRO stage 3, train_micro_batch_size_per_gpu 2): multi-GPU plans are not yet supported" in err
+    assert "error: the config's plan zero(stage=3) is multi-GPU but does not say how many GPUs" in err
+    assert "--gpus N" in err and "Traceback" not in err
+    args = ["check", str(path), "--model", "tiny-llama", "--gpus", "4", "--seq", "32", "--no-search", "-q"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "plan understood: zero(stage=3)" in out
+    assert "4 GPUs over 1 node: the figures below are per rank (one GPU)" in out
+    assert "does not say how many GPUs" not in out  # given: the note is gone
+    assert "(one rank's layout" in out
 
 
 def test_contradictory_config_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

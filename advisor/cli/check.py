@@ -1,5 +1,6 @@
 """``vram-advisor check CONFIG``: read your own training config (TrainingArguments, PEFT,
-BitsAndBytesConfig, axolotl, torchtune), simulate its step on a GPU, say whether it fits, and
+BitsAndBytesConfig, axolotl, torchtune, DeepSpeed, accelerate), simulate its step on a GPU (one rank
+of a multi-GPU config's GPUs), say whether it fits, and
 which plan one change away fits when it does not — written back in the config's own format."""
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ _WRITE_BACK = {
     "bitsandbytes": ("BitsAndBytesConfig",),
     "axolotl": ("axolotl",),
     "torchtune": ("torchtune",),
+    "deepspeed": ("DeepSpeed", "accelerate"),
+    "accelerate": ("accelerate", "DeepSpeed"),
 }
 
 
@@ -46,7 +49,9 @@ def _snippets(check: Any) -> list[Any]:
     if nearest is None:
         return []
     plan = api.the_plan(nearest.plan)
-    cp = api.ConfigPlan.for_plan(plan, check.config.batch_size, check.seq_len, check.model)
+    cp = api.ConfigPlan.for_plan(
+        plan, check.config.batch_size, check.seq_len, check.model, gpus=check.config.gpus, nodes=check.config.nodes
+    )
     wanted = {name for fmt in check.config.formats for name in _WRITE_BACK.get(fmt.value, ())}
     if "TrainingArguments" in wanted or "LoraConfig" in wanted:
         wanted |= {"LoraConfig", "BitsAndBytesConfig", "TrainingArguments"}
@@ -63,6 +68,8 @@ def _text(check: Any, sources: list[str]) -> str:
         f"  micro-batch {cp.micro_batch_size} × accumulation {cp.accumulation_steps} = batch {cp.batch_size}, "
         f"sequence {check.seq_len}" + (" (not in the config: assumed; give --seq)" if check.seq_len_assumed else ""),
     ]
+    if (cp.gpus or 1) > 1:
+        lines.append(f"  {cp.gpus} GPUs over {cp.nodes} node{'s' if cp.nodes > 1 else ''}: the figures below are per rank (one GPU)")
     lines += [wrap_text(f"  {key} → {what}", width) for key, what in cp.mapped]
     if cp.ignored:
         lines.append(f"ignored ({len(cp.ignored)}, not in the prediction):")
@@ -98,7 +105,9 @@ def _text(check: Any, sources: list[str]) -> str:
             for s in _snippets(check):
                 lines += ["", f"as {s.format}:", s.text]
                 lines += [f"  # {n}" for n in s.notes]
-    lines += ["", "tensor peak: simulated (exact); GPU need: estimated"]
+    source = need.tensor_peak_source.value if need is not None else "simulated"
+    peak = "simulated (exact)" if source == "simulated" else f"{source} (one rank's layout, from the simulated local step)"
+    lines += ["", f"tensor peak: {peak}; GPU need: estimated"]
     return "\n".join(lines)
 
 
@@ -110,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     check = api.check_config(
         [Path(c) for c in args.config], model=args.model, gpu=args.gpu, gpu_mem=args.gpu_mem, seq_len=args.seq,
         micro_batch_size=args.batch, margin=args.margin, search=not args.no_search, progress=line,
+        gpus=args.gpus, nodes=args.nodes,
     )  # fmt: skip
     line.done()
     if args.json:
@@ -131,9 +141,10 @@ def add_parser(sub: Any) -> None:
     """The ``check`` command's parser."""
     p = sub.add_parser(
         "check",
-        help="check your own training config (TrainingArguments, PEFT, axolotl, torchtune) on a GPU",
+        help="check your own training config (TrainingArguments, PEFT, axolotl, torchtune, DeepSpeed, accelerate) on a GPU",
         description="Read a training config — a TrainingArguments JSON, a PEFT adapter_config.json, "
-        "a BitsAndBytesConfig, an axolotl or a torchtune YAML; several files for one run are read "
+        "a BitsAndBytesConfig, an axolotl or a torchtune YAML, a DeepSpeed JSON or an accelerate config "
+        "YAML (one rank of its GPUs simulated); several files for one run are read "
         "together — into a plan, simulate its step on the GPU, and say whether it fits (the same "
         "rule as simulate and recommend). When it does not, the plans one change away are ranked "
         "and the nearest that fits is shown in your config's own format. Keys that were not "
@@ -152,6 +163,12 @@ def add_parser(sub: Any) -> None:
         help="micro-batch (samples per forward pass), where the config has none or to override it; "
         "its accumulation is kept (default: the config's, else 1)",
     )  # fmt: skip
+    p.add_argument(
+        "--gpus", type=positive_int, default=None,
+        help="GPUs in all for a multi-GPU config (DeepSpeed, accelerate), where it says none or to override it; "
+        "one rank is simulated and the need is per GPU",
+    )  # fmt: skip
+    p.add_argument("--nodes", type=positive_int, default=None, help="machines the GPUs are spread over (default: the config's, else 1)")
     add_margin_arg(p, DEFAULT_MARGIN)
     p.add_argument("--no-search", action="store_true", help="do not look for the nearest plan that fits")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of text")

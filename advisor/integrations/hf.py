@@ -21,7 +21,8 @@ __all__ = ["VramAdvisorCallback"]
 
 class VramAdvisorCallback(TrainerCallback):  # type: ignore[misc]
     """Records every Trainer step's peak memory (by part) and time; see :func:`advisor.watch`
-    for the arguments (``plan``, ``budget``, ``gpu``, ``margin``, ``warn_at``, ``exact_every``,
+    for the arguments (``plan`` or ``config``: a training config read by
+    :func:`advisor.plan_from_config`, its batch used unless ``batch_size`` is given; ``budget``, ``gpu``, ``margin``, ``warn_at``, ``exact_every``,
     ``on_step``, ``on_warning``). ``report`` is written at the end of training; the
     :class:`~advisor.report.watch.WatchReport` is kept on :attr:`last_report`."""
 
@@ -33,7 +34,7 @@ class VramAdvisorCallback(TrainerCallback):  # type: ignore[misc]
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, optimizer: Any = None, **kw: Any) -> None:
         kwargs = dict(self.watch_kwargs)
-        if kwargs.get("plan") is not None and kwargs.get("batch_size") is None:
+        if kwargs.get("plan") is not None and kwargs.get("batch_size") is None:  # (a config brings its own)
             kwargs["batch_size"] = int(args.per_device_train_batch_size)
         # the optimizer's state is counted; the Trainer's callbacks delimit the steps
         w = watch(model, optimizer, report=self.report_path, step_on_optimizer=False, **kwargs)

@@ -22,6 +22,7 @@ from advisor.plans import Cut, Plan, TrainingCode
 from advisor.plans.configs import ConfigPlan
 from advisor.plans.cuts import Sgd
 from advisor.recommend import PlanVerdict, Recommendation
+from advisor.report.launch import launch_snippets
 from advisor.report.snippets import verdict_cuts
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "config_plan_for",
     "config_snippets",
     "configs_markdown",
+    "distributed_snippets",
     "lora_config_kwargs",
     "torchtune_overrides",
     "training_arguments_kwargs",
@@ -41,8 +43,9 @@ __all__ = [
 class ConfigSnippet:
     """One format's text for a plan, with what it could not express."""
 
-    format: str  # "TrainingArguments", "LoraConfig", "BitsAndBytesConfig", "axolotl", "torchtune"
-    language: str  # "python" or "yaml", for a Markdown code block
+    format: str  # "TrainingArguments", "LoraConfig", "BitsAndBytesConfig", "axolotl", "torchtune",
+    # "DeepSpeed", "accelerate"
+    language: str  # "python", "yaml" or "json", for a Markdown code block
     text: str
     notes: tuple[str, ...] = ()
 
@@ -259,6 +262,28 @@ def config_snippets(cp: ConfigPlan) -> list[ConfigSnippet]:
     out.append(ConfigSnippet("axolotl", "yaml", _dump(axolotl), tuple(notes)))
     tune, notes = torchtune_overrides(cp)
     out.append(ConfigSnippet("torchtune", "yaml", _dump(tune), tuple(notes)))
+    out += distributed_snippets(cp)
+    return out
+
+
+def distributed_snippets(cp: ConfigPlan) -> list[ConfigSnippet]:
+    """A distributed plan's DeepSpeed JSON and ``accelerate config`` YAML: the files of
+    :func:`advisor.report.launch.launch_snippets` (one implementation), which
+    :func:`advisor.plan_from_config` reads back to the same plan. Nothing for a single-GPU plan
+    or one whose GPU count is unknown."""
+    if cp.gpus is None or not any(getattr(c, "distributed", False) for c in cp.plan.cuts):
+        return []
+    settings = {c.name: dataclasses.asdict(c) for c in cp.plan.cuts}  # type: ignore[call-overload]
+    launch = launch_snippets(settings, cp.gpus, cp.nodes, micro_batch=cp.micro_batch_size)
+    if launch is None:
+        return []
+    out = []
+    for name, text in launch.files.items():
+        if name.endswith(".json"):
+            out.append(ConfigSnippet("DeepSpeed", "json", text.rstrip(), (f"save as {name}",)))
+        elif name.endswith(".yaml"):
+            out.append(ConfigSnippet("accelerate", "yaml", text.rstrip(),
+                                     (f"save as {name}; launch: {launch.command}",)))  # fmt: skip
     return out
 
 

@@ -1,6 +1,7 @@
 """Launch commands and configs for a distributed plan: a DeepSpeed JSON for ``zero``, an
 ``accelerate`` FSDP config and ``torchrun`` + ``fully_shard`` code for ``fsdp2``/``hsdp``, and
-``torchrun`` + DDP for ``ddp``.
+``torchrun`` + DDP for ``ddp``; each with the ``accelerate config`` YAML for it.
+:func:`advisor.plan_from_config` reads every file written here back to the same plan (tested).
 
 The keys follow the installed libraries: DeepSpeed 0.19.8's ``DeepSpeedZeroConfig``
 (``deepspeed/runtime/zero/config.py``, the bucket sizes written out with the values the
@@ -15,7 +16,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LaunchSnippets", "accelerate_fsdp_yaml", "deepspeed_config", "launch_markdown", "launch_snippets"]
+__all__ = [
+    "LaunchSnippets",
+    "accelerate_ddp_yaml",
+    "accelerate_deepspeed_yaml",
+    "accelerate_fsdp_yaml",
+    "deepspeed_config",
+    "launch_markdown",
+    "launch_snippets",
+]
 
 # DeepSpeed 0.19.8's defaults (deepspeed/runtime/zero/config.py), written out so the run uses
 # what the advisor assumed (profilers.simulate.zero.ZERO_DEFAULTS holds the same numbers)
@@ -46,8 +55,10 @@ def deepspeed_config(
     micro_batch: int = 1,
     accumulation_steps: int = 1,
     buckets: dict[str, int] | None = None,
+    gpus: int | None = None,
 ) -> dict[str, Any]:
-    """A DeepSpeed config (the dict of ``ds_config.json``) for ZeRO ``stage``."""
+    """A DeepSpeed config (the dict of ``ds_config.json``) for ZeRO ``stage``; with ``gpus``
+    also ``train_batch_size`` (micro-batch × accumulation × GPUs, which DeepSpeed checks)."""
     sizes = {**_BUCKETS, **(buckets or {})}
     zero: dict[str, Any] = {
         "stage": stage,
@@ -63,7 +74,9 @@ def deepspeed_config(
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
     if offload_params == "cpu":
         zero["offload_param"] = {"device": "cpu", "pin_memory": True}
+    sizes_of_step = {"train_batch_size": micro_batch * accumulation_steps * gpus} if gpus else {}
     return {
+        **sizes_of_step,
         "train_micro_batch_size_per_gpu": micro_batch,
         "gradient_accumulation_steps": accumulation_steps,
         "bf16": {"enabled": bf16},
@@ -73,21 +86,19 @@ def deepspeed_config(
 
 
 def accelerate_fsdp_yaml(
-    gpus: int, nodes: int = 1, *, reshard: bool = True, bf16: bool = True, checkpointing: bool = False
+    gpus: int,
+    nodes: int = 1,
+    *,
+    reshard: bool = True,
+    bf16: bool = True,
+    checkpointing: bool = False,
+    shard: int | None = None,
 ) -> str:
-    """An ``accelerate launch --config_file`` YAML for FSDP2 over ``gpus`` GPUs on ``nodes``."""
+    """An ``accelerate launch --config_file`` YAML for FSDP2 over ``gpus`` GPUs on ``nodes``;
+    ``shard`` (HSDP: sharded within groups of ``shard`` GPUs) adds accelerate 1.16's
+    ``parallelism_config`` with ``dp_replicate_size`` × ``dp_shard_size`` = ``gpus``."""
     lines = [
-        "compute_environment: LOCAL_MACHINE",
-        "distributed_type: FSDP",
-        f"mixed_precision: {'bf16' if bf16 else 'no'}",
-        "use_cpu: false",
-        "debug: false",
-        f"num_machines: {nodes}",
-        f"num_processes: {gpus}",
-        "machine_rank: 0",
-        "rdzv_backend: static",
-        "same_network: true",
-        "main_training_function: main",
+        *_accelerate_head("FSDP", gpus, nodes, bf16),
         "fsdp_config:",
         "  fsdp_version: 2",
         f"  fsdp_reshard_after_forward: {'true' if reshard else 'false'}",
@@ -97,6 +108,54 @@ def accelerate_fsdp_yaml(
         f"  fsdp_activation_checkpointing: {'true' if checkpointing else 'false'}",
         "  fsdp_offload_params: false",
     ]
+    if shard is not None:
+        lines += [
+            "parallelism_config:",
+            f"  parallelism_config_dp_replicate_size: {max(1, gpus // shard)}",
+            f"  parallelism_config_dp_shard_size: {shard}",
+            "  parallelism_config_tp_size: 1",
+            "  parallelism_config_cp_size: 1",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _accelerate_head(kind: str, gpus: int, nodes: int, bf16: bool | None) -> list[str]:
+    """The keys every ``accelerate config`` file starts with (accelerate 1.16's ``ClusterConfig``);
+    ``bf16=None`` leaves ``mixed_precision`` out, as ``accelerate config`` does when a DeepSpeed
+    config file holds it."""
+    precision = [] if bf16 is None else [f"mixed_precision: {'bf16' if bf16 else 'no'}"]
+    return [
+        "compute_environment: LOCAL_MACHINE",
+        f"distributed_type: {kind}",
+        *precision,
+        "use_cpu: false",
+        "debug: false",
+        f"num_machines: {nodes}",
+        f"num_processes: {gpus}",
+        "machine_rank: 0",
+        "rdzv_backend: static",
+        "same_network: true",
+        "main_training_function: main",
+    ]
+
+
+def accelerate_ddp_yaml(gpus: int, nodes: int = 1, *, bf16: bool = True) -> str:
+    """An ``accelerate launch --config_file`` YAML for DDP (``MULTI_GPU``)."""
+    return "\n".join(_accelerate_head("MULTI_GPU", gpus, nodes, bf16)) + "\n"
+
+
+def accelerate_deepspeed_yaml(gpus: int, nodes: int = 1) -> str:
+    """An ``accelerate launch --config_file`` YAML for DeepSpeed that points at ``ds_config.json``
+    (the settings, precision included, live there, as ``accelerate config`` writes it when given
+    a config file: ``cluster.py`` asks no mixed precision then)."""
+    lines = [
+        *_accelerate_head("DEEPSPEED", gpus, nodes, None),
+        "deepspeed_config:",
+        "  deepspeed_config_file: ds_config.json",
+        "  zero3_init_flag: true",
+    ]
+    if nodes > 1:
+        lines.append("  deepspeed_multinode_launcher: standard")
     return "\n".join(lines) + "\n"
 
 
@@ -144,6 +203,7 @@ def launch_snippets(
             bf16=bf16,
             micro_batch=micro_batch,
             accumulation_steps=accumulation,
+            gpus=gpus,
         )
         hostfile = " --hostfile hostfile" if nodes > 1 else ""
         command = (
@@ -151,11 +211,15 @@ def launch_snippets(
             f"   # or: accelerate launch --use_deepspeed --deepspeed_config_file ds_config.json "
             f"--num_processes {gpus} train.py"
         )
-        return LaunchSnippets("zero", command, {"ds_config.json": json.dumps(config, indent=2) + "\n"})
+        files = {"ds_config.json": json.dumps(config, indent=2) + "\n",
+                 "accelerate.yaml": accelerate_deepspeed_yaml(gpus, nodes)}  # fmt: skip
+        return LaunchSnippets("zero", command, files)
     if names & {"fsdp2", "hsdp"}:
         key = "fsdp2" if "fsdp2" in names else "hsdp"
         reshard = bool(cut_settings[key].get("reshard", True))
-        yaml_text = accelerate_fsdp_yaml(gpus, nodes, reshard=reshard, bf16=bf16, checkpointing="grad-ckpt" in names)
+        shard = int(cut_settings[key].get("shard", 2)) if key == "hsdp" else None
+        yaml_text = accelerate_fsdp_yaml(gpus, nodes, reshard=reshard, bf16=bf16, checkpointing="grad-ckpt" in names,
+                                         shard=shard)  # fmt: skip
         command = f"{_torchrun(gpus, nodes)}   # or: accelerate launch --config_file fsdp.yaml train.py"
         return LaunchSnippets(key, command, {"fsdp.yaml": yaml_text, "train.py": _fully_shard_code(reshard) + "\n"})
     if "ddp" in names:
@@ -167,7 +231,9 @@ def launch_snippets(
             "rank = dist.get_rank() % torch.cuda.device_count(); torch.cuda.set_device(rank)",
             "model = DDP(build_model().cuda(), device_ids=[rank])",
         ])  # fmt: skip
-        return LaunchSnippets("ddp", _torchrun(gpus, nodes), {"train.py": code + "\n"})
+        command = f"{_torchrun(gpus, nodes)}   # or: accelerate launch --config_file accelerate.yaml train.py"
+        files = {"train.py": code + "\n", "accelerate.yaml": accelerate_ddp_yaml(gpus, nodes, bf16=bf16)}
+        return LaunchSnippets("ddp", command, files)
     return None
 
 

@@ -192,9 +192,12 @@ class Watch:
         report_path: str | Path | None = None,
         on_step: Callable[[StepRecord], None] | None = None,
         on_warning: Callable[[StepRecord, str], None] | None = None,
+        gpus: int = 1,
+        nodes: int = 1,
     ) -> None:
         self.model = model
         self.plan = plan
+        self.gpus, self.nodes = gpus, nodes  # a multi-GPU plan: the watched loop is one rank of them
         self.batch_size = batch_size
         self.seq_len = seq_len
         self.budget_bytes = budget_bytes
@@ -272,7 +275,8 @@ class Watch:
         reason: str | None = None
         peak = breakdown = None
         try:
-            result = run_simulation(_source_of(self.model), self.plan, batch, seq, target=target, count_cost=False)
+            result = run_simulation(_source_of(self.model), self.plan, batch, seq, target=target, count_cost=False,
+                                    gpus=self.gpus, nodes=self.nodes)  # fmt: skip
             if result.tensor_peak is not None:
                 peak, breakdown = result.tensor_peak.peak_bytes, result.tensor_peak.breakdown
             else:

@@ -16,7 +16,7 @@ import yaml
 from peft import LoraConfig
 from transformers import BitsAndBytesConfig, TrainingArguments
 
-from advisor import ConfigConflictError, ConfigError, ConfigNotSupportedError, plan_from_config
+from advisor import ConfigConflictError, ConfigError, plan_from_config
 from advisor.plans import parse_plan
 from advisor.plans.configs import (
     ConfigFormat,
@@ -25,6 +25,7 @@ from advisor.plans.configs import (
     model_from_builder,
     model_from_hub_id,
 )
+from advisor.plans.configs.hf import MULTI_GPU_NOTE, MULTI_GPU_WHY
 from advisor.plans.configs.nearest import neighbour_plans
 from advisor.report.configs import (
     axolotl_config,
@@ -248,23 +249,8 @@ def test_two_adapter_configs_that_disagree_are_a_contradiction() -> None:
 
 def test_multi_gpu_keys_of_a_single_gpu_config_are_listed() -> None:
     cp = plan_from_config({"per_device_train_batch_size": 2, "optim": "adamw_torch", "fsdp": "full_shard"})
-    assert cp.ignored == (("fsdp", "full_shard (multi-GPU: not yet supported, planned for one GPU)"),)
-    assert any("not yet supported" in n for n in cp.notes)
-
-
-def test_deepspeed_and_accelerate_are_read_and_refused(tmp_path: Path) -> None:
-    ds = {"zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}},
-          "train_micro_batch_size_per_gpu": 4, "gradient_accumulation_steps": 2, "bf16": {"enabled": True}}  # fmt: skip
-    with pytest.raises(ConfigNotSupportedError) as info:
-        plan_from_config(ds)
-    message = info.value.message
-    assert "not yet supported" in message
-    for read in ("ZeRO stage 2", "offload_optimizer to cpu", "train_micro_batch_size_per_gpu 4", "bf16"):
-        assert read in message
-    path = tmp_path / "accelerate.yaml"
-    path.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_GPU\nnum_processes: 8\n")
-    with pytest.raises(ConfigNotSupportedError, match="distributed_type MULTI_GPU, num_processes 8"):
-        plan_from_config(path)
+    assert cp.ignored == (("fsdp", f"full_shard ({MULTI_GPU_WHY})"),)
+    assert MULTI_GPU_NOTE in cp.notes
 
 
 def test_not_a_config_is_one_error(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Users' own training configs read into plans: ``TrainingArguments`` dumps, PEFT
-``adapter_config.json``, ``BitsAndBytesConfig``, axolotl and torchtune YAML; DeepSpeed and
-accelerate configs are recognised and refused (multi-GPU plans are not yet supported).
+``adapter_config.json``, ``BitsAndBytesConfig``, axolotl and torchtune YAML, and the multi-GPU configs: a DeepSpeed
+JSON and an ``accelerate config`` YAML (:mod:`advisor.plans.configs.distributed`).
 
 :func:`plan_from_config` takes a path, a dict, or several of them (a ``TrainingArguments`` dump
 with an ``adapter_config.json`` and a ``BitsAndBytesConfig``) and returns one
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.catalog.presets import PRESETS
+from advisor.plans.configs.distributed import read_accelerate, read_deepspeed, read_deepspeed_reference
 from advisor.plans.configs.hf import read_bitsandbytes, read_peft, read_training_arguments
 from advisor.plans.configs.types import (
     ConfigConflictError,
@@ -42,7 +43,7 @@ __all__ = [
 
 _FORMATS_HINT = (
     "give a TrainingArguments JSON, a PEFT adapter_config.json, a BitsAndBytesConfig, an axolotl or "
-    "a torchtune YAML"
+    "a torchtune YAML, a DeepSpeed JSON or an accelerate config YAML"
 )
 
 
@@ -107,39 +108,15 @@ def model_from_hub_id(name: str) -> tuple[str, str | None]:
     return name, None
 
 
-def _not_supported(fmt: ConfigFormat, data: Mapping[str, Any]) -> ConfigNotSupportedError:
-    read = []
-    if fmt is ConfigFormat.DEEPSPEED:
-        zero = data.get("zero_optimization") or {}
-        if isinstance(zero, Mapping) and "stage" in zero:
-            read.append(f"ZeRO stage {zero['stage']}")
-            for part in ("offload_optimizer", "offload_param"):
-                if isinstance(zero.get(part), Mapping) and zero[part].get("device") not in (None, "none"):
-                    read.append(f"{part} to {zero[part]['device']}")
-        for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size"):
-            if key in data:
-                read.append(f"{key} {data[key]}")
-        for key in ("bf16", "fp16"):
-            if isinstance(data.get(key), Mapping) and str(data[key].get("enabled")).lower() == "true":
-                read.append(key)
-        what = "a DeepSpeed config"
-    else:
-        for key in ("distributed_type", "num_processes", "mixed_precision", "num_machines"):
-            if key in data:
-                read.append(f"{key} {data[key]}")
-        what = "an accelerate config"
-    return ConfigNotSupportedError(
-        f"{what} ({', '.join(read) or 'no settings'}): multi-GPU plans are not yet supported",
-        "check the single-GPU config (TrainingArguments, axolotl or torchtune) without it",
-    )
-
-
+_WITH_DEEPSPEED = (ConfigFormat.TRAINING_ARGUMENTS, ConfigFormat.AXOLOTL)
 _READERS = {
     ConfigFormat.TRAINING_ARGUMENTS: read_training_arguments,
     ConfigFormat.PEFT: read_peft,
     ConfigFormat.BITSANDBYTES: read_bitsandbytes,
     ConfigFormat.AXOLOTL: read_axolotl,
     ConfigFormat.TORCHTUNE: read_torchtune,
+    ConfigFormat.DEEPSPEED: read_deepspeed,
+    ConfigFormat.ACCELERATE: read_accelerate,
 }
 
 
@@ -151,8 +128,8 @@ def plan_from_config(
     """Read one training config (a path or a dict), or several that describe one run together,
     into a :class:`ConfigPlan`; ``format`` forces the format of a single config (detected from
     its keys otherwise). Unreadable or unknown configs raise :class:`ConfigError`,
-    contradictions :class:`ConfigConflictError`, DeepSpeed and accelerate configs
-    :class:`ConfigNotSupportedError` (with what was read)."""
+    contradictions :class:`ConfigConflictError`. A DeepSpeed or accelerate config adds its
+    strategy cut (``zero``, ``fsdp2``, ``hsdp``, ``ddp``) and ``gpus``/``nodes`` where it says."""
     items = list(config) if isinstance(config, (list, tuple)) else [config]
     if not items:
         raise ConfigError("no config given", _FORMATS_HINT)
@@ -160,9 +137,10 @@ def plan_from_config(
     for item in items:
         data = load_config(item) if isinstance(item, (str, Path)) else dict(item)  # type: ignore[arg-type]
         fmt = ConfigFormat(format) if format is not None else detect_format(data)
-        if fmt in (ConfigFormat.DEEPSPEED, ConfigFormat.ACCELERATE):
-            raise _not_supported(fmt, data)
+        deepspeed = data.pop("deepspeed", None) if fmt in _WITH_DEEPSPEED else None
         _READERS[fmt](data, reading)
+        if deepspeed:  # TrainingArguments' / axolotl's deepspeed: a dict, or a JSON's path
+            read_deepspeed_reference(reading, "deepspeed", deepspeed)
     model = reading.values.get("model")
     if model is not None:
         name, note = model_from_hub_id(str(model))

@@ -86,6 +86,13 @@ _MULTI_GPU_KEYS = (
 )
 
 
+MULTI_GPU_WHY = "multi-GPU: give the accelerate config or DeepSpeed JSON alongside; planned for one GPU"
+MULTI_GPU_NOTE = (
+    "multi-GPU settings (FSDP, DDP) are read from an accelerate config or a DeepSpeed JSON given "
+    "alongside; from this file alone the plan is for one GPU"
+)
+
+
 def _training_arguments_defaults() -> dict[str, Any]:
     """TrainingArguments' field defaults, from the installed transformers (a key at its default
     is not a choice the user made)."""
@@ -197,10 +204,8 @@ def read_training_arguments(data: Mapping[str, Any], r: Reading) -> None:
 def _rest(d: dict[str, Any], r: Reading, defaults: dict[str, Any]) -> None:
     for key, value in d.items():
         if key.startswith(_MULTI_GPU_KEYS) and value not in (None, "", [], {}, False, defaults.get(key)):
-            r.ignore(key, value, "multi-GPU: not yet supported, planned for one GPU")
-            r.notes.append(
-                "multi-GPU settings (FSDP, DeepSpeed, DDP) are not yet supported: the plan is for one GPU"
-            )
+            r.ignore(key, value, MULTI_GPU_WHY)
+            r.notes.append(MULTI_GPU_NOTE)
         elif key.startswith(_NEUTRAL_PREFIXES) or key.startswith("_"):
             continue  # no effect on one GPU's step memory
         elif key in defaults and _same(value, defaults[key]):

@@ -23,6 +23,10 @@ __all__ = [
 ]
 
 
+NO_BATCH_NOTE = "no batch size in the config: micro-batch 1 assumed"
+GPUS_UNKNOWN_NOTE = "the config does not say how many GPUs: give gpus (--gpus N)"
+
+
 class ConfigError(InvalidInputError):
     """A training config that cannot be read: not a format the advisor knows, or a bad value."""
 
@@ -32,7 +36,8 @@ class ConfigConflictError(ConfigError):
 
 
 class ConfigNotSupportedError(ConfigError):
-    """A config the advisor reads but cannot plan for yet (DeepSpeed, accelerate: multi-GPU)."""
+    """A config the advisor reads but cannot plan for (kept for callers that catch it; DeepSpeed
+    and accelerate configs are read since multi-GPU plans exist)."""
 
 
 class ConfigFormat(str, Enum):
@@ -52,8 +57,9 @@ class ConfigPlan:
     """A training config read into the advisor's terms.
 
     ``batch_size`` is the effective batch of one optimizer step (``micro_batch_size`` ×
-    accumulation steps); the plan holds ``accum(steps=N)`` when N > 1. ``seq_len`` and ``model``
-    are ``None`` where the config does not say. ``mapped`` lists (key, what it became);
+    accumulation steps, per GPU); the plan holds ``accum(steps=N)`` when N > 1. ``seq_len`` and
+    ``model`` are ``None`` where the config does not say; ``gpus`` (all ranks) and ``nodes`` come
+    from a multi-GPU config (``gpus`` is ``None`` where it does not say how many). ``mapped`` lists (key, what it became);
     ``ignored`` (key, value) every key that was not understood; ``notes`` what was assumed.
     """
 
@@ -66,17 +72,20 @@ class ConfigPlan:
     mapped: tuple[tuple[str, str], ...] = ()
     ignored: tuple[tuple[str, str], ...] = ()
     notes: tuple[str, ...] = ()
+    gpus: int | None = None  # GPUs in all (a multi-GPU config; None: not said, or one GPU)
+    nodes: int = 1
 
     @classmethod
     def for_plan(
-        cls, plan: Plan, batch_size: int, seq_len: int | None = None, model: str | None = None
+        cls, plan: Plan, batch_size: int, seq_len: int | None = None, model: str | None = None,
+        gpus: int | None = None, nodes: int = 1,
     ) -> ConfigPlan:
         """The config view of ``plan`` run at ``batch_size`` samples per step (split by its
         ``accum`` cut, as a trial runs it): what the writers of :mod:`advisor.report.configs`
         take."""
         steps = next((int(getattr(c, "steps", 1)) for c in plan.cuts if c.name == "accum"), 1)
         return cls(formats=(), plan=plan, micro_batch_size=max(1, batch_size // steps), accumulation_steps=steps,
-                   seq_len=seq_len, model=model)  # fmt: skip
+                   seq_len=seq_len, model=model, gpus=gpus, nodes=nodes)  # fmt: skip
 
     @property
     def batch_size(self) -> int:
@@ -92,6 +101,8 @@ class ConfigPlan:
             "accumulation_steps": self.accumulation_steps,
             "seq_len": self.seq_len,
             "model": self.model,
+            "gpus": self.gpus,
+            "nodes": self.nodes,
             "mapped": [{"key": k, "as": v} for k, v in self.mapped],
             "ignored": [{"key": k, "value": v} for k, v in self.ignored],
             "notes": list(self.notes),
@@ -178,10 +189,26 @@ class Reading:
             cuts.append(OptimizerImplementation(kind=impl))
         micro = int(v.get("micro_batch", 1))
         if "micro_batch" not in v:
-            self.notes.append("no batch size in the config: micro-batch 1 assumed")
+            self.notes.append(NO_BATCH_NOTE)
         steps = int(v.get("accumulation", 1))
         if steps > 1:
             cuts.append(Accumulation(steps=steps))
+        strategy = v.get("strategy")
+        if strategy is not None:
+            cuts.append(strategy)
+        gpus = v.get("gpus")
+        total = v.get("train_batch_size")
+        if total is not None:  # DeepSpeed: train_batch_size = micro-batch × accumulation × GPUs
+            world, rest = divmod(total, micro * steps)
+            if rest or (gpus is not None and world != gpus):
+                raise ConfigConflictError(
+                    f"contradictory config: {self.origin['train_batch_size']} {total} is not micro-batch {micro} × "
+                    f"accumulation {steps} × {gpus if gpus is not None else 'a whole number of'} GPUs",
+                    "drop train_batch_size (DeepSpeed derives it), or make the three agree",
+                )
+            gpus = world
+        if strategy is not None and gpus is None:
+            self.notes.append(GPUS_UNKNOWN_NOTE)
         plan = Plan.of(cuts)
         why = plan.conflict()
         if why is not None:
@@ -198,6 +225,8 @@ class Reading:
             mapped=tuple(self.mapped),
             ignored=tuple(self.ignored),
             notes=tuple(dict.fromkeys(self.notes)),
+            gpus=gpus,
+            nodes=int(v.get("nodes", 1)),
         )
 
 

@@ -17,7 +17,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from advisor.plans.configs.hf import as_bool, as_int, read_optimizer
+from advisor.plans.configs.hf import (
+    MULTI_GPU_NOTE,
+    MULTI_GPU_WHY,
+    as_bool,
+    as_int,
+    read_optimizer,
+)
 from advisor.plans.configs.types import ConfigConflictError, ConfigError, ConfigFormat, Reading
 
 __all__ = ["model_from_builder", "read_axolotl", "read_torchtune"]
@@ -143,13 +149,11 @@ def read_axolotl(data: Mapping[str, Any], r: Reading) -> None:
         read_optimizer(r, "optimizer (default)", "adamw_torch_fused")
     if as_bool("torch_compile", d.pop("torch_compile", False)):
         r.set("compile", True, "torch_compile", "compile")
-    for key in ("deepspeed", "fsdp", "fsdp_config"):
+    for key in ("fsdp", "fsdp_config"):
         value = d.pop(key, None)
         if value:
-            r.ignore(key, value, "multi-GPU: not yet supported, planned for one GPU")
-            r.notes.append(
-                "multi-GPU settings (FSDP, DeepSpeed) are not yet supported: the plan is for one GPU"
-            )
+            r.ignore(key, value, MULTI_GPU_WHY)
+            r.notes.append(MULTI_GPU_NOTE)
     for key, value in d.items():
         if value is None or key in _AXOLOTL_NEUTRAL or key.startswith(_AXOLOTL_NEUTRAL_PREFIXES):
             continue  # unset (YAML null), or no effect on one GPU's step memory
