@@ -111,6 +111,7 @@ __all__ = [
     "LengthDistribution",
     "Plan",
     "PruningQuality",
+    "RankNeighbours",
     "SimulatedPlans",
     "SweepProgress",
     "Workload",
