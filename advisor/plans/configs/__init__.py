@@ -141,6 +141,8 @@ def plan_from_config(
         _READERS[fmt](data, reading)
         if deepspeed:  # TrainingArguments' / axolotl's deepspeed: a dict, or a JSON's path
             read_deepspeed_reference(reading, "deepspeed", deepspeed)
+    if ConfigFormat.DEEPSPEED in reading.formats:  # the JSON an accelerate config points at was given
+        reading.notes = [n for n in reading.notes if not n.startswith("deepspeed_config_file ")]
     model = reading.values.get("model")
     if model is not None:
         name, note = model_from_hub_id(str(model))
