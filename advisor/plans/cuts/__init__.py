@@ -12,7 +12,7 @@ code fragment: a new cut is one class in one file. The families:
 * :mod:`.optimizers` — SGD, Adafactor, 8-bit AdamW;
 * :mod:`.optimizer_impl` — the optimizer step as ``foreach``, a per-parameter loop or ``fused``;
 * :mod:`.execution` — accumulation, attention implementation, activation offload, compile;
-* :mod:`.fused` — Liger-style fused kernels: linear cross-entropy, RMSNorm, SwiGLU;
+* :mod:`.fused` — Liger-style fused kernels: linear cross-entropy, RMSNorm, SwiGLU, RoPE;
 * :mod:`.prune` — structured pruning (heads, MLP channels) and unstructured pruning;
 * :mod:`.batching` — batching policies over a real length distribution (pad, group, pack, token budget);
 * :mod:`.zero` — DeepSpeed ZeRO-1/2/3 over N GPUs (a distributed strategy);
@@ -38,7 +38,7 @@ from advisor.plans.cuts.execution import (
     SdpaAttention,
 )
 from advisor.plans.cuts.optimizer_impl import OptimizerImplementation
-from advisor.plans.cuts.fused import FusedLinearCE, FusedRMSNormCut, FusedSwiGLU
+from advisor.plans.cuts.fused import FusedLinearCE, FusedRMSNormCut, FusedRoPE, FusedSwiGLU
 from advisor.plans.cuts.prune import Prune, UnstructuredPrune
 from advisor.plans.cuts.batching import GroupByLength, Pack, PadToMax, TokenBudget
 from advisor.plans.cuts.zero import ZeroCut
@@ -76,6 +76,7 @@ __all__ = [
     "Fsdp2",
     "FusedLinearCE",
     "FusedRMSNormCut",
+    "FusedRoPE",
     "FusedSwiGLU",
     "GradCheckpointing",
     "GroupByLength",
