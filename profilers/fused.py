@@ -21,7 +21,8 @@ numbers with plain torch ops and keep exactly what the kernels keep for backward
   their ``(batch, seq, heads, head_dim)`` storage (``.contiguous()`` first: a no-op for the
   ``view(...).transpose(1, 2)`` projections of Llama's attention), so no new q/k tensors are
   allocated; only ``cos`` and ``sin`` are saved (the same storages in every layer); backward
-  rotates the incoming ``dq``/``dk`` in place the other way.
+  rotates the incoming ``dq``/``dk`` in place the other way. (``rope.py`` was read at commit
+  00fb8bf2b576, the version to hand; ``LigerRopeFunction`` saves ``(cos, sin)`` there.)
 """
 
 from __future__ import annotations
