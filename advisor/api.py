@@ -136,6 +136,7 @@ __all__ = [
     "pruning_probe",
     "rank_plans",
     "recommend_command",
+    "sample_lengths",
     "simulate",
     "simulate_plans",
     "sweep",
@@ -448,6 +449,26 @@ def simulate(
 
 
 # -- targets and plans: what the front ends turn their input into ----------------------------
+
+
+def sample_lengths(
+    model: str | nn.Module | ModelSource,
+    *,
+    dataset: str | Path | None = None,
+    lengths: LengthDistribution | str | None = None,
+    text_field: str | None = None,
+) -> LengthDistribution | None:
+    """The sample lengths a front end was given: counted from ``dataset`` (with ``model``'s
+    tokenizer when it has one, see :func:`dataset_lengths`) or parsed from ``lengths``
+    (``"p50=300,p95=1800,max=4096"``); ``None`` when neither. Both, or ``text_field`` without a
+    dataset, raise :class:`advisor.AdvisorError`."""
+    if dataset is not None and lengths is not None:
+        raise InvalidInputError("give a dataset or lengths, not both", "drop one of --dataset and --lengths")
+    if text_field is not None and dataset is None:
+        raise InvalidInputError("a text field names a field of a dataset file", "add --dataset FILE or drop --text-field")
+    if dataset is not None:
+        return dataset_lengths(dataset, resolve_model(model), text_field=text_field)
+    return parse_lengths(lengths) if isinstance(lengths, str) else lengths
 
 
 def with_lengths(

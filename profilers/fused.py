@@ -17,6 +17,12 @@ numbers with plain torch ops and keep exactly what the kernels keep for backward
   input ``X``, the weight and ``rstd`` (one float32 per row); backward writes ``dX``.
 * :class:`SiLUMulFunction` — ``LigerSiLUMulFunction``: ``silu(a) * b`` saving only ``a`` and
   ``b``; backward recomputes ``silu(a)``.
+* :class:`RopeFunction` — ``LigerRopeFunction`` (``rope.py``): q and k are rotated in place in
+  their ``(batch, seq, heads, head_dim)`` storage (``.contiguous()`` first: a no-op for the
+  ``view(...).transpose(1, 2)`` projections of Llama's attention), so no new q/k tensors are
+  allocated; only ``cos`` and ``sin`` are saved (the same storages in every layer); backward
+  rotates the incoming ``dq``/``dk`` in place the other way. (``rope.py`` was read at commit
+  00fb8bf2b576, the version to hand; ``LigerRopeFunction`` saves ``(cos, sin)`` there.)
 """
 
 from __future__ import annotations
@@ -31,9 +37,11 @@ __all__ = [
     "FusedRMSNorm",
     "FusedSwiGLUMLP",
     "RMSNormFunction",
+    "RopeFunction",
     "SiLUMulFunction",
     "fused_linear_ce_chunk_size",
     "fused_linear_cross_entropy",
+    "liger_rotary_pos_emb",
 ]
 
 LIGER_COMMIT = "00eba634c2e9"  # linkedin/Liger-Kernel, the source these stand-ins follow
@@ -188,3 +196,66 @@ class FusedSwiGLUMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(SiLUMulFunction.apply(self.gate_proj(x), self.up_proj(x)))  # type: ignore[no-any-return]
+
+
+def _rotate_in_place(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, sign: float) -> None:
+    """``[x1, x2] ← [x1·cos − sign·x2·sin, x2·cos + sign·x1·sin]`` over ``x``'s own storage
+    (``x``: ``batch × seq × heads × head_dim``; ``cos``/``sin``: ``batch|1 × seq × head_dim``,
+    of which only the left half is read, as the kernel reads it). The kernel works in
+    registers; here two half-width temporaries live until they are copied back."""
+    half = x.shape[-1] // 2
+    c = cos[..., :half].unsqueeze(2)
+    s = sin[..., :half].unsqueeze(2)
+    x1, x2 = x[..., :half], x[..., half:]
+    new1 = x1 * c
+    new1.addcmul_(x2, s, value=-sign)
+    new2 = x2 * c
+    new2.addcmul_(x1, s, value=sign)
+    x1.copy_(new1)
+    x2.copy_(new2)
+    del new1, new2
+
+
+class RopeFunction(torch.autograd.Function):
+    """HF-Llama rotary embedding of one of ``q``/``k`` (``batch × heads × seq × head_dim``), in
+    place, saving ``cos`` and ``sin`` only. (Liger's one Function takes q and k together;
+    autograd allows a Function that rotates a view in place to return one tensor only, so the
+    stand-in is applied to each: the same saved storages, the same in-place rotation.)"""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        cos = cos.contiguous()
+        sin = sin.contiguous()
+        phys = x.transpose(1, 2)
+        if phys.is_contiguous():  # Liger's .contiguous() is a no-op: x itself is rotated
+            _rotate_in_place(phys, cos, sin, 1.0)
+            ctx.mark_dirty(x)
+            out = x
+        else:  # Liger rotates a contiguous copy
+            phys = phys.contiguous()
+            _rotate_in_place(phys, cos, sin, 1.0)
+            out = phys.transpose(1, 2)
+        ctx.save_for_backward(cos, sin)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, dx: torch.Tensor) -> Any:  # type: ignore[override]
+        cos, sin = ctx.saved_tensors
+        phys = dx.transpose(1, 2).contiguous()  # Liger: dq.transpose(1, 2).contiguous()
+        _rotate_in_place(phys, cos, sin, -1.0)
+        return phys.transpose(1, 2), None, None
+
+
+def liger_rotary_pos_emb(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    position_ids: torch.Tensor | None = None,
+    unsqueeze_dim: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop-in for transformers' ``apply_rotary_pos_emb`` (Llama family), as Liger's
+    ``liger_rotary_pos_emb`` is: ``q``/``k`` in ``batch × heads × seq × head_dim``."""
+    if unsqueeze_dim != 1:
+        raise ValueError("the fused RoPE stand-in takes q/k as batch × heads × seq × head_dim")
+    return RopeFunction.apply(q, cos, sin), RopeFunction.apply(k, cos, sin)

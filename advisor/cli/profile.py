@@ -19,6 +19,7 @@ from advisor.cli.common import (
     positive_int,
     trial_view,
 )
+from advisor.cli.lengths import add_lengths_args, lengths_from_args
 from advisor.cli.simulate import need_rows
 from advisor.core.budget import DEFAULT_MARGIN
 from advisor.core.io import SCHEMA_VERSION, atomic_write_text, environment, write_json
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     gpu = api.target_gpu(args.gpu, args.gpu_mem) if args.gpu or args.gpu_mem else None
     plan = api.one_plan(cuts=args.cuts, plans=args.plans)
     check_outputs(args.json, args.markdown, args.timeline, args.memory_snapshot)
+    lengths = lengths_from_args(args)
     progress = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     result = api.profile(
         args.model,
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
         gpus=args.gpus,
         runs=args.runs,
+        lengths=lengths,
     )
     progress.done()
     width = terminal_width()
@@ -135,6 +138,7 @@ def add_parser(sub: Any) -> None:
         "--runs", type=int, default=1,
         help="with --gpus N: repeat the torchrun job, reporting the maximum over ranks and runs (default: %(default)s)",
     )  # fmt: skip
+    add_lengths_args(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--steps", type=positive_int, default=5, help="timed steps (default: %(default)s)")
     p.add_argument("--warmup", type=non_negative_int, default=1, help="warm-up steps (default: %(default)s)")

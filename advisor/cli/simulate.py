@@ -23,7 +23,9 @@ from advisor.cli.common import (
     report_text,
     trial_view,
 )
+from advisor.cli.lengths import add_lengths_args, lengths_from_args
 from advisor.core.budget import DEFAULT_MARGIN
+from advisor.core.errors import InvalidInputError
 from advisor.core.io import SCHEMA_VERSION, environment, write_json
 from advisor.core.tables import Column, table, terminal_width, wrap_text
 from advisor.core.units import format_bytes, format_rate, format_seconds
@@ -137,10 +139,12 @@ def sweep_rows(
 
 def _one(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
     plan = api.one_plan(cuts=args.cuts, plans=args.plans)
+    lengths = lengths_from_args(args)
     line = ProgressLine(f"{args.model}: ", quiet=args.quiet)
     result = api.simulate(
         args.model, plan, batch_size=args.batch, seq_len=args.seq, target=args.target, progress=line,
         extrapolate=not args.full_replay,
+        lengths=lengths,
         moe_imbalance=args.moe_imbalance,
         gpus=args.gpus,
         nodes=args.nodes,
@@ -186,6 +190,11 @@ def _timeline(args: argparse.Namespace, plan: Any, gpu: GpuSpec | None) -> None:
 
 
 def _many(args: argparse.Namespace, gpu: GpuSpec | None) -> list[TrialResult]:
+    if args.dataset is not None or args.lengths is not None:
+        raise InvalidInputError(
+            "--dataset/--lengths shape one batching plan's worst batch; a sweep runs fixed batches",
+            "drop --sweep and give the plan, e.g. --plans 'pack(max_tokens=4096)'",
+        )
     line = ProgressLine(quiet=args.quiet)
     sims = api.simulate_plans(
         args.model,
@@ -286,6 +295,7 @@ def add_parser(sub: Any) -> None:
         help="with --sweep: worker processes simulating plans side by side (default: one per core; 1: one at a time)",
     )  # fmt: skip
     add_moe_arg(p)
+    add_lengths_args(p)
     p.add_argument(
         "--gpus", type=int, default=1,
         help="GPUs the plan's strategy (ddp, fsdp2, hsdp) shards over: simulates one rank of them "

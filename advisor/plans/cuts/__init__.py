@@ -12,8 +12,9 @@ code fragment: a new cut is one class in one file. The families:
 * :mod:`.optimizers` — SGD, Adafactor, 8-bit AdamW;
 * :mod:`.optimizer_impl` — the optimizer step as ``foreach``, a per-parameter loop or ``fused``;
 * :mod:`.execution` — accumulation, attention implementation, activation offload, compile;
-* :mod:`.fused` — Liger-style fused kernels: linear cross-entropy, RMSNorm, SwiGLU;
+* :mod:`.fused` — Liger-style fused kernels: linear cross-entropy, RMSNorm, SwiGLU, RoPE;
 * :mod:`.prune` — structured pruning (heads, MLP channels) and unstructured pruning;
+* :mod:`.sparse24` — 2:4 semi-structured sparsity, simulated by its stored layout (CUDA only);
 * :mod:`.batching` — batching policies over a real length distribution (pad, group, pack, token budget);
 * :mod:`.zero` — DeepSpeed ZeRO-1/2/3 over N GPUs (a distributed strategy);
 * :mod:`.distributed` — strategies over several GPUs: ddp, fsdp2, hsdp (opt-in).
@@ -38,8 +39,9 @@ from advisor.plans.cuts.execution import (
     SdpaAttention,
 )
 from advisor.plans.cuts.optimizer_impl import OptimizerImplementation
-from advisor.plans.cuts.fused import FusedLinearCE, FusedRMSNormCut, FusedSwiGLU
+from advisor.plans.cuts.fused import FusedLinearCE, FusedRMSNormCut, FusedRoPE, FusedSwiGLU
 from advisor.plans.cuts.prune import Prune, UnstructuredPrune
+from advisor.plans.cuts.sparse24 import Sparse24
 from advisor.plans.cuts.batching import GroupByLength, Pack, PadToMax, TokenBudget
 from advisor.plans.cuts.zero import ZeroCut
 from advisor.plans.cuts.distributed import Ddp, Fsdp2, Hsdp
@@ -76,6 +78,7 @@ __all__ = [
     "Fsdp2",
     "FusedLinearCE",
     "FusedRMSNormCut",
+    "FusedRoPE",
     "FusedSwiGLU",
     "GradCheckpointing",
     "GroupByLength",
@@ -91,6 +94,7 @@ __all__ = [
     "Scratch",
     "SdpaAttention",
     "Sgd",
+    "Sparse24",
     "TokenBudget",
     "UnstructuredPrune",
     "ZeroCut",

@@ -1,4 +1,4 @@
-"""Fused-kernel cuts (Liger-Kernel style): fused linear cross-entropy, RMSNorm and SwiGLU.
+"""Fused-kernel cuts (Liger-Kernel style): fused linear cross-entropy, RMSNorm, SwiGLU and RoPE.
 
 On a GPU these are ``liger-kernel``'s Triton kernels; here the model is patched the way
 ``liger_kernel.transformers.apply_liger_kernel_to_llama`` patches it, with the CPU stand-ins of
@@ -9,6 +9,8 @@ memory; the kernels' speed is not modelled (the stand-ins run plain torch ops).
 
 from __future__ import annotations
 
+import inspect
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +22,16 @@ from advisor.plans.code import TrainingCode
 from advisor.plans.cuts.blocks import is_hf
 from advisor.plans.registry import register_cut
 from advisor.plans.types import BuildContext, Cut
-from profilers.fused import LIGER_COMMIT, FusedRMSNorm, FusedSwiGLUMLP, fused_linear_cross_entropy
+from profilers.fused import (
+    LIGER_COMMIT,
+    FusedRMSNorm,
+    FusedSwiGLUMLP,
+    fused_linear_cross_entropy,
+    liger_rotary_pos_emb,
+)
 from profilers.trial import StepProgram, UnsupportedConfiguration
 
-__all__ = ["FusedLinearCE", "FusedRMSNormCut", "FusedSwiGLU", "fused_causal_lm_loss"]
+__all__ = ["FusedLinearCE", "FusedRMSNormCut", "FusedRoPE", "FusedSwiGLU", "fused_causal_lm_loss"]
 
 IGNORE_INDEX = -100  # transformers' ForCausalLMLoss default
 
@@ -174,3 +182,64 @@ class FusedSwiGLU(Cut):
 
     def add_code(self, code: TrainingCode) -> None:
         _liger_code(code, "swiglu=True")
+
+
+# attention classes whose forward calls their module's ``apply_rotary_pos_emb`` with the
+# rotate-half Llama rotation, q/k as ``batch × heads × seq × head_dim`` (transformers 5.25)
+_LLAMA_ROPE_ATTENTION = frozenset(
+    {"LlamaAttention", "MistralAttention", "Qwen2Attention", "Qwen3Attention", "MixtralAttention"}
+)
+_ROPE_CLASSES: dict[type, type] = {}
+
+
+def _rope_class(cls: type) -> type:
+    """``cls`` with its forward's ``apply_rotary_pos_emb`` bound to the Liger stand-in.
+
+    ``apply_liger_kernel_to_llama(rope=True)`` sets ``modeling_llama.apply_rotary_pos_emb``
+    process-wide; a module global patched here would leak into every other plan of the worker
+    (and a scoped patch would miss checkpointing's recomputation in backward), so the same
+    forward code runs with a globals dict in which that one name is the stand-in. The
+    ``deprecate_kwarg("past_key_values")`` shim around the forward is left out (training
+    passes ``cache=``)."""
+    sub = _ROPE_CLASSES.get(cls)
+    if sub is None:
+        inner = inspect.unwrap(cls.forward)  # type: ignore[attr-defined]
+        glb = dict(inner.__globals__)
+        glb["apply_rotary_pos_emb"] = liger_rotary_pos_emb
+        fwd = types.FunctionType(inner.__code__, glb, inner.__name__, inner.__defaults__, inner.__closure__)
+        fwd.__kwdefaults__ = inner.__kwdefaults__
+        sub = type(f"LigerRope{cls.__name__}", (cls,), {"forward": fwd, "__module__": cls.__module__})
+        _ROPE_CLASSES[cls] = sub
+    return sub
+
+
+@register_cut
+@dataclass(frozen=True)
+class FusedRoPE(Cut):
+    """Liger's RoPE: q and k rotated in place (no new q/k tensors, no ``rotate_half``
+    temporaries), only ``cos``/``sin`` saved — which the eager rotation saves too, so the saving
+    is the transient q/k copies, and the speed of one kernel."""
+
+    name = "fused-rope"
+    summary = "fused RoPE (Liger): q/k rotated in place, saves cos/sin only (Llama-family attention; CPU stand-in)"
+    title = "fused RoPE"
+    order = 6
+    opt_in = True  # mostly a speed cut; sweep it on request
+    candidate = False
+
+    def apply_model(self, model: nn.Module, ctx: BuildContext) -> nn.Module:
+        n = 0
+        for module in model.modules():
+            cls = type(module)
+            if cls.__name__ in _LLAMA_ROPE_ATTENTION and "apply_rotary_pos_emb" in inspect.unwrap(cls.forward).__code__.co_names:
+                module.__class__ = _rope_class(cls)
+                n += 1
+        if not n:
+            raise UnsupportedConfiguration(
+                f"fused RoPE replaces the Llama-family rotary embedding; {type(_unwrap(model)).__name__} has none"
+            )
+        ctx.recipe.notes["fused_rope_modules"] = n
+        return model
+
+    def add_code(self, code: TrainingCode) -> None:
+        _liger_code(code, "rope=True")

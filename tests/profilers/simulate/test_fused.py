@@ -17,6 +17,7 @@ from profilers.fused import (
     FusedSwiGLUMLP,
     fused_linear_ce_chunk_size,
     fused_linear_cross_entropy,
+    liger_rotary_pos_emb,
 )
 
 pytestmark = pytest.mark.usefixtures("fast_simulations")
@@ -146,7 +147,15 @@ def test_fused_loss_equals_the_model_loss_on_tiny_llama() -> None:
 
 @pytest.mark.parametrize(
     "plan_name",
-    ["fused-linear-ce", "fused-rmsnorm", "fused-swiglu", "grad-ckpt+fused-linear-ce+fused-swiglu", "bf16+fused-linear-ce"],
+    [
+        "fused-linear-ce",
+        "fused-rmsnorm",
+        "fused-swiglu",
+        "grad-ckpt+fused-linear-ce+fused-swiglu",
+        "bf16+fused-linear-ce",
+        "fused-rope",
+        "grad-ckpt+fused-rope",
+    ],
 )
 def test_fused_cuts_simulated_as_measured(plan_name: str, cpu_truth: Any, simulated_as_measured: Any) -> None:
     measured, simulated = cpu_truth("tiny-llama", plan_name, batch=2, seq=256)
@@ -157,3 +166,70 @@ def test_fused_linear_ce_lowers_the_measured_peak_where_logits_dominate(cpu_trut
     base, _ = cpu_truth("tiny-llama", "grad-ckpt", batch=2, seq=256)
     fused, _ = cpu_truth("tiny-llama", "grad-ckpt+fused-linear-ce", batch=2, seq=256)
     assert fused.tensor_peak.peak_bytes < base.tensor_peak.peak_bytes
+
+
+def _rope_inputs(dtype: torch.dtype = torch.float64) -> tuple[Any, ...]:
+    """x, the q/k projection weights and Llama's own cos/sin for a GQA layout."""
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
+    gen = torch.Generator().manual_seed(0)
+    batch, seq, heads, kv_heads, head_dim, width = 2, 6, 4, 2, 8, 16
+    x = torch.randn(batch, seq, width, generator=gen, dtype=dtype, requires_grad=True)
+    wq = torch.randn(heads * head_dim, width, generator=gen, dtype=dtype, requires_grad=True)
+    wk = torch.randn(kv_heads * head_dim, width, generator=gen, dtype=dtype, requires_grad=True)
+    cfg = LlamaConfig(hidden_size=heads * head_dim, num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=head_dim)
+    cos, sin = LlamaRotaryEmbedding(cfg)(x, torch.arange(seq).expand(batch, seq))
+    shape = (batch, seq, heads, kv_heads, head_dim)
+    return x, wq, wk, cos, sin, shape
+
+
+def _project(x: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """q and k as LlamaAttention builds them: ``view(...).transpose(1, 2)`` of the projections."""
+    batch, seq, _, _, head_dim = shape
+    q = (x @ wq.t()).view(batch, seq, -1, head_dim).transpose(1, 2)
+    k = (x @ wk.t()).view(batch, seq, -1, head_dim).transpose(1, 2)
+    return q, k
+
+
+def test_fused_rope_matches_llama_apply_rotary_pos_emb() -> None:
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    x, wq, wk, cos, sin, shape = _rope_inputs()
+
+    def run(fn: Any) -> list[torch.Tensor]:
+        q_e, k_e = fn(*_project(x, wq, wk, shape), cos, sin)
+        out = q_e.square().sum() + k_e.sum() * q_e.sum()  # q and k gradients both non-trivial
+        return [q_e, k_e, *torch.autograd.grad(out, (x, wq, wk))]
+
+    for got, want in zip(run(liger_rotary_pos_emb), run(apply_rotary_pos_emb), strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_fused_rope_rotates_in_place_and_saves_cos_sin_only() -> None:
+    x, wq, wk, cos, sin, shape = _rope_inputs(torch.float32)
+    batch, seq, _, _, head_dim = shape
+    q, k = _project(x, wq, wk, shape)
+    q_ptr, k_ptr = q.data_ptr(), k.data_ptr()
+    with saved_bytes(exclude=(x, wq, wk)) as fused:
+        q_e, k_e = liger_rotary_pos_emb(q, k, cos, sin)
+    # Liger's kernel writes into q/k's own storage: no new tensors
+    assert (q_e.data_ptr(), k_e.data_ptr()) == (q_ptr, k_ptr)
+    # saved: cos and sin (batch × seq × head_dim, float32), once though q and k both save them
+    assert fused[0] == 2 * batch * seq * head_dim * 4
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    q, k = _project(x, wq, wk, shape)
+    q_e2, _ = apply_rotary_pos_emb(q, k, cos, sin)
+    assert q_e2.data_ptr() != q.data_ptr()  # the eager rotation allocates q_embed / k_embed
+
+
+@pytest.mark.slow
+def test_fused_rope_lowers_the_measured_forward_transients(cpu_truth: Any) -> None:
+    """Both rotations save only cos/sin; the eager one also builds q_embed/k_embed and its
+    rotate_half temporaries beside q/k, so the fused step's peak is not above the eager one
+    and the stand-in ran in every attention layer (tiny-llama has 2)."""
+    base, _ = cpu_truth("tiny-llama", "baseline", batch=2, seq=256)
+    fused, _ = cpu_truth("tiny-llama", "fused-rope", batch=2, seq=256)
+    assert fused.extra["fused_rope_modules"] == 2
+    assert fused.tensor_peak.peak_bytes <= base.tensor_peak.peak_bytes
