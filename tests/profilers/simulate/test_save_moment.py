@@ -110,3 +110,17 @@ def test_a_lora_run_saves_its_adapter_only(tmp_path: Path) -> None:
     moments = r.simulation.moments
     assert moments.saving_bytes == r.tensor_peak.resident_before_step_bytes
     assert moments.saving_path.startswith("PEFT adapter") and moments.deciding == "step"
+
+
+def test_the_recommendation_notes_a_plan_whose_peak_is_the_save(tmp_path: Path) -> None:
+    from advisor.api import advise
+    from advisor.recommend import Workload
+
+    _mixtral().save_pretrained(tmp_path)
+    plan = "freeze-layers(k=2)+bf16-weights"
+    rec = advise(
+        str(tmp_path), gpu="rtx-4090", workload=Workload(micro_batch=1, seq_len=8),
+        plans=plan, mode="simulate", check_top=0,
+    )  # fmt: skip
+    notes = [n for n in rec.notes if n.startswith("Saving a checkpoint decides the peak")]
+    assert len(notes) == 1 and plan in notes[0] and "save_original_format=False" in notes[0]
