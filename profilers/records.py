@@ -240,17 +240,22 @@ class RunMoments:
     step_bytes: int  # the steady step's peak (the tensor peak)
     loading_bytes: int | None = None  # from_pretrained and the casts up to training
     loading_path: str = ""  # how the weights are loaded, e.g. "float32 checkpoint, .to(bfloat16)"
+    saving_bytes: int | None = None  # a checkpoint save between steps (resident + what it allocates)
+    saving_path: str = ""  # what is saved, e.g. "save_pretrained (MoE experts reverted)"
 
     @property
     def deciding(self) -> str:
-        """The moment with the highest peak: "loading" or "step" (a tie goes to the step)."""
-        if self.loading_bytes is not None and self.loading_bytes > self.step_bytes:
-            return "loading"
-        return "step"
+        """The moment with the highest peak: "loading", "saving" or "step" (a tie goes to the
+        step, then to loading)."""
+        best, name = self.step_bytes, "step"
+        for moment, value in (("loading", self.loading_bytes), ("saving", self.saving_bytes)):
+            if value is not None and value > best:
+                best, name = value, moment
+        return name
 
     @property
     def peak_bytes(self) -> int:
-        return max(self.step_bytes, self.loading_bytes or 0)
+        return max(self.step_bytes, self.loading_bytes or 0, self.saving_bytes or 0)
 
 
 @dataclass(frozen=True)

@@ -376,5 +376,43 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
             "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "pad_token_id": 0,
         },
     ),
+    # encoder-decoder models: T5 counts its shared embedding once (the LM head is tied in t5-small
+    # and t5-base); BART's released config names BartModel, the seq2seq head is trained here
+    Preset(
+        "t5-small", "google-t5/t5-small", 60_506_624,
+        "T5 small, seq2seq: 6+6 layers, d=512, 8 heads, relative positions, tied head",
+        {
+            "model_type": "t5", "architectures": ["T5ForConditionalGeneration"],
+            "vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6,
+            "num_heads": 8, "relative_attention_num_buckets": 32, "dropout_rate": 0.1,
+            "layer_norm_epsilon": 1e-6, "feed_forward_proj": "relu", "is_encoder_decoder": True,
+            "decoder_start_token_id": 0, "pad_token_id": 0, "eos_token_id": 1,
+        },
+    ),
+    Preset(
+        "t5-base", "google-t5/t5-base", 222_903_552,
+        "T5 base, seq2seq: 12+12 layers, d=768, 12 heads, relative positions, tied head",
+        {
+            "model_type": "t5", "architectures": ["T5ForConditionalGeneration"],
+            "vocab_size": 32128, "d_model": 768, "d_kv": 64, "d_ff": 3072, "num_layers": 12,
+            "num_heads": 12, "relative_attention_num_buckets": 32, "dropout_rate": 0.1,
+            "layer_norm_epsilon": 1e-6, "feed_forward_proj": "relu", "is_encoder_decoder": True,
+            "decoder_start_token_id": 0, "pad_token_id": 0, "eos_token_id": 1,
+        },
+    ),
+    Preset(
+        "bart-base", "facebook/bart-base", 139_420_416,
+        "BART base, seq2seq: 6+6 layers, d=768, 12 heads, 1024 positions, tied head",
+        {
+            "model_type": "bart", "architectures": ["BartForConditionalGeneration"],
+            "vocab_size": 50265, "d_model": 768, "encoder_layers": 6, "decoder_layers": 6,
+            "encoder_attention_heads": 12, "decoder_attention_heads": 12, "encoder_ffn_dim": 3072,
+            "decoder_ffn_dim": 3072, "max_position_embeddings": 1024, "activation_function": "gelu",
+            "dropout": 0.1, "attention_dropout": 0.1, "activation_dropout": 0.1,
+            "scale_embedding": False, "is_encoder_decoder": True, "pad_token_id": 1,
+            "bos_token_id": 0, "eos_token_id": 2, "decoder_start_token_id": 2,
+            "forced_eos_token_id": 2,
+        },
+    ),
 )}
 # fmt: on

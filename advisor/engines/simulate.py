@@ -59,7 +59,7 @@ from profilers.distributed import fake_process_group
 from profilers.records import DistributedRecord, RepeatReplay, RunMoments, TrialResult, TrialStatus
 from profilers.simulate import FakeBuild, FakeWorld, simulate_trial
 from profilers.simulate.moe import MoeRouting, routing_note
-from profilers.simulate.moments import cast_sizes, load_peak_bytes
+from profilers.simulate.moments import cast_sizes, load_peak_bytes, save_extra_bytes
 from profilers.simulate.repeat import (
     Probe,
     RepeatPattern,
@@ -532,25 +532,55 @@ def _stored_dtype(source: ModelSource) -> torch.dtype | None:
 
 def _with_moments(result: TrialResult, source: ModelSource, plan: Plan, batch_size: int, seq_len: int) -> TrialResult:
     """The run's moments beside the step: loading a Hugging Face checkpoint as transformers
-    loads it without ``dtype`` (its stored dtype), cast to the dtype the plan trains in.
-    Quantized-at-load plans (bitsandbytes) are not predicted."""
+    loads it without ``dtype`` (its stored dtype), cast to the dtype the plan trains in; and a
+    checkpoint save between steps (``save_pretrained``, or a PEFT adapter's for LoRA).
+    Quantized-at-load plans (bitsandbytes) and sharded (distributed) runs are not predicted."""
     sim, peak = result.simulation, result.tensor_peak
-    stored = _stored_dtype(source)
-    if sim is None or peak is None or not result.ok or stored is None:
+    if sim is None or peak is None or not result.ok or getattr(source, "config", None) is None:
         return result
-    if any(cut.needs_bitsandbytes for cut in plan.cuts):
+    if any(cut.needs_bitsandbytes for cut in plan.cuts) or result.distributed is not None:
         return result
     from advisor.plans.build import prepare
 
     train = prepare(plan, batch_size, seq_len, check_available=False).model_dtype or torch.float32
-    if source.name not in _CAST_SIZES:  # one meta build per model (seconds for an 8B)
-        _CAST_SIZES[source.name] = cast_sizes(source.build("meta", pretrained=False))
-    loading = load_peak_bytes(_CAST_SIZES[source.name], stored, train)
-    path = f"{str(stored).removeprefix('torch.')} checkpoint loaded without dtype"
-    if train != stored:
-        path += f", then .to({str(train).removeprefix('torch.')})"
-    moments = RunMoments(step_bytes=peak.peak_bytes, loading_bytes=loading, loading_path=path)
+    loading, path = None, ""
+    stored = _stored_dtype(source)
+    if stored is not None:
+        if source.name not in _CAST_SIZES:  # one meta build per model (seconds for an 8B)
+            _CAST_SIZES[source.name] = cast_sizes(source.build("meta", pretrained=False))
+        loading = load_peak_bytes(_CAST_SIZES[source.name], stored, train)
+        path = f"{str(stored).removeprefix('torch.')} checkpoint loaded without dtype"
+        if train != stored:
+            path += f", then .to({str(train).removeprefix('torch.')})"
+    if any(cut.name in ("lora", "qlora") for cut in plan.cuts):
+        extra, saving_path = 0, "PEFT adapter save (adapter weights only)"
+    else:
+        extra = _save_extra(source, train)
+        saving_path = "save_pretrained" + (" (MoE experts put back in the checkpoint layout)" if extra else "")
+    moments = RunMoments(
+        step_bytes=peak.peak_bytes, loading_bytes=loading, loading_path=path,
+        saving_bytes=peak.resident_before_step_bytes + extra, saving_path=saving_path,
+    )  # fmt: skip
     return dataclasses.replace(result, simulation=dataclasses.replace(sim, moments=moments))
+
+
+# (model, dtype) → bytes save_pretrained allocates beyond the weights (profilers.simulate.moments)
+_SAVE_EXTRA: dict[tuple[str, torch.dtype], int] = {}
+
+
+def _save_extra(source: ModelSource, dtype: torch.dtype) -> int:
+    """What ``save_pretrained`` of ``source``'s model in ``dtype`` allocates on the device; a meta
+    build only for models whose checkpoint layout transformers converts (MoE experts)."""
+    from transformers.conversion_mapping import get_checkpoint_conversion_mapping
+
+    config = getattr(source, "config", None)
+    names = [getattr(config, "model_type", None), *(getattr(config, "architectures", None) or [])]
+    if not any(n and get_checkpoint_conversion_mapping(n) for n in names):
+        return 0  # transformers 5.25 revert_weight_conversion: nothing to revert
+    key = (source.name, dtype)
+    if key not in _SAVE_EXTRA:
+        _SAVE_EXTRA[key] = save_extra_bytes(source.build("meta", pretrained=False, dtype=dtype))
+    return _SAVE_EXTRA[key]
 
 
 def default_workers() -> int:

@@ -59,6 +59,7 @@ class Task(str, enum.Enum):
     MASKED_LM = "masked-lm"
     SEQUENCE_CLASSIFICATION = "sequence-classification"  # one label per sequence (num_labels)
     TOKEN_CLASSIFICATION = "token-classification"  # one label per token (num_labels)
+    SEQ2SEQ_LM = "seq2seq-lm"  # encoder-decoder (T5, BART): source ids in, target ids as labels
     CUSTOM = "custom"
 
 
@@ -136,13 +137,19 @@ _CAUSAL_TYPES = {
     "llama", "gpt2", "mistral", "qwen2", "qwen3", "phi3", "phi", "gemma", "gemma2", "gemma3_text",
     "gpt_neox", "opt", "falcon", "mixtral", "gptj", "bloom", "olmo", "olmo2", "starcoder2",
 }  # fmt: skip
+_SEQ2SEQ_TYPES = {"t5", "mt5", "bart", "mbart"}
 _MASKED_TYPES = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2"}
 
 
 def task_of_config(config: Any) -> Task:
     """The head to train, from ``config.architectures`` (causal or masked LM, sequence or
     token classification with ``num_labels``) or else the model type's language-model head."""
+    encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
     for arch in getattr(config, "architectures", None) or []:
+        # ForConditionalGeneration also names vision-language decoders (Llava, Gemma 3): only an
+        # encoder-decoder config (T5, BART) is a sequence-to-sequence model
+        if encoder_decoder and arch.endswith("ForConditionalGeneration"):
+            return Task.SEQ2SEQ_LM
         if arch.endswith("ForCausalLM") or arch.endswith("LMHeadModel"):
             return Task.CAUSAL_LM
         if arch.endswith("ForMaskedLM") or arch.endswith("ForPreTraining"):
@@ -154,12 +161,14 @@ def task_of_config(config: Any) -> Task:
     model_type = getattr(config, "model_type", "")
     if model_type in _MASKED_TYPES:
         return Task.MASKED_LM
+    if model_type in _SEQ2SEQ_TYPES and encoder_decoder:
+        return Task.SEQ2SEQ_LM
     if model_type in _CAUSAL_TYPES:
         return Task.CAUSAL_LM
     raise UnknownModelError(
         f"cannot tell how to train a '{model_type}' model (architectures: "
         f"{getattr(config, 'architectures', None)})",
-        "use a config whose architectures name a causal-LM, masked-LM, sequence- or "
+        "use a config whose architectures name a causal-LM, masked-LM, seq2seq-LM, sequence- or "
         "token-classification head, or wrap the model in a module:factory with make_batch "
         "and compute_loss",
     )
@@ -190,6 +199,8 @@ class HFModelSource(ModelSource):
 
     @property
     def max_positions(self) -> int | None:
+        if getattr(self.config, "relative_attention_num_buckets", None) is not None:
+            return None  # T5's relative position buckets: no table to run out of
         for attr in ("max_position_embeddings", "n_positions"):
             value = getattr(self.config, attr, None)
             if isinstance(value, int):
@@ -203,6 +214,7 @@ class HFModelSource(ModelSource):
             Task.MASKED_LM: transformers.AutoModelForMaskedLM,
             Task.SEQUENCE_CLASSIFICATION: transformers.AutoModelForSequenceClassification,
             Task.TOKEN_CLASSIFICATION: transformers.AutoModelForTokenClassification,
+            Task.SEQ2SEQ_LM: transformers.AutoModelForSeq2SeqLM,
         }.get(self.task, transformers.AutoModelForCausalLM)
 
     def build(
@@ -257,6 +269,12 @@ class HFModelSource(ModelSource):
         elif self.task is Task.TOKEN_CLASSIFICATION:
             classes = torch.randint(0, labels_n, (batch_size, seq_len), generator=gen)
             batch = {"input_ids": ids, "attention_mask": mask, "labels": classes}
+        elif self.task is Task.SEQ2SEQ_LM:
+            # a target of seq_len tokens too; the model makes its decoder inputs from the labels
+            # (transformers 5.25: T5's _shift_right, BART's shift_tokens_right, both on
+            # decoder_start_token_id), as a Trainer batch without decoder_input_ids has it
+            target = torch.randint(low, self.vocab_size, (batch_size, seq_len), generator=gen)
+            batch = {"input_ids": ids, "attention_mask": mask, "labels": target}
         else:
             labels = torch.full_like(ids, -100)
             chosen = torch.rand(batch_size, seq_len, generator=gen) < 0.15

@@ -348,6 +348,18 @@ def _notes(mode: Mode, verdicts: Sequence[PlanVerdict]) -> tuple[str, ...]:
             )
             + " (simulated); pass dtype= to from_pretrained to load in the training dtype."
         )
+    by_saving = [v for v in verdicts if (m := _simulation(v).moments) is not None and m.deciding == "saving"]
+    if by_saving:
+        notes.append(
+            "Saving a checkpoint decides the peak (tensor bytes, before overheads) of: "
+            + ", ".join(
+                f"{v.plan} {format_bytes(m.peak_bytes, 2)} ({m.saving_path})"
+                for v in by_saving
+                if (m := _simulation(v).moments) is not None
+            )
+            + " (simulated): transformers writes the experts in the checkpoint's per-expert layout, "
+            "a new copy on the GPU; save_pretrained(..., save_original_format=False) keeps them fused."
+        )
     noisy = [v for v in verdicts if v.noisy]
     if noisy:
         names = ", ".join(f"{v.plan} ({v.timing_spread:.0%})" for v in noisy if v.timing_spread is not None)

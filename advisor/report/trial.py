@@ -54,6 +54,11 @@ def trial_rows(r: TrialResult) -> list[tuple[str, str, str]]:
     if sim is not None and sim.moments is not None and sim.moments.loading_bytes is not None:
         m = sim.moments
         rows.append(("peak while loading", f"{format_bytes(m.loading_bytes, 2)} ({m.loading_path})", Provenance.SIMULATED.value))
+    if sim is not None and sim.moments is not None and sim.moments.saving_bytes is not None:
+        m = sim.moments
+        rows.append(("peak while saving", f"{format_bytes(m.saving_bytes, 2)} ({m.saving_path})", Provenance.SIMULATED.value))
+    if sim is not None and sim.moments is not None and (sim.moments.loading_bytes is not None or sim.moments.deciding != "step"):
+        m = sim.moments
         rows.append(("deciding moment", f"{m.deciding} ({format_bytes(m.peak_bytes, 2)})", Provenance.SIMULATED.value))
     if sim is not None and sim.host_peak_bytes:
         rows.append(("host memory (offloaded, pinned)", format_bytes(sim.host_peak_bytes, 2), Provenance.SIMULATED.value))

@@ -1,4 +1,4 @@
-"""Peaks over the whole run, beyond the steady step: loading the weights.
+"""Peaks over the whole run, beyond the steady step: loading and saving the weights.
 
 Loading, as transformers 5.25 does it (``modeling_utils.PreTrainedModel.from_pretrained``, read
 as installed): without ``dtype``/``torch_dtype`` the dtype is ``"auto"`` — the checkpoint's
@@ -9,6 +9,18 @@ follows (``model.to(torch.bfloat16)``) runs ``nn.Module._apply``: children first
 module's own parameters and buffers, one tensor at a time, each old tensor freed once the new
 one replaces it. So while tensor ``k`` is cast, the ones before it are in the new dtype, it and
 those after it in the old one, and its new copy exists beside its old one.
+
+Saving, as transformers 5.25 does it (``PreTrainedModel.save_pretrained``, read as installed):
+the state dict is put back into the checkpoint's original layout first
+(``core_model_loading.revert_weight_conversion``, the whole state dict at once: for a
+mixture-of-experts model the fused ``gate_up_proj`` is split into per-expert ``w1``/``w3``,
+new tensors on the weights' device), then each shard's tensors are made ``.contiguous()`` (no
+copy when they already are) and handed to safetensors 0.x ``save_file``, which moves each to the
+CPU (``_to_ndarray``: host memory, not the device's). So on the device, saving adds only what the
+revert and the contiguous copies allocate: nothing for a plain dense model, the reverted expert
+weights for an MoE one. A PEFT model saves its adapter weights only (peft 0.22
+``get_peft_model_state_dict``: views of the adapter parameters, no revert): nothing either.
+:func:`save_extra_bytes` replays the revert on the ``meta`` model with the exact tracker.
 """
 
 from __future__ import annotations
@@ -18,7 +30,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-__all__ = ["cast_order", "cast_sizes", "load_peak_bytes"]
+__all__ = ["cast_order", "cast_sizes", "load_peak_bytes", "save_extra_bytes"]
 
 
 def cast_order(model: nn.Module) -> Iterator[torch.Tensor]:
@@ -67,3 +79,30 @@ def load_peak_bytes(
         peak = max(peak, live + n * new_size)  # the new copy beside the old one
         live += n * (new_size - old_size)
     return peak
+
+
+def save_extra_bytes(model: nn.Module) -> int:
+    """Bytes ``model.save_pretrained`` allocates on the weights' device beyond the weights: the
+    tensors of transformers' revert to the checkpoint layout and the ``.contiguous()`` copies,
+    all alive at once (see the module doc). ``model`` may be on ``meta`` (only shapes are read);
+    not a transformers model: 0 (its save path is not known)."""
+    try:
+        from transformers import PreTrainedModel
+        from transformers.core_model_loading import revert_weight_conversion
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        return 0
+    if not isinstance(model, PreTrainedModel):
+        return 0
+    from profilers.tracker import Role, TensorMemoryTracker
+
+    device = next(iter(model.parameters())).device.type
+    tracker = TensorMemoryTracker(device)
+    with tracker:
+        tracker.register([*model.parameters(), *model.buffers()], Role.PARAMETER)
+        before = tracker.result().peak_bytes
+        state = revert_weight_conversion(model, model.state_dict())
+        kept = [t.contiguous() for t in state.values()]  # as the shard loop does
+        after = tracker.result().peak_bytes
+    tracker.close()
+    del kept, state
+    return after - before

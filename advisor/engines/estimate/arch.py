@@ -73,6 +73,7 @@ LORA_DEFAULTS: dict[str, tuple[str, ...]] = {
     "qwen2": ("q_proj", "v_proj"), "qwen3": ("q_proj", "v_proj"), "gemma": ("q_proj", "v_proj"),
     "gemma2": ("q_proj", "v_proj"), "gpt2": ("c_attn",),
     "bert": ("query", "value"), "roberta": ("query", "value"),
+    "t5": ("q", "v"), "mt5": ("q", "v"), "bart": ("q_proj", "v_proj"), "mbart": ("q_proj", "v_proj"),
 }  # fmt: skip
 
 
