@@ -27,7 +27,7 @@ from typing import Any
 __all__ = ["CATEGORIES", "LiveTensor", "MemoryTimeline", "PhaseSpan", "build_timeline", "memory_viz_snapshot"]
 
 # the stacking order of a chart: what stays for the whole step at the bottom
-CATEGORIES = ("parameter", "buffer", "optimizer", "gradient", "input", "activation")
+CATEGORIES = ("parameter", "buffer", "optimizer", "gradient", "input", "activation", "communication")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ COLOURS = {
     "gradient": "#dd8452",
     "input": "#ccb974",
     "activation": "#c44e52",
+    "communication": "#8172b3",
 }
 LABELS = {
     "parameter": "parameters",
@@ -33,6 +34,7 @@ LABELS = {
     "gradient": "gradients",
     "input": "inputs",
     "activation": "activations",
+    "communication": "communication buffers",
 }
 _BANDS = ("#f4f6fa", "#e9edf4")
 _W, _H = 960, 470
