@@ -561,6 +561,7 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+PROFILE_ENV = "VRAM_ADVISOR_PROFILE_DIR"  # set: each worker writes a cProfile of each plan there
 _worker_source: ModelSource | None = None  # in a worker process: the sweep's model, sent once
 
 
@@ -575,7 +576,15 @@ def _worker_start(payload: bytes) -> None:
 
 def _worker_simulate(index: int, plan: Plan, batch_size: int, seq_len: int, options: dict[str, Any]) -> tuple[int, TrialResult]:
     assert _worker_source is not None, "worker started without its model"
-    return index, simulate(_worker_source, plan, batch_size, seq_len, **options)
+    where = os.environ.get(PROFILE_ENV)
+    if not where:
+        return index, simulate(_worker_source, plan, batch_size, seq_len, **options)
+    import cProfile  # a developer's switch (benchmarks/simulate_speed.py --profile): one file per plan
+
+    with cProfile.Profile() as prof:
+        out = simulate(_worker_source, plan, batch_size, seq_len, **options)
+    prof.dump_stats(os.path.join(where, f"plan{index:03d}-pid{os.getpid()}.prof"))
+    return index, out
 
 
 def _payload(model: str | nn.Module | ModelSource, source: ModelSource) -> bytes | None:
