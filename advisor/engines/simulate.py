@@ -40,7 +40,7 @@ import os
 import pickle
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -51,7 +51,7 @@ from advisor.engines.comm import comm_volume
 from advisor.engines.overheads import allocator_model
 from advisor.engines.progress import PlanEvents, ProgressCallback, SweepProgress
 from advisor.engines.zero import local_plan, zero_cut_of, zero_rank_result
-from advisor.models import ModelSource, resolve_model
+from advisor.models import HFModelSource, ModelSource, resolve_model
 from advisor.plans import CUTS, Plan, build_program, parse_plan, trial_spec
 from advisor.plans.cuts.blocks import chain_context
 from advisor.plans.cuts.distributed import check_world, strategy_of
@@ -67,6 +67,7 @@ from profilers.simulate.repeat import (
     extrapolate,
     find_repeats,
     keep_blocks,
+    model_signature,
 )
 from profilers.trial import Progress, StepProgram, TrialSpec, UnsupportedConfiguration
 
@@ -223,8 +224,13 @@ def _blocks_source(source: ModelSource, pattern: RepeatPattern, probe: Probe) ->
     build_full = source.build
 
     def build(device: torch.device | str = "cpu", **kwargs: Any) -> nn.Module:
-        model = build_full(device, **kwargs)
-        probe.clock.install(keep_blocks(model, pattern, probe.blocks), block_labels(pattern, probe.blocks))
+        model = _shallow_build(source, pattern, probe.blocks, device, **kwargs)
+        if model is not None:
+            layers = list(cast(nn.ModuleList, model.get_submodule(pattern.path)))
+        else:
+            model = build_full(device, **kwargs)
+            layers = keep_blocks(model, pattern, probe.blocks)
+        probe.clock.install(layers, block_labels(pattern, probe.blocks))
         probe.plain_params = sum(p.numel() for p in model.parameters())
         return model
 
@@ -233,6 +239,70 @@ def _blocks_source(source: ModelSource, pattern: RepeatPattern, probe: Probe) ->
 
 
 _PLAIN: dict[int, tuple[ModelSource, int, RepeatPattern | None]] = {}  # id(source) → the last one's
+# id(source) → (source, {(blocks, build options) → signature of the whole model so cut}):
+# what a shallow build must equal (the last source's, as _PLAIN)
+_SHALLOW: dict[int, tuple[ModelSource, dict[tuple[int, str], tuple[Any, ...]]]] = {}
+
+
+def _shallow_config(config: Any, pattern: RepeatPattern, blocks: int) -> Any:
+    """A copy of a transformers config for the probe's depth, its per-layer lists cut as
+    :func:`keep_blocks` cuts them."""
+    kept = pattern.kept(blocks)
+    out = copy.deepcopy(config)
+    for key, value in list(vars(out).items()):
+        if key != "architectures" and isinstance(value, (list, tuple)) and len(value) == pattern.layers:
+            setattr(out, key, type(value)(value[i] for i in kept))
+    out.num_hidden_layers = len(kept)
+    return out
+
+
+def _shallow_build(
+    source: ModelSource, pattern: RepeatPattern, blocks: int, device: torch.device | str, **kwargs: Any
+) -> nn.Module | None:
+    """The probe's model built at the probe's depth from a shallow config, instead of all the
+    layers built and cut (a 32-layer 8B costs ~0.3 s to build, a 3-layer one a tenth of it);
+    ``None`` where that cannot be done the same way: not a transformers config of that depth,
+    layers after the repeats (their index would change), weights on disk, or a build whose
+    modules, parameters, buffers, plain settings or config differ from the whole model's cut
+    to the same depth (:func:`~profilers.simulate.repeat.model_signature`, checked once per
+    source, depth and build options against the whole model built on meta)."""
+    config = getattr(source, "config", None)
+    if (
+        not isinstance(source, HFModelSource)
+        or getattr(config, "num_hidden_layers", None) != pattern.layers
+        or pattern.suffix
+        or source.weights_path is not None
+    ):
+        return None
+    shallow = copy.copy(source)
+    shallow.config = _shallow_config(config, pattern, blocks)
+    model = shallow.build(device, **kwargs)
+    try:
+        layers = model.get_submodule(pattern.path)
+    except AttributeError:
+        return None
+    if not isinstance(layers, nn.ModuleList) or len(layers) != len(pattern.kept(blocks)):
+        return None
+    checks = _SHALLOW.get(id(source))
+    if checks is None or checks[0] is not source:
+        _SHALLOW.clear()
+        checks = _SHALLOW[id(source)] = (source, {})
+    key = (blocks, repr(sorted(kwargs.items())))
+    if key not in checks[1]:
+        checks[1][key] = _reference(source, pattern, blocks, **kwargs)
+    if model_signature(model) != checks[1][key]:
+        log.debug("%s: the build at %d blocks differs from the whole model cut; cutting", source.name, blocks)
+        return None
+    return model
+
+
+def _reference(source: ModelSource, pattern: RepeatPattern, blocks: int, **kwargs: Any) -> tuple[Any, ...]:
+    """What the whole model, built as the probe asks and cut to ``blocks``, looks like (built
+    on meta, out of sight of the replay's fake mode and trackers)."""
+    with torch.utils._python_dispatch._disable_current_modes():
+        model = source.build(torch.device("meta"), **kwargs)
+    keep_blocks(model, pattern, blocks)
+    return model_signature(model)
 
 
 def _plain_model(source: ModelSource) -> tuple[int, RepeatPattern | None]:
@@ -591,6 +661,7 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+PROFILE_ENV = "VRAM_ADVISOR_PROFILE_DIR"  # set: each worker writes a cProfile of each plan there
 _worker_source: ModelSource | None = None  # in a worker process: the sweep's model, sent once
 
 
@@ -605,7 +676,15 @@ def _worker_start(payload: bytes) -> None:
 
 def _worker_simulate(index: int, plan: Plan, batch_size: int, seq_len: int, options: dict[str, Any]) -> tuple[int, TrialResult]:
     assert _worker_source is not None, "worker started without its model"
-    return index, simulate(_worker_source, plan, batch_size, seq_len, **options)
+    where = os.environ.get(PROFILE_ENV)
+    if not where:
+        return index, simulate(_worker_source, plan, batch_size, seq_len, **options)
+    import cProfile  # a developer's switch (benchmarks/simulate_speed.py --profile): one file per plan
+
+    with cProfile.Profile() as prof:
+        out = simulate(_worker_source, plan, batch_size, seq_len, **options)
+    prof.dump_stats(os.path.join(where, f"plan{index:03d}-pid{os.getpid()}.prof"))
+    return index, out
 
 
 def _payload(model: str | nn.Module | ModelSource, source: ModelSource) -> bytes | None:

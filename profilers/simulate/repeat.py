@@ -58,6 +58,7 @@ __all__ = [
     "find_repeats",
     "keep_blocks",
     "layer_signatures",
+    "model_signature",
 ]
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,16 @@ def _structure(module: nn.Module) -> tuple[Any, ...]:
     )
     buffers = tuple((n, tuple(b.shape), str(b.dtype)) for n, b in module.named_buffers())
     return mods, params, buffers
+
+
+def model_signature(model: nn.Module) -> tuple[Any, ...]:
+    """All a replay sees of a model before its step, values aside: its modules' classes, its
+    parameters' and buffers' shapes, dtypes and ``requires_grad``, every plain setting of every
+    module, and its config. Two models with the same signature replay alike."""
+    config = getattr(model, "config", None)
+    to_dict = getattr(config, "to_dict", None)
+    settings = tuple(sorted((k, repr(v)) for k, v in _settings(model).items()))
+    return _structure(model), settings, repr(sorted(to_dict().items())) if callable(to_dict) else None
 
 
 def _index_attrs(settings: list[dict[tuple[str, str], Any]]) -> set[tuple[str, str]]:

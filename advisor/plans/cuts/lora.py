@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -43,12 +45,37 @@ def _lora(model: nn.Module, cut: LoRA | QLoRA, ctx: BuildContext) -> nn.Module:
         bias="none",
         fan_in_fan_out=_targets_conv1d(model, targets),  # GPT-2 stores its linears transposed
     )
-    with warnings.catch_warnings():  # peft asks the deprecated is_gradient_checkpointing
+    with warnings.catch_warnings(), _no_bitsandbytes_import():  # peft asks the deprecated is_gradient_checkpointing
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         peft_model = get_peft_model(model, config)
     ctx.recipe.notes["lora_targets"] = list(targets)
     ctx.recipe.notes["lora_r"] = cut.r
     return peft_model  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def _no_bitsandbytes_import() -> Iterator[None]:
+    """While PEFT wraps a model in a process that has not imported bitsandbytes, tell PEFT's
+    LoRA dispatch that bitsandbytes is absent, so it does not import it.
+
+    Exact: peft 0.22.0 (``tuners/lora/model.py::_create_new_module``) imports bitsandbytes only
+    to add ``dispatch_bnb_8bit``/``dispatch_bnb_4bit``, which wrap a layer only when it is an
+    instance of ``bnb.nn.Linear8bitLt``/``bnb.nn.Linear4bit`` — and no object can be one while
+    bitsandbytes is not imported (the simulator's stand-ins are ``nn.Linear`` subclasses). The
+    import costs about 3.5 s of CPU (bitsandbytes 0.50.2 calls ``torch.compile`` at import,
+    which loads dynamo), paid by each worker of a simulated sweep on its first LoRA plan.
+    """
+    if "bitsandbytes" in sys.modules:
+        yield
+        return
+    import peft.tuners.lora.model as lora_model
+
+    saved = lora_model.is_bnb_available, lora_model.is_bnb_4bit_available
+    lora_model.is_bnb_available = lora_model.is_bnb_4bit_available = lambda: False  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        lora_model.is_bnb_available, lora_model.is_bnb_4bit_available = saved
 
 
 def _targets_conv1d(model: nn.Module, targets: Sequence[str]) -> bool:
