@@ -152,7 +152,7 @@ def _watch_fsdp_collectives(tracker: TensorMemoryTracker) -> list[Callable[[], N
     communication role; returns what undoes it."""
     module = sys.modules.get(_FSDP_GROUP_MODULE)
     if module is None:
-        return []
+        return _watch_fsdp_storage_resizes(tracker)
     undo: list[Callable[[], None]] = []
     for name in _FSDP_COLLECTIVES:
         original = getattr(module, name, None)
@@ -166,6 +166,50 @@ def _watch_fsdp_collectives(tracker: TensorMemoryTracker) -> list[Callable[[], N
 
         setattr(module, name, watched)
         undo.append(functools.partial(setattr, module, name, original))
+    return undo + _watch_fsdp_storage_resizes(tracker)
+
+
+# FSDP2 (torch 2.13, torch/distributed/fsdp/_fully_shard/_fsdp_param.py) keeps each unsharded
+# parameter's all-gather output as one tensor for the whole run and frees / re-allocates its
+# bytes with ``storage.resize_(0)`` / ``storage.resize_(n)`` (``free_storage`` /
+# ``alloc_storage``): no op goes through the dispatcher and the storage never dies, so without
+# this the tracker would count every gathered parameter as live from its first all-gather on
+# (``reshard_after_forward`` would change nothing). ``_fsdp_param_group`` imports
+# ``alloc_storage`` by name, so both modules are patched.
+_FSDP_STORAGE_MODULES = (
+    "torch.distributed.fsdp._fully_shard._fsdp_param",
+    "torch.distributed.fsdp._fully_shard._fsdp_param_group",
+)
+_FREE, _ALLOC = "free_storage", "alloc_storage"
+
+
+def _watch_fsdp_storage_resizes(tracker: TensorMemoryTracker) -> list[Callable[[], None]]:
+    """Count FSDP2's ``free_storage`` as a free and ``alloc_storage`` as a new allocation of
+    the same storage (with the role it had); returns what undoes it."""
+    undo: list[Callable[[], None]] = []
+    for module_name in _FSDP_STORAGE_MODULES:
+        module = sys.modules.get(module_name)
+        if module is None:
+            continue
+        free, alloc = getattr(module, _FREE, None), getattr(module, _ALLOC, None)
+        if free is not None:
+
+            def freeing(tensor: torch.Tensor, _original: Any = free) -> None:
+                for storage in storages_of(tensor):
+                    tracker.resized_away(storage)
+                _original(tensor)
+
+            setattr(module, _FREE, freeing)
+            undo.append(functools.partial(setattr, module, _FREE, free))
+        if alloc is not None:
+
+            def allocating(tensor: torch.Tensor, _original: Any = alloc) -> None:
+                _original(tensor)
+                for storage in storages_of(tensor):
+                    tracker.resized_back(storage)
+
+            setattr(module, _ALLOC, allocating)
+            undo.append(functools.partial(setattr, module, _ALLOC, alloc))
     return undo
 
 
@@ -199,6 +243,8 @@ class TensorMemoryTracker(TorchDispatchMode):
         self._registered_events = 0  # leading events that are the resident storages
         self.new_role = Role.ACTIVATION  # the role of storages ops create (see _communicating)
         self._unpatch: list[Callable[[], None]] = []
+        self._resized: set[int] = set()  # serials freed in place by a storage resize
+        self._resized_role: dict[int, Role] = {}  # id(storage) -> role, while resized away
 
     # -- registration ------------------------------------------------------------------------
 
@@ -229,10 +275,30 @@ class TensorMemoryTracker(TorchDispatchMode):
         return serial
 
     def _freed(self, key: int, serial: int) -> None:
+        if serial in self._resized:  # already counted free when its bytes were resized away
+            return
         if self._serial_by_id.get(key) == serial:
             del self._serial_by_id[key]
         self._live_bytes -= self._bytes[serial]
         self._events.append(-serial)
+
+    def resized_away(self, storage: torch.UntypedStorage) -> None:
+        """``storage``'s bytes were released in place (``resize_(0)``): count them freed; a
+        later :meth:`resized_back` counts the storage as a new allocation with the same role."""
+        key = id(storage)
+        serial = self._serial_by_id.pop(key, None)
+        if serial is None or int(storage.nbytes()) == 0:
+            if serial is not None:
+                self._serial_by_id[key] = serial
+            return
+        self._resized.add(serial)
+        self._resized_role[key] = self._role[serial]
+        self._live_bytes -= self._bytes[serial]
+        self._events.append(-serial)
+
+    def resized_back(self, storage: torch.UntypedStorage) -> None:
+        """``storage`` got its bytes back (``resize_(n)``): a new allocation."""
+        self._track(storage, self._resized_role.pop(id(storage), self.new_role))
 
     def register(self, tensors: Iterable[torch.Tensor], role: Role) -> None:
         """Count these tensors' storages as resident now, with ``role`` (first role wins)."""

@@ -220,6 +220,7 @@ def detail_text(rec: Any, plan: str) -> str:
             f"parameters: {p.total:,} total, {p.trainable:,} trainable ({p.trainable_percent:.3g}%)"
             f"  [dim]{p.provenance.value}[/dim]"
         )
+    lines += _distributed_lines(v)
     if v.max_micro_batch is not None:
         prov = v.max_micro_batch_provenance.value if v.max_micro_batch_provenance else ""
         checked = "checked at the boundary" if v.max_micro_batch_checked else "from a fit"
@@ -240,6 +241,30 @@ def detail_text(rec: Any, plan: str) -> str:
     if snippet:
         lines += ["", "[b]snippet[/b]", escape(snippet)]
     return "\n".join(lines)
+
+
+def _distributed_lines(v: Any) -> list[str]:
+    """One rank of a distributed plan: its tensor peak, the communication buffers in it, and
+    what it sends per step (with the time over the link where the recommender priced it)."""
+    d = v.trial.distributed if v.trial is not None else None
+    if d is None:
+        return []
+    where = f"rank {d.rank} of {d.world_size}" + (f" on {d.nodes} nodes" if d.nodes > 1 else "")
+    out = [f"[b]per rank[/b] ({escape(d.strategy or 'distributed')}, {where}):"]
+    if v.trial.tensor_peak is not None:
+        out.append(
+            f"  memory: {format_bytes(v.trial.tensor_peak.peak_bytes, 2)} tensor peak, "
+            f"{format_bytes(d.communication_buffer_bytes, 2)} of it communication buffers  "
+            f"[dim]{escape(d.provenance.value)}[/dim]"
+        )
+    sent = v.comm_bytes_per_step if v.comm_bytes_per_step is not None else d.comm_bytes_per_step
+    if sent is not None:
+        time = f" ({duration(v.comm_time_s)} over the link)" if v.comm_time_s is not None else ""
+        out.append(f"  communication: {format_bytes(sent, 2)} sent per step{time}  [dim]estimated[/dim]")
+    if d.rank_peak_bytes:
+        peaks = ", ".join(format_bytes(b, 2) for b in d.rank_peak_bytes)
+        out.append(f"  measured ranks' peaks: {peaks}")
+    return out
 
 
 def _snippet(rec: Any, v: Any) -> str:
