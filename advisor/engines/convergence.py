@@ -222,6 +222,22 @@ def _train(
     label = "pretrained" if pretrained else "random-init"
     torch.manual_seed(seed)  # the same random init (and dropout) every time
     model: nn.Module = source.build(device, pretrained=pretrained)
+    curve = train_curve(label, model, source, batches, lr, device, say)
+    del model
+    return curve
+
+
+def train_curve(
+    label: str,
+    model: nn.Module,
+    source: ModelSource,
+    batches: list[Batch],
+    lr: float,
+    device: torch.device,
+    say: Callable[[str], None],
+) -> LossCurve:
+    """Train ``model`` (its trainable parameters, AdamW at ``lr``) one step per batch and return
+    its loss curve; a loss that stops being finite is an :class:`InvalidInputError` naming ``lr``."""
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     losses: list[float] = []
@@ -241,7 +257,7 @@ def _train(
         optimizer.zero_grad(set_to_none=True)
         say(f"{label} step {i}/{len(batches)}: loss {value:.3f}")
     elapsed = time.perf_counter() - started
-    del model, optimizer
+    del optimizer
     return LossCurve(label, tuple(losses), None, elapsed)
 
 

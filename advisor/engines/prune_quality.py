@@ -9,8 +9,6 @@ smooths it) and the parameters and parameter bytes the pruning removed.
 from __future__ import annotations
 
 import logging
-import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +17,8 @@ import torch
 from torch import nn
 
 from advisor.core.errors import InvalidInputError, check_device
-from advisor.engines.convergence import SMOOTHING, LossCurve
-from advisor.models import Batch, ModelSource, resolve_model
+from advisor.engines.convergence import SMOOTHING, LossCurve, train_curve
+from advisor.models import ModelSource, resolve_model
 from advisor.plans import Plan, Recipe, parse_plan
 from advisor.plans.types import BuildContext
 from profilers.records import Provenance
@@ -83,34 +81,6 @@ def _param_figures(model: nn.Module) -> tuple[int, int]:
     return sum(p.numel() for p in params), sum(p.numel() * p.element_size() for p in params)
 
 
-def _run(
-    label: str,
-    model: nn.Module,
-    source: ModelSource,
-    batches: list[Batch],
-    lr: float,
-    device: torch.device,
-    say: Callable[[str], None],
-) -> LossCurve:
-    model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-    losses: list[float] = []
-    started = time.perf_counter()
-    for i, batch in enumerate(batches, 1):
-        loss = source.loss(model, {k: v.to(device) for k, v in batch.items()} if isinstance(batch, dict) else batch.to(device))
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise InvalidInputError(
-                f"the {label} run's loss became {value} at step {i}",
-                f"lower the learning rate, e.g. lr={lr / 10:g}",
-                argument="lr",
-            )
-        losses.append(value)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        say(f"{label} step {i}/{len(batches)}: loss {value:.3f}")
-    return LossCurve(label, tuple(losses), None, time.perf_counter() - started)
 
 
 def pruning_probe(
@@ -150,14 +120,14 @@ def pruning_probe(
     base = build()
     count_before, _ = _param_figures(base)
     _, bytes_before = _param_figures(base)
-    unpruned = _run("unpruned", base, source, batches, lr, dev, say)
+    unpruned = train_curve("unpruned", base, source, batches, lr, dev, say)
     del base
     pruned_model = build()
     ctx = BuildContext(source, dev, Recipe(batch_size=batch_size, seq_len=seq_len))
     for cut in plan.cuts:
         pruned_model = cut.apply_model(pruned_model, ctx)
     count_after, bytes_after = _param_figures(pruned_model)
-    pruned = _run("pruned", pruned_model, source, batches, lr, dev, say)
+    pruned = train_curve("pruned", pruned_model, source, batches, lr, dev, say)
     log.info("pruning probe %s on %s: %d → %d parameters", plan.name, source.name, count_before, count_after)
     return PruningQuality(
         model=source.name,
