@@ -12,6 +12,7 @@ from typing import Any
 
 from advisor.cli.common import (
     EXIT_ERROR,
+    EXIT_NO_FIT,
     EXIT_OK,
     ProgressLine,
     add_margin_arg,
@@ -134,7 +135,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2, sort_keys=False))
     else:
         print(_text(check, list(args.config)))
-    return EXIT_OK if check.result.ok else EXIT_ERROR
+    if not check.result.ok:
+        return EXIT_ERROR
+    return EXIT_NO_FIT if check.fits is False else EXIT_OK
 
 
 def add_parser(sub: Any) -> None:
@@ -148,7 +151,8 @@ def add_parser(sub: Any) -> None:
         "together — into a plan, simulate its step on the GPU, and say whether it fits (the same "
         "rule as simulate and recommend). When it does not, the plans one change away are ranked "
         "and the nearest that fits is shown in your config's own format. Keys that were not "
-        "understood are listed, never dropped silently.",
+        "understood are listed, never dropped silently. Exit status: 0 fits, 3 does not fit, "
+        "1 error (the config could not be read or simulated).",
     )
     p.add_argument("config", nargs="+", help="training config file(s): .json or .yml/.yaml")
     p.add_argument("--model", "-m", help="the model, where the config names none (a built-in name, Hub id or config.json)")

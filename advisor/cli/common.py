@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
+    "EXIT_NO_FIT",
     "EXIT_OK",
     "EXIT_USAGE",
     "FLAGS",
@@ -57,6 +58,8 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# ``check``: the config was read and simulated, and it does not fit (a script can branch on it)
+EXIT_NO_FIT = 3
 
 
 # -- the API, imported on first use ----------------------------------------------------------
