@@ -38,6 +38,7 @@ __all__ = [
     "add_model_args",
     "add_moe_arg",
     "add_quiet_arg",
+    "add_timeline_args",
     "api",
     "check_outputs",
     "cli_text",
@@ -281,6 +282,19 @@ def add_model_args(p: argparse.ArgumentParser, default_seq: int = 128) -> None:
         default=default_seq,
         help="sequence length in tokens (default: %(default)s)",
     )
+
+
+def add_timeline_args(p: argparse.ArgumentParser, step: str) -> None:
+    """``--timeline`` and ``--memory-snapshot``: memory over ``step`` (what is drawn: "one more
+    measured step", "the simulated step"), as a chart and as a memory_viz pickle."""
+    p.add_argument(
+        "--timeline", type=Path, default=None,
+        help=f"also draw memory over {step} (stacked by part, phases, the peak) to this .svg or .png",
+    )  # fmt: skip
+    p.add_argument(
+        "--memory-snapshot", type=Path, default=None,
+        help=f"also write {step} as a torch.cuda.memory._snapshot() pickle for pytorch.org/memory_viz",
+    )  # fmt: skip
 
 
 def add_quiet_arg(p: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ from advisor.cli.common import (
     add_margin_arg,
     add_model_args,
     add_quiet_arg,
+    add_timeline_args,
     api,
     check_outputs,
     non_negative_int,
@@ -150,13 +151,6 @@ def add_parser(sub: Any) -> None:
     add_margin_arg(p, DEFAULT_MARGIN)
     p.add_argument("--json", type=Path, help="also write the result as JSON to this path")
     p.add_argument("--markdown", type=Path, help="also write the result as Markdown to this path")
-    p.add_argument(
-        "--timeline", type=Path, default=None,
-        help="also measure one more step over time and draw it (stacked by part, phases, the peak) to this .svg or .png",
-    )  # fmt: skip
-    p.add_argument(
-        "--memory-snapshot", type=Path, default=None,
-        help="also write that step as a torch.cuda.memory._snapshot() pickle for pytorch.org/memory_viz",
-    )  # fmt: skip
+    add_timeline_args(p, "one more measured step")
     add_quiet_arg(p)
     p.set_defaults(func=run)

@@ -16,6 +16,7 @@ from advisor.cli.common import (
     add_model_args,
     add_moe_arg,
     add_quiet_arg,
+    add_timeline_args,
     api,
     check_outputs,
     note_gpu,
@@ -303,13 +304,6 @@ def add_parser(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("--nodes", type=int, default=1, help="machines the GPUs are spread over (default: %(default)s)")
     p.add_argument("--json", type=Path, help="also write the results as JSON to this path")
-    p.add_argument(
-        "--timeline", type=Path, default=None,
-        help="also draw memory over the step (stacked by part, phases, the peak) to this .svg or .png",
-    )  # fmt: skip
-    p.add_argument(
-        "--memory-snapshot", type=Path, default=None,
-        help="also write the step as a torch.cuda.memory._snapshot() pickle for pytorch.org/memory_viz",
-    )  # fmt: skip
+    add_timeline_args(p, "the simulated step")
     add_quiet_arg(p)
     p.set_defaults(func=run)
