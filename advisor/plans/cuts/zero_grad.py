@@ -52,7 +52,8 @@ class ZeroGrad(Cut):
         view.gradients_kept = not self.set_to_none
 
     def add_code(self, code: TrainingCode) -> None:
-        code.after_arguments.append(
-            f"# gradients cleared with zero_grad(set_to_none={self.set_to_none}) "
-            f"(zero-grad(set_to_none={str(self.set_to_none).lower()}))"
-        )
+        if not self.set_to_none:
+            code.after_arguments.append(
+                "# zero-grad(set_to_none=false): gradients zeroed in place, torch < 2.0's zero_grad() "
+                "default; on torch >= 2.0 the Trainer frees them (set_to_none=True)"
+            )
