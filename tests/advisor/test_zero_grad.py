@@ -89,4 +89,5 @@ def test_the_repeat_extrapolation_stays_exact() -> None:
 
 def test_label_and_default() -> None:
     assert parse_plan(KEEP).name == "zero-grad(set_to_none=False)"
+    assert parse_plan("zero(stage=2)+" + KEEP).conflict() == "zero-grad conflicts with zero"
     assert parse_plan("zero-grad").cuts[0].params() == {}  # torch ≥ 2.0's default: nothing changes

@@ -37,6 +37,9 @@ class ZeroGrad(Cut):
     name = "zero-grad"
     summary = "how gradients are cleared after a step: set_to_none=false zeroes them in place (torch < 2.0)"
     order = 72  # describes the loop; after the optimizer cuts
+    # DeepSpeed's engine keeps and clears its own gradient partitions (the ZeRO layout replaces
+    # the replayed model states), so the loop's zero_grad has nothing to say there
+    conflicts = frozenset({"zero"})
     opt_in = True
     title = "gradients zeroed in place"
     candidate = False
