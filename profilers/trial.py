@@ -361,6 +361,11 @@ def run_trial(
                     samples_per_step=prog.samples_per_step,
                 )
             if spec.track_memory:
+                if not prog.zero_grad_set_to_none and spec.warmup_steps + spec.timed_steps == 0:
+                    # gradients zeroed in place are resident from the second step on: that
+                    # step is the steady one whose peak is measured
+                    say("warm-up step (gradients kept between steps)")
+                    train_step(prog)
                 say("measuring the peak of one step")
                 draft.tensor_peak, cuda_mem = _tracked_step(prog, device, spec, seen)
         except Exception as exc:
