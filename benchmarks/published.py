@@ -105,11 +105,25 @@ def predict(case: dict[str, Any], model: str, source: dict[str, Any]) -> Row:
         replay = result.simulation.cuda_allocator if result.simulation else None
         ours = replay.max_reserved_bytes / scale if replay else None
     else:
-        ours = predict_gpu_need(result, gpu).total_bytes / scale
+        loading = source.get("module_loading", "lazy")  # the stack's CUDA module loading
+        ours = predict_gpu_need(result, gpu, module_loading=loading).total_bytes / scale
         context = _context_bytes(source)
         if context is not None:
             theirs = predict_gpu_need(result, gpu, context_bytes=context).total_bytes / scale
     return Row(case["id"], case["plan"], kind, unit, case["value"], ours, theirs, engine, seconds)
+
+
+def _context_line(source: dict[str, Any]) -> str:
+    """Which CUDA context the predicted column takes, and where it comes from."""
+    from advisor.engines.overheads import CONSTANTS
+
+    loading = source.get("module_loading", "lazy")
+    name = "cuda_context_bytes_eager_loading" if loading == "eager" else "cuda_context_bytes"
+    mib = CONSTANTS[name].value / 2**20
+    line = f"CUDA context in 'predicted': the catalog's, {loading} module loading ({mib:g} MiB: {name})"
+    if source.get("cuda_context_mib") is not None:
+        line += f"; 'their context': the {source['cuda_context_mib']} MiB the source measured on its stack"
+    return line + "  "
 
 
 def _pct(x: float | None) -> str:
@@ -126,6 +140,7 @@ def render(rows: list[Row], data: dict[str, Any]) -> str:
             continue
         out += [f"## {source['title']}", "", f"Source: {source['url']}  ",
                 f"GPU: {source['gpu']}; stack: {source['stack']}  ", f"Setup: {source['setup']}  ",
+                _context_line(source),
                 "Caveats: " + "; ".join(source["caveats"]), ""]  # fmt: skip
         headers = ["case", "plan", "figure", f"published ({source['unit']})",
                    f"predicted ({source['unit']})", "error", "error, their context", "engine", "s"]  # fmt: skip

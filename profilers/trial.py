@@ -79,6 +79,10 @@ class StepProgram:
     scale_loss: Callable[[torch.Tensor], torch.Tensor] | None = None
     # replaces ``optimizer.step()`` (e.g. a GradScaler's step + update)
     optimizer_step: Callable[[], None] | None = None
+    # ``zero_grad(set_to_none=...)`` after each optimizer step: ``False`` zeroes the gradients in
+    # place, so they stay allocated through the next forward and backward (torch < 2.0's default
+    # and transformers ≤ 4.x Trainer's ``model.zero_grad()`` on it); see :func:`train_step`
+    zero_grad_set_to_none: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # JSON-safe figures for the result
 
     @property
@@ -91,7 +95,12 @@ class StepProgram:
 
 
 def train_step(prog: StepProgram, tracker: TensorMemoryTracker | None = None) -> None:
-    """One optimizer step: forward + backward per micro-batch, step, ``zero_grad(None)``."""
+    """One optimizer step: forward + backward per micro-batch, step, ``zero_grad``.
+
+    ``zero_grad`` frees the gradients (``set_to_none=True``) unless the program keeps them
+    (``prog.zero_grad_set_to_none`` false): then from the second step on the gradients are
+    resident, as zeros, from the start of the step, and backward accumulates into them.
+    """
     params = [p for p in prog.model.parameters() if p.requires_grad]
     for _ in range(prog.accumulation_steps):
         if tracker is not None:
@@ -117,7 +126,7 @@ def train_step(prog: StepProgram, tracker: TensorMemoryTracker | None = None) ->
     if tracker is not None:
         tracker.note_optimizer_state(prog.optimizer)
         tracker.set_phase("zero_grad")
-    prog.optimizer.zero_grad(set_to_none=True)
+    prog.optimizer.zero_grad(set_to_none=prog.zero_grad_set_to_none)
 
 
 def count_parameters(model: torch.nn.Module, provenance: Provenance) -> ParamCounts:
@@ -352,6 +361,11 @@ def run_trial(
                     samples_per_step=prog.samples_per_step,
                 )
             if spec.track_memory:
+                if not prog.zero_grad_set_to_none and spec.warmup_steps + spec.timed_steps == 0:
+                    # gradients zeroed in place are resident from the second step on: that
+                    # step is the steady one whose peak is measured
+                    say("warm-up step (gradients kept between steps)")
+                    train_step(prog)
                 say("measuring the peak of one step")
                 draft.tensor_peak, cuda_mem = _tracked_step(prog, device, spec, seen)
         except Exception as exc:

@@ -109,6 +109,16 @@ CONSTANTS: MappingProxyType[str, Constant] = MappingProxyType(
             "(unslothai/unsloth-zoo PR #1053); training loads more kernels, so the upper end, "
             "rounded up. Not measured here: no GPU was available",
         ),
+        "cuda_context_bytes_eager_loading": Constant(
+            1343 * _MIB,
+            "B",
+            "eager module loading (CUDA < 11.7, or torch < 1.13, which first set "
+            "CUDA_MODULE_LOADING=LAZY by default: pytorch/pytorch PR #86509): every kernel of the "
+            "loaded CUDA libraries is put in the context at start, '>1000MB' (ptrblck, "
+            "pytorch/pytorch issue #107667); 1343 MiB read with NVML after a first tensor on a "
+            "Tesla V100 16GB, PyTorch 1.x, CUDA 11 (transformers v4.21 docs, perf_train_gpu_one). "
+            "One GPU's figure: the eager context grows with the kernels built for the architecture",
+        ),
         # library workspaces
         "cublas_workspace_bytes_hopper_blackwell": Constant(
             32 * _MIB, "B", f"{_CUBLAS}: 4096 KiB × 8 for compute capability 9.x, 10.x, 12.x"
@@ -181,11 +191,14 @@ def predict_gpu_need(
     architecture: str | None = None,
     vendor: str | None = None,
     context_bytes: int | None = None,
+    module_loading: str = "lazy",
 ) -> PredictedNeed:
     """The GPU memory ``result``'s step needs: its tensor peak plus the target's overheads.
 
     ``gpu`` (a catalog entry) or ``architecture``/``vendor`` pick the BLAS workspace size;
-    ``context_bytes`` overrides the CUDA context estimate (e.g. one measured on the target).
+    ``context_bytes`` overrides the CUDA context estimate (e.g. one measured on the target);
+    ``module_loading`` ``"eager"`` takes the context of a stack without lazy module loading
+    (CUDA < 11.7 or torch < 1.13) instead of today's lazy one.
     Where ``vram-advisor calibrate`` saved a profile for ``gpu``, its measured context and
     workspaces replace the estimates (parts marked ``calibrated``).
     """
@@ -214,7 +227,10 @@ def predict_gpu_need(
         context = NeedPart(CONTEXT, calibration.context_bytes, Provenance.MEASURED, calibrated=True)
         workspaces = NeedPart(WORKSPACES, calibration.workspace_bytes, Provenance.MEASURED, calibrated=True)
     else:
-        context = NeedPart(CONTEXT, int(_c("cuda_context_bytes")) if context_bytes is None else context_bytes, est)
+        if module_loading not in ("lazy", "eager"):
+            raise ValueError(f"module_loading must be 'lazy' or 'eager', got {module_loading!r}")
+        name = "cuda_context_bytes_eager_loading" if module_loading == "eager" else "cuda_context_bytes"
+        context = NeedPart(CONTEXT, int(_c(name)) if context_bytes is None else context_bytes, est)
         workspace = int(_c("cublas_handles_training")) * cublas_workspace_bytes(architecture, vendor)
         workspaces = NeedPart(WORKSPACES, workspace, est)
 

@@ -30,6 +30,7 @@ class EstimateView:
     momentum: float = 0.0  # SGD's
     optimizer_impl: str | None = None  # "foreach", "loop" or "fused" (None: torch's default for the target)
     accumulation: int = 1  # gradient accumulation steps
+    gradients_kept: bool = False  # zero_grad(set_to_none=False): gradients resident all step
     attention: str | None = None  # "eager" when a cut chooses it (None: the model's own)
     offload: bool = False  # saved activations in host memory
     notes: list[str] = field(default_factory=list)  # what the estimate had to assume

@@ -74,9 +74,10 @@ def light_warmup(prog: StepProgram, device: torch.device) -> None:
     """Leave behind what a warm-up step leaves, without its forward and backward.
 
     One optimizer step on zero gradients creates the optimizer state (and a GradScaler's
-    scale); ``zero_grad(set_to_none=True)`` then drops the gradients, as after a real step.
-    That is all a steady-state step finds resident beyond the model and the batch, and it
-    halves the cost of a replay.
+    scale); ``zero_grad`` then drops the gradients, as after a real step, or zeroes them in
+    place and leaves them resident when the program keeps them (``zero_grad_set_to_none``
+    false). That is all a steady-state step finds resident beyond the model and the batch, and
+    it halves the cost of a replay.
     """
     params = [p for p in prog.model.parameters() if p.requires_grad]
     for p in params:
@@ -87,7 +88,7 @@ def light_warmup(prog: StepProgram, device: torch.device) -> None:
         prog.optimizer_step()
     else:
         prog.optimizer.step()
-    prog.optimizer.zero_grad(set_to_none=True)
+    prog.optimizer.zero_grad(set_to_none=prog.zero_grad_set_to_none)
 
 
 def simulate_trial(

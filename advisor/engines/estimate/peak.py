@@ -93,8 +93,9 @@ def peak_of(
     notes: list[str],
 ) -> EstimatedPeak:
     resident = acc.parameter_bytes + acc.buffer_bytes + acc.optimizer_bytes + acc.input_bytes
-    # gradients already present while a micro-batch runs forward/backward (accumulation)
-    early = acc.gradient_bytes if view.accumulation > 1 else 0
+    # gradients already present while a micro-batch runs forward/backward (accumulation, or
+    # zeroed in place by the previous step's zero_grad(set_to_none=False))
+    early = acc.gradient_bytes if view.accumulation > 1 or view.gradients_kept else 0
     candidates: list[tuple[int, str, int, int]] = []  # (total, phase, gradients, activations)
 
     def add(phase: str, grads: int, acts: int) -> None:
