@@ -65,6 +65,7 @@ from profilers.simulate.repeat import (
     RepeatPattern,
     block_labels,
     extrapolate,
+    extrapolate_frozen,
     find_repeats,
     keep_blocks,
     model_signature,
@@ -230,7 +231,7 @@ def _blocks_source(source: ModelSource, pattern: RepeatPattern, probe: Probe) ->
         else:
             model = build_full(device, **kwargs)
             layers = keep_blocks(model, pattern, probe.blocks)
-        probe.clock.install(layers, block_labels(pattern, probe.blocks))
+        probe.clock.install(layers, block_labels(pattern, probe.blocks, probe.frozen))
         probe.plain_params = sum(p.numel() for p in model.parameters())
         return model
 
@@ -370,6 +371,12 @@ def _extrapolated(
         return "no repeating block found"
     if pattern.blocks < min_blocks:
         return f"{pattern.blocks} repeating blocks, fewer than {min_blocks}"
+    lead = _frozen_blocks(plan, pattern)
+    if lead is not None:
+        return _extrapolated_frozen(
+            plan, source, spec, pattern, lead, plain_params, target=target, fake_device=fake_device,
+            count_cost=count_cost, progress=progress, moe_routing=moe_routing,
+        )  # fmt: skip
     first = 1
     probe_layers = sum(len(pattern.kept(first + i)) for i in range(3))
     if probe_layers >= pattern.layers:
@@ -411,6 +418,73 @@ def _extrapolated(
                     return out
                 log.debug("%s/%s: %s; one more probe", source.name, plan.name, out)
             blocks += 1
+
+
+def _frozen_blocks(plan: Plan, pattern: RepeatPattern) -> int | None:
+    """How many of the model's repeated blocks ``plan`` treats unlike the rest
+    (``freeze-layers(k=8)``: 8 of a Llama's 32), where they are too many for the probes to keep
+    (the usual probes take up to ``1 + _EXTRA_PROBES`` blocks) and they are whole blocks after
+    the prefix, with at least three blocks left after them; else ``None``."""
+    leads = [cut.leading_layers() for cut in plan.cuts if cut.leading_layers()]
+    if len(leads) != 1 or pattern.suffix:
+        return None
+    blocks, rest = divmod(leads[0] - pattern.prefix, pattern.period)
+    if rest or blocks <= 1 + _EXTRA_PROBES or pattern.blocks - blocks < 3:
+        return None
+    return blocks
+
+
+def _with_frozen(plan: Plan, pattern: RepeatPattern, frozen: int) -> Plan:
+    """``plan`` treating the layers of the prefix and ``frozen`` blocks as it treats its leading ones."""
+    layers = pattern.prefix + frozen * pattern.period
+    return Plan.of(cut.with_leading_layers(layers) if cut.leading_layers() else cut for cut in plan.cuts)
+
+
+def _extrapolated_frozen(
+    plan: Plan,
+    source: ModelSource,
+    spec: TrialSpec,
+    pattern: RepeatPattern,
+    frozen: int,
+    plain_params: int,
+    *,
+    target: str,
+    fake_device: str,
+    count_cost: bool,
+    progress: Progress | None,
+    moe_routing: MoeRouting | None,
+) -> TrialResult | str:
+    """A plan that treats the first ``frozen`` blocks unlike the rest (``freeze-layers``),
+    replayed on six probes of 1..3 frozen and 1..3 other blocks (the plan's ``k`` set to each
+    probe's frozen layers), every figure extrapolated in both counts
+    (:func:`~profilers.simulate.repeat.extrapolate_frozen`): 20 layers instead of all of them."""
+    started = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    grid: dict[tuple[int, int], Probe] = {}
+    with _young_garbage_only():
+        for a, b in ((1, 1), (2, 1), (3, 1), (1, 2), (1, 3), (2, 2)):
+            probe = Probe(a + b, frozen=a)
+
+            def step(msg: str, a: int = a, b: int = b) -> None:
+                say(f"{a} of {frozen} frozen and {b} of {pattern.blocks - frozen} other blocks: {msg}")
+
+            probe_plan = _with_frozen(plan, pattern, a)
+            probe.result = simulate_trial(
+                spec,
+                fake_builder(probe_plan, _blocks_source(source, pattern, probe), spec.batch_size, spec.seq_len, target),
+                step,
+                target=target,
+                fake_device=fake_device,
+                allocator=allocator_model(),
+                count_cost=count_cost,
+                observe=probe.observe,
+                tracker_type=probe.clock.make_tracker,
+                moe_routing=moe_routing,
+            )
+            if not probe.result.ok:
+                return f"the probe with {a} frozen and {b} other blocks failed ({probe.result.status.value})"
+            grid[(a, b)] = probe
+    return extrapolate_frozen(grid, pattern, frozen, plain_params=plain_params, wall_time_s=time.perf_counter() - started)
 
 
 def _full_replay_noted(result: TrialResult, why: str) -> TrialResult:
