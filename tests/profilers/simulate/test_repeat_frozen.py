@@ -131,3 +131,13 @@ def test_two_counts_extrapolate_exactly_and_refuse_a_cross_term() -> None:
     crossed = _grid(lambda a, b: 1000 + 70 * a + 100 * b + a * b)  # on each line, but not on the plane
     out = extrapolate_frozen(crossed, pattern, 8, plain_params=320, wall_time_s=1.0)
     assert isinstance(out, str) and out.startswith("not affine in the frozen and other blocks")
+
+
+def test_a_sweep_starts_the_plans_of_two_segments_first() -> None:
+    """A worker pool runs plans in the order submitted: the six-probe plan goes first, so it
+    does not start last and leave the other workers idle."""
+    from advisor.engines.simulate import longest_first
+    from advisor.plans import parse_plans
+
+    plans = parse_plans("baseline; lora; freeze-layers(k=8); freeze-layers(k=2); sgd")
+    assert longest_first(plans) == [2, 0, 1, 3, 4]
