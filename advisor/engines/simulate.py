@@ -244,6 +244,8 @@ _PLAIN: dict[int, tuple[ModelSource, int, RepeatPattern | None]] = {}  # id(sour
 # id(source) → (source, {(blocks, build options) → signature of the whole model so cut}):
 # what a shallow build must equal (the last source's, as _PLAIN)
 _SHALLOW: dict[int, tuple[ModelSource, dict[tuple[int, str], tuple[Any, ...]]]] = {}
+# id(source) → (source, {build options → the whole model built so on meta}), for _reference
+_WHOLE: dict[int, tuple[ModelSource, dict[str, nn.Module]]] = {}
 
 
 def _shallow_config(config: Any, pattern: RepeatPattern, blocks: int) -> Any:
@@ -291,20 +293,39 @@ def _shallow_build(
         checks = _SHALLOW[id(source)] = (source, {})
     key = (blocks, repr(sorted(kwargs.items())))
     if key not in checks[1]:
-        checks[1][key] = _reference(source, pattern, blocks, **kwargs)
+        whole = _WHOLE.get(id(source))
+        if whole is None or whole[0] is not source:
+            _WHOLE.clear()
+            whole = _WHOLE[id(source)] = (source, {})
+        options = key[1]
+        if options not in whole[1]:  # one whole build per source and options, cut to each depth
+            with torch.utils._python_dispatch._disable_current_modes():
+                whole[1][options] = source.build(torch.device("meta"), **kwargs)
+        checks[1][key] = _reference(whole[1][options], pattern, blocks)
     if model_signature(model) != checks[1][key]:
         log.debug("%s: the build at %d blocks differs from the whole model cut; cutting", source.name, blocks)
         return None
     return model
 
 
-def _reference(source: ModelSource, pattern: RepeatPattern, blocks: int, **kwargs: Any) -> tuple[Any, ...]:
-    """What the whole model, built as the probe asks and cut to ``blocks``, looks like (built
-    on meta, out of sight of the replay's fake mode and trackers)."""
-    with torch.utils._python_dispatch._disable_current_modes():
-        model = source.build(torch.device("meta"), **kwargs)
-    keep_blocks(model, pattern, blocks)
-    return model_signature(model)
+def _reference(model: nn.Module, pattern: RepeatPattern, blocks: int) -> tuple[Any, ...]:
+    """What the whole ``model`` (built on meta as the probe asks, out of sight of the replay's
+    fake mode and trackers) looks like cut to ``blocks``; the model is put back whole after.
+    Only for models without layers after the repeats (:func:`_shallow_build`'s), whose layers
+    :func:`~profilers.simulate.repeat.keep_blocks` does not renumber."""
+    parent_name, _, child = pattern.path.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    layers = getattr(parent, child)
+    config = getattr(model, "config", None)
+    saved = dict(vars(config)) if config is not None else None
+    try:
+        keep_blocks(model, pattern, blocks)
+        return model_signature(model)
+    finally:
+        setattr(parent, child, layers)
+        if config is not None and saved is not None:
+            vars(config).clear()
+            vars(config).update(saved)
 
 
 def _plain_model(source: ModelSource) -> tuple[int, RepeatPattern | None]:
