@@ -272,10 +272,17 @@ class RepeatReplay:
     layers_path: str = ""  # the ModuleList of the layers, e.g. "model.layers"
     allocator_exact: bool | None = None  # the caching-allocator replay was affine on the probes
     reason: str | None = None  # why the full replay (no repeating block, not affine, asked for)
+    # of ``blocks``, the first ones a cut treats unlike the rest (freeze-layers), extrapolated as
+    # a segment of their own: ``probes`` then are the blocks of each segment in the probes
+    frozen_blocks: int = 0
 
     @property
     def detail(self) -> str:
         """``simulated (extrapolated from 2..4 of 32 blocks)`` or ``simulated (full replay: …)``."""
+        if self.extrapolated and self.probes and self.frozen_blocks and self.blocks is not None:
+            span = f"{self.probes[0]}..{self.probes[-1]}"
+            return (f"simulated (extrapolated from {span} of {self.frozen_blocks} frozen and {span} of "
+                    f"{self.blocks - self.frozen_blocks} other blocks)")  # fmt: skip
         if self.extrapolated and self.probes:
             return f"simulated (extrapolated from {self.probes[0]}..{self.probes[-1]} of {self.blocks} blocks)"
         return f"simulated (full replay: {self.reason or 'asked for'})"

@@ -65,6 +65,7 @@ from profilers.simulate.repeat import (
     RepeatPattern,
     block_labels,
     extrapolate,
+    extrapolate_frozen,
     find_repeats,
     keep_blocks,
     model_signature,
@@ -78,6 +79,7 @@ __all__ = [
     "SIMULATION_UNSUPPORTED",
     "default_workers",
     "fake_builder",
+    "longest_first",
     "replayed_plan",
     "simulate",
     "simulate_plans",
@@ -230,7 +232,7 @@ def _blocks_source(source: ModelSource, pattern: RepeatPattern, probe: Probe) ->
         else:
             model = build_full(device, **kwargs)
             layers = keep_blocks(model, pattern, probe.blocks)
-        probe.clock.install(layers, block_labels(pattern, probe.blocks))
+        probe.clock.install(layers, block_labels(pattern, probe.blocks, probe.frozen))
         probe.plain_params = sum(p.numel() for p in model.parameters())
         return model
 
@@ -242,6 +244,8 @@ _PLAIN: dict[int, tuple[ModelSource, int, RepeatPattern | None]] = {}  # id(sour
 # id(source) → (source, {(blocks, build options) → signature of the whole model so cut}):
 # what a shallow build must equal (the last source's, as _PLAIN)
 _SHALLOW: dict[int, tuple[ModelSource, dict[tuple[int, str], tuple[Any, ...]]]] = {}
+# id(source) → (source, {build options → the whole model built so on meta}), for _reference
+_WHOLE: dict[int, tuple[ModelSource, dict[str, nn.Module]]] = {}
 
 
 def _shallow_config(config: Any, pattern: RepeatPattern, blocks: int) -> Any:
@@ -289,20 +293,39 @@ def _shallow_build(
         checks = _SHALLOW[id(source)] = (source, {})
     key = (blocks, repr(sorted(kwargs.items())))
     if key not in checks[1]:
-        checks[1][key] = _reference(source, pattern, blocks, **kwargs)
+        whole = _WHOLE.get(id(source))
+        if whole is None or whole[0] is not source:
+            _WHOLE.clear()
+            whole = _WHOLE[id(source)] = (source, {})
+        options = key[1]
+        if options not in whole[1]:  # one whole build per source and options, cut to each depth
+            with torch.utils._python_dispatch._disable_current_modes():
+                whole[1][options] = source.build(torch.device("meta"), **kwargs)
+        checks[1][key] = _reference(whole[1][options], pattern, blocks)
     if model_signature(model) != checks[1][key]:
         log.debug("%s: the build at %d blocks differs from the whole model cut; cutting", source.name, blocks)
         return None
     return model
 
 
-def _reference(source: ModelSource, pattern: RepeatPattern, blocks: int, **kwargs: Any) -> tuple[Any, ...]:
-    """What the whole model, built as the probe asks and cut to ``blocks``, looks like (built
-    on meta, out of sight of the replay's fake mode and trackers)."""
-    with torch.utils._python_dispatch._disable_current_modes():
-        model = source.build(torch.device("meta"), **kwargs)
-    keep_blocks(model, pattern, blocks)
-    return model_signature(model)
+def _reference(model: nn.Module, pattern: RepeatPattern, blocks: int) -> tuple[Any, ...]:
+    """What the whole ``model`` (built on meta as the probe asks, out of sight of the replay's
+    fake mode and trackers) looks like cut to ``blocks``; the model is put back whole after.
+    Only for models without layers after the repeats (:func:`_shallow_build`'s), whose layers
+    :func:`~profilers.simulate.repeat.keep_blocks` does not renumber."""
+    parent_name, _, child = pattern.path.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    layers = getattr(parent, child)
+    config = getattr(model, "config", None)
+    saved = dict(vars(config)) if config is not None else None
+    try:
+        keep_blocks(model, pattern, blocks)
+        return model_signature(model)
+    finally:
+        setattr(parent, child, layers)
+        if config is not None and saved is not None:
+            vars(config).clear()
+            vars(config).update(saved)
 
 
 def _plain_model(source: ModelSource) -> tuple[int, RepeatPattern | None]:
@@ -370,6 +393,12 @@ def _extrapolated(
         return "no repeating block found"
     if pattern.blocks < min_blocks:
         return f"{pattern.blocks} repeating blocks, fewer than {min_blocks}"
+    lead = _frozen_blocks(plan, pattern)
+    if lead is not None:
+        return _extrapolated_frozen(
+            plan, source, spec, pattern, lead, plain_params, target=target, fake_device=fake_device,
+            count_cost=count_cost, progress=progress, moe_routing=moe_routing,
+        )  # fmt: skip
     first = 1
     probe_layers = sum(len(pattern.kept(first + i)) for i in range(3))
     if probe_layers >= pattern.layers:
@@ -411,6 +440,73 @@ def _extrapolated(
                     return out
                 log.debug("%s/%s: %s; one more probe", source.name, plan.name, out)
             blocks += 1
+
+
+def _frozen_blocks(plan: Plan, pattern: RepeatPattern) -> int | None:
+    """How many of the model's repeated blocks ``plan`` treats unlike the rest
+    (``freeze-layers(k=8)``: 8 of a Llama's 32), where they are too many for the probes to keep
+    (the usual probes take up to ``1 + _EXTRA_PROBES`` blocks) and they are whole blocks after
+    the prefix, with at least three blocks left after them; else ``None``."""
+    leads = [cut.leading_layers() for cut in plan.cuts if cut.leading_layers()]
+    if len(leads) != 1 or pattern.suffix:
+        return None
+    blocks, rest = divmod(leads[0] - pattern.prefix, pattern.period)
+    if rest or blocks <= 1 + _EXTRA_PROBES or pattern.blocks - blocks < 3:
+        return None
+    return blocks
+
+
+def _with_frozen(plan: Plan, pattern: RepeatPattern, frozen: int) -> Plan:
+    """``plan`` treating the layers of the prefix and ``frozen`` blocks as it treats its leading ones."""
+    layers = pattern.prefix + frozen * pattern.period
+    return Plan.of(cut.with_leading_layers(layers) if cut.leading_layers() else cut for cut in plan.cuts)
+
+
+def _extrapolated_frozen(
+    plan: Plan,
+    source: ModelSource,
+    spec: TrialSpec,
+    pattern: RepeatPattern,
+    frozen: int,
+    plain_params: int,
+    *,
+    target: str,
+    fake_device: str,
+    count_cost: bool,
+    progress: Progress | None,
+    moe_routing: MoeRouting | None,
+) -> TrialResult | str:
+    """A plan that treats the first ``frozen`` blocks unlike the rest (``freeze-layers``),
+    replayed on six probes of 1..3 frozen and 1..3 other blocks (the plan's ``k`` set to each
+    probe's frozen layers), every figure extrapolated in both counts
+    (:func:`~profilers.simulate.repeat.extrapolate_frozen`): 20 layers instead of all of them."""
+    started = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    grid: dict[tuple[int, int], Probe] = {}
+    with _young_garbage_only():
+        for a, b in ((1, 1), (2, 1), (3, 1), (1, 2), (1, 3), (2, 2)):
+            probe = Probe(a + b, frozen=a)
+
+            def step(msg: str, a: int = a, b: int = b) -> None:
+                say(f"{a} of {frozen} frozen and {b} of {pattern.blocks - frozen} other blocks: {msg}")
+
+            probe_plan = _with_frozen(plan, pattern, a)
+            probe.result = simulate_trial(
+                spec,
+                fake_builder(probe_plan, _blocks_source(source, pattern, probe), spec.batch_size, spec.seq_len, target),
+                step,
+                target=target,
+                fake_device=fake_device,
+                allocator=allocator_model(),
+                count_cost=count_cost,
+                observe=probe.observe,
+                tracker_type=probe.clock.make_tracker,
+                moe_routing=moe_routing,
+            )
+            if not probe.result.ok:
+                return f"the probe with {a} frozen and {b} other blocks failed ({probe.result.status.value})"
+            grid[(a, b)] = probe
+    return extrapolate_frozen(grid, pattern, frozen, plain_params=plain_params, wall_time_s=time.perf_counter() - started)
 
 
 def _full_replay_noted(result: TrialResult, why: str) -> TrialResult:
@@ -719,6 +815,18 @@ def _pool_context(preload: list[str]) -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+def _expected_probes(plan: Plan) -> int:
+    """About how many probes ``plan``'s replay takes: six where it treats its first layers
+    unlike the rest (two repeated segments), else three."""
+    return 6 if any(cut.leading_layers() > 1 + _EXTRA_PROBES for cut in plan.cuts) else 3
+
+
+def longest_first(plans: list[Plan]) -> list[int]:
+    """The plans' indices, those expected to take longest first (else in order): a long plan
+    started last would leave the other workers idle at the end of a sweep."""
+    return sorted(range(len(plans)), key=lambda i: -_expected_probes(plans[i]))
+
+
 def _simulate_in_workers(
     source: ModelSource,
     payload: bytes,
@@ -740,7 +848,8 @@ def _simulate_in_workers(
             initargs=(payload,),
         ) as pool:
             futures = [
-                pool.submit(_worker_simulate, i, plan, batch_size, seq_len, options) for i, plan in enumerate(plans)
+                pool.submit(_worker_simulate, i, plans[i], batch_size, seq_len, options)
+                for i in longest_first(plans)
             ]
             try:
                 for future in concurrent.futures.as_completed(futures):

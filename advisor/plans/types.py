@@ -177,6 +177,17 @@ class Cut:
         """Adjust the finished step program."""
         return prog
 
+    def leading_layers(self) -> int:
+        """How many of the model's first repeated layers this cut treats unlike the rest
+        (``freeze-layers(k=8)``: 8); 0 for a cut that treats every layer alike. Repeat-block
+        simulation extrapolates such layers as a segment of their own."""
+        return 0
+
+    def with_leading_layers(self, layers: int) -> Cut:
+        """This cut treating the first ``layers`` layers as it treats its
+        :meth:`leading_layers` (a shallower probe's); ``self`` where there are none."""
+        return self
+
 
 def _format_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):

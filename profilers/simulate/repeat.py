@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,7 @@ __all__ = [
     "SegmentTracker",
     "block_labels",
     "extrapolate",
+    "extrapolate_frozen",
     "find_layers",
     "find_repeats",
     "keep_blocks",
@@ -88,7 +89,7 @@ class RepeatPattern:
         head = list(range(self.prefix + self.period * blocks))
         return head + list(range(self.layers - self.suffix, self.layers))
 
-    def record(self, probes: Sequence[int], allocator_exact: bool | None) -> RepeatReplay:
+    def record(self, probes: Sequence[int], allocator_exact: bool | None, frozen_blocks: int = 0) -> RepeatReplay:
         return RepeatReplay(
             extrapolated=True,
             blocks=self.blocks,
@@ -98,6 +99,7 @@ class RepeatPattern:
             suffix_layers=self.suffix,
             layers_path=self.path,
             allocator_exact=allocator_exact,
+            frozen_blocks=frozen_blocks,
         )
 
 
@@ -241,6 +243,8 @@ def keep_blocks(model: nn.Module, pattern: RepeatPattern, blocks: int) -> list[n
 # -- the probes and the extrapolation ----------------------------------------------------------
 
 OUTSIDE, FIRST, MIDDLE, LAST = "outside", "first", "middle", "last"
+# the blocks a plan treats unlike the rest (freeze-layers' first k), a segment of their own
+FROZEN_FIRST, FROZEN_MIDDLE, FROZEN_LAST = "frozen-first", "frozen-middle", "frozen-last"
 AFTER = "after"  # outside the blocks, once the phase has been in one (see SegmentTracker)
 
 
@@ -365,16 +369,21 @@ class BlockClock:
             layer.register_forward_hook(post, with_kwargs=True)
 
 
-def block_labels(pattern: RepeatPattern, blocks: int) -> list[tuple[str, ...]]:
+def block_labels(pattern: RepeatPattern, blocks: int, frozen: int = 0) -> list[tuple[str, ...]]:
     """The label of each layer a probe with ``blocks`` repeats keeps (a lone block is both the
-    first and the last)."""
+    first and the last); with ``frozen``, the first ``frozen`` of the blocks are a segment of
+    their own (``frozen-first`` … ``frozen-last``) before the others."""
     labels: list[tuple[str, ...]] = []
     for position in range(len(pattern.kept(blocks))):
         b = (position - pattern.prefix) // pattern.period
         if position < pattern.prefix or b >= blocks:
             labels.append((OUTSIDE,))
+        elif b < frozen:
+            ends = ((FROZEN_FIRST, b == 0), (FROZEN_LAST, b == frozen - 1))
+            labels.append(tuple(w for w, yes in ends if yes) or (FROZEN_MIDDLE,))
         else:
-            labels.append(tuple(w for w, yes in ((FIRST, b == 0), (LAST, b == blocks - 1)) if yes) or (MIDDLE,))
+            ends = ((FIRST, b == frozen), (LAST, b == blocks - 1))
+            labels.append(tuple(w for w, yes in ends if yes) or (MIDDLE,))
     return labels
 
 
@@ -383,6 +392,7 @@ class Probe:
     """One replay with ``blocks`` repeats: its result, and what its tracker saw."""
 
     blocks: int
+    frozen: int = 0  # of the blocks, the first ones the plan treats unlike the rest (extrapolate_frozen)
     clock: BlockClock = dataclasses.field(default_factory=BlockClock)
     result: TrialResult | None = None
     plain_params: int | None = None  # parameters of the probe's model before the plan's cuts
@@ -411,7 +421,7 @@ def _figures(probe: Probe) -> dict[tuple[str, ...], int]:
     assert r is not None and r.tensor_peak is not None and r.simulation is not None
     out: dict[tuple[str, ...], int] = {("resident",): r.tensor_peak.resident_before_step_bytes}
     for (phase, where), peak in probe.segment_peaks.items():
-        if where == MIDDLE:  # never above the first or the last block's (see SegmentTracker)
+        if where in (MIDDLE, FROZEN_MIDDLE):  # never above the first or the last block's (see SegmentTracker)
             continue
         out[("segment", phase, where)] = peak
         b = probe.segment_breakdowns[(phase, where)]
@@ -500,6 +510,83 @@ def extrapolate(
         shown = ", ".join("/".join(k) for k in bad[:4])
         return f"not affine in the number of blocks on probes {ks[0]}..{ks[2]}: {shown}"
     soft, soft_bad = _affine(probes, _soft_figures, n)
+    return _assemble(
+        probes, probes[-3:], exact, soft, soft_bad,
+        lambda allocator_exact: pattern.record(ks, allocator_exact), plain_params=plain_params, wall_time_s=wall_time_s,
+    )  # fmt: skip
+
+
+def _affine_grid(
+    grid: Mapping[tuple[int, int], Probe], figures: Callable[[Probe], dict[tuple[str, ...], int]], at: tuple[int, int]
+) -> tuple[dict[tuple[str, ...], int], list[tuple[str, ...]]]:
+    """Each figure at ``at`` = (frozen blocks, other blocks) from probes on a grid around its
+    smallest corner (a, b): (a..a+2, b), (a, b..b+2) and (a+1, b+1); and those not affine on it,
+    in each count alone or with a cross term (or missing from a probe)."""
+    a, b = min(grid)
+    need = [(a, b), (a + 1, b), (a + 2, b), (a, b + 1), (a, b + 2), (a + 1, b + 1)]
+    seen = {k: figures(grid[k]) for k in need}
+    common = set.intersection(*(set(f) for f in seen.values()))
+    bad = sorted(set.union(*(set(f) for f in seen.values())) - common)
+    out: dict[tuple[str, ...], int] = {}
+    for key in common:
+        base = seen[(a, b)][key]
+        da, db = seen[(a + 1, b)][key] - base, seen[(a, b + 1)][key] - base
+        if (
+            seen[(a + 2, b)][key] != base + 2 * da
+            or seen[(a, b + 2)][key] != base + 2 * db
+            or seen[(a + 1, b + 1)][key] != base + da + db
+        ):
+            bad.append(key)
+        out[key] = base + da * (at[0] - a) + db * (at[1] - b)
+    return out, bad
+
+
+def extrapolate_frozen(
+    grid: Mapping[tuple[int, int], Probe],
+    pattern: RepeatPattern,
+    frozen_blocks: int,
+    *,
+    plain_params: int,
+    wall_time_s: float,
+) -> TrialResult | str:
+    """The result at the real depth where the plan treats the first ``frozen_blocks`` blocks
+    unlike the rest (``freeze-layers(k=…)``): two segments, each repeated, so every figure is
+    affine in both counts. ``grid`` maps (frozen, other) blocks to a probe of the six
+    :func:`_affine_grid` reads; the figures must be affine in each count and without a cross
+    term on them, else why not."""
+    if len(grid) < 6:
+        return "fewer than six probes for two segments"
+    at = (frozen_blocks, pattern.blocks - frozen_blocks)
+    exact, bad = _affine_grid(grid, _figures, at)
+    (a, b) = min(grid)
+    if bad:
+        shown = ", ".join("/".join(k) for k in bad[:4])
+        return f"not affine in the frozen and other blocks on probes ({a}..{a + 2}, {b}..{b + 2}): {shown}"
+    soft, soft_bad = _affine_grid(grid, _soft_figures, at)
+    probes = [grid[k] for k in sorted(grid)]
+    if a != b:
+        return "the probes of the two segments span different counts"
+    return _assemble(
+        probes, probes, exact, soft, soft_bad,
+        lambda allocator_exact: pattern.record((a, a + 1, a + 2), allocator_exact, frozen_blocks),
+        plain_params=plain_params, wall_time_s=wall_time_s,
+    )  # fmt: skip
+
+
+def _assemble(
+    probes: Sequence[Probe],
+    recent: Sequence[Probe],
+    exact: dict[tuple[str, ...], int],
+    soft: dict[tuple[str, ...], int],
+    soft_bad: list[tuple[str, ...]],
+    record: Callable[[bool | None], RepeatReplay],
+    *,
+    plain_params: int,
+    wall_time_s: float,
+) -> TrialResult | str:
+    """The extrapolated result from the figures at the real depth, ``probes[-1]`` the template
+    (every probe has the same keys: the figures were checked), ``recent`` the probes the line
+    went through."""
     last = probes[-1].result
     assert last is not None and last.tensor_peak is not None and last.simulation is not None
     if exact.get(("plain_params",)) != plain_params:
@@ -552,7 +639,7 @@ def extrapolate(
         reserved = max(soft[("allocator", "max_reserved_bytes")], allocated)
         if not allocator_exact:  # at least the most any probe's cache held beyond its blocks
             most = max(_cache_overhead(p) for p in probes)
-            reserved = max(reserved, allocated + max(_cache_overhead(p) for p in probes[-3:]))
+            reserved = max(reserved, allocated + max(_cache_overhead(p) for p in recent))
             # and the cache beyond that grows no faster than the allocations: where it jumps
             # from probe to probe (FSDP2's all-gather buffers freed and re-allocated per block:
             # 39.8, 40.4, 33.2, 41.6 GiB reserved on probes of 1-4 blocks of llama-3.1-70b at 16
@@ -573,7 +660,7 @@ def extrapolate(
         cuda_allocator=alloc,
         unknown_value_reads=max(0, soft[("unknown_reads",)]),
         host_peak_bytes=exact.get(("host",), last.simulation.host_peak_bytes),
-        repeats=pattern.record(ks, allocator_exact),
+        repeats=record(allocator_exact),
     )
     return dataclasses.replace(
         last,

@@ -3,6 +3,7 @@ matrix first, when given) or the first k transformer layers."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -116,6 +117,12 @@ class FreezeLayers(Cut):
                 p.requires_grad_(False)
         ctx.recipe.notes["frozen_layer_params"] = frozen
         return model
+
+    def leading_layers(self) -> int:
+        return self.k
+
+    def with_leading_layers(self, layers: int) -> FreezeLayers:
+        return dataclasses.replace(self, k=layers)
 
     def shape_estimate(self, view: EstimateView) -> None:
         view.frozen_layers = int(self.k)
