@@ -204,6 +204,31 @@ def _watch_collective_scratch(tracker: TensorMemoryTracker) -> list[Callable[[],
 
         setattr(dist, name, waiting)
         undo.append(functools.partial(setattr, dist, name, original))
+    group_cls = getattr(sys.modules.get(_FSDP_GROUP_MODULE), "FSDPParamGroup", None)
+    original_wait = getattr(group_cls, "wait_for_unshard", None)
+    if group_cls is not None and original_wait is not None:
+        # the same for FSDP2's flat all-gather output (torch 2.13, FSDPParamGroup.wait_for_unshard):
+        # after an asynchronous all-gather's copy-out it drops the result unless forward keeps it
+        # for the next copy-out; gloo's worker thread may still hold the Work, and the output
+        # with it, for a moment after
+
+        @functools.wraps(original_wait)
+        def unsharding(group: Any, *args: Any, _original: Any = original_wait, **kwargs: Any) -> Any:
+            result = group._all_gather_result
+            if result is None or result.all_gather_work is None:
+                return _original(group, *args, **kwargs)
+            serials = tracker.serials_of(storages_of(result.all_gather_output))
+            result_id = id(result)
+            del result  # hold nothing here
+            out = _original(group, *args, **kwargs)
+            state = group.comm_ctx.all_gather_state
+            kept = state is not None and id(state.all_gather_result) == result_id
+            if group._all_gather_result is None and not kept:
+                tracker.wait_for_release(serials=serials)
+            return out
+
+        group_cls.wait_for_unshard = unsharding
+        undo.append(functools.partial(setattr, group_cls, "wait_for_unshard", original_wait))
     return undo
 
 
@@ -325,13 +350,20 @@ class TensorMemoryTracker(TorchDispatchMode):
         """The serial the next storage tracked will get."""
         return self._next_serial
 
-    def wait_for_release(self, first: int, timeout_s: float = SCRATCH_WAIT_S) -> None:
-        """Wait (at most ``timeout_s``) until every storage tracked from serial ``first`` on has
-        been freed: another thread still holds them for a moment (see
+    def serials_of(self, storages: Iterable[torch.UntypedStorage]) -> set[int]:
+        """The serials of those of ``storages`` tracked and live now."""
+        return {s for s in (self._serial_by_id.get(id(st)) for st in storages) if s is not None}
+
+    def wait_for_release(
+        self, first: int | None = None, *, serials: set[int] | None = None, timeout_s: float = SCRATCH_WAIT_S
+    ) -> None:
+        """Wait (at most ``timeout_s``) until every storage tracked from serial ``first`` on (or
+        each of ``serials``) has been freed: another thread still holds them for a moment (see
         :func:`_watch_collective_scratch`)."""
         deadline = time.monotonic() + timeout_s
         while True:
-            held = [s for s in list(self._serial_by_id.values()) if s >= first]  # list(): atomic
+            live = list(self._serial_by_id.values())  # list(): atomic against the freeing thread
+            held = [s for s in live if (s in serials if serials is not None else first is not None and s >= first)]
             if not held:
                 return
             if time.monotonic() >= deadline:
