@@ -1,4 +1,4 @@
-"""A collective's scratch that the backend's own thread frees a moment after the call returned
+"""A collective's buffers that the backend's own thread frees a moment after the step dropped them
 (torch 2.13's gloo reduce-scatter reduces a copy of its input, held by the call's ``Work``, which
 gloo's worker thread may drop after the main thread went on): the tracker waits for that release,
 so the peak is the collective's layout, not the thread scheduler's."""
@@ -58,3 +58,44 @@ def test_scratch_freed_late_by_another_thread_counts_for_the_call_only(
     # the patch is undone on exit
     assert dist.reduce_scatter_single.__name__ == "reduce_scatter_single"
     assert "waiting" not in repr(dist.reduce_scatter_single)
+
+
+def test_all_gather_output_freed_late_by_another_thread_counts_until_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """FSDP2 drops an asynchronous all-gather's flat output after its copy-out (torch 2.13,
+    ``FSDPParamGroup.wait_for_unshard``); gloo's worker thread may hold it a moment longer."""
+    from types import SimpleNamespace
+
+    from torch.distributed.fsdp._fully_shard._fsdp_param_group import FSDPParamGroup
+
+    held: list[threading.Thread] = []
+
+    def wait_for_unshard(group: Any) -> None:  # the copy-out, then the result dropped
+        work = [group._all_gather_result]  # gloo's Work holds the output
+
+        def worker() -> None:
+            time.sleep(0.05)
+            work.clear()
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        held.append(thread)
+        group._all_gather_result = None
+
+    monkeypatch.setattr(FSDPParamGroup, "wait_for_unshard", wait_for_unshard)
+    tracker = TensorMemoryTracker("cpu")
+    with tracker:
+        result = SimpleNamespace(all_gather_output=torch.empty(2 * N), all_gather_work=object())
+        group = SimpleNamespace(_all_gather_result=result, comm_ctx=SimpleNamespace(all_gather_state=None))
+        del result
+        FSDPParamGroup.wait_for_unshard(group)  # type: ignore[arg-type]
+        after = torch.empty(3 * N)  # the next allocation: 12,000 bytes
+    peak = tracker.result()
+    tracker.close()
+    for thread in held:
+        thread.join()
+    # the output (8,000) until dropped, then ``after`` (12,000); both would give 20,000
+    assert peak.peak_bytes == 3 * N * 4
+    assert after.numel() == 3 * N
+    assert FSDPParamGroup.wait_for_unshard is wait_for_unshard  # the tracker's patch is undone
