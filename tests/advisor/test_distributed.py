@@ -189,10 +189,10 @@ PLANS = ["fsdp2", "fsdp2(reshard=false)", "fsdp2+grad-ckpt", "fsdp2+lora", "ddp"
 # where measured ranks once drifted from the simulation (benchmarks/distributed.py has all four)
 SHAPES = [("tiny-llama", 2), ("tiny-gpt2", 2), ("tiny-gpt2", 4)]
 TOLERANCE = 0.03
-# measured here (torch 2.13, gloo, a loaded 2-core machine): now and then, under fsdp2+lora, one
-# rank's peak falls where the root's gathered (frozen) parameters are still live, +0.5 MiB on tiny
-# GPT-2 (one rank of one run in a few); which rank and run varies, not yet explained. The
-# reduce-scatter copy gloo's worker thread freed late and DDP's stale buckets are fixed
+# measured here (torch 2.13, gloo, a loaded 2-core machine): under fsdp2+lora one rank of a run
+# now and then peaked with the root's flat all-gather output still live (+0.5 MiB on tiny GPT-2),
+# held by gloo's worker thread; the tracker now waits for that release (as for the reduce-scatter
+# copy), not yet rechecked over many runs, so such a case stays an expected failure
 _GLOO_LATE = "a rank's peak came at another moment of the backward (gloo timing, see the README's limits)"
 _measured: dict[tuple[str, int], list[TrialResult]] = {}
 
