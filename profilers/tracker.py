@@ -19,6 +19,7 @@ import enum
 import functools
 import logging
 import sys
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -169,6 +170,68 @@ def _watch_fsdp_collectives(tracker: TensorMemoryTracker) -> list[Callable[[], N
     return undo + _watch_fsdp_storage_resizes(tracker)
 
 
+# A collective's own scratch (torch 2.13's ProcessGroupGloo reduce-scatter reduces a copy of the
+# whole input, seen first when it is split into chunks) belongs to the call's ``Work``, which
+# gloo's worker thread also holds until it has finished with it: after ``work.wait()`` returns
+# on the main thread, that thread may drop its reference some time later (measured here: 0 to 10
+# tensor events later, on a busy CPU, on some ranks and runs). The tracker waits for that release
+# before the step goes on, so a rank's peak is the engine's layout (the copy live for the length
+# of the call, as :func:`profilers.distributed.gloo_scratch` models it), not the OS scheduler's.
+_COLLECTIVES_WITH_SCRATCH = ("reduce_scatter_single",)
+SCRATCH_WAIT_S = 2.0  # at most, per call; a copy still held then stays counted (and is logged)
+
+
+def _watch_collective_scratch(tracker: TensorMemoryTracker) -> list[Callable[[], None]]:
+    """Make each synchronous collective of ``torch.distributed`` that allocates scratch wait,
+    after it returns, until the backend has released the scratch; returns what undoes it."""
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return []
+    undo: list[Callable[[], None]] = []
+    for name in _COLLECTIVES_WITH_SCRATCH:
+        original = getattr(dist, name, None)
+        if original is None:
+            continue
+
+        @functools.wraps(original)
+        def waiting(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            first = tracker.next_serial
+            out = _original(*args, **kwargs)
+            if out is None:  # synchronous: the call is over, its scratch is garbage
+                tracker.wait_for_release(first)
+            return out
+
+        setattr(dist, name, waiting)
+        undo.append(functools.partial(setattr, dist, name, original))
+    group_cls = getattr(sys.modules.get(_FSDP_GROUP_MODULE), "FSDPParamGroup", None)
+    original_wait = getattr(group_cls, "wait_for_unshard", None)
+    if group_cls is not None and original_wait is not None:
+        # the same for FSDP2's flat all-gather output (torch 2.13, FSDPParamGroup.wait_for_unshard):
+        # after an asynchronous all-gather's copy-out it drops the result unless forward keeps it
+        # for the next copy-out; gloo's worker thread may still hold the Work, and the output
+        # with it, for a moment after
+
+        @functools.wraps(original_wait)
+        def unsharding(group: Any, *args: Any, _original: Any = original_wait, **kwargs: Any) -> Any:
+            result = group._all_gather_result
+            if result is None or result.all_gather_work is None:
+                return _original(group, *args, **kwargs)
+            serials = tracker.serials_of(storages_of(result.all_gather_output))
+            result_id = id(result)
+            del result  # hold nothing here
+            out = _original(group, *args, **kwargs)
+            state = group.comm_ctx.all_gather_state
+            kept = state is not None and id(state.all_gather_result) == result_id
+            if group._all_gather_result is None and not kept:
+                tracker.wait_for_release(serials=serials)
+            return out
+
+        group_cls.wait_for_unshard = unsharding
+        undo.append(functools.partial(setattr, group_cls, "wait_for_unshard", original_wait))
+    return undo
+
+
 # FSDP2 (torch 2.13, torch/distributed/fsdp/_fully_shard/_fsdp_param.py) keeps each unsharded
 # parameter's all-gather output as one tensor for the whole run and frees / re-allocates its
 # bytes with ``storage.resize_(0)`` / ``storage.resize_(n)`` (``free_storage`` /
@@ -282,6 +345,32 @@ class TensorMemoryTracker(TorchDispatchMode):
         self._live_bytes -= self._bytes[serial]
         self._events.append(-serial)
 
+    @property
+    def next_serial(self) -> int:
+        """The serial the next storage tracked will get."""
+        return self._next_serial
+
+    def serials_of(self, storages: Iterable[torch.UntypedStorage]) -> set[int]:
+        """The serials of those of ``storages`` tracked and live now."""
+        return {s for s in (self._serial_by_id.get(id(st)) for st in storages) if s is not None}
+
+    def wait_for_release(
+        self, first: int | None = None, *, serials: set[int] | None = None, timeout_s: float = SCRATCH_WAIT_S
+    ) -> None:
+        """Wait (at most ``timeout_s``) until every storage tracked from serial ``first`` on (or
+        each of ``serials``) has been freed: another thread still holds them for a moment (see
+        :func:`_watch_collective_scratch`)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            live = list(self._serial_by_id.values())  # list(): atomic against the freeing thread
+            held = [s for s in live if (s in serials if serials is not None else first is not None and s >= first)]
+            if not held:
+                return
+            if time.monotonic() >= deadline:
+                log.debug("storages %s still held %.1f s after their collective returned", held, timeout_s)
+                return
+            time.sleep(0.0005)  # lets the holding thread take the GIL and free them
+
     def resized_away(self, storage: torch.UntypedStorage) -> None:
         """``storage``'s bytes were released in place (``resize_(0)``): count them freed; a
         later :meth:`resized_back` counts the storage as a new allocation with the same role."""
@@ -367,7 +456,7 @@ class TensorMemoryTracker(TorchDispatchMode):
         return out
 
     def __enter__(self) -> TensorMemoryTracker:
-        self._unpatch = _watch_fsdp_collectives(self)
+        self._unpatch = _watch_fsdp_collectives(self) + _watch_collective_scratch(self)
         return super().__enter__()  # type: ignore[no-any-return]
 
     def __exit__(self, *exc: Any) -> None:

@@ -185,19 +185,15 @@ def test_api_simulate_takes_gpus() -> None:
 # -- measured torchrun ranks against the simulated rank (slow: they start real process groups) --
 
 PLANS = ["fsdp2", "fsdp2(reshard=false)", "fsdp2+grad-ckpt", "fsdp2+lora", "ddp"]
-SHAPES = [("tiny-llama", 2), ("tiny-gpt2", 2), ("tiny-llama", 4)]  # N=4 for one model: CI time
+# N=4 for one model (CI time): GPT-2, whose tied embedding and gloo's reduce-scatter copy are
+# where measured ranks once drifted from the simulation (benchmarks/distributed.py has all four)
+SHAPES = [("tiny-llama", 2), ("tiny-gpt2", 2), ("tiny-gpt2", 4)]
 TOLERANCE = 0.03
-# measured on this machine (torch 2.13, gloo): gloo frees some collective buffers late on some
-# ranks and runs (which plan and rank varies from run to run); the simulated rank then agrees
-# with the other ranks. Not modelled yet, see the README's limits
-_GLOO_LATE = "gloo freed a collective buffer late on some rank (one block's all-gather output)"
-KNOWN_GAPS = {  # every rank differs: not a late release
-    (
-        "tiny-gpt2",
-        2,
-        "ddp",
-    ): "every rank holds ~1.2 MB (4.7%) more than the simulated DDP replica (not found yet)",
-}
+# measured here (torch 2.13, gloo, a loaded 2-core machine): under fsdp2+lora one rank of a run
+# now and then peaked with the root's flat all-gather output still live (+0.5 MiB on tiny GPT-2),
+# held by gloo's worker thread; the tracker now waits for that release (as for the reduce-scatter
+# copy), not yet rechecked over many runs, so such a case stays an expected failure
+_GLOO_LATE = "a rank's peak came at another moment of the backward (gloo timing, see the README's limits)"
 _measured: dict[tuple[str, int], list[TrialResult]] = {}
 
 
@@ -211,10 +207,11 @@ def _measured_ranks(model: str, world: int) -> list[TrialResult]:
 @pytest.mark.slow
 @pytest.mark.parametrize(("model", "world", "plan"), [(m, w, p) for m, w in SHAPES for p in PLANS])
 def test_simulated_rank_matches_measured_ranks(model: str, world: int, plan: str) -> None:
-    """The simulated per-rank tensor peak is within 3% of a measured rank's peak (a torchrun job on
-    gloo, this CPU) and of the maximum over the ranks; where only the maximum is off because gloo
-    freed a buffer late on some rank, the case is an expected failure naming the ranks' peaks."""
-    gap = KNOWN_GAPS.get((model, world, plan))
+    """The simulated per-rank tensor peak is within 3% of a measured rank's peak (a torchrun job
+    on gloo, this CPU) and of the maximum over the ranks; DDP's (its buckets all-reduced in
+    place: nothing freed asynchronously) equals every rank's to the byte, communication buffers
+    included. Where only the maximum is off, on a rank whose peak came at another moment of
+    the backward (see _GLOO_LATE), the case is an expected failure naming the ranks' peaks."""
     sim = simulate(model, plan, 2, 32, gpus=world, target="cpu", count_cost=False)
     assert sim.ok and sim.tensor_peak is not None, sim.reason
     measured = _measured_ranks(model, world)[PLANS.index(plan)]
@@ -225,12 +222,18 @@ def test_simulated_rank_matches_measured_ranks(model: str, world: int, plan: str
     print(f"{model} N={world} {plan}: simulated {sim.tensor_peak.peak_bytes}, measured ranks {peaks}, "
           f"spread {measured.distributed.spread}")  # fmt: skip
     assert len(peaks) == world
-    closest = min(abs(sim.tensor_peak.peak_bytes - p) / p for p in peaks)
-    off = abs(sim.tensor_peak.peak_bytes - measured.tensor_peak.peak_bytes) / measured.tensor_peak.peak_bytes
-    if gap is not None and closest > TOLERANCE:
-        pytest.xfail(gap)
+    if plan == "ddp":
+        assert set(peaks) == {sim.tensor_peak.peak_bytes}
+        assert sim.params is not None
+        assert (
+            measured.tensor_peak.breakdown.communication_buffer_bytes
+            == sim.tensor_peak.breakdown.communication_buffer_bytes
+            == sim.params.trainable_bytes
+        )
     # the simulated rank is one of the measured ranks' layouts: at least one rank agrees within 3%
+    closest = min(abs(sim.tensor_peak.peak_bytes - p) / p for p in peaks)
     assert closest <= TOLERANCE, (sim.tensor_peak.peak_bytes, peaks)
+    off = abs(sim.tensor_peak.peak_bytes - measured.tensor_peak.peak_bytes) / measured.tensor_peak.peak_bytes
     if off > TOLERANCE and measured.tensor_peak.peak_bytes > sim.tensor_peak.peak_bytes:
         pytest.xfail(f"{_GLOO_LATE}: ranks {peaks}")
     assert off <= TOLERANCE, (sim.tensor_peak.peak_bytes, peaks)

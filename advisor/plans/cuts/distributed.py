@@ -24,6 +24,7 @@ communication hook, so the two count the same thing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from advisor.plans.cuts.blocks import find_repeated_blocks
 from advisor.plans.registry import register_cut
 from advisor.plans.types import BuildContext, Cut, Plan
 from advisor.plans.view import EstimateView
+from profilers.tracker import TensorMemoryTracker
 from profilers.trial import UnsupportedConfiguration
 
 __all__ = ["Ddp", "Fsdp2", "Hsdp", "check_world", "strategy_of"]
@@ -242,6 +244,22 @@ def _ddp(model: nn.Module) -> nn.Module:
         def communication_buffers(self) -> list[torch.Tensor]:
             return list(buckets.values())
 
+        def _pre_forward(self, *inputs: Any, **kwargs: Any) -> Any:
+            # torch 2.13's reducer rebuilds its buckets once, in the second iteration's
+            # ``_pre_forward`` (``Reducer::rebuild_buckets``: in the order the gradients became
+            # ready, the first bucket capped at ``dist._DEFAULT_FIRST_BUCKET_BYTES``), and frees
+            # the old ones. Do it here first, so that a tracker sees the new buckets as
+            # communication buffers, and let the old ones go: the hook's references would keep
+            # a dead set alive beside the new one until each index is reused (on GPT-2, whose
+            # tied embedding's gradient is ready last, through the whole backward)
+            if torch.is_grad_enabled() and not self._has_rebuilt_buckets:
+                with _as_communication():
+                    rebuilt = self.reducer._rebuild_buckets()
+                if rebuilt:
+                    self._has_rebuilt_buckets = True
+                    buckets.clear()
+            return super()._pre_forward(*inputs, **kwargs)
+
     wrapped = TrackedDdp(model)
 
     def hook(state: Any, bucket: Any) -> torch.futures.Future[torch.Tensor]:
@@ -256,6 +274,17 @@ def _ddp(model: nn.Module) -> nn.Module:
     }
     wrapped.register_comm_hook(None, hook)
     return wrapped
+
+
+def _as_communication() -> contextlib.AbstractContextManager[None]:
+    """Storages made inside count as communication buffers for the tensor tracker watching this
+    step, if one is (:meth:`profilers.tracker.TensorMemoryTracker.communicating`)."""
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+    for mode in reversed(_get_current_dispatch_mode_stack()):
+        if isinstance(mode, TensorMemoryTracker):
+            return mode.communicating()
+    return contextlib.nullcontext()
 
 
 def _fake_params(model: nn.Module) -> bool:
