@@ -35,9 +35,13 @@ demo: $(STAMP)
 	@echo "Why each plan ranks where it does, its memory against the budget and a ready-to-paste"
 	@echo "snippet: reports/demo-llama-3.2-1b-rtx-3060.md (an example is in reports/examples/)."
 
+# test files are shared out over TEST_WORKERS processes (pytest-xdist; a file stays in one
+# process, so its module-level fixtures are built once); TEST_WORKERS=0 runs them in this one
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check advisor profilers tests benchmarks
