@@ -64,6 +64,17 @@ def _value(d: dict[str, Any] | None) -> Any:
     return None if d is None else d["value"]
 
 
+def _number(d: dict[str, Any] | None, *, optional: bool = True) -> float | None:
+    """A figure's value that must be a number (``None`` allowed when ``optional``): a report
+    edited by hand fails here, as a report error, rather than later while it is rendered."""
+    value = _value(d)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, got {value!r}")
+    return value
+
+
 def _prov(d: dict[str, Any] | None) -> Provenance | None:
     if d is None or d.get("provenance") in (None, INPUT, CATALOG):
         return None
@@ -237,14 +248,14 @@ class PathCost:
     def from_dict(cls, d: dict[str, Any]) -> PathCost:
         return cls(
             label=str(d["label"]),
-            tokens=_value(d["tokens"]),
+            tokens=float(_number(d["tokens"], optional=False) or 0),
             tokens_basis=str(d.get("tokens_basis", "")),
             plan=d.get("plan"),
             fits=bool(d.get("fits", False)),
-            tokens_per_s=_value(d.get("tokens_per_s")),
+            tokens_per_s=_number(d.get("tokens_per_s")),
             throughput_provenance=_prov(d.get("tokens_per_s")),
-            time_s=_value(d.get("time")),
-            cost_usd=_value(d.get("cost")),
+            time_s=_number(d.get("time")),
+            cost_usd=_number(d.get("cost")),
             note=str(d.get("note", "")),
         )
 
@@ -276,7 +287,7 @@ class ScratchComparison:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ScratchComparison:
         return cls(
-            parameters=int(_value(d["parameters"])),
+            parameters=int(_number(d["parameters"], optional=False) or 0),
             finetune=PathCost.from_dict(d["finetune"]),
             scratch=PathCost.from_dict(d["scratch"]),
         )
