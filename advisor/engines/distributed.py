@@ -10,6 +10,7 @@ runs, and the record keeps every rank's peak (its spread).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -80,10 +81,14 @@ def gather_ranks(
         ((i, k) for i, run in enumerate(results) for k in range(world_size)),
         key=lambda ik: peak(results[ik[0]][ik[1]]),
     )
-    return with_rank_record(
+    out = with_rank_record(
         results[worst_run][worst_rank], plan, world_size, backend=backend, rank=worst_rank,
         rank_peaks=tuple(per_rank), runs=len(results),
     )  # fmt: skip
+    if out.distributed is not None and not out.distributed.rank_peak_bytes:  # a ZeRO rank's own record
+        record = dataclasses.replace(out.distributed, rank=worst_rank, rank_peak_bytes=tuple(per_rank), runs=len(results))
+        out = dataclasses.replace(out, distributed=record)
+    return out
 
 
 def measure_distributed(
