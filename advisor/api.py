@@ -182,7 +182,7 @@ def profile(
 
     plan, batch_size, seq_len = with_lengths(the_plan(plan), lengths, batch_size, seq_len)
     plan = the_plan(plan)
-    check_zero_measurable(plan)  # DeepSpeed ZeRO is simulated, not measured, here
+    check_zero_measurable(plan)  # a measured DeepSpeed ZeRO run needs DeepSpeed, no offload
     check_world(plan, gpus)
     if gpus > 1:
         whole_number("runs", runs, 1)

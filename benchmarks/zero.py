@@ -9,7 +9,9 @@ prints:
 * **DeepSpeed** — ``estimate_zero2_model_states_mem_needs`` (stages 1 and 2; DeepSpeed has no
   stage-1 estimator) and ``estimate_zero3_model_states_mem_needs``, no offload, called from the
   installed deepspeed with the model's total and largest-layer parameter counts;
-* **ours − DS** and its explanation, checked exactly: for full fine-tuning 0 (stage 2), the
+* **ours − DS** and its explanation, checked exactly: for full fine-tuning −2·P/N (stage 2: the
+  16-bit gradient partition the estimator counts, which a measured DeepSpeed 0.19.8 bf16 run
+  does not allocate: ``benchmarks/zero_measured.py``), the
   unpartitioned 16-bit gradients 2·P·(1 − 1/N) (stage 1), the 16-bit gradient partition the
   stage-3 estimator leaves out, with the fp32 gradient of one sub-group (stage 3); for LoRA the
   same less the frozen parameters' optimizer and gradient bytes (DeepSpeed issue #5304).
@@ -52,8 +54,8 @@ def _explained(stage: int, params: list[ParamInfo], n: int) -> int:
         by_module.setdefault(x.module, []).append(x)
     big = max(by_module.values(), key=lambda xs: sum(x.numel for x in xs))
     big_frozen = sum(x.numel for x in big if not x.trainable)
-    if stage == 2:
-        return -(18 * p // n - 18 * t // n)
+    if stage == 2:  # no 16-bit gradient partition under bf16 (measured: zero_measured.py)
+        return 16 * t // n - 18 * p // n
     if stage == 1:
         return 2 * t + 16 * t // n - 18 * p // n
     fp32_grad = min(ZERO_DEFAULTS["sub_group_size"], math.ceil(t / n)) * 4
@@ -100,7 +102,8 @@ def main() -> None:
         "states only: no padding, buckets or activations). Stage 1 and 2 compare with "
         "`estimate_zero2_model_states_mem_needs`, stage 3 with `estimate_zero3_model_states_mem_needs`. "
         "\"as explained\": the difference equals, byte for byte, the stage's structural term "
-        "(stage 1: unpartitioned 16-bit gradients; stage 3: the 16-bit gradient partition and one "
+        "(stage 2: less the 16-bit gradient partition the estimator counts and a measured DeepSpeed run does not "
+        "allocate under bf16, see zero-measured.md; stage 1: unpartitioned 16-bit gradients; stage 3: the 16-bit gradient partition and one "
         "sub-group's fp32 gradient in place of the estimator's 18/N) less, for LoRA, the frozen "
         "parameters' optimizer and gradient bytes the estimators count (DeepSpeed issue #5304).\n\n"
         + md + "\n"

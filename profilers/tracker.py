@@ -433,6 +433,31 @@ class TensorMemoryTracker(TorchDispatchMode):
                 if serial is not None:
                     self._role[serial] = Role.OPTIMIZER
 
+    def relabel(self, tensors: Iterable[torch.Tensor], role: Role) -> int:
+        """Give these tensors' live, tracked storages ``role``: for state an engine allocated
+        inside the step whose role is known only afterwards (DeepSpeed's partitions). Storages
+        never seen are left out (they were made before tracking, or outside the dispatcher);
+        returns their bytes."""
+        unseen = 0
+        for t in tensors:
+            for storage in storages_of(t):
+                if storage.device.type != self.device_type:
+                    continue
+                serial = self._serial_by_id.get(id(storage))
+                if serial is None:
+                    unseen += int(storage.nbytes())
+                else:
+                    self._role[serial] = role
+        return unseen
+
+    def restart_peak(self) -> None:
+        """Start a new step here: the peak restarts from the live bytes, which become the
+        step's resident bytes (the events before stay, for the breakdowns)."""
+        self.peak_bytes = self._live_bytes
+        self._peak_event = len(self._events)
+        self.peak_phase = self.phase
+        self._resident_bytes = self._live_bytes
+
     def set_phase(self, phase: str) -> None:
         self.phase = phase
         if self._phase_marks[-1][1] != phase:
@@ -509,6 +534,10 @@ class TensorMemoryTracker(TorchDispatchMode):
             activation_bytes=by_role[Role.ACTIVATION],
             communication_buffer_bytes=by_role[Role.COMMUNICATION],
         )
+
+    def breakdown_now(self) -> MemoryBreakdown:
+        """The live bytes now, by role."""
+        return self.breakdown_at(len(self._events))
 
     def timeline(self, max_samples: int = 2000, top: int = 10) -> MemoryTimeline:
         """Live bytes by category over the step so far (see :mod:`profilers.timeline`)."""

@@ -10,6 +10,7 @@ runs, and the record keeps every rank's peak (its spread).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -27,6 +28,7 @@ from torch import nn
 
 from advisor.core.errors import InvalidInputError
 from advisor.engines.simulate import with_rank_record
+from advisor.engines.zero import zero_cut_of
 from advisor.models import ModelSource, resolve_model
 from advisor.plans import Plan, parse_plan
 from advisor.plans.cuts.distributed import check_world
@@ -80,10 +82,14 @@ def gather_ranks(
         ((i, k) for i, run in enumerate(results) for k in range(world_size)),
         key=lambda ik: peak(results[ik[0]][ik[1]]),
     )
-    return with_rank_record(
+    out = with_rank_record(
         results[worst_run][worst_rank], plan, world_size, backend=backend, rank=worst_rank,
         rank_peaks=tuple(per_rank), runs=len(results),
     )  # fmt: skip
+    if out.distributed is not None and not out.distributed.rank_peak_bytes:  # a ZeRO rank's own record
+        record = dataclasses.replace(out.distributed, rank=worst_rank, rank_peak_bytes=tuple(per_rank), runs=len(results))
+        out = dataclasses.replace(out, distributed=record)
+    return out
 
 
 def measure_distributed(
@@ -128,8 +134,22 @@ def measure_distributed_plans(
     progress: Callable[[str], None] | None = None,
 ) -> list[TrialResult]:
     """:func:`measure_distributed` for several plans, one after the other in each ``torchrun``
-    job (starting the ranks costs more than a small model's trials)."""
+    job (starting the ranks costs more than a small model's trials). A DeepSpeed ZeRO plan gets
+    a job of its own: DeepSpeed keeps process-wide state (its communication backend, ZeRO-3's
+    parameter hooks and persistence counters) that a second plan in the same ranks would see."""
     todo = [parse_plan(p) if isinstance(p, str) else p for p in plans]
+    kw: dict[str, Any] = dict(nproc=nproc, device=device, steps=steps, warmup_steps=warmup_steps, runs=runs,
+                              timeout_s=timeout_s, progress=progress)  # fmt: skip
+    zero = [i for i, p in enumerate(todo) if zero_cut_of(p) is not None]
+    if zero and len(todo) > 1:
+        rest = [p for i, p in enumerate(todo) if i not in zero]
+        out: dict[int, TrialResult] = {}
+        if rest:
+            done = measure_distributed_plans(model, rest, batch_size, seq_len, **kw)
+            out.update(zip([i for i in range(len(todo)) if i not in zero], done, strict=True))
+        for i in zero:
+            out[i] = measure_distributed_plans(model, [todo[i]], batch_size, seq_len, **kw)[0]
+        return [out[i] for i in range(len(todo))]
     for plan in todo:
         check_world(plan, nproc)
     if runs < 1:

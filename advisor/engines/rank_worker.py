@@ -2,7 +2,8 @@
 
 ``python -m torch.distributed.run --nproc_per_node N -m advisor.engines.rank_worker JOB_DIR``:
 each process joins the process group (gloo on CPU, NCCL on GPUs), runs the plan's trial
-(:func:`profilers.trial.run_trial`, the exact tensor tracker) and writes its result to
+(:func:`profilers.trial.run_trial`, the exact tensor tracker; a ``zero`` plan under
+DeepSpeed: :func:`advisor.engines.zero_measure.measure_zero_rank`) and writes its result to
 ``JOB_DIR/rank<R>.json``. :mod:`advisor.engines.distributed` writes the job and reads the ranks.
 """
 
@@ -19,6 +20,8 @@ import torch
 import torch.distributed as dist
 
 from advisor.core.io import atomic_write_text
+from advisor.engines.zero import zero_cut_of
+from advisor.engines.zero_measure import measure_zero_rank
 from advisor.models import resolve_model
 from advisor.plans import parse_plan, program_builder, trial_spec
 from profilers.trial import run_trial
@@ -47,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for text in job["plans"]:
             plan = parse_plan(text)
+            if zero_cut_of(plan) is not None:  # DeepSpeed ZeRO: its engine wraps the step
+                results.append(measure_zero_rank(plan, source, job["batch_size"], job["seq_len"], device,
+                                                 warmup_steps=job["warmup_steps"]))  # fmt: skip
+                dist.barrier()
+                continue
             spec = trial_spec(plan, source, job["batch_size"], job["seq_len"], device=device,
                               steps=job["steps"], warmup_steps=job["warmup_steps"])  # fmt: skip
             results.append(run_trial(spec, program_builder(plan, source, job["batch_size"], job["seq_len"])))

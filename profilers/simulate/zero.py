@@ -9,12 +9,13 @@ from the parameters alone, following DeepSpeed 0.19.8's own code:
   buffer per param group, padded to a multiple of ``nccl_start_alignment_factor (2) × world
   size`` (``parameter_alignment`` off by default); each rank owns ``padded / N`` of it, with an
   fp32 master copy of its partition (``single_partition_of_fp32_groups``), the optimizer's
-  state for that partition, and an fp32 gradient partition. Stage 2 also keeps its 16-bit
-  gradients partitioned (``partition_gradients``); stage 1 keeps full 16-bit gradients.
+  state for that partition, and an fp32 gradient partition. Stage 2 reduces its gradients
+  straight into that fp32 partition when the weights are 16-bit (no 16-bit gradient
+  partition: ``_use_compact_grad_partition_buffer``); stage 1 keeps full 16-bit gradients.
   Frozen parameters stay as ordinary module parameters: no partition, no optimizer state, no
   gradient. With ``contiguous_gradients`` (default true) the reduction staging buffer is
-  ``reduce_bucket_size`` elements (``setup_buckets``), in fp32 for stage 1 ("ZeRO-1 stages
-  the fp32 accumulator") and in the 16-bit dtype for stage 2; double with ``overlap_comm``,
+  ``reduce_bucket_size`` elements (``setup_buckets``) in the weights' dtype at both stages
+  (``_gradient_reduction_buffer_dtype``; a measured stage-1 bf16 run holds 500M × 2 B); double with ``overlap_comm``,
   whose default is on only for stage 3 (``config.py: overlap_comm_valid``).
 * ``partition_parameters.py`` (``_aligned_size``/``_padding_size``) and ``stage3.py``: stage 3
   partitions every parameter (frozen ones too) one by one, each padded to a multiple of N;
@@ -28,7 +29,9 @@ Compared with DeepSpeed's own estimators (``estimate_zero2_model_states_mem_need
 offers for stages 1 and 2, and ``estimate_zero3_model_states_mem_needs``), for full
 fine-tuning with 16-bit weights and Adam, padding apart (:attr:`ZeroLayout.padding_bytes`):
 
-* stage 2 equals the estimator exactly (2 + 18/N bytes per parameter);
+* stage 2 is below the estimator by the 16-bit gradient partition it counts, ``2·T/N``
+  (2 + 16/N bytes per parameter, as a real DeepSpeed 0.19.8 run on this machine holds them:
+  ``benchmarks/results/zero-measured.md``); with fp32 weights the gradient partition is kept;
 * stage 1 is above it by the unpartitioned 16-bit gradients, ``2·T·(1 − 1/N)`` (the estimator
   treats stage 1 as stage 2);
 * stage 3 replaces the estimator's 18/N bytes per parameter by what stage3.py keeps: 16-bit
@@ -217,15 +220,23 @@ def zero_layout(params: Iterable[ParamInfo], config: ZeroConfig) -> ZeroLayout:
         pad_el = padded - t_numel  # the flat buffer's tail; each rank owns pad_el / N of it
         param_bytes = t_numel * b + sum(p.numel * p.element_bytes for p in frozen)
         padding = pad_el * b
+        # 16-bit weights: the reduced gradient goes straight into an fp32 partition buffer
+        # (stage_1_and_2.py ``_use_compact_grad_partition_buffer``: gradient_accumulation_dtype
+        # fp32 ≠ the 16-bit dtype), no 16-bit gradient partition; fp32 weights keep the
+        # partition (``averaged_gradients``) and its flattened copy fed to the optimizer.
+        # Measured: benchmarks/results/zero-measured.md (a real DeepSpeed 0.19.8 run on 2 ranks).
+        grad_part_el = b if b == _FP32 else 0
         if config.stage == 1:
             _, master, optim, fp32_grad = partitioned(0)
             grad_bytes = t_numel * b  # full 16-bit gradients, reduced after backward
         else:
-            grad_bytes, master, optim, fp32_grad = partitioned(b)
-            padding += pad_el * b // n
+            grad_bytes, master, optim, fp32_grad = partitioned(grad_part_el)
+            padding += pad_el * grad_part_el // n
         part_padding = pad_el * state_per_el // n
-        reduce_dtype_bytes = _FP32 if config.stage == 1 else b
-        comm = config.reduce_bucket_size * reduce_dtype_bytes  # one staging buffer (overlap_comm off)
+        # the staging bucket is in the weights' dtype at both stages (``setup_buckets``:
+        # ``_gradient_reduction_buffer_dtype`` is ``self.dtype`` without grad_accum attributes;
+        # measured: 500M elements × 2 B under bf16 at stage 1 too)
+        comm = config.reduce_bucket_size * b  # one staging buffer (overlap_comm off)
     else:
         # every parameter partitioned on its own, padded to a multiple of N
         def part(p: ParamInfo) -> int:

@@ -99,10 +99,12 @@ def test_one_zero_rank_keeps_the_replays_activations_and_lays_out_model_states(f
     forward = local.simulation.phase_peaks["forward"] - local.tensor_peak.resident_before_step_bytes
     assert rb.activation_bytes == forward and rb.input_bytes == lb.input_bytes
     p = rank.params.total if rank.params else 0
-    # stage 2 over 4 ranks: 16-bit weights whole (2 B), 18 B of partitions per parameter / 4
+    # stage 2 over 4 ranks: 16-bit weights whole (2 B), 16 B of fp32 partitions per parameter / 4
+    # (no 16-bit gradient partition: a real DeepSpeed 0.19.8 bf16 run reduces into the fp32 one)
     layout = rank.distributed.layout
     assert layout["parameters"] == 2 * p
-    assert layout["gradients"] + layout["fp32 master"] + layout["optimizer state"] + layout["fp32 gradients"] == 18 * p // 4
+    assert layout["gradients"] == 0
+    assert layout["fp32 master"] + layout["optimizer state"] + layout["fp32 gradients"] == 16 * p // 4
     assert rb.communication_buffer_bytes == 500_000_000 * 2
     assert rank.tensor_peak.peak_bytes == rb.total_bytes
     assert rank.tensor_peak.provenance is Provenance.ESTIMATED
