@@ -368,6 +368,34 @@ def _young_garbage_only() -> Iterator[None]:
             gc.unfreeze()
 
 
+def _run_probe(
+    plan: Plan,
+    source: ModelSource,
+    spec: TrialSpec,
+    pattern: RepeatPattern,
+    probe: Probe,
+    say: Callable[[str], None],
+    *,
+    target: str,
+    fake_device: str,
+    count_cost: bool,
+    moe_routing: MoeRouting | None,
+) -> TrialResult:
+    """``plan`` replayed on ``probe``'s few blocks of the model, its layers on the probe's clock."""
+    return simulate_trial(
+        spec,
+        fake_builder(plan, _blocks_source(source, pattern, probe), spec.batch_size, spec.seq_len, target),
+        say,
+        target=target,
+        fake_device=fake_device,
+        allocator=allocator_model(),
+        count_cost=count_cost,
+        observe=probe.observe,
+        tracker_type=probe.clock.make_tracker,
+        moe_routing=moe_routing,
+    )
+
+
 def _extrapolated(
     plan: Plan,
     source: ModelSource,
@@ -384,7 +412,6 @@ def _extrapolated(
     its real depth (:mod:`profilers.simulate.repeat`), or why that cannot be done."""
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
-    batch_size, seq_len = spec.batch_size, spec.seq_len
     try:
         plain_params, pattern = _plain_model(source)
     except Exception as exc:  # the full replay records it as that plan's failure
@@ -414,18 +441,10 @@ def _extrapolated(
             def step(msg: str, blocks: int = blocks) -> None:
                 say(f"{blocks} of {pattern.blocks} blocks: {msg}")
 
-            probe.result = simulate_trial(
-                spec,
-                fake_builder(plan, _blocks_source(source, pattern, probe), batch_size, seq_len, target),
-                step,
-                target=target,
-                fake_device=fake_device,
-                allocator=allocator_model(),
-                count_cost=count_cost,
-                observe=probe.observe,
-                tracker_type=probe.clock.make_tracker,
-                moe_routing=moe_routing,
-            )
+            probe.result = _run_probe(
+                plan, source, spec, pattern, probe, step,
+                target=target, fake_device=fake_device, count_cost=count_cost, moe_routing=moe_routing,
+            )  # fmt: skip
             if not probe.result.ok:
                 if probes or blocks - first >= _EXTRA_PROBES:
                     return f"the probe with {blocks} blocks failed ({probe.result.status.value})"
@@ -491,18 +510,10 @@ def _extrapolated_frozen(
                 say(f"{a} of {frozen} frozen and {b} of {pattern.blocks - frozen} other blocks: {msg}")
 
             probe_plan = _with_frozen(plan, pattern, a)
-            probe.result = simulate_trial(
-                spec,
-                fake_builder(probe_plan, _blocks_source(source, pattern, probe), spec.batch_size, spec.seq_len, target),
-                step,
-                target=target,
-                fake_device=fake_device,
-                allocator=allocator_model(),
-                count_cost=count_cost,
-                observe=probe.observe,
-                tracker_type=probe.clock.make_tracker,
-                moe_routing=moe_routing,
-            )
+            probe.result = _run_probe(
+                probe_plan, source, spec, pattern, probe, step,
+                target=target, fake_device=fake_device, count_cost=count_cost, moe_routing=moe_routing,
+            )  # fmt: skip
             if not probe.result.ok:
                 return f"the probe with {a} frozen and {b} other blocks failed ({probe.result.status.value})"
             grid[(a, b)] = probe
