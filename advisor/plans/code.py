@@ -43,4 +43,5 @@ class TrainingCode:
     torch_optimizer: list[str] = field(default_factory=list)  # empty: AdamW
     torch_contexts: list[str] = field(default_factory=list)  # around forward and the loss
     grad_scaler: bool = False  # scale the loss and step through a GradScaler
+    zero_grad_set_to_none: bool = True  # the loop's optimizer.zero_grad(set_to_none=...)
     accumulation_steps: int = 1

@@ -211,7 +211,7 @@ def plain_pytorch_code(rec: Recommendation, v: PlanVerdict, micro_batch: int | N
         lines.append("        continue")
     step = ["scaler.step(optimizer)", "scaler.update()"] if code.grad_scaler else ["optimizer.step()"]
     lines += [indent + s for s in step]
-    lines.append(indent + "optimizer.zero_grad(set_to_none=True)")
+    lines.append(indent + f"optimizer.zero_grad(set_to_none={code.zero_grad_set_to_none})")
     return "\n".join(lines)
 
 

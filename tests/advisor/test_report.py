@@ -260,6 +260,15 @@ def test_plain_module_snippet_is_plain_pytorch(rec: Advice) -> None:
     assert "transformers" not in code
     assert "checkpoint(" in code and "get_peft_model" in code and "optimizer.step()" in code
     compile(code, "plain", "exec")
+    assert "optimizer.zero_grad(set_to_none=True)" in code  # torch >= 2.0's default
+    # a plan for an older loop that zeroes the gradients in place says so in its loop
+    baseline = custom.verdict("baseline")
+    kept = dataclasses.replace(
+        baseline, cuts=("zero-grad",), cut_settings={"zero-grad": {"set_to_none": False}}
+    )
+    code = snippet_for(custom, kept)
+    assert "optimizer.zero_grad(set_to_none=False)" in code and "set_to_none=True" not in code
+    compile(code, "plain", "exec")
 
 
 # -- CLI -------------------------------------------------------------------------------------

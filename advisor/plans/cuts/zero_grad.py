@@ -55,6 +55,7 @@ class ZeroGrad(Cut):
         view.gradients_kept = not self.set_to_none
 
     def add_code(self, code: TrainingCode) -> None:
+        code.zero_grad_set_to_none = bool(self.set_to_none)
         if not self.set_to_none:
             code.after_arguments.append(
                 "# zero-grad(set_to_none=false): gradients zeroed in place, torch < 2.0's zero_grad() "
