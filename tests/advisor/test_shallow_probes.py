@@ -8,33 +8,11 @@ from typing import Any
 import pytest
 
 import advisor.engines.simulate as sim
-from advisor.models import HFModelSource
 from profilers.records import TrialResult
+from tests.small_models import gemma2 as _gemma2
+from tests.small_models import llama as _llama
 
 BATCH, SEQ = 2, 32
-
-
-def _llama(layers: int = 10) -> HFModelSource:
-    from transformers import LlamaConfig
-
-    cfg = LlamaConfig(
-        vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-    )  # fmt: skip
-    cfg.architectures = ["LlamaForCausalLM"]
-    return HFModelSource(f"llama-{layers}", cfg)
-
-
-def _gemma2(layers: int = 20) -> HFModelSource:
-    from transformers import Gemma2Config
-
-    cfg = Gemma2Config(
-        vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=256,
-        sliding_window=8,
-    )  # fmt: skip
-    cfg.architectures = ["Gemma2ForCausalLM"]
-    return HFModelSource(f"gemma2-{layers}", cfg)
 
 
 def _counted(monkeypatch: pytest.MonkeyPatch, *, off: bool) -> dict[str, int]:

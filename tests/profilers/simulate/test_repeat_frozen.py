@@ -32,29 +32,12 @@ from profilers.simulate.repeat import (
     block_labels,
     extrapolate_frozen,
 )
+from tests.small_models import gpt2 as _gpt2
+from tests.small_models import llama as _llama
 
 pytestmark = pytest.mark.usefixtures("fast_simulations")
 
 BATCH, SEQ = 2, 32  # as test_repeat.py
-
-
-def _llama(layers: int) -> HFModelSource:
-    from transformers import LlamaConfig
-
-    cfg = LlamaConfig(
-        vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-    )  # fmt: skip
-    cfg.architectures = ["LlamaForCausalLM"]
-    return HFModelSource(f"llama-{layers}", cfg)
-
-
-def _gpt2(layers: int) -> HFModelSource:
-    from transformers import GPT2Config
-
-    cfg = GPT2Config(vocab_size=512, n_embd=64, n_layer=layers, n_head=4, n_positions=256)
-    cfg.architectures = ["GPT2LMHeadModel"]
-    return HFModelSource(f"gpt2-{layers}", cfg)
 
 
 def _assert_same_figures(fast: TrialResult, full: TrialResult) -> None:
