@@ -21,12 +21,10 @@ import os
 import platform
 import resource
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import torch
 
 from advisor.core.errors import UnknownModelError
@@ -77,57 +75,28 @@ def model_source(name: str) -> ModelSource:
         return HFModelSource(name, cfg, description=f"{name} shape from its config.json (benchmark)")
 
 
-class _ChildRss:
-    """The largest RSS any child process (the fork server's workers too) had, and the CPU
-    time each has used (last seen: a worker's final 0.1 s may be missed), sampled."""
-
-    def __init__(self, interval_s: float = 0.1) -> None:
-        self.peak = 0
-        self.cpu_s: dict[int, float] = {}  # pid → user + system seconds, last seen
-        self._interval = interval_s
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def sample(self) -> None:
-        with self._lock:
-            for child in psutil.Process().children(recursive=True):
-                try:
-                    self.peak = max(self.peak, child.memory_info().rss)
-                    t = child.cpu_times()
-                    self.cpu_s[child.pid] = t.user + t.system
-                except psutil.Error:
-                    pass
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.sample()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-_CHILDREN: _ChildRss | None = None
-
-
 def _rss() -> tuple[int, int]:
-    """Peak RSS of this process and the largest of any child process (bytes)."""
+    """Peak RSS of this process and the largest of its finished child processes (bytes).
+
+    The sweep's workers are forks of this process (no other thread runs here, so
+    :func:`advisor.engines.simulate._fork_is_safe` holds), reaped when each sweep's pool
+    shuts down: the kernel's figures for children cover them, without a sampling thread
+    (which would make the sweep start a fork server instead).
+    """
     scale = 1 if sys.platform == "darwin" else 1024
     me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-    return int(me), _CHILDREN.peak if _CHILDREN is not None else 0
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale
+    return int(me), int(kids)
 
 
 def _cpu_s() -> float:
-    """CPU seconds used so far by this process and every child process (workers included):
-    the figure that load on a shared machine does not inflate as it does wall time."""
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = 0.0
-    if _CHILDREN is not None:
-        _CHILDREN.sample()
-        kids = sum(_CHILDREN.cpu_s.values())
-    return me.ru_utime + me.ru_stime + kids
+    """CPU seconds used so far by this process and its finished children (the workers): the
+    figure that load on a shared machine does not inflate as it does wall time."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        use = resource.getrusage(who)
+        total += use.ru_utime + use.ru_stime
+    return total
 
 
 def _peaks(results: list[TrialResult]) -> list[int | None]:
@@ -157,8 +126,6 @@ def main() -> int:
     parser.add_argument("--models", default="8b,70b,405b", help="which cases: 8b, 70b, 405b (comma-separated)")
     parser.add_argument("--out", type=Path, help="write PREFIX.txt (the table) and PREFIX.json")
     args = parser.parse_args()
-    global _CHILDREN
-    _CHILDREN = _ChildRss()
 
     rows: list[dict[str, Any]] = []
     load_start = os.getloadavg()[0]
@@ -228,7 +195,6 @@ def main() -> int:
         for r in rows
     ]  # fmt: skip
     me, kids = _rss()
-    _CHILDREN.stop()
     text = "\n".join([
         f"simulate speed: batch {BATCH} × seq {SEQ}, target cuda, {args.workers} workers, {os.cpu_count()} CPUs, "
         f"load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, torch {torch.__version__}",
@@ -237,9 +203,10 @@ def main() -> int:
         "",
         "* one plan's full replay × 24 (the full sweep would take many minutes)",
         f"peak RSS: this process {format_bytes(me)}, largest worker {format_bytes(kids)} (limit {format_bytes(RSS_LIMIT_BYTES)})",
-        "new: a few repeats of the block replayed and extrapolated exactly, plans in worker processes;",
+        "new: a few repeats of the block replayed and extrapolated exactly, plans in worker processes",
+        "(forks of this process: no fork server re-imports torch, transformers and PEFT first);",
         "full replay: every layer, one plan after another. 'same peaks': tensor peaks equal to the byte.",
-        "CPU: user + system seconds of this process and its workers (sampled every 0.1 s), which load on",
+        "CPU: user + system seconds of this process and its workers (the kernel's count), which load on",
         "a shared machine inflates far less than wall time; 'load': the 1-minute load average after the case.",
     ])  # fmt: skip
     print("\n" + text)

@@ -38,6 +38,7 @@ import multiprocessing
 import multiprocessing.context
 import os
 import pickle
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
@@ -358,7 +359,9 @@ def _young_garbage_only() -> Iterator[None]:
     module back in sight of each later plan's collections (a full scan each, a few hundred
     milliseconds under load, four or five times per plan).
     """
-    outer = gc.get_freeze_count() > 0
+    # a sweep's worker froze at its start; elsewhere ask (the count walks every frozen object:
+    # 40 ms in a worker, once per plan)
+    outer = _worker_source is not None or gc.get_freeze_count() > 0
     gc.collect()
     gc.freeze()
     try:
@@ -772,11 +775,13 @@ PROFILE_ENV = "VRAM_ADVISOR_PROFILE_DIR"  # set: each worker writes a cProfile o
 _worker_source: ModelSource | None = None  # in a worker process: the sweep's model, sent once
 
 
-def _worker_start(payload: bytes) -> None:
-    """A worker's initializer: the model source (or what resolves to it), once per worker."""
+def _worker_start(payload: bytes | None) -> None:
+    """A worker's initializer: the model source (or what resolves to it), once per worker;
+    ``None`` where the worker is a fork of the sweep's process and has the source already."""
     global _worker_source
     torch.set_num_threads(1)  # fake tensors compute nothing; real batches are tiny
-    _worker_source = resolve_model(pickle.loads(payload))
+    if payload is not None:
+        _worker_source = resolve_model(pickle.loads(payload))
     gc.collect()
     gc.freeze()  # what lives now is never garbage: each replay's collection skips it
 
@@ -816,12 +821,31 @@ def _preload(source: ModelSource) -> list[str]:
     return names
 
 
-def _pool_context(preload: list[str]) -> multiprocessing.context.BaseContext:
-    """``forkserver`` where there is one (the server imports ``preload`` once, each worker is
-    a fork of it), else ``spawn``; never a bare fork of a process that has run torch."""
+def _fork_is_safe() -> bool:
+    """Whether a sweep's workers may be plain forks of this process: where ``fork`` exists,
+    no other Python thread runs (a fork copies only the calling thread; a lock another thread
+    holds stays locked in the child) and CUDA is not initialised (a forked child cannot use
+    it). A fork inherits the imports, the model source and its meta build, where a fork
+    server first imports torch, transformers and PEFT again: about 6 s of one core on this
+    2-core machine, before the first plan starts. torch's own ``DataLoader`` workers are forks
+    of a process that has run torch in the same way; a worker runs one thread
+    (:func:`_worker_start`), so OpenMP's pool is never entered in the child."""
+    return (
+        "fork" in multiprocessing.get_all_start_methods()
+        and threading.active_count() == 1
+        and not torch.cuda.is_initialized()
+    )
+
+
+def _pool_context(source: ModelSource, fork: bool) -> multiprocessing.context.BaseContext:
+    """``fork`` where ``fork`` (:func:`_fork_is_safe`), else ``forkserver`` where there is one (the
+    server imports the simulator, PEFT and the model's module once, each worker is a fork of
+    it), else ``spawn``."""
+    if fork:
+        return multiprocessing.get_context("fork")
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(preload)
+        ctx.set_forkserver_preload(_preload(source))
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -840,7 +864,7 @@ def longest_first(plans: list[Plan]) -> list[int]:
 
 def _simulate_in_workers(
     source: ModelSource,
-    payload: bytes,
+    payload: bytes | None,
     plans: list[Plan],
     workers: int,
     batch_size: int,
@@ -849,12 +873,19 @@ def _simulate_in_workers(
     done: Callable[[int, TrialResult], None],
 ) -> list[int]:
     """Simulate ``plans`` in ``workers`` processes, calling ``done(index, result)`` as each
-    finishes; returns the indices left undone when the pool broke (a worker died)."""
+    finishes; returns the indices left undone when the pool broke (a worker died). The
+    workers are forks of this process with ``payload`` ``None``, else each is sent it."""
+    global _worker_source
     left = set(range(len(plans)))
+    ctx = _pool_context(source, fork=payload is None)
+    if payload is None:  # the workers inherit the source and its meta build
+        with contextlib.suppress(Exception):  # a failing build is each plan's failure, in the worker
+            _plain_model(source)
+        _worker_source = source
     try:
         with concurrent.futures.ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=_pool_context(_preload(source)),
+            mp_context=ctx,
             initializer=_worker_start,
             initargs=(payload,),
         ) as pool:
@@ -873,6 +904,8 @@ def _simulate_in_workers(
                 raise
     except concurrent.futures.process.BrokenProcessPool as exc:
         log.warning("a simulation worker died (%s): the %d plans left run in this process", exc, len(left))
+    finally:
+        _worker_source = None
     return sorted(left)
 
 
@@ -899,8 +932,9 @@ def simulate_plans(
     as serially; ``on_result`` sees each plan as it finishes and ``progress`` hears a
     :class:`~advisor.engines.progress.SweepProgress` per start, stage and result (from worker
     processes only the results, each timed as the run's time per finished plan so far, which
-    is what an ETA over parallel workers needs). Where the model cannot be sent to another
-    process, or a worker dies, the rest run here.
+    is what an ETA over parallel workers needs). The workers are forks of this process where
+    that is safe (:func:`_fork_is_safe`), else started fresh and sent the model. Where the
+    model cannot be sent, or a worker dies, the rest run here.
     """
     source = resolve_model(model)
     plans = list(plans)
@@ -930,11 +964,12 @@ def simulate_plans(
     if workers < 1:
         raise InvalidInputError(f"workers must be ≥ 1, got {workers}", "pass --workers 1 or more")
     todo = list(range(n))
-    payload = _payload(model, source) if workers > 1 else None
-    if workers > 1 and payload is None:
-        log.info("the model cannot be sent to worker processes: simulating %d plans here", n)
-    if payload is not None:
+    if workers > 1 and _fork_is_safe():
+        todo = _simulate_in_workers(source, None, plans, workers, batch_size, seq_len, options, done_in_worker)
+    elif workers > 1 and (payload := _payload(model, source)) is not None:
         todo = _simulate_in_workers(source, payload, plans, workers, batch_size, seq_len, options, done_in_worker)
+    elif workers > 1:
+        log.info("the model cannot be sent to worker processes: simulating %d plans here", n)
     for i in todo:
         events = PlanEvents(say, i + 1, n, plans[i].name, started)
         events("start", "starting")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from torch import nn
 from advisor.cli import main
 from advisor.core.errors import InvalidInputError
 from advisor.engines.progress import SweepProgress
+from advisor.engines import simulate as simulate_module
 from advisor.engines.simulate import default_workers, simulate_plans
 from advisor.models import ModuleSource
 from advisor.plans import parse_plans
@@ -24,8 +26,16 @@ def _figures(r: TrialResult) -> dict[str, Any]:
     return out
 
 
+@pytest.fixture(params=[True, False], ids=["fork", "fork-server"])
+def start(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Workers as forks of this process, or started fresh and sent the model (as where
+    another thread runs, or CUDA is initialised)."""
+    monkeypatch.setattr(simulate_module, "_fork_is_safe", lambda: request.param)
+    return bool(request.param)
+
+
 @pytest.mark.slow
-def test_workers_give_the_serial_results_in_plan_order() -> None:
+def test_workers_give_the_serial_results_in_plan_order(start: bool) -> None:
     plans = parse_plans(PLANS)
     said: list[SweepProgress] = []
     seen: list[str] = []
@@ -53,11 +63,30 @@ def test_bad_input_raises_as_serially() -> None:
     assert str(parallel.value) == str(serial.value) and parallel.value.hint
 
 
-def test_a_model_that_cannot_be_sent_runs_here() -> None:
+def test_a_model_that_cannot_be_sent_runs_here_or_in_forks(start: bool) -> None:
     source = ModuleSource("lambda-mlp", lambda: nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 8)))
-    results = simulate_plans(source, parse_plans("baseline;sgd"), 2, 4, workers=2)
+    said: list[SweepProgress] = []
+    results = simulate_plans(source, parse_plans("baseline;sgd"), 2, 4, workers=2, progress=said.append)
     assert [r.status for r in results] == [TrialStatus.OK, TrialStatus.OK]
     assert results[1].tensor_peak.peak_bytes < results[0].tensor_peak.peak_bytes  # type: ignore[union-attr]
+    # a fork inherits the lambda, and a worker reports only each plan's end; a model that
+    # cannot be pickled to a fresh worker runs here, and each plan's start is heard
+    assert any(e.kind == "start" for e in said) is (not start)
+    assert [r.to_dict() | {"wall_time_s": 0} for r in results] == [
+        r.to_dict() | {"wall_time_s": 0} for r in simulate_plans(source, parse_plans("baseline;sgd"), 2, 4, workers=1)
+    ]
+
+
+def test_forks_only_where_no_other_thread_runs() -> None:
+    assert simulate_module._fork_is_safe() is (threading.active_count() == 1)  # pytest-xdist runs threads
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert simulate_module._fork_is_safe() is False
+    finally:
+        stop.set()
+        other.join()
 
 
 def test_workers_must_be_positive() -> None:
