@@ -10,8 +10,8 @@ from torch import nn
 
 from advisor.cli import main
 from advisor.core.errors import InvalidInputError
-from advisor.engines.progress import SweepProgress
 from advisor.engines import simulate as simulate_module
+from advisor.engines.progress import SweepProgress
 from advisor.engines.simulate import default_workers, simulate_plans
 from advisor.models import ModuleSource
 from advisor.plans import parse_plans
