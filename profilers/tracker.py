@@ -204,30 +204,99 @@ def _watch_collective_scratch(tracker: TensorMemoryTracker) -> list[Callable[[],
 
         setattr(dist, name, waiting)
         undo.append(functools.partial(setattr, dist, name, original))
-    group_cls = getattr(sys.modules.get(_FSDP_GROUP_MODULE), "FSDPParamGroup", None)
-    original_wait = getattr(group_cls, "wait_for_unshard", None)
-    if group_cls is not None and original_wait is not None:
-        # the same for FSDP2's flat all-gather output (torch 2.13, FSDPParamGroup.wait_for_unshard):
-        # after an asynchronous all-gather's copy-out it drops the result unless forward keeps it
-        # for the next copy-out; gloo's worker thread may still hold the Work, and the output
-        # with it, for a moment after
+    return undo + _watch_all_gather_outputs(tracker)
 
-        @functools.wraps(original_wait)
-        def unsharding(group: Any, *args: Any, _original: Any = original_wait, **kwargs: Any) -> Any:
-            result = group._all_gather_result
-            if result is None or result.all_gather_work is None:
-                return _original(group, *args, **kwargs)
-            serials = tracker.serials_of(storages_of(result.all_gather_output))
-            result_id = id(result)
-            del result  # hold nothing here
+
+# FSDP2's flat all-gather outputs (torch 2.13, torch/distributed/fsdp/_fully_shard/): a group's
+# ``FSDPParamGroup.unshard`` all-gathers into one flat output held as ``_all_gather_result``;
+# ``wait_for_unshard`` copies it out into the unsharded parameters and drops it, unless forward
+# keeps it in the shared ``comm_ctx.all_gather_state`` for the next group's copy-out, which that
+# group's ``wait_for_unshard`` or the root's ``FSDPState._post_forward`` drops. On CPU every
+# all-gather is synchronous (``unshard_async_op`` is False: the result holds no ``Work``), yet
+# gloo's worker thread still holds the finished ``Work``, and the output with it, until it takes
+# the GIL to release it: on some ranks and runs after the main thread went on (measured: under
+# fsdp2+lora the root group's output, wte + wpe + ln_f of tiny GPT-2 = 2,622,464 B at 2 ranks,
+# still live when the backward's prefetch of the last block allocated its own, +525,828 B on that
+# rank's peak). On a GPU the bytes go back to the caching allocator once FSDP2 drops its
+# reference, and the fake process group keeps none; so before each all-gather, after each
+# copy-out and at each phase of the step, the tracker waits for the release of every output it
+# saw gathered that no parameter group and no ``all_gather_state`` holds any more (once each: one
+# still held after ``SCRATCH_WAIT_S`` stays counted, and is logged).
+
+
+class _AllGatherOutputs:
+    """The flat all-gather outputs FSDP2 made under a tracker, and who may hold them."""
+
+    def __init__(self, tracker: TensorMemoryTracker) -> None:
+        self.tracker = tracker
+        self.groups: dict[int, Any] = {}  # every group seen unsharding, by id (while tracking)
+        self.serials: set[int] = set()  # the outputs' storages
+
+    @staticmethod
+    def _outputs(group: Any) -> list[torch.Tensor]:
+        """The outputs ``group`` and its ``comm_ctx`` hold now: none where torch's private
+        attributes are absent (another torch version)."""
+        results = [
+            getattr(group, "_all_gather_result", None),
+            getattr(getattr(getattr(group, "comm_ctx", None), "all_gather_state", None), "all_gather_result", None),
+        ]
+        own = getattr(group, "_all_gather_output", None)  # the persistent one of a world of 1
+        outputs = [getattr(result, "all_gather_output", None) for result in results]
+        return [t for t in outputs if isinstance(t, torch.Tensor) and t is not own]
+
+    def gathered(self, group: Any) -> None:
+        """``group`` has just unsharded: remember it and its output."""
+        self.groups[id(group)] = group
+        for t in self._outputs(group):
+            self.serials |= self.tracker.serials_of(storages_of(t))
+
+    def wait_for_dropped(self) -> None:
+        """Wait until every output FSDP2 no longer holds is freed."""
+        if not self.serials:
+            return
+        held: set[int] = set()
+        for group in list(self.groups.values()):
+            for t in self._outputs(group):
+                held |= self.tracker.serials_of(storages_of(t))
+        self.serials &= self.tracker.serials_of_live()
+        dropped = self.serials - held
+        if dropped:
+            self.tracker.wait_for_release(serials=dropped)
+            self.serials -= dropped
+
+
+def _watch_all_gather_outputs(tracker: TensorMemoryTracker) -> list[Callable[[], None]]:
+    """Make FSDP2's ``FSDPParamGroup.unshard`` and ``wait_for_unshard`` wait until the
+    all-gather outputs FSDP2 dropped are freed (see above; the tracker's ``set_phase`` waits too);
+    returns what undoes it. Leaves a method alone where this torch lacks it."""
+    group_cls = getattr(sys.modules.get(_FSDP_GROUP_MODULE), "FSDPParamGroup", None)
+    if group_cls is None:
+        return []
+    outputs = _AllGatherOutputs(tracker)
+    tracker._all_gather_outputs = outputs
+    undo: list[Callable[[], None]] = [functools.partial(setattr, tracker, "_all_gather_outputs", None)]
+    original_unshard = getattr(group_cls, "unshard", None)
+    if original_unshard is not None:
+
+        @functools.wraps(original_unshard)
+        def unshard(group: Any, *args: Any, _original: Any = original_unshard, **kwargs: Any) -> Any:
+            outputs.wait_for_dropped()  # before this all-gather allocates its own
             out = _original(group, *args, **kwargs)
-            state = group.comm_ctx.all_gather_state
-            kept = state is not None and id(state.all_gather_result) == result_id
-            if group._all_gather_result is None and not kept:
-                tracker.wait_for_release(serials=serials)
+            outputs.gathered(group)
             return out
 
-        group_cls.wait_for_unshard = unsharding
+        group_cls.unshard = unshard
+        undo.append(functools.partial(setattr, group_cls, "unshard", original_unshard))
+    original_wait = getattr(group_cls, "wait_for_unshard", None)
+    if original_wait is not None:
+
+        @functools.wraps(original_wait)
+        def wait_for_unshard(group: Any, *args: Any, _original: Any = original_wait, **kwargs: Any) -> Any:
+            out = _original(group, *args, **kwargs)
+            outputs.wait_for_dropped()
+            return out
+
+        group_cls.wait_for_unshard = wait_for_unshard
         undo.append(functools.partial(setattr, group_cls, "wait_for_unshard", original_wait))
     return undo
 
@@ -308,6 +377,8 @@ class TensorMemoryTracker(TorchDispatchMode):
         self._unpatch: list[Callable[[], None]] = []
         self._resized: set[int] = set()  # serials freed in place by a storage resize
         self._resized_role: dict[int, Role] = {}  # id(storage) -> role, while resized away
+        self._all_gather_outputs: _AllGatherOutputs | None = None  # FSDP2's, while active
+        self.late_releases = 0  # collectives' storages another thread freed after the call (waited for)
 
     # -- registration ------------------------------------------------------------------------
 
@@ -350,6 +421,10 @@ class TensorMemoryTracker(TorchDispatchMode):
         """The serial the next storage tracked will get."""
         return self._next_serial
 
+    def serials_of_live(self) -> set[int]:
+        """The serials of every tracked storage live now."""
+        return set(list(self._serial_by_id.values()))  # list(): atomic against a freeing thread
+
     def serials_of(self, storages: Iterable[torch.UntypedStorage]) -> set[int]:
         """The serials of those of ``storages`` tracked and live now."""
         return {s for s in (self._serial_by_id.get(id(st)) for st in storages) if s is not None}
@@ -360,12 +435,19 @@ class TensorMemoryTracker(TorchDispatchMode):
         """Wait (at most ``timeout_s``) until every storage tracked from serial ``first`` on (or
         each of ``serials``) has been freed: another thread still holds them for a moment (see
         :func:`_watch_collective_scratch`)."""
-        deadline = time.monotonic() + timeout_s
+        start = time.monotonic()
+        deadline = start + timeout_s
+        waited = False
         while True:
             live = list(self._serial_by_id.values())  # list(): atomic against the freeing thread
             held = [s for s in live if (s in serials if serials is not None else first is not None and s >= first)]
             if not held:
+                if waited:
+                    self.late_releases += 1
+                    log.debug("waited %.2f ms for another thread to free a collective's storages",
+                              (time.monotonic() - start) * 1e3)  # fmt: skip
                 return
+            waited = True
             if time.monotonic() >= deadline:
                 log.debug("storages %s still held %.1f s after their collective returned", held, timeout_s)
                 return
@@ -459,6 +541,8 @@ class TensorMemoryTracker(TorchDispatchMode):
         self._resident_bytes = self._live_bytes
 
     def set_phase(self, phase: str) -> None:
+        if self._all_gather_outputs is not None:  # FSDP2's forward ends by dropping one
+            self._all_gather_outputs.wait_for_dropped()
         self.phase = phase
         if self._phase_marks[-1][1] != phase:
             self._phase_marks.append((len(self._events), phase))
