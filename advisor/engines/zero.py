@@ -105,12 +105,21 @@ def plan_params(plan: Plan, source: ModelSource, batch_size: int, seq_len: int) 
     return params_of(model, _element_bytes(plan))
 
 
-def _optimizer_bytes_per_element(plan: Plan, batch_size: int, seq_len: int) -> int:
+def _optimizer_bytes_per_element(plan: Plan, batch_size: int, seq_len: int, device: str = "cpu") -> tuple[int, int]:
+    """(state, step temporaries) bytes per element of the fp32 partition the optimizer steps on.
+
+    torch 2.13 AdamW (torch/optim/adam.py): ``_single_tensor_adam`` (CPU's default) makes
+    ``exp_avg_sq.sqrt()`` and its quotient by ``bias_correction2_sqrt``, two fp32 copies live at
+    once; ``_multi_tensor_adam`` (foreach, CUDA's default) one ``_foreach_sqrt`` copy, then
+    divides and adds in place. SGD steps in place."""
     recipe = prepare(local_plan(plan), batch_size, seq_len, check_available=False)
     if recipe.optimizer == "adamw":
-        return 8  # exp_avg and exp_avg_sq in fp32
+        foreach = recipe.optimizer_kwargs.get("foreach")
+        if foreach is None:
+            foreach = device.startswith("cuda")
+        return 8, 4 if foreach else 8  # exp_avg and exp_avg_sq in fp32
     if recipe.optimizer == "sgd":
-        return 4 if recipe.optimizer_kwargs.get("momentum") else 0
+        return (4 if recipe.optimizer_kwargs.get("momentum") else 0), 0
     raise UnsupportedConfiguration(f"the ZeRO layout models AdamW and SGD state, not {recipe.optimizer}")
 
 
@@ -121,19 +130,24 @@ def zero_layout_for(
     seq_len: int,
     gpus: int,
     params: list[ParamInfo] | None = None,
+    *,
+    device: str = "cpu",
 ) -> tuple[ZeroLayout, list[ParamInfo]]:
     """DeepSpeed's per-rank layout of ``plan`` (which has a ``zero`` cut) on ``gpus`` ranks
-    (``params``: :func:`plan_params`, when known already)."""
+    (``params``: :func:`plan_params`, when known already) of ``device``'s type (the optimizer's
+    step temporaries follow torch's default implementation there)."""
     cut = zero_cut_of(plan)
     assert cut is not None, f"{plan.name} has no zero cut"
     if params is None:
         params = plan_params(plan, source, batch_size, seq_len)
+    state, temps = _optimizer_bytes_per_element(plan, batch_size, seq_len, device)
     config = ZeroConfig(
         stage=cut.stage,
         world_size=gpus,
         offload_optimizer=cut.offload_optimizer,
         offload_params=cut.offload_params,
-        optimizer_state_bytes_per_element=_optimizer_bytes_per_element(plan, batch_size, seq_len),
+        optimizer_state_bytes_per_element=state,
+        optimizer_step_temp_bytes_per_element=temps,
     )
     return zero_layout(params, config), params
 
@@ -155,6 +169,43 @@ def _step_activations(local: TrialResult) -> int:
     return max(0, forward, backward)
 
 
+def _stage3_peak(layout: ZeroLayout, b: MemoryBreakdown, activations: int) -> tuple[MemoryBreakdown, str]:
+    """ZeRO-3's per-rank peak, the larger of its two candidates (DeepSpeed 0.19.8, module doc
+    of :mod:`profilers.simulate.zero`):
+
+    * **backward** (forward's is below it): partitions, the persistent parameters whole, the
+      gathered parameters (module and prefetch window), the gradient partition and the current
+      module's 16-bit gradients, the reduce bucket, the replay's activations;
+    * **optimizer** (``stage3.py: step``): the persistent parameters released
+      (``_partition_all_parameters``), one sub-group's fp32 gradient and the optimizer's own
+      temporaries on top of the partitions and the bucket; no activation left.
+    """
+    partitions = layout.parameter_bytes + layout.padding_bytes
+    states = layout.master_bytes + layout.optimizer_state_bytes
+    grad_part = layout.gradient_bytes - layout.module_gradient_bytes  # the 16-bit partition
+    backward = MemoryBreakdown(
+        parameter_bytes=partitions + layout.persistent_parameter_bytes + layout.gathered_parameter_bytes,
+        buffer_bytes=b.buffer_bytes,
+        gradient_bytes=layout.gradient_bytes,
+        optimizer_state_bytes=states,
+        input_bytes=b.input_bytes,
+        activation_bytes=activations,
+        communication_buffer_bytes=layout.communication_buffer_bytes,
+    )
+    optimizer = MemoryBreakdown(
+        parameter_bytes=partitions,
+        buffer_bytes=b.buffer_bytes,
+        gradient_bytes=grad_part + layout.fp32_gradient_bytes,
+        optimizer_state_bytes=states,
+        input_bytes=b.input_bytes,
+        activation_bytes=layout.step_temporary_bytes,
+        communication_buffer_bytes=layout.communication_buffer_bytes,
+    )
+    if optimizer.total_bytes > backward.total_bytes:
+        return optimizer, "optimizer"
+    return backward, "backward"
+
+
 def zero_rank_result(
     local: TrialResult,
     plan: Plan,
@@ -171,27 +222,33 @@ def zero_rank_result(
     named = dataclasses.replace(local, plan=plan.name, cuts=plan.cut_names)
     if not local.ok or local.tensor_peak is None:
         return named
-    layout, params = zero_layout_for(plan, source, local.batch_size, local.seq_len, gpus, params)
+    layout, params = zero_layout_for(plan, source, local.batch_size, local.seq_len, gpus, params,
+                                     device=local.device)  # fmt: skip
     tp = local.tensor_peak
     b = tp.breakdown
     activations = _step_activations(local)
-    breakdown = MemoryBreakdown(
-        parameter_bytes=layout.parameter_bytes + layout.gathered_parameter_bytes + layout.padding_bytes,
-        buffer_bytes=b.buffer_bytes,
-        gradient_bytes=layout.gradient_bytes + layout.fp32_gradient_bytes,
-        optimizer_state_bytes=layout.master_bytes + layout.optimizer_state_bytes,
-        input_bytes=b.input_bytes,
-        activation_bytes=activations,
-        communication_buffer_bytes=layout.communication_buffer_bytes,
-    )
+    if cut.stage == 3:
+        breakdown, phase = _stage3_peak(layout, b, activations)
+    else:
+        phase = "backward"  # all activations live, the gradients reduced into the bucket
+        breakdown = MemoryBreakdown(
+            parameter_bytes=layout.parameter_bytes + layout.gathered_parameter_bytes + layout.padding_bytes,
+            buffer_bytes=b.buffer_bytes,
+            gradient_bytes=layout.gradient_bytes + layout.fp32_gradient_bytes,
+            optimizer_state_bytes=layout.master_bytes + layout.optimizer_state_bytes,
+            input_bytes=b.input_bytes,
+            activation_bytes=activations,
+            communication_buffer_bytes=layout.communication_buffer_bytes,
+        )
     resident = (
-        layout.parameter_bytes + layout.padding_bytes + layout.master_bytes + layout.optimizer_state_bytes + b.buffer_bytes
-    )
+        layout.parameter_bytes + layout.persistent_parameter_bytes + layout.padding_bytes + layout.master_bytes
+        + layout.optimizer_state_bytes + b.buffer_bytes
+    )  # fmt: skip
     peak = TensorPeak(
         peak_bytes=breakdown.total_bytes,
         breakdown=breakdown,
         resident_before_step_bytes=resident,
-        peak_phase="backward",  # all activations live, the current layer gathered
+        peak_phase=phase,
         provenance=Provenance.ESTIMATED,
     )
     trainable_bytes = sum(p.numel * p.element_bytes for p in params if p.trainable)
@@ -213,10 +270,12 @@ def zero_rank_result(
         layout={
             "parameters": layout.parameter_bytes,
             "gathered parameters": layout.gathered_parameter_bytes,
+            "persistent parameters": layout.persistent_parameter_bytes,
             "gradients": layout.gradient_bytes,
             "fp32 master": layout.master_bytes,
             "optimizer state": layout.optimizer_state_bytes,
             "fp32 gradients": layout.fp32_gradient_bytes,
+            "optimizer step temporaries": layout.step_temporary_bytes,
             "padding": layout.padding_bytes,
             "communication buffers": layout.communication_buffer_bytes,
             "host (offloaded)": layout.host_bytes,
