@@ -71,7 +71,7 @@ def check_cluster(plan: Plan, gpus: int, nodes: int = 1) -> None:
 
 def check_zero_measurable(plan: Plan) -> None:
     """A measured run of a ``zero`` plan needs DeepSpeed (one clear error without it) and runs
-    without offload, at stage 1 or 2 (:mod:`advisor.engines.zero_measure`); simulate the rest."""
+    without offload (:mod:`advisor.engines.zero_measure`, stages 1, 2 and 3); simulate the rest."""
     cut = zero_cut_of(plan)
     if cut is None:
         return
@@ -83,13 +83,6 @@ def check_zero_measurable(plan: Plan) -> None:
         )
     if cut.offload_optimizer != "none" or cut.offload_params != "none":
         raise AdvisorError(f"measuring {cut.label()} with offload is not supported yet", simulate_hint)
-    if cut.stage == 3:
-        # a standalone DeepSpeed 0.19.8 ZeRO-3 step ran on 2 CPU ranks (README), but under the
-        # rank worker its torchrun job did not finish in 600 s (cause not found yet)
-        raise AdvisorError(
-            f"measuring {cut.label()} is not supported yet: its torchrun job hung under the rank worker",
-            simulate_hint,
-        )
 
 
 def _element_bytes(plan: Plan) -> int:
