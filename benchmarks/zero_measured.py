@@ -48,6 +48,26 @@ _ROLES = (
 )
 
 
+_STAGE3_READING = """How the stage-3 rows are modelled, term by term (`advisor/engines/zero.py::_stage3_peak`,
+DeepSpeed 0.19.8):
+
+* **optimizer phase** (full fine-tuning's peak): the parameter, 16-bit gradient, fp32 master and Adam
+  partitions, the reduce bucket (`reduce_bucket_size` × 2 B, kept between steps), one sub-group's fp32
+  gradient (`_prepare_fp32_grad_for_sub_group`) and AdamW's two fp32 temporaries of the partition
+  (`_single_tensor_adam`: `exp_avg_sq.sqrt()` and its quotient); the persistent parameters are released
+  for the step (`_partition_all_parameters`). Measured − modelled: Adam's 4-byte step counter, DeepSpeed's
+  1-byte `inf_or_nan_tracker` and a few 4–8-byte scalars.
+* **forward, at the prefetched all-gather** (LoRA's peak): the gathered parameters twice (the flat
+  all-gather output and each parameter's `torch.cat` copy out of it, `AllGatherCoalescedHandle.wait`) beside
+  the partitions, the persistent parameters whole and the bucket; measured − modelled: the activations
+  already live then (the embedding's output) and scalars.
+* **backward**: modelled with the replay's activations, the gathered parameters and the largest module's
+  16-bit gradients; it is not the peak here. Not modelled: the end-of-backward reduce-scatter's own copy
+  of the bucket's gradients (`coalesced_collectives.py: reduce_scatter_coalesced`, `torch.cat` of the
+  padded partitions), which puts the measured backward above the modelled candidate on full fine-tuning.
+"""
+
+
 def _modelled_roles(layout: ZeroLayout) -> dict[str, int]:
     """What the stage-3 layout says each measured role holds after the step."""
     return {
@@ -128,7 +148,7 @@ def main() -> None:
            "`zero_layout`'s terms (module doc of `profilers/simulate/zero.py`).\n\n"
            + table(role_headers, role_rows, markdown=True) + "\n" if role_rows else "")
         + ("\n## ZeRO-3: measured peak of each phase of the step\n\n"
-           + table(phase_headers, phase_rows, markdown=True) + "\n" if phase_rows else "")
+           + table(phase_headers, phase_rows, markdown=True) + "\n\n" + _STAGE3_READING if phase_rows else "")
     )
     print(f"wrote {OUT}")
 

@@ -163,10 +163,14 @@ def _step_activations(local: TrialResult) -> int:
 
 
 def _stage3_peak(layout: ZeroLayout, b: MemoryBreakdown, activations: int) -> tuple[MemoryBreakdown, str]:
-    """ZeRO-3's per-rank peak, the larger of its two candidates (DeepSpeed 0.19.8, module doc
+    """ZeRO-3's per-rank peak, the largest of three candidates (DeepSpeed 0.19.8, module doc
     of :mod:`profilers.simulate.zero`):
 
-    * **backward** (forward's is below it): partitions, the persistent parameters whole, the
+    * **forward**, at the all-gather of the parameters gathered at once, before activations:
+      ``partition_parameters.py: AllGatherCoalescedHandle.wait`` copies each parameter out of
+      the flat all-gather output (``torch.cat`` of its partitions), and the flat output lives
+      until the handle is dropped: the gathered parameters twice;
+    * **backward**: partitions, the persistent parameters whole, the
       gathered parameters (module and prefetch window), the gradient partition and the current
       module's 16-bit gradients, the reduce bucket, the replay's activations;
     * **optimizer** (``stage3.py: step``): the persistent parameters released
@@ -194,9 +198,14 @@ def _stage3_peak(layout: ZeroLayout, b: MemoryBreakdown, activations: int) -> tu
         activation_bytes=layout.step_temporary_bytes,
         communication_buffer_bytes=layout.communication_buffer_bytes,
     )
-    if optimizer.total_bytes > backward.total_bytes:
-        return optimizer, "optimizer"
-    return backward, "backward"
+    gather = dataclasses.replace(
+        backward,
+        gradient_bytes=grad_part,
+        activation_bytes=0,
+        communication_buffer_bytes=layout.communication_buffer_bytes + layout.gathered_parameter_bytes,
+    )
+    candidates = [(optimizer, "optimizer"), (backward, "backward"), (gather, "forward")]
+    return max(candidates, key=lambda c: c[0].total_bytes)
 
 
 def zero_rank_result(
