@@ -107,6 +107,8 @@ def _optimizer_bytes_per_element(plan: Plan, batch_size: int, seq_len: int, devi
     divides and adds in place. SGD steps in place."""
     recipe = prepare(local_plan(plan), batch_size, seq_len, check_available=False)
     if recipe.optimizer == "adamw":
+        if recipe.optimizer_kwargs.get("fused"):
+            return 8, 0  # _fused_adam: one in-place kernel
         foreach = recipe.optimizer_kwargs.get("foreach")
         if foreach is None:
             foreach = device.startswith("cuda")
@@ -216,16 +218,18 @@ def zero_rank_result(
     gpus: int,
     nodes: int = 1,
     params: list[ParamInfo] | None = None,
+    target: str | None = None,
 ) -> TrialResult:
     """One rank of ``plan``'s ZeRO run: ``local`` (the replay of :func:`local_plan`) with its
-    model states replaced by DeepSpeed's layout (module doc)."""
+    model states replaced by DeepSpeed's layout (module doc); ``target`` (``"cuda"``/``"cpu"``,
+    else ``local``'s device) picks torch's default optimizer implementation there."""
     cut = zero_cut_of(plan)
     assert cut is not None
     named = dataclasses.replace(local, plan=plan.name, cuts=plan.cut_names)
     if not local.ok or local.tensor_peak is None:
         return named
     layout, params = zero_layout_for(plan, source, local.batch_size, local.seq_len, gpus, params,
-                                     device=local.device)  # fmt: skip
+                                     device=target or local.device)  # fmt: skip
     tp = local.tensor_peak
     b = tp.breakdown
     activations = _step_activations(local)
