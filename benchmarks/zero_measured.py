@@ -55,16 +55,22 @@ DeepSpeed 0.19.8):
   partitions, the reduce bucket (`reduce_bucket_size` × 2 B, kept between steps), one sub-group's fp32
   gradient (`_prepare_fp32_grad_for_sub_group`) and AdamW's two fp32 temporaries of the partition
   (`_single_tensor_adam`: `exp_avg_sq.sqrt()` and its quotient); the persistent parameters are released
-  for the step (`_partition_all_parameters`). Measured − modelled: Adam's 4-byte step counter, DeepSpeed's
-  1-byte `inf_or_nan_tracker` and a few 4–8-byte scalars.
+  for the step (`_partition_all_parameters`); or the step's start, with them still whole (LoRA's optimizer
+  phase: its sub-group is small). Measured − modelled: Adam's 4-byte step counter, DeepSpeed's 1-byte
+  `inf_or_nan_tracker` and a few 4–8-byte scalars.
 * **forward, at the prefetched all-gather** (LoRA's peak): the gathered parameters twice (the flat
   all-gather output and each parameter's `torch.cat` copy out of it, `AllGatherCoalescedHandle.wait`) beside
   the partitions, the persistent parameters whole and the bucket; measured − modelled: the activations
-  already live then (the embedding's output) and scalars.
-* **backward**: modelled with the replay's activations, the gathered parameters and the largest module's
-  16-bit gradients; it is not the peak here. Not modelled: the end-of-backward reduce-scatter's own copy
-  of the bucket's gradients (`coalesced_collectives.py: reduce_scatter_coalesced`, `torch.cat` of the
-  padded partitions), which puts the measured backward above the modelled candidate on full fine-tuning.
+  already live then (LoRA: the embedding's output; full fine-tuning's forward phase peaks a little later,
+  when the first layers' activations, 1.7 MB, are live beside the flat output, which the handle keeps until
+  the batch's last parameter is fetched).
+* **backward**: the larger of the step with the replay's activations, the gathered parameters and the
+  largest module's 16-bit gradients, and the gradients' reduce-scatter (`reduce_scatter_coalesced`: a
+  `torch.cat` copy of the bucket's padded gradients, and gloo's copy of its input): with every gradient in
+  one bucket it runs once after backward, with the last module still gathered and no activation left
+  (full fine-tuning's measured backward, to a few bytes). LoRA's measured backward is below the modelled
+  one: there the real backward releases each module's gathered parameters as it goes, while the model
+  keeps all of the prefetch window beside all of the activations.
 """
 
 
@@ -116,10 +122,13 @@ def main() -> None:
                 want = _modelled_roles(layout)[role]
                 role_rows.append([text, role, what, f"{got[role]:,}", f"{want:,}", f"{want - got[role]:+,}"])
             phases = m.extra.get("zero_phase_peaks", {})
+            modelled = sim.distributed.layout if sim.distributed is not None else {}
             for phase in ("forward", "backward", "optimizer"):
                 if phase in phases:
-                    phase_rows.append([text, phase, f"{phases[phase]:,}"])
-            phase_rows.append([text, f"simulated ({sim.tensor_peak.peak_phase})", f"{sp:,}"])
+                    want = int(modelled.get(f"{phase} peak", 0))
+                    peak = " (the peak)" if phase == sim.tensor_peak.peak_phase else ""
+                    phase_rows.append([text, phase, f"{phases[phase]:,}", f"{want:,}{peak}",
+                                       f"{want - phases[phase]:+,}"])  # fmt: skip
         rows.append([
             text, f"{format_bytes(mp, 2)} ({m.tensor_peak.peak_phase})", format_bytes(sp, 2), _pct(sp, mp),
             f"{spread:.1%}" if spread is not None else "—",
@@ -129,7 +138,7 @@ def main() -> None:
                "measured states after step", "simulated states at step", "DS estimator"]  # fmt: skip
     print(table(headers, rows))
     role_headers = ["plan", "role after the step", "modelled as", "measured B", "modelled B", "modelled − measured"]
-    phase_headers = ["plan", "phase", "measured peak B"]
+    phase_headers = ["plan", "phase", "measured peak B", "modelled B", "modelled − measured"]
     print(table(role_headers, role_rows))
     print(table(phase_headers, phase_rows))
     load = os.getloadavg()[0]

@@ -164,20 +164,28 @@ def _step_activations(local: TrialResult) -> int:
     return max(0, forward, backward)
 
 
-def _stage3_peak(layout: ZeroLayout, b: MemoryBreakdown, activations: int) -> tuple[MemoryBreakdown, str]:
-    """ZeRO-3's per-rank peak, the largest of three candidates (DeepSpeed 0.19.8, module doc
-    of :mod:`profilers.simulate.zero`):
+def _stage3_peak(
+    layout: ZeroLayout, b: MemoryBreakdown, activations: int, *, gloo: bool
+) -> tuple[MemoryBreakdown, str, dict[str, int]]:
+    """ZeRO-3's per-rank peak, the largest of five candidates (DeepSpeed 0.19.8, module doc
+    of :mod:`profilers.simulate.zero`), its phase, and the largest candidate of each phase:
 
     * **forward**, at the all-gather of the parameters gathered at once, before activations:
       ``partition_parameters.py: AllGatherCoalescedHandle.wait`` copies each parameter out of
       the flat all-gather output (``torch.cat`` of its partitions), and the flat output lives
       until the handle is dropped: the gathered parameters twice;
+    * **the gradients' reduce-scatter** (``coalesced_collectives.py: reduce_scatter_coalesced``):
+      a ``torch.cat`` copy of the bucket's padded gradients, and on gloo the copy of its input
+      the collective reduces (torch 2.13, :func:`profilers.distributed.gloo_scratch`); when every
+      gradient fits one bucket it runs once after backward, with no activation left and the
+      last module (taken as the largest) still gathered, else during backward on top of it;
     * **backward**: partitions, the persistent parameters whole, the
       gathered parameters (module and prefetch window), the gradient partition and the current
       module's 16-bit gradients, the reduce bucket, the replay's activations;
     * **optimizer** (``stage3.py: step``): the persistent parameters released
       (``_partition_all_parameters``), one sub-group's fp32 gradient and the optimizer's own
-      temporaries on top of the partitions and the bucket; no activation left.
+      temporaries on top of the partitions and the bucket; no activation left; or the step's
+      start, the persistent parameters still whole.
     """
     partitions = layout.parameter_bytes + layout.padding_bytes
     states = layout.master_bytes + layout.optimizer_state_bytes
@@ -206,8 +214,36 @@ def _stage3_peak(layout: ZeroLayout, b: MemoryBreakdown, activations: int) -> tu
         activation_bytes=0,
         communication_buffer_bytes=layout.communication_buffer_bytes + layout.gathered_parameter_bytes,
     )
-    candidates = [(optimizer, "optimizer"), (backward, "backward"), (gather, "forward")]
-    return max(candidates, key=lambda c: c[0].total_bytes)
+    copies = layout.reduce_copy_bytes * (2 if gloo else 1)
+    if layout.single_reduce:
+        reduce = dataclasses.replace(
+            backward,
+            parameter_bytes=partitions + layout.persistent_parameter_bytes + layout.reduce_module_bytes,
+            gradient_bytes=grad_part,
+            activation_bytes=0,
+            communication_buffer_bytes=layout.communication_buffer_bytes + copies,
+        )
+    else:
+        reduce = dataclasses.replace(
+            backward, communication_buffer_bytes=layout.communication_buffer_bytes + copies
+        )
+    # the step begins with the persistent parameters still whole (its peak when they outweigh
+    # one sub-group's fp32 gradient and temporaries: LoRA)
+    step_start = dataclasses.replace(
+        optimizer,
+        parameter_bytes=partitions + layout.persistent_parameter_bytes,
+        gradient_bytes=grad_part,
+        activation_bytes=0,
+    )
+    candidates = [
+        (optimizer, "optimizer"), (step_start, "optimizer"), (backward, "backward"), (reduce, "backward"),
+        (gather, "forward"),
+    ]  # fmt: skip
+    by_phase: dict[str, int] = {}
+    for candidate, phase in candidates:
+        by_phase[phase] = max(by_phase.get(phase, 0), candidate.total_bytes)
+    best, phase = max(candidates, key=lambda c: c[0].total_bytes)
+    return best, phase, by_phase
 
 
 def zero_rank_result(
@@ -233,8 +269,10 @@ def zero_rank_result(
     tp = local.tensor_peak
     b = tp.breakdown
     activations = _step_activations(local)
+    phase_peaks: dict[str, int] = {}
     if cut.stage == 3:
-        breakdown, phase = _stage3_peak(layout, b, activations)
+        gloo = not (target or local.device).startswith("cuda")  # ranks on CPUs talk gloo
+        breakdown, phase, phase_peaks = _stage3_peak(layout, b, activations, gloo=gloo)
     else:
         phase = "backward"  # all activations live, the gradients reduced into the bucket
         breakdown = MemoryBreakdown(
@@ -285,6 +323,7 @@ def zero_rank_result(
             "padding": layout.padding_bytes,
             "communication buffers": layout.communication_buffer_bytes,
             "host (offloaded)": layout.host_bytes,
+            **{f"{phase} peak": v for phase, v in phase_peaks.items()},
         },
         settings={
             **dict(layout.buckets),

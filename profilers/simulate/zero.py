@@ -187,6 +187,13 @@ class ZeroLayout:
     # stage 3: the part of gradient_bytes that is the current module's 16-bit gradients
     # (gone by the step), the rest being the gradient partition
     module_gradient_bytes: int = 0
+    # stage 3: one reduce-scatter of the bucket's gradients (coalesced_collectives.py
+    # reduce_scatter_coalesced): its torch.cat of the padded partitions, bytes (one copy)
+    reduce_copy_bytes: int = 0
+    # stage 3: whether every gradient fits one bucket (reduced once, after backward: no
+    # activation left then), and the largest module's released parameters gathered then
+    single_reduce: bool = False
+    reduce_module_bytes: int = 0
 
     @property
     def model_state_bytes(self) -> int:
@@ -285,7 +292,8 @@ def zero_layout(params: Iterable[ParamInfo], config: ZeroConfig) -> ZeroLayout:
     b = trainable[0].element_bytes if trainable else (params[0].element_bytes if params else 2)
     state_per_el = _FP32 + config.optimizer_state_bytes_per_element + _FP32  # master, state, fp32 grad
     host = 0
-    gathered = persistent = step_temps = module_grads = 0
+    gathered = persistent = step_temps = module_grads = reduce_copy = reduce_module = 0
+    single_reduce = False
     opt_el = config.optimizer_state_bytes_per_element
 
     def partitioned(grad_el: int) -> tuple[int, int, int, int]:
@@ -334,6 +342,12 @@ def zero_layout(params: Iterable[ParamInfo], config: ZeroConfig) -> ZeroLayout:
         released = [p for p, keep in zip(params, persist, strict=True) if not keep]
         window = min(config.stage3_prefetch_bucket_size, config.stage3_max_live_parameters)
         gathered = _gathered_at_once(released, window)
+        reduce_module = _largest_layer(released)[2]
+        # the bucket holds whole gradients up to reduce_bucket_size elements; each reduce
+        # copies them, each padded to a multiple of N, into one flat buffer (torch.cat)
+        t_padded = sum(math.ceil(p.numel / n) * n for p in trainable)
+        single_reduce = t_padded <= config.reduce_bucket_size
+        reduce_copy = min(config.reduce_bucket_size, t_padded) * b
         grad_part = t_numel * b // n  # the persistent 16-bit gradient partition
         master, optim = t_numel * _FP32 // n, t_numel * opt_el // n
         # the fp32 gradient exists for one sub-group at a time, at the optimizer step
@@ -376,6 +390,9 @@ def zero_layout(params: Iterable[ParamInfo], config: ZeroConfig) -> ZeroLayout:
         persistent_parameter_bytes=int(persistent),
         step_temporary_bytes=int(step_temps),
         module_gradient_bytes=int(module_grads),
+        reduce_copy_bytes=int(reduce_copy),
+        single_reduce=single_reduce,
+        reduce_module_bytes=int(reduce_module),
     )
 
 

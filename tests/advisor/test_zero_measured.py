@@ -131,3 +131,12 @@ def test_zero3_measured_states_after_the_step_equal_deepspeeds_layout(runs: dict
     assert measured.tensor_peak.peak_phase == "optimizer"
     mp, sp = measured.tensor_peak.peak_bytes, _simulated_peak("zero(stage=3)+bf16")
     assert abs(sp - mp) <= 0.001 * mp, (sp, mp)
+    # the backward's peak is the gradients' one reduce-scatter after backward (every gradient
+    # fits the bucket): a torch.cat copy of the bucket's gradients and gloo's copy of its input,
+    # 2 × 2 B per parameter, beside the states and the last module (the embedding) still gathered
+    from advisor import api
+
+    sim = api.simulate("tiny-llama", "zero(stage=3)+bf16", batch_size=2, seq_len=32, target="cpu", gpus=N)
+    assert sim.distributed is not None
+    backward = measured.extra["zero_phase_peaks"]["backward"]
+    assert abs(sim.distributed.layout["backward peak"] - backward) <= 64, (sim.distributed.layout, backward)
