@@ -257,11 +257,11 @@ def _gathered_at_once(released: list[ParamInfo], window: int) -> int:
             start += len(own)
             held = sum(p.numel * p.element_bytes for p in own)
             ahead = 0
-            for p in flat[start:]:
-                if ahead >= window:
-                    break
-                ahead += p.numel
-                held += p.numel * p.element_bytes
+            k = start  # no slice: a copy per module would be quadratic in the parameter count
+            while k < len(flat) and ahead < window:
+                ahead += flat[k].numel
+                held += flat[k].numel * flat[k].element_bytes
+                k += 1
             best = max(best, held)
     return best
 
