@@ -13,7 +13,10 @@ prints:
   16-bit gradient partition the estimator counts, which a measured DeepSpeed 0.19.8 bf16 run
   does not allocate: ``benchmarks/zero_measured.py``), the
   unpartitioned 16-bit gradients 2·P·(1 − 1/N) (stage 1), the 16-bit gradient partition the
-  stage-3 estimator leaves out, with the fp32 gradient of one sub-group (stage 3); for LoRA the
+  stage-3 estimator leaves out, with the fp32 gradient of one sub-group, and in place of its
+  4 × largest layer the persistent parameters (≤ 1e5 elements) whole, the gathered ones (the
+  largest module's and the 5e7-element prefetch window) and the largest module's 16-bit
+  gradients (stage 3); for LoRA the
   same less the frozen parameters' optimizer and gradient bytes (DeepSpeed issue #5304).
 
 Writes ``benchmarks/results/zero.md``.
@@ -45,6 +48,28 @@ from profilers.simulate.zero import (
 OUT = Path(__file__).parent / "results" / "zero.md"
 
 
+def _gathered(released: list[ParamInfo], window: int) -> int:
+    """Elements gathered at once: at each module of the trace (definition order, then its
+    reverse), its own and the following parameters until ``window`` elements are prefetched."""
+    mods: dict[str, int] = {}
+    for x in released:
+        mods[x.module] = mods.get(x.module, 0) + x.numel
+    sizes = list(mods.values())
+    counts = [[x.numel for x in released if x.module == m] for m in mods]
+    best = 0
+    for order in (range(len(sizes)), range(len(sizes) - 1, -1, -1)):
+        seq = list(order)
+        for k, i in enumerate(seq):
+            ahead = 0
+            for j in seq[k + 1:]:
+                for c in counts[j]:
+                    if ahead >= window:
+                        break
+                    ahead += c
+            best = max(best, sizes[i] + ahead)
+    return best
+
+
 def _explained(stage: int, params: list[ParamInfo], n: int) -> int:
     """ours − DeepSpeed, from the counts alone (module doc)."""
     p = sum(x.numel for x in params)
@@ -59,7 +84,13 @@ def _explained(stage: int, params: list[ParamInfo], n: int) -> int:
     if stage == 1:
         return 2 * t + 16 * t // n - 18 * p // n
     fp32_grad = min(ZERO_DEFAULTS["sub_group_size"], math.ceil(t / n)) * 4
-    ours = 2 * p // n + 2 * t // n + 4 * t // n + 8 * t // n + fp32_grad + 2 * sum(x.numel for x in big) + 2 * (
+    # DeepSpeed's rules (parameter_offload.py mark_persistent_parameters; the coordinator's
+    # prefetch): parameters of ≤ 1e5 elements whole on every rank; of the others, the largest
+    # module's and up to stage3_prefetch_bucket_size (5e7) elements ahead gathered at once
+    persistent = sum(x.numel for x in params if x.numel <= ZERO_DEFAULTS["stage3_param_persistence_threshold"])
+    released = [x for x in params if x.numel > ZERO_DEFAULTS["stage3_param_persistence_threshold"]]
+    gathered = _gathered(released, ZERO_DEFAULTS["stage3_prefetch_bucket_size"])
+    ours = 2 * p // n + 2 * t // n + 4 * t // n + 8 * t // n + fp32_grad + 2 * persistent + 2 * gathered + 2 * (
         sum(x.numel for x in big) - big_frozen
     )
     return ours - (4 * sum(x.numel for x in big) + 18 * p // n)
@@ -104,7 +135,10 @@ def main() -> None:
         "\"as explained\": the difference equals, byte for byte, the stage's structural term "
         "(stage 2: less the 16-bit gradient partition the estimator counts and a measured DeepSpeed run does not "
         "allocate under bf16, see zero-measured.md; stage 1: unpartitioned 16-bit gradients; stage 3: the 16-bit gradient partition and one "
-        "sub-group's fp32 gradient in place of the estimator's 18/N) less, for LoRA, the frozen "
+        "sub-group's fp32 gradient in place of the estimator's 18/N, and in place of its 4 × largest layer the parameters of "
+        "≤ 1e5 elements kept whole on every rank (`stage3_param_persistence_threshold`), the gathered ones (largest module "
+        "plus the 5e7-element `stage3_prefetch_bucket_size` window, a limit, not a buffer) and the largest module's 16-bit "
+        "gradients) less, for LoRA, the frozen "
         "parameters' optimizer and gradient bytes the estimators count (DeepSpeed issue #5304).\n\n"
         + md + "\n"
     )

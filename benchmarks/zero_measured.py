@@ -32,10 +32,56 @@ from advisor.engines.distributed import measure_distributed_plans
 from advisor.engines.zero import zero_layout_for
 from advisor.models import resolve_model
 from advisor.plans import parse_plan
-from profilers.simulate.zero import deepspeed_estimate_bytes, largest_layer_params
+from profilers.simulate.zero import ZeroLayout, deepspeed_estimate_bytes, largest_layer_params
 
 OUT = Path(__file__).parent / "results" / "zero-measured.md"
-PLANS = ["zero(stage=1)+bf16", "zero(stage=2)+bf16", "zero(stage=2)", "zero(stage=2)+lora+bf16"]  # stage 3: not measured (README)
+PLANS = [
+    "zero(stage=1)+bf16", "zero(stage=2)+bf16", "zero(stage=2)", "zero(stage=2)+lora+bf16",
+    "zero(stage=3)+bf16", "zero(stage=3)+lora+bf16",
+]  # fmt: skip
+# the measured roles after the step, and the layout's terms that model each (stage 3)
+_ROLES = (
+    ("parameters", "partitions + persistent (≤ 1e5 elements) whole"),
+    ("gradients", "16-bit gradient partition"),
+    ("optimizer", "fp32 master + Adam partitions"),
+    ("deepspeed buffers", "reduce bucket (kept between steps)"),
+)
+
+
+_STAGE3_READING = """How the stage-3 rows are modelled, term by term (`advisor/engines/zero.py::_stage3_peak`,
+DeepSpeed 0.19.8):
+
+* **optimizer phase** (full fine-tuning's peak): the parameter, 16-bit gradient, fp32 master and Adam
+  partitions, the reduce bucket (`reduce_bucket_size` × 2 B, kept between steps), one sub-group's fp32
+  gradient (`_prepare_fp32_grad_for_sub_group`) and AdamW's two fp32 temporaries of the partition
+  (`_single_tensor_adam`: `exp_avg_sq.sqrt()` and its quotient); the persistent parameters are released
+  for the step (`_partition_all_parameters`); or the step's start, with them still whole (LoRA's optimizer
+  phase: its sub-group is small). Measured − modelled: Adam's 4-byte step counter, DeepSpeed's 1-byte
+  `inf_or_nan_tracker` and a few 4–8-byte scalars.
+* **forward, at the prefetched all-gather** (LoRA's peak): the gathered parameters twice (the flat
+  all-gather output and each parameter's `torch.cat` copy out of it, `AllGatherCoalescedHandle.wait`) beside
+  the partitions, the persistent parameters whole and the bucket; measured − modelled: the activations
+  already live then (LoRA: the embedding's output; full fine-tuning's forward phase peaks a little later,
+  when the first layers' activations, 1.7 MB, are live beside the flat output, which the handle keeps until
+  the batch's last parameter is fetched).
+* **backward**: the larger of the step with the replay's activations, the gathered parameters and the
+  largest module's 16-bit gradients, and the gradients' reduce-scatter (`reduce_scatter_coalesced`: a
+  `torch.cat` copy of the bucket's padded gradients, and gloo's copy of its input): with every gradient in
+  one bucket it runs once after backward, with the last module still gathered and no activation left
+  (full fine-tuning's measured backward, to a few bytes). LoRA's measured backward is below the modelled
+  one: there the real backward releases each module's gathered parameters as it goes, while the model
+  keeps all of the prefetch window beside all of the activations.
+"""
+
+
+def _modelled_roles(layout: ZeroLayout) -> dict[str, int]:
+    """What the stage-3 layout says each measured role holds after the step."""
+    return {
+        "parameters": layout.parameter_bytes + layout.persistent_parameter_bytes,
+        "gradients": layout.gradient_bytes - layout.module_gradient_bytes,
+        "optimizer": layout.master_bytes + layout.optimizer_state_bytes,
+        "deepspeed buffers": layout.communication_buffer_bytes,
+    }
 
 
 def _pct(a: int, b: int) -> str:
@@ -56,6 +102,8 @@ def main() -> None:
     measured = measure_distributed_plans(args.model, plans, args.batch, args.seq, nproc=args.nproc, device="cpu")
     took = time.perf_counter() - started
     rows: list[list[str]] = []
+    role_rows: list[list[str]] = []
+    phase_rows: list[list[str]] = []
     for text, m in zip(plans, measured, strict=True):
         plan = parse_plan(text)
         sim = api.simulate(args.model, text, batch_size=args.batch, seq_len=args.seq, target="cpu", gpus=args.nproc)
@@ -68,6 +116,19 @@ def main() -> None:
         mp, sp = m.tensor_peak.peak_bytes, sim.tensor_peak.peak_bytes
         states = int(m.extra["zero_model_state_bytes"])
         spread = m.distributed.spread if m.distributed is not None else None
+        if layout.stage == 3:
+            got = m.extra["zero_model_state_roles"]
+            for role, what in _ROLES:
+                want = _modelled_roles(layout)[role]
+                role_rows.append([text, role, what, f"{got[role]:,}", f"{want:,}", f"{want - got[role]:+,}"])
+            phases = m.extra.get("zero_phase_peaks", {})
+            modelled = sim.distributed.layout if sim.distributed is not None else {}
+            for phase in ("forward", "backward", "optimizer"):
+                if phase in phases:
+                    want = int(modelled.get(f"{phase} peak", 0))
+                    peak = " (the peak)" if phase == sim.tensor_peak.peak_phase else ""
+                    phase_rows.append([text, phase, f"{phases[phase]:,}", f"{want:,}{peak}",
+                                       f"{want - phases[phase]:+,}"])  # fmt: skip
         rows.append([
             text, f"{format_bytes(mp, 2)} ({m.tensor_peak.peak_phase})", format_bytes(sp, 2), _pct(sp, mp),
             f"{spread:.1%}" if spread is not None else "—",
@@ -76,6 +137,10 @@ def main() -> None:
     headers = ["plan", "measured peak (phase)", "simulated peak", "sim − meas", "rank spread",
                "measured states after step", "simulated states at step", "DS estimator"]  # fmt: skip
     print(table(headers, rows))
+    role_headers = ["plan", "role after the step", "modelled as", "measured B", "modelled B", "modelled − measured"]
+    phase_headers = ["plan", "phase", "measured peak B", "modelled B", "modelled − measured"]
+    print(table(role_headers, role_rows))
+    print(table(phase_headers, phase_rows))
     load = os.getloadavg()[0]
     print(f"\n{len(rows)} plans, a torchrun job of {args.nproc} ranks each: {took:.0f} s (load {load:.1f})")
     OUT.write_text(
@@ -87,6 +152,12 @@ def main() -> None:
         f"gpus={args.nproc}, target='cpu')`. One torchrun job per plan, all in {took:.0f} s "
         f"(2-core machine shared with other jobs, load {load:.1f}).\n\n"
         + table(headers, rows, markdown=True) + "\n"
+        + ("\n## ZeRO-3: model states after the step, by role\n\n"
+           "Measured: the tracker's roles on the highest rank after the step (batch excluded); modelled: "
+           "`zero_layout`'s terms (module doc of `profilers/simulate/zero.py`).\n\n"
+           + table(role_headers, role_rows, markdown=True) + "\n" if role_rows else "")
+        + ("\n## ZeRO-3: measured peak of each phase of the step\n\n"
+           + table(phase_headers, phase_rows, markdown=True) + "\n\n" + _STAGE3_READING if phase_rows else "")
     )
     print(f"wrote {OUT}")
 

@@ -154,7 +154,10 @@ def _state_tensors(engine: Any) -> dict[Role, list[torch.Tensor]]:
         grads += [flat] if isinstance(flat, torch.Tensor) else tensors_in(group)
     grads += [p.grad for p in engine.module.parameters() if p.grad is not None]
     buckets = getattr(zero, "ipg_buckets", None) or {}
-    comm = [t for b in buckets.values() for t in getattr(b, "buffer", []) if isinstance(t, torch.Tensor)]
+    # stage 1/2's IPGBucket.buffer is a list of tensors, stage 3's IPGBucketZ3.buffer one tensor
+    # (and buffer_meta): never iterate a tensor here (500M one-element views: the run that
+    # "hung" under the rank worker was this loop filling memory until the kernel killed a rank)
+    comm = tensors_in([(getattr(b, "buffer", None), getattr(b, "buffer_meta", None)) for b in buckets.values()])
     return {Role.PARAMETER: params, Role.OPTIMIZER: optim, Role.GRADIENT: grads, Role.COMMUNICATION: comm}
 
 

@@ -578,7 +578,7 @@ def simulate(
             warmup_steps=warmup_steps, count_cost=count_cost, progress=progress, extrapolate=extrapolate,
             min_blocks=min_blocks, moe_imbalance=moe_imbalance,
         )  # fmt: skip
-        return zero_rank_result(local, plan, source, gpus=gpus, nodes=nodes)
+        return zero_rank_result(local, plan, source, gpus=gpus, nodes=nodes, target=target)
     if target not in ("cpu", "cuda"):
         raise InvalidInputError(f"unknown simulation target '{target}'", "use cuda or cpu")
     if not moe_imbalance >= 1.0:

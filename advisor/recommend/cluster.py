@@ -106,7 +106,8 @@ def shape_backends(
             if plan.name not in params_cache:
                 params_cache[plan.name] = plan_params(plan, source, workload.micro_batch, workload.seq_len)
             return zero_rank_result(
-                local_cache[local.name], plan, source, gpus=gpus, nodes=nodes, params=params_cache[plan.name]
+                local_cache[local.name], plan, source, gpus=gpus, nodes=nodes, params=params_cache[plan.name],
+                target="cuda",
             )
         return simulate(source, plan, workload.micro_batch, workload.seq_len, target="cuda", gpus=gpus, nodes=nodes)
 

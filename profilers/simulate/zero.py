@@ -20,10 +20,31 @@ from the parameters alone, following DeepSpeed 0.19.8's own code:
 * ``partition_parameters.py`` (``_aligned_size``/``_padding_size``) and ``stage3.py``: stage 3
   partitions every parameter (frozen ones too) one by one, each padded to a multiple of N;
   the fp32 master, optimizer state and gradient partitions exist for the trainable ones only.
-  During forward and backward the current module's parameters are gathered whole (the
-  estimator's ``largest_layer_params``, ``model_to_params`` in stage3.py) with their 16-bit
-  gradients, and up to ``stage3_prefetch_bucket_size`` elements are prefetched; gradients
-  are reduce-scattered through one ``reduce_bucket_size`` bucket (``contiguous_gradients``).
+  Gradients are reduce-scattered through one ``reduce_bucket_size`` bucket in the weights'
+  dtype (``IPGBucketZ3``, allocated at the first backward and kept for reuse: ``clear_params``).
+* Persistent parameters (``parameter_offload.py: mark_persistent_parameters``): every parameter
+  of ≤ ``stage3_param_persistence_threshold`` (1e5) elements, while their running total stays
+  ≤ ``stage3_model_persistence_threshold`` (unbounded by default), is never released by the
+  coordinator (``partitioned_param_coordinator.py: __params_to_release`` skips ``ds_persist``):
+  it stays whole (16-bit) on every rank beside its partition (``_partition_param`` still makes
+  its ``ds_tensor``, on the local device), so its fp32 master, Adam state and gradient are
+  partitioned like any other's. ``stage3.py: step`` releases them with every parameter
+  (``_partition_all_parameters``) and ``_post_step`` gathers them again: whole during forward,
+  backward and after the step, partitioned during the optimizer step.
+* Prefetch (``partitioned_param_coordinator.py: fetch_sub_module``): once the trace is complete
+  (from the second step) the coordinator all-gathers, after the current module's parameters,
+  the next not-yet-available parameters of the trace until ``numel_prefetching`` reaches
+  ``min(stage3_max_live_parameters − available, stage3_prefetch_bucket_size)``: a limit on
+  parameters gathered ahead into their own storages, not an allocated buffer. Modelled with the
+  trace taken as the modules in definition order (forward) and its reverse (backward): the
+  most bytes a module's own non-persistent parameters and those prefetched after it hold
+  (:func:`_gathered_at_once`).
+* The optimizer step (``stage3.py: step``, one ``sub_group_size`` sub-group at a time): the
+  persistent parameters are released, the sub-group's fp32 gradient is made
+  (``_prepare_fp32_grad_for_sub_group``) and the wrapped optimizer steps on its flat fp32
+  partition with its own temporaries (torch 2.13 AdamW: ``_single_tensor_adam``'s
+  ``exp_avg_sq.sqrt() / bias_correction2_sqrt``, two fp32 copies live at once, on CPU;
+  ``_multi_tensor_adam``'s one ``_foreach_sqrt`` copy with foreach, CUDA's default).
 
 Compared with DeepSpeed's own estimators (``estimate_zero2_model_states_mem_needs``, which it
 offers for stages 1 and 2, and ``estimate_zero3_model_states_mem_needs``), for full
@@ -36,17 +57,20 @@ fine-tuning with 16-bit weights and Adam, padding apart (:attr:`ZeroLayout.paddi
   treats stage 1 as stage 2);
 * stage 3 replaces the estimator's 18/N bytes per parameter by what stage3.py keeps: 16-bit
   parameter and gradient partitions, fp32 master and Adam partitions (16/N), and the fp32
-  gradient of one sub-group at the step (``min(sub_group_size, T/N) × 4``); the largest
-  module's gathered parameters and gradients are the estimator's ``4 × largest_layer``.
+  gradient of one sub-group at the step (``min(sub_group_size, T/N) × 4``); and in place of
+  the estimator's ``4 × largest_layer`` (the largest module's parameters and gradients
+  gathered), the persistent parameters whole, the gathered non-persistent ones (the largest
+  module and the prefetch window) and the largest module's 16-bit gradients.
 
 For a LoRA plan the figures are below the same comparison by exactly the frozen parameters'
 optimizer and gradient bytes, which the estimators count although DeepSpeed allocates none
-(DeepSpeed issue #5304). :func:`estimator_difference` gives both terms.
+(DeepSpeed issue #5304). ``benchmarks/zero.py`` checks both terms byte for byte.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -61,6 +85,7 @@ __all__ = [
     "deepspeed_estimate_bytes",
     "largest_layer_params",
     "params_of",
+    "persistent_params",
     "zero_layout",
 ]
 
@@ -105,6 +130,10 @@ class ZeroConfig:
     stage3_max_live_parameters: int = ZERO_DEFAULTS["stage3_max_live_parameters"]
     stage3_param_persistence_threshold: int = ZERO_DEFAULTS["stage3_param_persistence_threshold"]
     sub_group_size: int = ZERO_DEFAULTS["sub_group_size"]
+    stage3_model_persistence_threshold: int = sys.maxsize  # config.py default (elements)
+    # the wrapped optimizer's own temporaries at its step, per element of the fp32 partition
+    # (torch AdamW: 8 single-tensor, CPU's default; 4 foreach, CUDA's default; SGD: 0)
+    optimizer_step_temp_bytes_per_element: int = 8
 
     def __post_init__(self) -> None:
         if self.stage not in (1, 2, 3):
@@ -141,7 +170,7 @@ class ZeroLayout:
     stage: int
     world_size: int
     parameter_bytes: int  # 16-bit (or compute-dtype) parameters resident on the device
-    gathered_parameter_bytes: int  # stage 3: the largest module's parameters gathered whole
+    gathered_parameter_bytes: int  # stage 3: non-persistent parameters gathered at once (module + prefetch)
     gradient_bytes: int  # compute-dtype gradients (full, partitioned, or the gathered layer's)
     master_bytes: int  # fp32 master partition (DeepSpeed keeps it even for fp32 weights)
     optimizer_state_bytes: int  # optimizer state of the owned partition
@@ -150,12 +179,28 @@ class ZeroLayout:
     communication_buffer_bytes: int  # reduce / prefetch buckets
     host_bytes: int  # offloaded to host memory (optimizer partition, parameters)
     buckets: tuple[tuple[str, int], ...]  # the bucket sizes used (DeepSpeed config keys, elements)
+    # stage 3: the persistent parameters (≤ stage3_param_persistence_threshold elements) whole,
+    # 16-bit, on every rank (beside their partitions, in parameter_bytes), except during the step
+    persistent_parameter_bytes: int = 0
+    # stage 3: the optimizer step's temporaries for one sub-group (fp32 gradient apart)
+    step_temporary_bytes: int = 0
+    # stage 3: the part of gradient_bytes that is the current module's 16-bit gradients
+    # (gone by the step), the rest being the gradient partition
+    module_gradient_bytes: int = 0
+    # stage 3: one reduce-scatter of the bucket's gradients (coalesced_collectives.py
+    # reduce_scatter_coalesced): its torch.cat of the padded partitions, bytes (one copy)
+    reduce_copy_bytes: int = 0
+    # stage 3: whether every gradient fits one bucket (reduced once, after backward: no
+    # activation left then), and the largest module's released parameters gathered then
+    single_reduce: bool = False
+    reduce_module_bytes: int = 0
 
     @property
     def model_state_bytes(self) -> int:
         """Device model states without padding: what DeepSpeed's estimators count on the GPU."""
         return (
             self.parameter_bytes
+            + self.persistent_parameter_bytes
             + self.gathered_parameter_bytes
             + self.gradient_bytes
             + self.master_bytes
@@ -176,6 +221,49 @@ def largest_layer_params(params: Iterable[ParamInfo]) -> int:
     for p in params:
         by_module[p.module] = by_module.get(p.module, 0) + p.numel
     return max(by_module.values(), default=0)
+
+
+def persistent_params(params: Iterable[ParamInfo], config: ZeroConfig) -> list[bool]:
+    """Which parameters ZeRO-3 keeps whole (``parameter_offload.py: mark_persistent_parameters``,
+    0.19.8: in order, ``ds_numel ≤ param_threshold`` while the running total stays ≤
+    ``model_threshold``)."""
+    out: list[bool] = []
+    total = 0
+    for p in params:
+        if p.numel + total > config.stage3_model_persistence_threshold:
+            out.append(False)
+            continue
+        keep = p.numel <= config.stage3_param_persistence_threshold
+        total += p.numel if keep else 0
+        out.append(keep)
+    return out
+
+
+def _gathered_at_once(released: list[ParamInfo], window: int) -> int:
+    """The most bytes of non-persistent parameters gathered at once: a module's own and those
+    prefetched ahead of it (``partitioned_param_coordinator.py: fetch_sub_module``: after the
+    current module's, the next parameters of the trace until ``numel_prefetching`` reaches the
+    window, the one crossing it included), the trace being the modules in definition order
+    (forward) or its reverse (backward)."""
+    modules: dict[str, list[ParamInfo]] = {}
+    for p in released:
+        modules.setdefault(p.module, []).append(p)
+    order = list(modules.values())
+    best = 0
+    for trace in (order, order[::-1]):
+        flat = [p for ps in trace for p in ps]
+        start = 0  # index in flat of the first parameter after the current module
+        for own in trace:
+            start += len(own)
+            held = sum(p.numel * p.element_bytes for p in own)
+            ahead = 0
+            k = start  # no slice: a copy per module would be quadratic in the parameter count
+            while k < len(flat) and ahead < window:
+                ahead += flat[k].numel
+                held += flat[k].numel * flat[k].element_bytes
+                k += 1
+            best = max(best, held)
+    return best
 
 
 def _largest_layer(params: list[ParamInfo]) -> tuple[int, int, int]:
@@ -204,7 +292,8 @@ def zero_layout(params: Iterable[ParamInfo], config: ZeroConfig) -> ZeroLayout:
     b = trainable[0].element_bytes if trainable else (params[0].element_bytes if params else 2)
     state_per_el = _FP32 + config.optimizer_state_bytes_per_element + _FP32  # master, state, fp32 grad
     host = 0
-    gathered = 0
+    gathered = persistent = step_temps = module_grads = reduce_copy = reduce_module = 0
+    single_reduce = False
     opt_el = config.optimizer_state_bytes_per_element
 
     def partitioned(grad_el: int) -> tuple[int, int, int, int]:
@@ -245,21 +334,36 @@ def zero_layout(params: Iterable[ParamInfo], config: ZeroConfig) -> ZeroLayout:
         all_param_bytes = sum(p.numel * p.element_bytes for p in params)
         param_bytes = all_param_bytes // n
         padding = sum(part(p) * p.element_bytes for p in params) - param_bytes
-        _layer_all, layer_trainable, layer_bytes = _largest_layer(params)
-        gathered = layer_bytes  # the current module's parameters gathered whole
+        _layer_all, layer_trainable, _layer_bytes = _largest_layer(params)
+        # persistent parameters whole on every rank; the rest gathered module by module, the
+        # current one and up to the prefetch window ahead (module doc)
+        persist = persistent_params(params, config)
+        persistent = sum(p.numel * p.element_bytes for p, keep in zip(params, persist, strict=True) if keep)
+        released = [p for p, keep in zip(params, persist, strict=True) if not keep]
+        window = min(config.stage3_prefetch_bucket_size, config.stage3_max_live_parameters)
+        gathered = _gathered_at_once(released, window)
+        reduce_module = _largest_layer(released)[2]
+        # the bucket holds whole gradients up to reduce_bucket_size elements; each reduce
+        # copies them, each padded to a multiple of N, into one flat buffer (torch.cat)
+        t_padded = sum(math.ceil(p.numel / n) * n for p in trainable)
+        single_reduce = t_padded <= config.reduce_bucket_size
+        reduce_copy = min(config.reduce_bucket_size, t_padded) * b
         grad_part = t_numel * b // n  # the persistent 16-bit gradient partition
         master, optim = t_numel * _FP32 // n, t_numel * opt_el // n
         # the fp32 gradient exists for one sub-group at a time, at the optimizer step
         # (stage3.py: _prepare_fp32_grad_for_sub_group; sub_group_size, config.py default 1e9)
-        fp32_grad = min(config.sub_group_size, math.ceil(t_numel / n)) * _FP32 if t_numel else 0
-        grad_bytes = grad_part + layer_trainable * b  # and the module's 16-bit gradients
+        sub_group = min(config.sub_group_size, math.ceil(t_numel / n)) if t_numel else 0
+        fp32_grad = sub_group * _FP32
+        step_temps = sub_group * config.optimizer_step_temp_bytes_per_element
+        module_grads = layer_trainable * b
+        grad_bytes = grad_part + module_grads  # and the module's 16-bit gradients
         t_part = sum(part(p) for p in trainable)
         grad_part_padding = t_part * b - t_numel * b // n
         padding += grad_part_padding
         part_padding = t_part * (_FP32 + opt_el) - t_numel * (_FP32 + opt_el) // n
-        # stage3.py: one contiguous ipg bucket of reduce_bucket_size per gradient dtype; the
-        # prefetched 16-bit parameters up to stage3_prefetch_bucket_size
-        comm = config.reduce_bucket_size * b + config.stage3_prefetch_bucket_size * b
+        # stage3.py: one contiguous ipg bucket of reduce_bucket_size per gradient dtype (the
+        # prefetch is a limit, counted in ``gathered``, not a buffer)
+        comm = config.reduce_bucket_size * b
         if config.offload_params == "cpu":
             host += param_bytes + padding - grad_part_padding
             padding = grad_part_padding
@@ -267,7 +371,7 @@ def zero_layout(params: Iterable[ParamInfo], config: ZeroConfig) -> ZeroLayout:
     if config.offload_optimizer == "cpu":
         # the fp32 master, optimizer state and fp32 gradient partitions live on the host
         host += master + optim + fp32_grad + part_padding
-        master = optim = fp32_grad = 0
+        master = optim = fp32_grad = step_temps = 0
     else:
         padding += part_padding
     return ZeroLayout(
@@ -283,6 +387,12 @@ def zero_layout(params: Iterable[ParamInfo], config: ZeroConfig) -> ZeroLayout:
         communication_buffer_bytes=int(comm),
         host_bytes=int(host),
         buckets=tuple(sorted(config.buckets().items())),
+        persistent_parameter_bytes=int(persistent),
+        step_temporary_bytes=int(step_temps),
+        module_gradient_bytes=int(module_grads),
+        reduce_copy_bytes=int(reduce_copy),
+        single_reduce=single_reduce,
+        reduce_module_bytes=int(reduce_module),
     )
 
 

@@ -11,7 +11,7 @@ from profilers.records import Provenance, TrialResult
 pytest.importorskip("deepspeed")
 
 N = 2
-PLANS = ["zero(stage=1)+bf16", "zero(stage=2)+bf16"]
+PLANS = ["zero(stage=1)+bf16", "zero(stage=2)+bf16", "zero(stage=3)+bf16"]
 
 
 @pytest.fixture(scope="module")
@@ -81,5 +81,62 @@ def test_profile_of_a_zero_plan_with_offload_is_one_clear_error() -> None:
 
     with pytest.raises(AdvisorError, match="with offload is not supported"):
         api.profile("tiny-llama", plan="zero(stage=2,offload_optimizer=cpu)", gpus=2)
-    with pytest.raises(AdvisorError, match="stage=3"):
-        api.profile("tiny-llama", plan="zero(stage=3)", gpus=2)
+    with pytest.raises(AdvisorError, match="with offload is not supported"):
+        api.profile("tiny-llama", plan="zero(stage=3,offload_params=cpu)", gpus=2)
+
+
+def _shapes() -> list[int]:
+    """tiny-llama's parameter sizes, from the real model (not the code under test)."""
+    from advisor.models import resolve_model
+
+    model = resolve_model("tiny-llama").build(torch.device("cpu"))
+    return [p.numel() for p in model.parameters()]
+
+
+@pytest.mark.slow
+def test_zero3_measured_states_after_the_step_equal_deepspeeds_layout(runs: dict[str, TrialResult]) -> None:
+    measured = runs["zero(stage=3)+bf16"]
+    assert measured.ok, measured.reason
+    assert measured.tensor_peak is not None and measured.distributed is not None
+    assert measured.distributed.strategy == "zero-3" and len(measured.distributed.rank_peak_bytes) == N
+    sizes = _shapes()
+    # DeepSpeed 0.19.8's documented rules: every parameter partitioned on its own, padded to a
+    # multiple of N (partition_parameters.py _aligned_size); those of ≤ 1e5 elements
+    # (stage3_param_persistence_threshold) also kept whole on every rank after the step
+    # (_post_step all-gathers them); a 16-bit gradient partition and the fp32 master and
+    # Adam's two moments for each partition, with Adam's fp32 step counter (one flat sub-group);
+    # the reduce bucket (reduce_bucket_size = 5e8 elements, bf16) kept for reuse, and the 1-byte
+    # bool inf_or_nan_tracker
+    part = sum(-(-n // N) for n in sizes)
+    persistent = sum(n for n in sizes if n <= 100_000)
+    assert 0 < persistent < sum(sizes)  # tiny-llama has both kinds (norms and q/k/v/o ≤ 1e5)
+    roles = measured.extra["zero_model_state_roles"]
+    assert roles["parameters"] == 2 * part + 2 * persistent
+    assert roles["gradients"] == 2 * part
+    assert roles["optimizer"] == 12 * part + 4
+    assert roles["deepspeed buffers"] == 500_000_000 * 2 + 1
+    # the modelled layout (the code under test) gives the same bytes by role
+    from advisor.engines.zero import zero_layout_for
+    from advisor.models import resolve_model
+    from advisor.plans import parse_plan
+
+    layout, _ = zero_layout_for(parse_plan("zero(stage=3)+bf16"), resolve_model("tiny-llama"), 2, 32, N)
+    assert layout.padding_bytes == 0  # every tiny-llama parameter has an even size
+    assert layout.parameter_bytes + layout.persistent_parameter_bytes == roles["parameters"]
+    assert layout.gradient_bytes - layout.module_gradient_bytes == roles["gradients"]
+    assert layout.master_bytes + layout.optimizer_state_bytes == roles["optimizer"] - 4
+    assert layout.communication_buffer_bytes == roles["deepspeed buffers"] - 1
+    # the step's peak: in the optimizer step (persistent parameters released, one sub-group's
+    # fp32 gradient and AdamW's two fp32 temporaries): the simulated rank within 0.1%
+    assert measured.tensor_peak.peak_phase == "optimizer"
+    mp, sp = measured.tensor_peak.peak_bytes, _simulated_peak("zero(stage=3)+bf16")
+    assert abs(sp - mp) <= 0.001 * mp, (sp, mp)
+    # the backward's peak is the gradients' one reduce-scatter after backward (every gradient
+    # fits the bucket): a torch.cat copy of the bucket's gradients and gloo's copy of its input,
+    # 2 × 2 B per parameter, beside the states and the last module (the embedding) still gathered
+    from advisor import api
+
+    sim = api.simulate("tiny-llama", "zero(stage=3)+bf16", batch_size=2, seq_len=32, target="cpu", gpus=N)
+    assert sim.distributed is not None
+    backward = measured.extra["zero_phase_peaks"]["backward"]
+    assert abs(sim.distributed.layout["backward peak"] - backward) <= 64, (sim.distributed.layout, backward)

@@ -48,10 +48,18 @@ def test_full_fine_tuning_matches_deepspeed_estimators(n: int) -> None:
     assert stage1.model_state_bytes - _ds_gpu_bytes(1, model, n) == 2 * p - 2 * p // n
     # stage 3: 16-bit parameter + gradient partitions and 16 B of fp32 state per parameter (the
     # fp32 gradient partition: one sub-group, the whole partition here): 20/N where the
-    # estimator counts 18/N; the gathered largest layer is the estimator's 4 × largest_layer
-    stage3_ = zero_layout(params, ZeroConfig(stage=3, world_size=n))
+    # estimator counts 18/N. With no persistent parameter and no prefetch, only the current
+    # module is gathered with its gradients: the estimator's 4 × largest_layer
+    bare = ZeroConfig(stage=3, world_size=n, stage3_param_persistence_threshold=0, stage3_prefetch_bucket_size=0)
+    stage3_ = zero_layout(params, bare)
+    largest = stage3.model_to_params(model)[1]
     assert stage3_.model_state_bytes - _ds_gpu_bytes(3, model, n) == 2 * p // n
-    assert stage3_.gathered_parameter_bytes == 2 * stage3.model_to_params(model)[1]
+    assert stage3_.gathered_parameter_bytes == 2 * largest and stage3_.persistent_parameter_bytes == 0
+    # DeepSpeed's defaults: every parameter here has ≤ 1e5 elements (the largest, 65,536), so
+    # all stay whole on every rank (mark_persistent_parameters) and none is gathered
+    default = zero_layout(params, ZeroConfig(stage=3, world_size=n))
+    assert default.persistent_parameter_bytes == 2 * p and default.gathered_parameter_bytes == 0
+    assert default.model_state_bytes - _ds_gpu_bytes(3, model, n) == 2 * p // n + 2 * p - 2 * largest
 
 
 @pytest.mark.parametrize("n", [2, 4])
@@ -76,7 +84,8 @@ def test_lora_differs_from_estimators_by_frozen_optimizer_and_gradient_bytes(n: 
     assert isinstance(big, nn.Linear)
     largest = big.weight.numel() + big.bias.numel()
     assert largest_layer_params(params) == largest == stage3.model_to_params(model)[1]
-    s3 = zero_layout(params, ZeroConfig(stage=3, world_size=n))
+    bare = ZeroConfig(stage=3, world_size=n, stage3_param_persistence_threshold=0, stage3_prefetch_bucket_size=0)
+    s3 = zero_layout(params, bare)
     assert _ds_gpu_bytes(3, model, n) - s3.model_state_bytes == 16 * frozen // n + 2 * largest - 2 * trainable // n
 
 
@@ -105,9 +114,9 @@ def test_buckets_and_offload() -> None:
     s1 = zero_layout(params, ZeroConfig(stage=1, world_size=4))
     assert s1.communication_buffer_bytes == ZERO_DEFAULTS["reduce_bucket_size"] * 2
     s3 = zero_layout(params, ZeroConfig(stage=3, world_size=4))
-    assert s3.communication_buffer_bytes == (
-        ZERO_DEFAULTS["reduce_bucket_size"] + ZERO_DEFAULTS["stage3_prefetch_bucket_size"]
-    ) * 2
+    # stage 3 allocates the reduce bucket only: the prefetch size is a limit on parameters
+    # gathered ahead (partitioned_param_coordinator.py fetch_sub_module), not a buffer
+    assert s3.communication_buffer_bytes == ZERO_DEFAULTS["reduce_bucket_size"] * 2
     assert dict(s3.buckets)["stage3_max_live_parameters"] == 1_000_000_000
     # the optimizer partition moves to the host: master, Adam state and fp32 gradients
     off = zero_layout(params, ZeroConfig(stage=2, world_size=4, offload_optimizer="cpu"))
@@ -116,3 +125,27 @@ def test_buckets_and_offload() -> None:
     assert s2.model_state_bytes - off.model_state_bytes == 16 * p // 4
     with pytest.raises(ValueError, match="stage 3"):
         ZeroConfig(stage=2, world_size=4, offload_params="cpu")
+
+
+def test_stage3_persistence_and_prefetch_window() -> None:
+    # 3 linears of 300·400 = 120,000 weights (> 1e5: released after use) and 400 / 300 biases
+    # (≤ 1e5: kept whole on every rank, parameter_offload.py mark_persistent_parameters)
+    model = nn.Sequential(nn.Linear(400, 300), nn.Linear(300, 400), nn.Linear(400, 300))
+    params = params_of(model, element_bytes=2)
+    biases = 300 + 400 + 300
+    s3 = zero_layout(params, ZeroConfig(stage=3, world_size=2))
+    assert s3.persistent_parameter_bytes == 2 * biases
+    # default prefetch (5e7 elements ahead) covers every released weight
+    assert s3.gathered_parameter_bytes == 2 * 3 * 120_000
+    # a 1e5-element window: the current module's weight and the next one (the coordinator stops
+    # once numel_prefetching reaches the window, after the parameter that crosses it)
+    narrow = zero_layout(params, ZeroConfig(stage=3, world_size=2, stage3_prefetch_bucket_size=100_000))
+    assert narrow.gathered_parameter_bytes == 2 * (120_000 + 120_000)
+    none = zero_layout(params, ZeroConfig(stage=3, world_size=2, stage3_prefetch_bucket_size=0))
+    assert none.gathered_parameter_bytes == 2 * 120_000
+    # a model-wide persistence cap keeps only the first biases within it, in order
+    capped = zero_layout(params, ZeroConfig(stage=3, world_size=2, stage3_model_persistence_threshold=700))
+    assert capped.persistent_parameter_bytes == 2 * (300 + 400)
+    # the step: one sub-group's fp32 gradient and AdamW's two fp32 temporaries (single-tensor)
+    t_part = sum(-(-p.numel // 2) for p in params)
+    assert s3.fp32_gradient_bytes == 4 * t_part and s3.step_temporary_bytes == 8 * t_part
