@@ -249,6 +249,15 @@ _SHALLOW: dict[int, tuple[ModelSource, dict[tuple[int, str], tuple[Any, ...]]]] 
 _WHOLE: dict[int, tuple[ModelSource, dict[str, nn.Module]]] = {}
 
 
+def _last_source_memo(cache: dict[int, tuple[ModelSource, dict[Any, Any]]], source: ModelSource) -> dict[Any, Any]:
+    """``cache``'s memo for ``source``, kept for the last source only (a sweep asks about one)."""
+    kept = cache.get(id(source))
+    if kept is None or kept[0] is not source:
+        cache.clear()
+        kept = cache[id(source)] = (source, {})
+    return kept[1]
+
+
 def _shallow_config(config: Any, pattern: RepeatPattern, blocks: int) -> Any:
     """A copy of a transformers config for the probe's depth, its per-layer lists cut as
     :func:`keep_blocks` cuts them."""
@@ -288,22 +297,16 @@ def _shallow_build(
         return None
     if not isinstance(layers, nn.ModuleList) or len(layers) != len(pattern.kept(blocks)):
         return None
-    checks = _SHALLOW.get(id(source))
-    if checks is None or checks[0] is not source:
-        _SHALLOW.clear()
-        checks = _SHALLOW[id(source)] = (source, {})
+    checks = _last_source_memo(_SHALLOW, source)
     key = (blocks, repr(sorted(kwargs.items())))
-    if key not in checks[1]:
-        whole = _WHOLE.get(id(source))
-        if whole is None or whole[0] is not source:
-            _WHOLE.clear()
-            whole = _WHOLE[id(source)] = (source, {})
+    if key not in checks:
+        whole = _last_source_memo(_WHOLE, source)
         options = key[1]
-        if options not in whole[1]:  # one whole build per source and options, cut to each depth
+        if options not in whole:  # one whole build per source and options, cut to each depth
             with torch.utils._python_dispatch._disable_current_modes():
-                whole[1][options] = source.build(torch.device("meta"), **kwargs)
-        checks[1][key] = _reference(whole[1][options], pattern, blocks)
-    if model_signature(model) != checks[1][key]:
+                whole[options] = source.build(torch.device("meta"), **kwargs)
+        checks[key] = _reference(whole[options], pattern, blocks)
+    if model_signature(model) != checks[key]:
         log.debug("%s: the build at %d blocks differs from the whole model cut; cutting", source.name, blocks)
         return None
     return model
@@ -361,7 +364,7 @@ def _young_garbage_only() -> Iterator[None]:
     """
     # a sweep's worker froze at its start; elsewhere ask (the count walks every frozen object:
     # 40 ms in a worker, once per plan)
-    outer = _worker_source is not None or gc.get_freeze_count() > 0
+    outer = _frozen_at_worker_start or gc.get_freeze_count() > 0
     gc.collect()
     gc.freeze()
     try:
@@ -773,17 +776,19 @@ def default_workers() -> int:
 
 PROFILE_ENV = "VRAM_ADVISOR_PROFILE_DIR"  # set: each worker writes a cProfile of each plan there
 _worker_source: ModelSource | None = None  # in a worker process: the sweep's model, sent once
+_frozen_at_worker_start = False  # in a worker process: the collector froze what it had imported
 
 
-def _worker_start(payload: bytes | None) -> None:
-    """A worker's initializer: the model source (or what resolves to it), once per worker;
-    ``None`` where the worker is a fork of the sweep's process and has the source already."""
-    global _worker_source
+def _worker_start(given: bytes | ModelSource) -> None:
+    """A worker's initializer: the model source, once per worker: pickled (what resolves to
+    it) for a fresh worker, the object itself for a fork of the sweep's process (a fork's
+    arguments are not pickled)."""
+    global _worker_source, _frozen_at_worker_start
     torch.set_num_threads(1)  # fake tensors compute nothing; real batches are tiny
-    if payload is not None:
-        _worker_source = resolve_model(pickle.loads(payload))
+    _worker_source = resolve_model(pickle.loads(given)) if isinstance(given, bytes) else given
     gc.collect()
     gc.freeze()  # what lives now is never garbage: each replay's collection skips it
+    _frozen_at_worker_start = True
 
 
 def _worker_simulate(index: int, plan: Plan, batch_size: int, seq_len: int, options: dict[str, Any]) -> tuple[int, TrialResult]:
@@ -875,19 +880,17 @@ def _simulate_in_workers(
     """Simulate ``plans`` in ``workers`` processes, calling ``done(index, result)`` as each
     finishes; returns the indices left undone when the pool broke (a worker died). The
     workers are forks of this process with ``payload`` ``None``, else each is sent it."""
-    global _worker_source
     left = set(range(len(plans)))
     ctx = _pool_context(source, fork=payload is None)
-    if payload is None:  # the workers inherit the source and its meta build
+    if payload is None:  # the forks inherit the source and its meta build
         with contextlib.suppress(Exception):  # a failing build is each plan's failure, in the worker
             _plain_model(source)
-        _worker_source = source
     try:
         with concurrent.futures.ProcessPoolExecutor(
             max_workers=workers,
             mp_context=ctx,
             initializer=_worker_start,
-            initargs=(payload,),
+            initargs=(source if payload is None else payload,),
         ) as pool:
             futures = [
                 pool.submit(_worker_simulate, i, plans[i], batch_size, seq_len, options)
@@ -904,8 +907,6 @@ def _simulate_in_workers(
                 raise
     except concurrent.futures.process.BrokenProcessPool as exc:
         log.warning("a simulation worker died (%s): the %d plans left run in this process", exc, len(left))
-    finally:
-        _worker_source = None
     return sorted(left)
 
 
