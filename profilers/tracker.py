@@ -204,7 +204,7 @@ def _watch_collective_scratch(tracker: TensorMemoryTracker) -> list[Callable[[],
 
         setattr(dist, name, waiting)
         undo.append(functools.partial(setattr, dist, name, original))
-    return undo + _watch_all_gather_outputs(tracker)
+    return undo
 
 
 # FSDP2's flat all-gather outputs (torch 2.13, torch/distributed/fsdp/_fully_shard/): a group's
@@ -565,7 +565,9 @@ class TensorMemoryTracker(TorchDispatchMode):
         return out
 
     def __enter__(self) -> TensorMemoryTracker:
-        self._unpatch = _watch_fsdp_collectives(self) + _watch_collective_scratch(self)
+        self._unpatch = (
+            _watch_fsdp_collectives(self) + _watch_collective_scratch(self) + _watch_all_gather_outputs(self)
+        )
         return super().__enter__()  # type: ignore[no-any-return]
 
     def __exit__(self, *exc: Any) -> None:
