@@ -81,7 +81,7 @@ def check_zero_measurable(plan: Plan) -> None:
             f"a measured {cut.label()} run needs DeepSpeed, which is not installed",
             "pip install 'vram-advisor[deepspeed]' (DeepSpeed ≥ 0.19), or " + simulate_hint,
         )
-    if cut.offload_optimizer != "none" or cut.offload_params != "none":
+    if cut.offloads:
         raise AdvisorError(f"measuring {cut.label()} with offload is not supported yet", simulate_hint)
 
 
@@ -264,14 +264,14 @@ def zero_rank_result(
     named = dataclasses.replace(local, plan=plan.name, cuts=plan.cut_names)
     if not local.ok or local.tensor_peak is None:
         return named
-    layout, params = zero_layout_for(plan, source, local.batch_size, local.seq_len, gpus, params,
-                                     device=target or local.device)  # fmt: skip
+    device = target or local.device
+    layout, params = zero_layout_for(plan, source, local.batch_size, local.seq_len, gpus, params, device=device)
     tp = local.tensor_peak
     b = tp.breakdown
     activations = _step_activations(local)
     phase_peaks: dict[str, int] = {}
     if cut.stage == 3:
-        gloo = not (target or local.device).startswith("cuda")  # ranks on CPUs talk gloo
+        gloo = not device.startswith("cuda")  # ranks on CPUs talk gloo
         breakdown, phase, phase_peaks = _stage3_peak(layout, b, activations, gloo=gloo)
     else:
         phase = "backward"  # all activations live, the gradients reduced into the bucket

@@ -36,7 +36,7 @@ def measure_zero_rank(
     started = time.perf_counter()
     base = TrialResult(model=source.name, plan=plan.name, cuts=plan.cut_names, device=device,
                        batch_size=batch_size, seq_len=seq_len, status=TrialStatus.OK)  # fmt: skip
-    if cut.offload_optimizer != "none" or cut.offload_params != "none":
+    if cut.offloads:
         return dataclasses.replace(base, status=TrialStatus.UNSUPPORTED,
                                    reason=f"{cut.label()}: measured ZeRO runs here are without offload")  # fmt: skip
     world = dist.get_world_size()

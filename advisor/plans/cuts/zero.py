@@ -69,6 +69,11 @@ class ZeroCut(Cut):
             )
 
     @property
+    def offloads(self) -> bool:
+        """Whether anything is offloaded to the host (optimizer state or parameters)."""
+        return self.offload_optimizer != "none" or self.offload_params != "none"
+
+    @property
     def strategy(self) -> str:
         """``zero-3`` and the like, for records and tables."""
         return f"zero-{self.stage}"
