@@ -14,11 +14,12 @@ from torch import nn
 from advisor.engines.simulate import simulate
 from advisor.models import HFModelSource, ModuleSource
 from profilers.records import Provenance, TrialResult
-from profilers.simulate.repeat import Probe, RepeatPattern, _pattern, extrapolate, find_repeats, keep_blocks
+from profilers.simulate.repeat import RepeatPattern, _pattern, extrapolate, find_repeats, keep_blocks
 from tests.small_models import bert as _bert
 from tests.small_models import gemma2 as _gemma2
 from tests.small_models import gpt2 as _gpt2
 from tests.small_models import llama as _llama
+from tests.small_models import one_segment_probe
 
 pytestmark = pytest.mark.usefixtures("fast_simulations")
 
@@ -223,27 +224,9 @@ def test_keep_blocks_cuts_the_layer_types() -> None:
     assert model.config.layer_types == ["sliding_attention", "full_attention"] * 3
 
 
-def _probe(blocks: int, peak: int, activations: int, plain: int = 0) -> Probe:
-    """A probe whose one segment peaks at ``peak`` bytes, ``activations`` of them activations."""
-    from profilers.records import MemoryBreakdown, ParamCounts, SimulationRecord, TensorPeak, TrialStatus
-
-    rest = peak - activations
-    breakdown = MemoryBreakdown(rest, 0, 0, 0, 0, activations)
-    result = TrialResult(
-        model="m", plan="p", cuts=(), device="fake-cpu", batch_size=1, seq_len=8, status=TrialStatus.OK,
-        params=ParamCounts(10 * blocks, 10 * blocks, 40 * blocks, 40 * blocks, Provenance.SIMULATED),
-        tensor_peak=TensorPeak(peak, breakdown, rest, "backward", Provenance.SIMULATED),
-        simulation=SimulationRecord(phase_peaks={"backward": peak}),
-    )  # fmt: skip
-    probe = Probe(blocks, result=result, plain_params=plain or 10 * blocks)
-    probe.segment_peaks = {("backward", "outside"): peak}
-    probe.segment_breakdowns = {("backward", "outside"): breakdown}
-    return probe
-
-
 def test_extrapolate_takes_an_affine_line_to_the_real_depth() -> None:
     pattern = RepeatPattern("layers", 10, prefix=0, period=1, blocks=10)
-    probes = [_probe(k, 1000 + 100 * k, 60 * k) for k in (1, 2, 3)]
+    probes = [one_segment_probe(k, 1000 + 100 * k, 60 * k) for k in (1, 2, 3)]
     out = extrapolate(probes, pattern, plain_params=100, wall_time_s=1.0)
     assert isinstance(out, TrialResult)
     assert out.tensor_peak is not None and out.tensor_peak.peak_bytes == 2000  # 1000 + 100 × 10
@@ -254,10 +237,10 @@ def test_extrapolate_takes_an_affine_line_to_the_real_depth() -> None:
 
 def test_extrapolate_refuses_what_is_not_affine() -> None:
     pattern = RepeatPattern("layers", 10, prefix=0, period=1, blocks=10)
-    bent = [_probe(1, 1100, 60), _probe(2, 1200, 120), _probe(3, 1350, 180)]
+    bent = [one_segment_probe(1, 1100, 60), one_segment_probe(2, 1200, 120), one_segment_probe(3, 1350, 180)]
     out = extrapolate(bent, pattern, plain_params=100, wall_time_s=1.0)
     assert isinstance(out, str) and out.startswith("not affine in the number of blocks on probes 1..3")
-    wrong_params = [_probe(k, 1000 + 100 * k, 60 * k) for k in (1, 2, 3)]
+    wrong_params = [one_segment_probe(k, 1000 + 100 * k, 60 * k) for k in (1, 2, 3)]
     out = extrapolate(wrong_params, pattern, plain_params=101, wall_time_s=1.0)
     assert isinstance(out, str) and "differ from the real model's" in out
 
@@ -271,14 +254,8 @@ def _llama_8b_scaled(layers: int = 10) -> HFModelSource:
     ``outside`` segment its backward's outside peak was the larger of two lines (the head's
     backward before the blocks, the embeddings' after them), crossing at 3 blocks, so probes
     1..3 and 2..4 were not affine and 3..5 were needed."""
-    from transformers import LlamaConfig
-
-    cfg = LlamaConfig(
-        vocab_size=2004, hidden_size=64, intermediate_size=224, num_hidden_layers=layers,
-        num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=256,
-    )  # fmt: skip
-    cfg.architectures = ["LlamaForCausalLM"]
-    return HFModelSource(f"llama-8b-scaled-{layers}", cfg)
+    return _llama(layers, "llama-8b-scaled", vocab_size=2004, intermediate_size=224, num_attention_heads=32,
+                  num_key_value_heads=8)  # fmt: skip
 
 
 @pytest.mark.parametrize("plan", ["eager-attn", "grad-ckpt+bf16-weights"])

@@ -11,15 +11,7 @@ import pytest
 
 from advisor.engines.simulate import simulate
 from advisor.models import HFModelSource
-from profilers.records import (
-    MemoryBreakdown,
-    ParamCounts,
-    Provenance,
-    SimulationRecord,
-    TensorPeak,
-    TrialResult,
-    TrialStatus,
-)
+from profilers.records import TrialResult
 from profilers.simulate.repeat import (
     FIRST,
     FROZEN_FIRST,
@@ -34,6 +26,7 @@ from profilers.simulate.repeat import (
 )
 from tests.small_models import gpt2 as _gpt2
 from tests.small_models import llama as _llama
+from tests.small_models import one_segment_probe
 
 pytestmark = pytest.mark.usefixtures("fast_simulations")
 
@@ -79,27 +72,8 @@ def test_labels_of_two_segments() -> None:
     assert block_labels(pattern, 3, frozen=1) == [(OUTSIDE,), (FROZEN_FIRST, FROZEN_LAST), (FIRST,), (LAST,)]
 
 
-def _probe(a: int, b: int, peak: int) -> Probe:
-    """A probe of ``a`` frozen and ``b`` other blocks whose one segment peaks at ``peak`` bytes,
-    60 of them activations per block, each block of 10 parameters."""
-    blocks = a + b
-    activations = 60 * blocks
-    rest = peak - activations
-    breakdown = MemoryBreakdown(rest, 0, 0, 0, 0, activations)
-    result = TrialResult(
-        model="m", plan="p", cuts=(), device="fake-cpu", batch_size=1, seq_len=8, status=TrialStatus.OK,
-        params=ParamCounts(10 * blocks, 10 * b, 40 * blocks, 40 * b, Provenance.SIMULATED),
-        tensor_peak=TensorPeak(peak, breakdown, rest, "backward", Provenance.SIMULATED),
-        simulation=SimulationRecord(phase_peaks={"backward": peak}),
-    )  # fmt: skip
-    probe = Probe(blocks, frozen=a, result=result, plain_params=10 * blocks)
-    probe.segment_peaks = {("backward", "outside"): peak}
-    probe.segment_breakdowns = {("backward", "outside"): breakdown}
-    return probe
-
-
 def _grid(peak: Callable[[int, int], int]) -> dict[tuple[int, int], Probe]:
-    return {(a, b): _probe(a, b, peak(a, b)) for a, b in ((1, 1), (2, 1), (3, 1), (1, 2), (1, 3), (2, 2))}
+    return {(a, b): one_segment_probe(a + b, peak(a, b), 60 * (a + b), frozen=a) for a, b in ((1, 1), (2, 1), (3, 1), (1, 2), (1, 3), (2, 2))}
 
 
 def test_two_counts_extrapolate_exactly_and_refuse_a_cross_term() -> None:
