@@ -75,6 +75,9 @@ class StepProgram:
     accumulation_steps: int = 1
     # entered around each forward (autocast, activation offload, …)
     forward_context: Callable[[], AbstractContextManager[Any]] = nullcontext
+    # entered around each micro-batch's forward *and* backward (what autograd saves, e.g. an
+    # older torch's: :mod:`profilers.autograd_saves`; a checkpoint's recomputation runs in backward)
+    step_context: Callable[[], AbstractContextManager[Any]] = nullcontext
     # called with the loss before backward (e.g. a GradScaler's scale); identity by default
     scale_loss: Callable[[torch.Tensor], torch.Tensor] | None = None
     # replaces ``optimizer.step()`` (e.g. a GradScaler's step + update)
@@ -103,18 +106,19 @@ def train_step(prog: StepProgram, tracker: TensorMemoryTracker | None = None) ->
     """
     params = [p for p in prog.model.parameters() if p.requires_grad]
     for _ in range(prog.accumulation_steps):
-        if tracker is not None:
-            tracker.set_phase("forward")
-        with prog.forward_context():
-            loss = prog.loss_fn(prog.model, prog.batch)
-            if prog.accumulation_steps > 1:
-                loss = loss / prog.accumulation_steps
-        if prog.scale_loss is not None:
-            loss = prog.scale_loss(loss)
-        if tracker is not None:
-            tracker.set_phase("backward")
-        loss.backward()
-        del loss
+        with prog.step_context():
+            if tracker is not None:
+                tracker.set_phase("forward")
+            with prog.forward_context():
+                loss = prog.loss_fn(prog.model, prog.batch)
+                if prog.accumulation_steps > 1:
+                    loss = loss / prog.accumulation_steps
+            if prog.scale_loss is not None:
+                loss = prog.scale_loss(loss)
+            if tracker is not None:
+                tracker.set_phase("backward")
+            loss.backward()
+            del loss
         if tracker is not None:
             tracker.note_gradients(params)
     if tracker is not None:

@@ -114,14 +114,15 @@ def _import_deepspeed(device: torch.device) -> Any:
 def _zero_step(engine: Any, prog: StepProgram, tracker: TensorMemoryTracker | None) -> None:
     """One optimizer step through the DeepSpeed engine (it scales, reduces, steps, zeroes)."""
     for _ in range(prog.accumulation_steps):
-        if tracker is not None:
-            tracker.set_phase("forward")
-        with prog.forward_context():
-            loss = prog.loss_fn(engine, prog.batch)
-        if tracker is not None:
-            tracker.set_phase("backward")
-        engine.backward(loss)
-        del loss
+        with prog.step_context():
+            if tracker is not None:
+                tracker.set_phase("forward")
+            with prog.forward_context():
+                loss = prog.loss_fn(engine, prog.batch)
+            if tracker is not None:
+                tracker.set_phase("backward")
+            engine.backward(loss)
+            del loss
         if tracker is not None:
             _relabel(tracker, engine)  # the gradient partitions exist now
             tracker.set_phase("optimizer")

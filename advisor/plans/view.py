@@ -31,6 +31,7 @@ class EstimateView:
     optimizer_impl: str | None = None  # "foreach", "loop" or "fused" (None: torch's default for the target)
     accumulation: int = 1  # gradient accumulation steps
     gradients_kept: bool = False  # zero_grad(set_to_none=False): gradients resident all step
+    softmax_keeps_input: bool = False  # torch ≤ 1.10: softmax / log-softmax also save their input
     attention: str | None = None  # "eager" when a cut chooses it (None: the model's own)
     offload: bool = False  # saved activations in host memory
     notes: list[str] = field(default_factory=list)  # what the estimate had to assume

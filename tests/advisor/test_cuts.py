@@ -419,7 +419,7 @@ def test_registration_order_is_the_default_sweep_order() -> None:
     assert list(CUTS) == [
         "scratch", "lora", "qlora", "frozen-emb", "freeze-layers", "grad-ckpt", "bf16", "fp16",
         "bf16-weights", "sgd", "adafactor", "adamw8bit", "paged-adamw8bit", "accum", "eager-attn", "sdpa-attn",
-        "offload", "compile", "optim-impl", "zero-grad", "fused-linear-ce", "fused-rmsnorm", "fused-swiglu", "fused-rope",
+        "offload", "compile", "optim-impl", "zero-grad", "autograd-saves", "fused-linear-ce", "fused-rmsnorm", "fused-swiglu", "fused-rope",
         "prune", "prune-unstructured", "sparse24", "pad-to-max", "group-by-length", "token-budget", "pack", "zero",
         "fsdp2", "hsdp", "ddp",
     ]  # fmt: skip

@@ -122,7 +122,10 @@ def _layer_bytes(arch: Arch, s: _Sizes, view: EstimateView, f: _LayerFlags, batc
             per_token += q_dim * s.lin_in  # the output, copied for the output projection
         probs = _FP32 if (path == "math" or s.act == _FP32) else _FP32 + s.act
         dropped = 2 * (_FP32 if path == "math" else s.act) if arch.attn_dropout > 0.0 else 0
-        scores = batch * arch.heads * seq * seq * (probs + dropped)
+        # torch ≤ 1.10: softmax also keeps its input (the scores, plus a decoder's mask: fp32
+        # where the residual stream is)
+        kept_in = (s.act if arch.encoder else max(s.act, s.resid)) if view.softmax_keeps_input else 0
+        scores = batch * arch.heads * seq * seq * (probs + dropped + kept_in)
     if arch.hidden_dropout > 0.0:
         per_token += h * s.mask(s.act)
     # MLP block
@@ -379,6 +382,8 @@ def account(
     loss_size = s.loss if (causal or view.precision == "autocast") else s.param
     acc.logits_bytes = t * arch.vocab * loss_size
     acc.head_saved_bytes = head + acc.logits_bytes + t * _INT64
+    if view.softmax_keeps_input:  # torch ≤ 1.10: log-softmax also keeps its input
+        acc.head_saved_bytes += acc.logits_bytes
     acc.loss_grad_bytes = 2 * acc.logits_bytes
     acc.hidden_grad_bytes = t * arch.hidden * _FP32
     if out_trains and out_emb is not None:

@@ -12,6 +12,7 @@ code fragment: a new cut is one class in one file. The families:
 * :mod:`.optimizers` — SGD, Adafactor, 8-bit AdamW;
 * :mod:`.optimizer_impl` — the optimizer step as ``foreach``, a per-parameter loop or ``fused``;
 * :mod:`.zero_grad` — gradients zeroed in place (``set_to_none=False``, torch < 2.0) or freed;
+* :mod:`.autograd_saves` — what autograd saves for backward, as an older torch saved it;
 * :mod:`.execution` — accumulation, attention implementation, activation offload, compile;
 * :mod:`.fused` — Liger-style fused kernels: linear cross-entropy, RMSNorm, SwiGLU, RoPE;
 * :mod:`.prune` — structured pruning (heads, MLP channels) and unstructured pruning;
@@ -41,6 +42,7 @@ from advisor.plans.cuts.execution import (
 )
 from advisor.plans.cuts.optimizer_impl import OptimizerImplementation
 from advisor.plans.cuts.zero_grad import ZeroGrad
+from advisor.plans.cuts.autograd_saves import AutogradSaves
 from advisor.plans.cuts.fused import FusedLinearCE, FusedRMSNormCut, FusedRoPE, FusedSwiGLU
 from advisor.plans.cuts.prune import Prune, UnstructuredPrune
 from advisor.plans.cuts.sparse24 import Sparse24
@@ -69,6 +71,7 @@ __all__ = [
     "ActivationOffload",
     "AdafactorCut",
     "AdamW8bit",
+    "AutogradSaves",
     "Bf16Autocast",
     "Bf16Weights",
     "Compile",
