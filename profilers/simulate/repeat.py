@@ -635,6 +635,11 @@ def _assemble(
         # affine on the probes are not exact at depth: an estimate, from the last two probes,
         # in whole 2 MiB pages, never below what is allocated
         allocator_exact = not any(k[0] == "allocator" for k in soft_bad)
+        if soft[("allocator", "max_allocated_bytes")] < tensor_peak.peak_bytes:
+            # the probes' allocator peaked in another phase than the real depth does (a shallow
+            # checkpointed model peaks in the optimizer step, the deep one in the forward): their
+            # reserved line says nothing of the cache at the depth's peak
+            allocator_exact = False
         allocated = max(soft[("allocator", "max_allocated_bytes")], tensor_peak.peak_bytes)
         reserved = max(soft[("allocator", "max_reserved_bytes")], allocated)
         if not allocator_exact:  # at least the most any probe's cache held beyond its blocks
