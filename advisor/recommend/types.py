@@ -75,6 +75,14 @@ def _number(d: dict[str, Any] | None, *, optional: bool = True) -> float | None:
     return value
 
 
+def _count(d: dict[str, Any] | None) -> int | None:
+    """A figure's value that must be a whole number or ``None`` (a parameter count)."""
+    value = _number(d)
+    if value is not None and not isinstance(value, int):
+        raise TypeError(f"expected a whole number, got {value!r}")
+    return value
+
+
 def _prov(d: dict[str, Any] | None) -> Provenance | None:
     if d is None or d.get("provenance") in (None, INPUT, CATALOG):
         return None
@@ -404,7 +412,7 @@ class Recommendation:
             ranked=tuple(PlanVerdict.from_dict(v) for v in data["ranked"]),
             excluded=tuple(PlanVerdict.from_dict(v) for v in data.get("excluded", [])),
             comparison=None if cmp_ is None else ScratchComparison.from_dict(cmp_),
-            model_parameters=_value(model.get("parameters")),
+            model_parameters=_count(model.get("parameters")),
             model_task=str(model.get("task", "causal-lm")),
             environment=dict(data.get("environment") or {}),
             command=str(data.get("command", "")),

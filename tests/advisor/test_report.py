@@ -123,6 +123,11 @@ def test_damaged_report_is_a_clear_error(rec: Advice) -> None:
     data["schema_version"] = "one"
     with pytest.raises(ReportError, match="schema_version"):
         from_json(json.dumps(data), "x.json")
+    for count in ([], 1.5, "7B"):  # a parameter count edited into something else
+        data = json.loads(rec.to_json())
+        data["model"]["parameters"] = {"value": count, "unit": "params"}
+        with pytest.raises(ReportError, match=r"x.json is damaged: TypeError: expected a (whole )?number"):
+            from_json(json.dumps(data), "x.json")
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
