@@ -13,6 +13,10 @@ figure the source measured:
   peak, allocator slack, CUDA context, workspaces). A second column swaps in the context the
   source itself measured on its stack, where it gives one, to show what the context explains.
 
+A source may state its stack only in part. What had to be inferred about it goes in the source's
+``inferred_cuts`` (added to each case's plan), with the evidence in ``inferred_because``; the
+table then also shows the prediction without them, so what the inference changes stays visible.
+
 Prints a table per source and a summary (median and max absolute error per figure kind) and
 writes them to ``benchmarks/results/published.md``::
 
@@ -22,6 +26,7 @@ writes them to ``benchmarks/results/published.md``::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import json
 import logging
@@ -53,6 +58,7 @@ class Row:
     with_their_context: float | None  # nvml_used only, where the source measured its context
     engine: str  # simulated / estimated / failed: reason
     seconds: float
+    without_inferred: float | None = None  # the plan without the source's inferred cuts, if any
 
     def error(self, value: float | None) -> float | None:
         return None if value is None else (value - self.published) / self.published
@@ -73,7 +79,22 @@ def _context_bytes(source: dict[str, Any]) -> int | None:
     return None if mib is None else int(mib) * 2**20
 
 
+def case_plan(case: dict[str, Any], source: dict[str, Any]) -> str:
+    """The case's plan with the cuts inferred for its source's stack (``inferred_cuts``)."""
+    inferred = source.get("inferred_cuts", "")
+    return f"{case['plan']}+{inferred}" if inferred else str(case["plan"])
+
+
 def predict(case: dict[str, Any], model: str, source: dict[str, Any]) -> Row:
+    """The case predicted with its source's inferred cuts, and (where there are any) without."""
+    row = _predict(case, case_plan(case, source), model, source)
+    if source.get("inferred_cuts") and row.predicted is not None:
+        bare = _predict(case, case["plan"], model, source)
+        row = dataclasses.replace(row, without_inferred=bare.predicted)
+    return row
+
+
+def _predict(case: dict[str, Any], plan_text: str, model: str, source: dict[str, Any]) -> Row:
     from advisor import api
     from advisor.catalog.gpus import get_gpu
     from advisor.engines.overheads import predict_gpu_need
@@ -85,7 +106,7 @@ def predict(case: dict[str, Any], model: str, source: dict[str, Any]) -> Row:
     unit = source["unit"]
     scale = UNITS[unit]
     gpu = get_gpu(source["gpu"])
-    plan = parse_plan(case["plan"])
+    plan = parse_plan(plan_text)
     started = time.perf_counter()
     result = api.simulate(model, plan, batch_size=case["batch"], seq_len=case["seq"], target="cuda")
     engine = "simulated"
@@ -94,7 +115,7 @@ def predict(case: dict[str, Any], model: str, source: dict[str, Any]) -> Row:
         result = estimated_trial(resolve_model(model), plan, case["batch"], case["seq"], result.reason or "")
     seconds = time.perf_counter() - started
     if result.tensor_peak is None:
-        return Row(case["id"], case["plan"], case["figure_kind"], unit, case["value"], None, None,
+        return Row(case["id"], plan_text, case["figure_kind"], unit, case["value"], None, None,
                    f"failed: {result.reason}", seconds)  # fmt: skip
     kind = case["figure_kind"]
     ours: float | None
@@ -110,7 +131,7 @@ def predict(case: dict[str, Any], model: str, source: dict[str, Any]) -> Row:
         context = _context_bytes(source)
         if context is not None:
             theirs = predict_gpu_need(result, gpu, context_bytes=context).total_bytes / scale
-    return Row(case["id"], case["plan"], kind, unit, case["value"], ours, theirs, engine, seconds)
+    return Row(case["id"], plan_text, kind, unit, case["value"], ours, theirs, engine, seconds)
 
 
 def _context_line(source: dict[str, Any]) -> str:
@@ -142,29 +163,39 @@ def render(rows: list[Row], data: dict[str, Any]) -> str:
                 f"GPU: {source['gpu']}; stack: {source['stack']}  ", f"Setup: {source['setup']}  ",
                 _context_line(source),
                 "Caveats: " + "; ".join(source["caveats"]), ""]  # fmt: skip
+        inferred = source.get("inferred_cuts")
+        if inferred:
+            out[-1:] = [f"Inferred for this stack: {inferred}, added to every plan. Why: {source['inferred_because']}  ",
+                        "'without inferred': the error of the prediction from the plan as the source states it", ""]  # fmt: skip
         headers = ["case", "plan", "figure", f"published ({source['unit']})",
-                   f"predicted ({source['unit']})", "error", "error, their context", "engine", "s"]  # fmt: skip
+                   f"predicted ({source['unit']})", "error", "error, their context",
+                   *(["error, without inferred"] if inferred else []), "engine", "s"]  # fmt: skip
         body = [
             (r.case.split("/", 1)[1], r.plan, r.kind, f"{r.published:g}",
              "–" if r.predicted is None else f"{r.predicted:.2f}", _pct(r.error(r.predicted)),
-             _pct(r.error(r.with_their_context)), r.engine, f"{r.seconds:.1f}")
+             _pct(r.error(r.with_their_context)),
+             *([_pct(r.error(r.without_inferred))] if inferred else []), r.engine, f"{r.seconds:.1f}")
             for r in mine
         ]  # fmt: skip
         out += [table(headers, body, markdown=True), ""]
     summary = []
-    for kind in sorted({r.kind for r in rows}):
-        errors = [abs(e) for r in rows if r.kind == kind and (e := r.error(r.predicted)) is not None]
-        sim = [abs(e) for r in rows if r.kind == kind and r.engine == "simulated"
-               and (e := r.error(r.predicted)) is not None]  # fmt: skip
-        theirs = [abs(e) for r in rows if r.kind == kind and (e := r.error(r.with_their_context)) is not None]
+    for kind in [*sorted({r.kind for r in rows}), "all kinds"]:
+        mine = [r for r in rows if kind in ("all kinds", r.kind)]
+        errors = [abs(e) for r in mine if (e := r.error(r.predicted)) is not None]
+        sim = [abs(e) for r in mine if r.engine == "simulated" and (e := r.error(r.predicted)) is not None]
+        theirs = [abs(e) for r in mine if (e := r.error(r.with_their_context)) is not None]
+        bare = [abs(e) for r in mine if (e := r.error(r.without_inferred if r.without_inferred is not None
+                                                      else r.predicted)) is not None]  # fmt: skip
         if errors:
             summary.append((kind, str(len(errors)), f"{statistics.median(errors) * 100:.1f}%",
                             f"{max(errors) * 100:.1f}%",
                             f"{statistics.median(sim) * 100:.1f}% ({len(sim)})" if sim else "–",
-                            f"{statistics.median(theirs) * 100:.1f}% / {max(theirs) * 100:.1f}%" if theirs else "–"))  # fmt: skip
+                            f"{statistics.median(theirs) * 100:.1f}% / {max(theirs) * 100:.1f}%" if theirs else "–",
+                            f"{statistics.median(bare) * 100:.1f}% / {max(bare) * 100:.1f}%"))  # fmt: skip
     out += ["## Summary (absolute error of the prediction)", "",
             table(["figure kind", "cases", "median", "max", "median, simulated only (cases)",
-                   "median / max with the context the source measured"], summary, markdown=True),
+                   "median / max with the context the source measured",
+                   "median / max without the inferred cuts"], summary, markdown=True),
             ""]  # fmt: skip
     return "\n".join(out)
 

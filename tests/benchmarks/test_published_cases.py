@@ -9,7 +9,7 @@ import pytest
 
 from advisor.catalog.gpus import get_gpu
 from advisor.plans import parse_plan
-from benchmarks.published import CASES, UNITS, Row, _context_bytes
+from benchmarks.published import CASES, UNITS, Row, _context_bytes, case_plan
 
 DATA = json.loads(CASES.read_text())
 
@@ -23,6 +23,10 @@ def test_each_case_names_a_known_model_plan_gpu_figure_and_unit(case: dict) -> N
     assert source["unit"] in UNITS and source["url"].startswith("https://")
     get_gpu(source["gpu"])  # raises for an unknown GPU
     plan = parse_plan(case["plan"])
+    if source.get("inferred_cuts"):  # what a source leaves out and was inferred says why
+        assert len(source["inferred_because"]) > 40
+        inferred = parse_plan(case_plan(case, source))
+        assert set(inferred.cut_names) - set(plan.cut_names) == set(parse_plan(source["inferred_cuts"]).cut_names)
     if "micro_batch" in case:  # the YAML's global / micro batch is the plan's accumulation
         steps = case["batch"] // case["micro_batch"]
         assert ("accum" in plan.cut_names) == (steps > 1)
