@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import torch
+
+from profilers.kernel_overrides import KernelOverrides
 
 __all__ = ["OLDER_SAVES", "SOFTMAX_KEEPS_INPUT_UNTIL", "older_autograd_saves", "parse_torch_version"]
 
@@ -99,11 +100,6 @@ def _kernel(op: Any, backward: Any) -> Any:
     return kernel
 
 
-_lock = threading.Lock()
-_depth = 0
-_library: torch.library.Library | None = None
-
-
 def _register() -> torch.library.Library:
     aten = torch.ops.aten
     lib = torch.library.Library("aten", "IMPL")  # kernels for existing keys
@@ -117,24 +113,16 @@ def _register() -> torch.library.Library:
     return lib
 
 
+_OVERRIDES = KernelOverrides(_register)
+
+
 @contextlib.contextmanager
 def older_autograd_saves(version: str) -> Iterator[tuple[str, ...]]:
     """While inside, autograd saves what torch ``version`` saved (see the module docstring);
     yields the backward nodes changed (none for torch ≥ 1.11). Nested uses share one
     registration; leaving the outermost restores torch's own kernels."""
-    global _depth, _library
     if parse_torch_version(version) > SOFTMAX_KEEPS_INPUT_UNTIL:
         yield ()
         return
-    with _lock:
-        if _depth == 0:
-            _library = _register()
-        _depth += 1
-    try:
+    with _OVERRIDES.active():
         yield ("SoftmaxBackward0", "LogSoftmaxBackward0")
-    finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0 and _library is not None:
-                _library._destroy()
-                _library = None

@@ -37,12 +37,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import torch
+
+from profilers.kernel_overrides import KernelOverrides
 
 __all__ = [
     "CUDA_AUTOCAST_POLICY",
@@ -260,11 +261,6 @@ def _kept_on_cpu() -> frozenset[str]:
     return frozenset(n for n, p in CUDA_AUTOCAST_POLICY.items() if p == "lower") & autocast_cpu_ops()
 
 
-_lock = threading.Lock()
-_depth = 0
-_library: torch.library.Library | None = None
-
-
 def _register() -> torch.library.Library:
     missing, unlisted = check_cuda_lists()
     if missing or unlisted:  # another torch: its CUDA lists moved
@@ -286,6 +282,9 @@ def _register() -> torch.library.Library:
     return lib
 
 
+_OVERRIDES = KernelOverrides(_register)
+
+
 @contextlib.contextmanager
 def cuda_autocast_policy() -> Iterator[None]:
     """Make CPU autocast follow CUDA's op lists while inside (see the module docstring).
@@ -294,17 +293,6 @@ def cuda_autocast_policy() -> Iterator[None]:
     plan's bf16/fp16 cut does); the autocast dtype is CPU's (set it to the target's). Nested
     uses share one registration; leaving the outermost restores torch's own CPU kernels.
     """
-    global _depth, _library
     autocast_cpu_ops()  # read torch's own set before anything is registered over it
-    with _lock:
-        if _depth == 0:
-            _library = _register()
-        _depth += 1
-    try:
+    with _OVERRIDES.active():
         yield
-    finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0 and _library is not None:
-                _library._destroy()
-                _library = None
