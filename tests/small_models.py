@@ -39,14 +39,18 @@ def gpt2(layers: int = 10) -> HFModelSource:
     return HFModelSource(f"gpt2-{layers}", cfg)
 
 
-def bert(layers: int = 10) -> HFModelSource:
+def bert(layers: int = 10, head: str = "BertForMaskedLM") -> HFModelSource:
+    """The small BERT with a masked-LM head, or ``BertForSequenceClassification`` (2 labels)."""
     from transformers import BertConfig
 
     cfg = BertConfig(
         vocab_size=512, hidden_size=64, num_hidden_layers=layers, num_attention_heads=4,
         intermediate_size=128, max_position_embeddings=256,
     )  # fmt: skip
-    cfg.architectures = ["BertForMaskedLM"]
+    cfg.architectures = [head]
+    if head == "BertForSequenceClassification":
+        cfg.num_labels = 2
+        return HFModelSource(f"bert-seqcls-{layers}", cfg)
     return HFModelSource(f"bert-{layers}", cfg)
 
 

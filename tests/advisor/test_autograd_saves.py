@@ -113,18 +113,10 @@ def test_the_estimate_counts_the_kept_scores_of_eager_attention() -> None:
 
 @pytest.mark.slow  # ~5 s: two replays of an 8-layer model
 def test_the_repeat_extrapolation_stays_exact() -> None:
-    from transformers import BertConfig
-
     from advisor.engines.simulate import simulate
-    from advisor.models import HFModelSource
+    from tests.small_models import bert
 
-    cfg = BertConfig(
-        vocab_size=512, hidden_size=64, num_hidden_layers=8, num_attention_heads=4,
-        intermediate_size=128, max_position_embeddings=256,
-    )  # fmt: skip
-    cfg.num_labels = 2
-    cfg.architectures = ["BertForSequenceClassification"]
-    source = HFModelSource("bert-seqcls-8", cfg)
+    source = bert(8, "BertForSequenceClassification")
     plan = "eager-attn+autograd-saves(version=1.10)"
     fast = simulate(source, plan, 2, 32, target="cuda")
     full = simulate(source, plan, 2, 32, target="cuda", extrapolate=False)

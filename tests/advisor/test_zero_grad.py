@@ -11,7 +11,7 @@ import pytest
 
 import advisor
 from advisor.engines.simulate import simulate
-from advisor.models import HFModelSource, resolve_model
+from advisor.models import resolve_model
 from advisor.plans import parse_plan
 
 KEEP = "zero-grad(set_to_none=false)"
@@ -72,15 +72,9 @@ def test_the_estimate_counts_the_gradients_from_the_start() -> None:
 
 @pytest.mark.slow  # ~5 s: two replays of an 8-layer model
 def test_the_repeat_extrapolation_stays_exact() -> None:
-    from transformers import BertConfig
+    from tests.small_models import bert
 
-    cfg = BertConfig(
-        vocab_size=512, hidden_size=64, num_hidden_layers=8, num_attention_heads=4,
-        intermediate_size=128, max_position_embeddings=256,
-    )  # fmt: skip
-    cfg.num_labels = 2
-    cfg.architectures = ["BertForSequenceClassification"]
-    source = HFModelSource("bert-seqcls-8", cfg)
+    source = bert(8, "BertForSequenceClassification")
     plan = "optim-impl(kind=loop)+" + KEEP
     fast = simulate(source, plan, 1, 16, target="cuda")
     full = simulate(source, plan, 1, 16, target="cuda", extrapolate=False)

@@ -97,15 +97,7 @@ def test_an_allocator_peak_the_probes_reached_elsewhere_is_not_taken_as_exact() 
     backward, the full depth's tensor peak is in the forward. The probes' reserved line then
     says nothing of the cache at the depth's peak: the figure is an inexact estimate and stays
     at or above what the full replay reserves (not clamped to the allocated bytes)."""
-    from transformers import BertConfig
-
-    cfg = BertConfig(
-        vocab_size=512, hidden_size=64, num_hidden_layers=8, num_attention_heads=4,
-        intermediate_size=128, max_position_embeddings=256,
-    )  # fmt: skip
-    cfg.num_labels = 2
-    cfg.architectures = ["BertForSequenceClassification"]
-    source = HFModelSource("bert-seqcls-8", cfg)
+    source = _bert(8, "BertForSequenceClassification")
     plan = "fp16+accum(steps=4)+grad-ckpt+adafactor+optim-impl(kind=loop)+eager-attn+zero-grad(set_to_none=false)"
     fast = simulate(source, plan, 4, 64, target="cuda")
     full = simulate(source, plan, 4, 64, target="cuda", extrapolate=False)
