@@ -12,12 +12,11 @@ v4.21 guide's BERT runs, ``benchmarks/published``); for torch ≥ 1.11 it change
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
 
 from advisor.core.errors import PlanError
 from advisor.plans.code import TrainingCode
+from advisor.plans.cuts.blocks import chain_context
 from advisor.plans.registry import register_cut
 from advisor.plans.types import BuildContext, Cut
 from advisor.plans.view import EstimateView
@@ -54,15 +53,8 @@ class AutogradSaves(Cut):
     def wrap_program(self, prog: StepProgram, ctx: BuildContext) -> StepProgram:
         if not self.keeps_softmax_input:
             return prog
-        outer, version = prog.step_context, self.version
-
-        def both() -> Any:
-            stack = ExitStack()
-            stack.enter_context(outer())
-            stack.enter_context(older_autograd_saves(version))
-            return stack
-
-        prog.step_context = both
+        version = self.version
+        chain_context(prog, lambda: older_autograd_saves(version), around="step")
         prog.extra["autograd_saves"] = f"torch {version}: softmax and log-softmax keep their input"
         return prog
 

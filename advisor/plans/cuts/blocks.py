@@ -223,11 +223,21 @@ def load_embedding_file(path: str | Path) -> torch.Tensor:
     return data
 
 
+_CONTEXTS = {"forward": "forward_context", "step": "step_context"}
+
+
 def chain_context(
-    prog: StepProgram, make: Callable[[], AbstractContextManager[Any]], *, outside: bool = False
+    prog: StepProgram,
+    make: Callable[[], AbstractContextManager[Any]],
+    *,
+    outside: bool = False,
+    around: str = "forward",
 ) -> None:
-    """Enter ``make()`` inside the program's existing forward context (around it: ``outside``)."""
-    outer = prog.forward_context
+    """Enter ``make()`` inside the program's existing context (around it: ``outside``): the one
+    around each forward, or with ``around="step"`` the one around each micro-batch's forward
+    and backward (:attr:`StepProgram.step_context`)."""
+    name = _CONTEXTS[around]
+    outer = getattr(prog, name)
 
     def both() -> AbstractContextManager[Any]:
         stack = ExitStack()
@@ -235,7 +245,7 @@ def chain_context(
             stack.enter_context(enter())
         return stack
 
-    prog.forward_context = both
+    setattr(prog, name, both)
 
 
 def _checkpoint_forward(forward: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
