@@ -378,7 +378,6 @@ class TensorMemoryTracker(TorchDispatchMode):
         self._resized: set[int] = set()  # serials freed in place by a storage resize
         self._resized_role: dict[int, Role] = {}  # id(storage) -> role, while resized away
         self._all_gather_outputs: _AllGatherOutputs | None = None  # FSDP2's, while active
-        self.late_releases = 0  # collectives' storages another thread freed after the call (waited for)
 
     # -- registration ------------------------------------------------------------------------
 
@@ -443,7 +442,6 @@ class TensorMemoryTracker(TorchDispatchMode):
             held = [s for s in live if (s in serials if serials is not None else first is not None and s >= first)]
             if not held:
                 if waited:
-                    self.late_releases += 1
                     log.debug("waited %.2f ms for another thread to free a collective's storages",
                               (time.monotonic() - start) * 1e3)  # fmt: skip
                 return
